@@ -1,0 +1,16 @@
+/* Shared helpers of the trueshot command's subcommands. */
+#ifndef TS_CLI_H
+#define TS_CLI_H
+
+#include <stdbool.h>
+
+#include "trueshot.h"
+
+/* Prints "trueshot: <msg>" to stderr and returns the exit code for s. */
+int cli_fail(ts_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* True when stderr is a terminal (progress and colour only then). */
+bool cli_tty(void);
+
+int cmd_demo(int argc, char **argv);
+
+#endif

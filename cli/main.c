@@ -1,0 +1,86 @@
+/* trueshot: the command line. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "core/internal.h"
+
+static const char usage[] =
+    "trueshot " TS_VERSION_STRING " - professional headshots from your own photos, on your own\n"
+    "computer. Nothing is uploaded anywhere.\n"
+    "\n"
+    "usage: trueshot COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  demo PHOTO [-o DIR]   find the face, cut out the person, and write a studio-grey\n"
+    "                        headshot (DIR/headshot.jpg) and what was found (DIR/analysis.jpg)\n"
+    "  models                check that every neural model is installed and loads\n"
+    "\n"
+    "options:\n"
+    "  -h, --help            this help\n"
+    "  --version             print the version\n"
+    "\n"
+    "environment:\n"
+    "  TRUESHOT_MODELS       directory with the .tflite models\n"
+    "                        (default $TRUESHOT_CACHE/models, ~/.cache/trueshot/models)\n"
+    "\n"
+    "exit codes:\n"
+    "  0 ok, 1 failure, 2 bad usage, 3 unreadable file, 4 unsupported format,\n"
+    "  5 image too large, 6 no face found, 7 model missing or invalid, 8 output not writable,\n"
+    "  9 out of memory, 10 internal error\n"
+    "\n"
+    "example:\n"
+    "  trueshot demo samples/sample.jpg -o out/\n";
+
+int cli_fail(ts_status s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("trueshot: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return ts_status_exit_code(s);
+}
+
+bool cli_tty(void) { return isatty(2); }
+
+static int cmd_models(void) {
+    ts_ctx *ctx;
+    if (ts_ctx_new(NULL, &ctx) != TS_OK) return cli_fail(TS_ERR_INTERNAL, "%s", ts_last_error());
+    int bad = 0;
+    for (int i = 0; i < TS_MODEL_COUNT; i++) {
+        ts_status s = ts_ctx_load_model(ctx, (ts_model_id)i);
+        if (s == TS_OK) {
+            int segs, cops;
+            ts_nn_runtime_stats(ctx->runtimes[i], &segs, &cops);
+            printf("ok    %-40s %d XNNPACK segment%s, %d op%s in C\n", ts_model_file(i), segs,
+                   segs == 1 ? "" : "s", cops, cops == 1 ? "" : "s");
+        } else {
+            printf("FAIL  %-40s %s\n", ts_model_file(i), ts_ctx_error(ctx));
+            bad = ts_status_exit_code(s);
+        }
+    }
+    ts_ctx_free(ctx);
+    return bad;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("trueshot %s\n", TS_VERSION_STRING);
+        return 0;
+    }
+    if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
+    if (!strcmp(cmd, "models")) return cmd_models();
+    return cli_fail(TS_ERR_ARGUMENT, "unknown command '%s' (try trueshot --help)", cmd);
+}

@@ -1,0 +1,124 @@
+/* trueshot: professional headshots from your own photos, on your own computer.
+ *
+ * The one public header. Conventions (see docs/api.md):
+ * - every call that can fail returns a ts_status; on failure its outputs are left untouched and
+ *   ts_ctx_error() holds a one-line message set where the problem was found;
+ * - options structs start with their own size; call the matching _init() to get defaults, then
+ *   change the fields you care about;
+ * - ownership is stated on each call: "borrowed" pointers must stay valid for the call only.
+ */
+#ifndef TRUESHOT_H
+#define TRUESHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TS_VERSION_MAJOR 0
+#define TS_VERSION_MINOR 1
+#define TS_VERSION_PATCH 0
+#define TS_VERSION_STRING "0.1.0"
+
+/* Outcome of a call. Each failure has its own process exit code (ts_status_exit_code). */
+typedef enum ts_status {
+    TS_OK = 0,
+    TS_ERR_ARGUMENT,    /* a caller mistake: NULL where not allowed, value out of range */
+    TS_ERR_NOMEM,       /* out of memory */
+    TS_ERR_READ,        /* a file could not be opened or read */
+    TS_ERR_FORMAT,      /* a file was read but is not an image/model we understand */
+    TS_ERR_TOO_LARGE,   /* an image over the pixel limit */
+    TS_ERR_NO_FACE,     /* no face in the photo */
+    TS_ERR_MODEL,       /* a model file is missing, corrupt or uses an unsupported operator */
+    TS_ERR_WRITE,       /* an output could not be written */
+    TS_ERR_INTERNAL,    /* a bug or a failure inside a dependency */
+} ts_status;
+
+/* Short stable name of a status, e.g. "no-face". Never NULL. */
+const char *ts_status_name(ts_status s);
+/* Exit code the trueshot command uses for a status: 0 for TS_OK, distinct small integers
+ * otherwise (documented in `trueshot --help`). */
+int ts_status_exit_code(ts_status s);
+
+/* A context: models, settings and the last error. One per thread of use. Opaque. */
+typedef struct ts_ctx ts_ctx;
+
+typedef struct ts_ctx_options {
+    size_t size;           /* sizeof(ts_ctx_options): set by ts_ctx_options_init */
+    const char *model_dir; /* where the .tflite files are; NULL: $TRUESHOT_MODELS, else
+                              $TRUESHOT_CACHE/models, else ~/.cache/trueshot/models. Copied. */
+    int threads;           /* inference threads; 0 = default (1 on machines with <= 2 cores) */
+    uint64_t max_pixels;   /* images over this many pixels are refused; default 100 MP */
+} ts_ctx_options;
+
+/* Fills o with defaults, including o->size. */
+void ts_ctx_options_init(ts_ctx_options *o);
+
+/* Creates a context. opt may be NULL for defaults (borrowed for the call). *out is untouched on
+ * error; the message is then available from ts_last_error(). Models load lazily on first use. */
+ts_status ts_ctx_new(const ts_ctx_options *opt, ts_ctx **out);
+void ts_ctx_free(ts_ctx *ctx); /* NULL-safe */
+/* The last error message of this context ("" if none). Valid until the next call on ctx. */
+const char *ts_ctx_error(const ts_ctx *ctx);
+/* Message of the last ts_ctx_new failure on this thread. */
+const char *ts_last_error(void);
+
+/* The neural models trueshot runs (MediaPipe, Apache-2.0). */
+typedef enum ts_model_id {
+    TS_MODEL_FACE_DETECTION_SHORT,
+    TS_MODEL_FACE_DETECTION_FULL,
+    TS_MODEL_FACE_LANDMARK,
+    TS_MODEL_FACE_LANDMARK_ATTENTION,
+    TS_MODEL_SELFIE_SEGMENTATION,
+    TS_MODEL_SELFIE_SEGMENTATION_LANDSCAPE,
+    TS_MODEL_COUNT
+} ts_model_id;
+
+/* File name of a model inside the model directory, e.g. "face_landmark.tflite". */
+const char *ts_model_file(ts_model_id id);
+
+/* Loads a model now (otherwise it loads on first use), so errors surface early. */
+ts_status ts_ctx_load_model(ts_ctx *ctx, ts_model_id id);
+
+/* A dense float32 tensor shape, for running models directly. */
+typedef struct ts_tensor_shape {
+    int rank;
+    int dims[6];
+} ts_tensor_shape;
+
+/* Runs model id once. inputs[i] (borrowed) must hold as many floats as input i's shape; outputs
+ * are copied into outputs[i] (caller-allocated, borrowed), whose capacities in floats are given
+ * in output_caps. Shapes: ts_model_shape(). */
+ts_status ts_model_run(ts_ctx *ctx, ts_model_id id, const float *const *inputs, int n_inputs,
+                       float *const *outputs, const size_t *output_caps, int n_outputs);
+/* Shape of input (is_output = 0) or output (1) number i of model id. */
+ts_status ts_model_shape(ts_ctx *ctx, ts_model_id id, int is_output, int i,
+                         ts_tensor_shape *shape);
+
+/* A photo: decoded pixels (EXIF orientation applied, converted to sRGB) plus cached analysis.
+ * Immutable and reference counted; safe to share between threads. Opaque. */
+typedef struct ts_photo ts_photo;
+
+/* Opens a photo file (JPEG, PNG, WebP, HEIC, TIFF, ...). Decoding is lazy and streaming; the
+ * file is never modified. Fails with TS_ERR_READ, TS_ERR_FORMAT or TS_ERR_TOO_LARGE. */
+ts_status ts_photo_open(ts_ctx *ctx, const char *path, ts_photo **out);
+ts_photo *ts_photo_ref(ts_photo *p);
+void ts_photo_unref(ts_photo *p); /* NULL-safe */
+/* Size after EXIF orientation. */
+int ts_photo_width(const ts_photo *p);
+int ts_photo_height(const ts_photo *p);
+
+/* Samples the photo into an RGB float tensor of w x h (NHWC, values in [lo, hi]) with aspect
+ * ratio kept and the rest letterboxed with zeros (in value space). The mapping from tensor
+ * pixels back to photo pixels is photo = tensor * scale + offset, written to xform[4] as
+ * {scale_x, offset_x, scale_y, offset_y}. Uses shrink-on-load: a large JPEG is never decoded at
+ * full size for this. dst holds w * h * 3 floats (borrowed). */
+ts_status ts_photo_tensor(ts_ctx *ctx, ts_photo *p, int w, int h, float lo, float hi, float *dst,
+                          float xform[4]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

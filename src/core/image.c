@@ -1,0 +1,141 @@
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/internal.h"
+
+static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
+static int vips_status = -1;
+static void vips_start(void) {
+    vips_status = VIPS_INIT("trueshot");
+    /* Nothing we do needs libvips' operation cache; it only grows memory. */
+    vips_cache_set_max(0);
+}
+
+int ts_vips_init(void) {
+    pthread_once(&vips_once, vips_start);
+    return vips_status;
+}
+
+/* The message libvips left, on one line, then cleared. */
+static const char *vips_reason(char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", vips_error_buffer());
+    vips_error_clear();
+    for (char *p = buf; *p; p++)
+        if (*p == '\n') *p = (p[1] ? ' ' : 0);
+    return buf;
+}
+
+ts_status ts_photo_open(ts_ctx *ctx, const char *path, ts_photo **out) {
+    if (!ctx || !path || !out) return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_photo_open: NULL argument");
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return ts_fail(ctx, TS_ERR_READ, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) return ts_fail(ctx, TS_ERR_READ, "%s: is a directory", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return ts_fail(ctx, TS_ERR_READ, "%s: %s", path, strerror(errno));
+    fclose(f);
+    if (!vips_foreign_find_load(path)) {
+        vips_error_clear();
+        return ts_fail(ctx, TS_ERR_FORMAT, "%s: not an image format trueshot can read", path);
+    }
+    VipsImage *im = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+    if (!im) {
+        char why[300];
+        return ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot read image header: %s", path,
+                       vips_reason(why, sizeof why));
+    }
+    uint64_t px = (uint64_t)im->Xsize * (uint64_t)im->Ysize;
+    if (px > ctx->opt.max_pixels) {
+        g_object_unref(im);
+        return ts_fail(ctx, TS_ERR_TOO_LARGE, "%s: %.1f megapixels is over the limit of %.1f",
+                       path, px / 1e6, ctx->opt.max_pixels / 1e6);
+    }
+    ts_photo *p = calloc(1, sizeof *p);
+    if (!p) {
+        g_object_unref(im);
+        return ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
+    }
+    atomic_init(&p->refs, 1);
+    snprintf(p->path, sizeof p->path, "%s", path);
+    p->header = im;
+    /* EXIF orientations 5-8 swap width and height. */
+    int orient = vips_image_get_orientation(im);
+    bool swap = orient >= 5 && orient <= 8;
+    p->width = swap ? im->Ysize : im->Xsize;
+    p->height = swap ? im->Xsize : im->Ysize;
+    *out = p;
+    return TS_OK;
+}
+
+ts_photo *ts_photo_ref(ts_photo *p) {
+    if (p) atomic_fetch_add(&p->refs, 1);
+    return p;
+}
+
+void ts_photo_unref(ts_photo *p) {
+    if (!p || atomic_fetch_sub(&p->refs, 1) != 1) return;
+    if (p->header) g_object_unref(p->header);
+    free(p);
+}
+
+int ts_photo_width(const ts_photo *p) { return p ? p->width : 0; }
+int ts_photo_height(const ts_photo *p) { return p ? p->height : 0; }
+
+ts_status ts_photo_tensor(ts_ctx *ctx, ts_photo *p, int w, int h, float lo, float hi, float *dst,
+                          float xform[4]) {
+    if (!ctx || !p || !dst || w <= 0 || h <= 0 || w > 8192 || h > 8192)
+        return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_photo_tensor: bad argument");
+    /* Fit inside w x h keeping the aspect ratio; thumbnail applies EXIF orientation, converts
+     * to sRGB and shrinks on load, so a 12-MP JPEG is decoded at a fraction of its size. */
+    double sx = (double)w / p->width, sy = (double)h / p->height, s = sx < sy ? sx : sy;
+    int tw = (int)lround(p->width * s), th = (int)lround(p->height * s);
+    tw = tw < 1 ? 1 : tw > w ? w : tw;
+    th = th < 1 ? 1 : th > h ? h : th;
+    VipsImage *t = NULL;
+    char why[300];
+    if (vips_thumbnail(p->path, &t, tw, "height", th, "size", VIPS_SIZE_FORCE, NULL))
+        return ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path,
+                       vips_reason(why, sizeof why));
+    VipsImage *rgb = NULL, *flat = NULL, *u8 = NULL;
+    int ok = vips_colourspace(t, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
+    if (ok && vips_image_hasalpha(rgb))
+        ok = vips_flatten(rgb, &flat, NULL) == 0;
+    else if (ok)
+        flat = g_object_ref(rgb);
+    if (ok) ok = vips_cast_uchar(flat, &u8, NULL) == 0;
+    size_t len = 0;
+    unsigned char *px = ok ? vips_image_write_to_memory(u8, &len) : NULL;
+    if (t) g_object_unref(t);
+    if (rgb) g_object_unref(rgb);
+    if (flat) g_object_unref(flat);
+    int bands = u8 ? u8->Bands : 0, iw = u8 ? u8->Xsize : 0, ih = u8 ? u8->Ysize : 0;
+    if (u8) g_object_unref(u8);
+    if (!px || bands < 1 || iw > w || ih > h) {
+        g_free(px);
+        return ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path,
+                       vips_reason(why, sizeof why));
+    }
+    /* Letterbox: centre the picture; the border is zero in value space. */
+    int ox = (w - iw) / 2, oy = (h - ih) / 2;
+    float scale = (hi - lo) / 255.f;
+    for (size_t i = 0; i < (size_t)w * h * 3; i++) dst[i] = 0.f;
+    for (int y = 0; y < ih; y++) {
+        for (int x = 0; x < iw; x++) {
+            const unsigned char *s8 = px + ((size_t)y * iw + x) * bands;
+            float *d = dst + ((size_t)(y + oy) * w + (x + ox)) * 3;
+            for (int c = 0; c < 3; c++) d[c] = lo + scale * s8[bands >= 3 ? c : 0];
+        }
+    }
+    g_free(px);
+    if (xform) {
+        xform[0] = (float)p->width / iw;
+        xform[1] = -ox * xform[0];
+        xform[2] = (float)p->height / ih;
+        xform[3] = -oy * xform[2];
+    }
+    return TS_OK;
+}

@@ -1,0 +1,38 @@
+/* Library-internal definitions shared by the concerns under src/. */
+#ifndef TS_CORE_INTERNAL_H
+#define TS_CORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <vips/vips.h>
+
+#include "trueshot.h"
+#include "nn/runtime.h"
+
+struct ts_ctx {
+    ts_ctx_options opt;
+    char model_dir[1024];
+    char err[512];
+    ts_nn_model *models[TS_MODEL_COUNT];
+    ts_nn_runtime *runtimes[TS_MODEL_COUNT];
+};
+
+struct ts_photo {
+    atomic_int refs;
+    char path[1024];
+    VipsImage *header; /* the file opened for its header; decoded lazily */
+    int width, height; /* after EXIF orientation */
+};
+
+/* Sets ctx's error message (printf-style) and returns s, so callers can write
+ * `return ts_fail(ctx, TS_ERR_READ, "...", ...)`. The message is set once, where detected. */
+ts_status ts_fail(ts_ctx *ctx, ts_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Starts libvips once per process. Returns 0 or -1. */
+int ts_vips_init(void);
+
+/* The runtime for a model, loading it on first use. NULL with the ctx error set on failure. */
+ts_nn_runtime *ts_ctx_runtime(ts_ctx *ctx, ts_model_id id);
+
+#endif
