@@ -15,7 +15,7 @@ export TRUESHOT_CACHE ?= $(HOME)/.cache/trueshot
 
 BUILD ?= build
 CLANG_FORMAT ?= clang-format
-FORMAT_DIRS := include src cli tests bench fuzz server
+FORMAT_DIRS := include src cli tests bench fuzz server tools
 # every .c/.h under FORMAT_DIRS, NUL-separated, node_modules skipped
 FIND_C = find $(wildcard $(FORMAT_DIRS)) -name node_modules -prune -o -type f \( -name '*.c' -o -name '*.h' \) -print0
 

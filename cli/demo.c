@@ -37,8 +37,9 @@ static VipsImage *load_srgb(const char *path) {
     if (!im) return NULL;
     int ok = vips_autorot(im, &rot, NULL) == 0 &&
              vips_colourspace(rot, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
-    if (ok) ok = vips_image_hasalpha(rgb) ? vips_flatten(rgb, &flat, NULL) == 0
-                                          : (flat = g_object_ref(rgb)) != NULL;
+    if (ok)
+        ok = vips_image_hasalpha(rgb) ? vips_flatten(rgb, &flat, NULL) == 0
+                                      : (flat = g_object_ref(rgb)) != NULL;
     if (ok) ok = vips_cast_uchar(flat, &u8, NULL) == 0;
     g_object_unref(im);
     if (rot) g_object_unref(rot);
@@ -134,8 +135,8 @@ int cmd_demo(int argc, char **argv) {
     mask = vips_image_new_from_memory_copy(alpha, sizeof alpha, SEG_SIZE, SEG_SIZE, 1,
                                            VIPS_FORMAT_UCHAR);
     double bg[3] = {138, 141, 145}; /* studio grey #8a8d91 */
-    ok = mask && vips_resize(mask, &mask_big, (double)cs / SEG_SIZE, "kernel",
-                             VIPS_KERNEL_LINEAR, NULL) == 0;
+    ok = mask && vips_resize(mask, &mask_big, (double)cs / SEG_SIZE, "kernel", VIPS_KERNEL_LINEAR,
+                             NULL) == 0;
     if (ok) ok = vips_black(&grey, cs, cs, "bands", 3, NULL) == 0;
     VipsImage *grey_c = NULL, *mask_fit = NULL;
     if (ok) ok = vips_linear(grey, &grey_c, (double[]){1, 1, 1}, bg, 3, "uchar", TRUE, NULL) == 0;
@@ -157,8 +158,8 @@ int cmd_demo(int argc, char **argv) {
                 vips_draw_rect(copy, red, 3, (int)f.x - k, (int)f.y - k, (int)f.w + 2 * k,
                                (int)f.h + 2 * k, NULL);
             for (int k = 0; k < 6; k++)
-                vips_draw_circle(copy, green, 3, (int)f.kp[k][0], (int)f.kp[k][1], 2 * t,
-                                 "fill", TRUE, NULL);
+                vips_draw_circle(copy, green, 3, (int)f.kp[k][0], (int)f.kp[k][1], 2 * t, "fill",
+                                 TRUE, NULL);
             VipsImage *view = NULL;
             snprintf(path, sizeof path, "%s/analysis.jpg", dir);
             double sc = fminf(1.f, 1200.f / (W > H ? W : H));

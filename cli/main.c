@@ -44,7 +44,9 @@ int cli_fail(ts_status s, const char *fmt, ...) {
     return ts_status_exit_code(s);
 }
 
-bool cli_tty(void) { return isatty(2); }
+bool cli_tty(void) {
+    return isatty(2);
+}
 
 static int cmd_models(void) {
     ts_ctx *ctx;

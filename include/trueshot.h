@@ -25,15 +25,15 @@ extern "C" {
 /* Outcome of a call. Each failure has its own process exit code (ts_status_exit_code). */
 typedef enum ts_status {
     TS_OK = 0,
-    TS_ERR_ARGUMENT,    /* a caller mistake: NULL where not allowed, value out of range */
-    TS_ERR_NOMEM,       /* out of memory */
-    TS_ERR_READ,        /* a file could not be opened or read */
-    TS_ERR_FORMAT,      /* a file was read but is not an image/model we understand */
-    TS_ERR_TOO_LARGE,   /* an image over the pixel limit */
-    TS_ERR_NO_FACE,     /* no face in the photo */
-    TS_ERR_MODEL,       /* a model file is missing, corrupt or uses an unsupported operator */
-    TS_ERR_WRITE,       /* an output could not be written */
-    TS_ERR_INTERNAL,    /* a bug or a failure inside a dependency */
+    TS_ERR_ARGUMENT,  /* a caller mistake: NULL where not allowed, value out of range */
+    TS_ERR_NOMEM,     /* out of memory */
+    TS_ERR_READ,      /* a file could not be opened or read */
+    TS_ERR_FORMAT,    /* a file was read but is not an image/model we understand */
+    TS_ERR_TOO_LARGE, /* an image over the pixel limit */
+    TS_ERR_NO_FACE,   /* no face in the photo */
+    TS_ERR_MODEL,     /* a model file is missing, corrupt or uses an unsupported operator */
+    TS_ERR_WRITE,     /* an output could not be written */
+    TS_ERR_INTERNAL,  /* a bug or a failure inside a dependency */
 } ts_status;
 
 /* Short stable name of a status, e.g. "no-face". Never NULL. */
@@ -94,8 +94,7 @@ typedef struct ts_tensor_shape {
 ts_status ts_model_run(ts_ctx *ctx, ts_model_id id, const float *const *inputs, int n_inputs,
                        float *const *outputs, const size_t *output_caps, int n_outputs);
 /* Shape of input (is_output = 0) or output (1) number i of model id. */
-ts_status ts_model_shape(ts_ctx *ctx, ts_model_id id, int is_output, int i,
-                         ts_tensor_shape *shape);
+ts_status ts_model_shape(ts_ctx *ctx, ts_model_id id, int is_output, int i, ts_tensor_shape *shape);
 
 /* A photo: decoded pixels (EXIF orientation applied, converted to sRGB) plus cached analysis.
  * Immutable and reference counted; safe to share between threads. Opaque. */

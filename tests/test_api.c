@@ -80,8 +80,8 @@ static void t_tensor_mapping_and_orientation(void **state) {
     unsigned char *px = calloc((size_t)W * H * 3, 1);
     for (int y = dy - 2; y <= dy + 2; y++)
         for (int x = dx - 2; x <= dx + 2; x++) px[(y * W + x) * 3 + 0] = 255;
-    VipsImage *im = vips_image_new_from_memory_copy(px, (size_t)W * H * 3, W, H, 3,
-                                                    VIPS_FORMAT_UCHAR);
+    VipsImage *im =
+        vips_image_new_from_memory_copy(px, (size_t)W * H * 3, W, H, 3, VIPS_FORMAT_UCHAR);
     im->Type = VIPS_INTERPRETATION_sRGB;
     char upright[128], sideways[128];
     snprintf(upright, sizeof upright, "%s/upright.png", tmp);

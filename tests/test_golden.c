@@ -55,8 +55,7 @@ static void photo_input(const char *photo, ts_tview in, float lo, float hi) {
     snprintf(path, sizeof path, "%s/photos/%s", cache, photo);
     ts_photo *p;
     assert_int_equal(ts_photo_open(ctx, path, &p), TS_OK);
-    assert_int_equal(
-        ts_photo_tensor(ctx, p, in.dims[2], in.dims[1], lo, hi, in.data, NULL), TS_OK);
+    assert_int_equal(ts_photo_tensor(ctx, p, in.dims[2], in.dims[1], lo, hi, in.data, NULL), TS_OK);
     ts_photo_unref(p);
     ts_ctx_free(ctx);
 }
@@ -106,8 +105,8 @@ static void compare(const char *label, const uint8_t *bytes, size_t len, const c
             if (d > max_diff) max_diff = d;
         }
         double rel = max_ref > 0 ? max_diff / max_ref : max_diff;
-        printf("golden %-44s %-20s %-8s out%d: max|ref| %.4g  max|diff| %.3g  ratio %.2e\n",
-               label, photo, engine, o, max_ref, max_diff, rel);
+        printf("golden %-44s %-20s %-8s out%d: max|ref| %.4g  max|diff| %.3g  ratio %.2e\n", label,
+               photo, engine, o, max_ref, max_diff, rel);
         if (!(max_diff <= 1e-3 * max_ref))
             fail_msg("%s on %s output %d: max diff %g > 1e-3 * %g", label, photo, o, max_diff,
                      max_ref);
@@ -150,9 +149,18 @@ static void cut(const char *file, int n_ops, const int *outs, int n_outs, float 
 }
 
 /* MediaPipe feeds the detectors [-1, 1] and the mesh and segmentation models [0, 1]. */
-static void t_det_short(void **s) { (void)s; whole("face_detection_short_range.tflite", -1, 1); }
-static void t_det_full(void **s) { (void)s; whole("face_detection_full_range.tflite", -1, 1); }
-static void t_landmark(void **s) { (void)s; whole("face_landmark.tflite", 0, 1); }
+static void t_det_short(void **s) {
+    (void)s;
+    whole("face_detection_short_range.tflite", -1, 1);
+}
+static void t_det_full(void **s) {
+    (void)s;
+    whole("face_detection_full_range.tflite", -1, 1);
+}
+static void t_landmark(void **s) {
+    (void)s;
+    whole("face_landmark.tflite", 0, 1);
+}
 
 static void t_attention_cut(void **s) {
     (void)s;
@@ -206,9 +214,9 @@ int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/ts-golden-XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_det_short),        cmocka_unit_test(t_det_full),
-        cmocka_unit_test(t_landmark),         cmocka_unit_test(t_attention_cut),
-        cmocka_unit_test(t_selfie),           cmocka_unit_test(t_selfie_landscape),
+        cmocka_unit_test(t_det_short), cmocka_unit_test(t_det_full),
+        cmocka_unit_test(t_landmark),  cmocka_unit_test(t_attention_cut),
+        cmocka_unit_test(t_selfie),    cmocka_unit_test(t_selfie_landscape),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

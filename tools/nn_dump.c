@@ -39,7 +39,10 @@ int main(int argc, char **argv) {
         printf("%4d %-26s%s in:", i, ts_nn_op_name(op, scratch, sizeof scratch),
                op->folded ? " (folded)" : "");
         for (int k = 0; k < op->n_in; k++) {
-            if (op->in[k] < 0) { printf(" -"); continue; }
+            if (op->in[k] < 0) {
+                printf(" -");
+                continue;
+            }
             ts_nn_tensor *t = &m->tensors[op->in[k]];
             printf(" %d%s[", op->in[k], t->is_const ? "c" : "");
             for (int d = 0; d < t->rank; d++) printf("%s%d", d ? "," : "", t->dims[d]);

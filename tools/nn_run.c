@@ -24,14 +24,20 @@ int main(int argc, char **argv) {
     const char *model = NULL, *outdir = NULL, *inputs[8];
     int n_inputs = 0, bench = 0, threads = 1;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--bench") && i + 1 < argc) bench = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!model) model = argv[i];
-        else if (!outdir) outdir = argv[i];
-        else if (n_inputs < 8) inputs[n_inputs++] = argv[i];
+        if (!strcmp(argv[i], "--bench") && i + 1 < argc)
+            bench = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!model)
+            model = argv[i];
+        else if (!outdir)
+            outdir = argv[i];
+        else if (n_inputs < 8)
+            inputs[n_inputs++] = argv[i];
     }
     if (!model || !outdir) {
-        fprintf(stderr, "usage: nn_run MODEL.tflite OUTDIR [IN.f32 ...] [--bench N] [--threads T]\n");
+        fprintf(stderr,
+                "usage: nn_run MODEL.tflite OUTDIR [IN.f32 ...] [--bench N] [--threads T]\n");
         return 2;
     }
     char err[300];

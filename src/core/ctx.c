@@ -9,16 +9,26 @@ static _Thread_local char last_error[512];
 
 const char *ts_status_name(ts_status s) {
     switch (s) {
-    case TS_OK: return "ok";
-    case TS_ERR_ARGUMENT: return "bad-argument";
-    case TS_ERR_NOMEM: return "out-of-memory";
-    case TS_ERR_READ: return "unreadable";
-    case TS_ERR_FORMAT: return "unsupported-format";
-    case TS_ERR_TOO_LARGE: return "too-large";
-    case TS_ERR_NO_FACE: return "no-face";
-    case TS_ERR_MODEL: return "model";
-    case TS_ERR_WRITE: return "unwritable";
-    case TS_ERR_INTERNAL: return "internal";
+    case TS_OK:
+        return "ok";
+    case TS_ERR_ARGUMENT:
+        return "bad-argument";
+    case TS_ERR_NOMEM:
+        return "out-of-memory";
+    case TS_ERR_READ:
+        return "unreadable";
+    case TS_ERR_FORMAT:
+        return "unsupported-format";
+    case TS_ERR_TOO_LARGE:
+        return "too-large";
+    case TS_ERR_NO_FACE:
+        return "no-face";
+    case TS_ERR_MODEL:
+        return "model";
+    case TS_ERR_WRITE:
+        return "unwritable";
+    case TS_ERR_INTERNAL:
+        return "internal";
     }
     return "unknown";
 }
@@ -26,16 +36,26 @@ const char *ts_status_name(ts_status s) {
 int ts_status_exit_code(ts_status s) {
     /* 1 and 2 are left to the command line: 2 is usage, 1 a generic failure. */
     switch (s) {
-    case TS_OK: return 0;
-    case TS_ERR_ARGUMENT: return 2;
-    case TS_ERR_READ: return 3;
-    case TS_ERR_FORMAT: return 4;
-    case TS_ERR_TOO_LARGE: return 5;
-    case TS_ERR_NO_FACE: return 6;
-    case TS_ERR_MODEL: return 7;
-    case TS_ERR_WRITE: return 8;
-    case TS_ERR_NOMEM: return 9;
-    case TS_ERR_INTERNAL: return 10;
+    case TS_OK:
+        return 0;
+    case TS_ERR_ARGUMENT:
+        return 2;
+    case TS_ERR_READ:
+        return 3;
+    case TS_ERR_FORMAT:
+        return 4;
+    case TS_ERR_TOO_LARGE:
+        return 5;
+    case TS_ERR_NO_FACE:
+        return 6;
+    case TS_ERR_MODEL:
+        return 7;
+    case TS_ERR_WRITE:
+        return 8;
+    case TS_ERR_NOMEM:
+        return 9;
+    case TS_ERR_INTERNAL:
+        return 10;
     }
     return 1;
 }
@@ -56,8 +76,12 @@ void ts_ctx_options_init(ts_ctx_options *o) {
     o->max_pixels = 100ull * 1000 * 1000;
 }
 
-const char *ts_last_error(void) { return last_error; }
-const char *ts_ctx_error(const ts_ctx *ctx) { return ctx ? ctx->err : last_error; }
+const char *ts_last_error(void) {
+    return last_error;
+}
+const char *ts_ctx_error(const ts_ctx *ctx) {
+    return ctx ? ctx->err : last_error;
+}
 
 ts_status ts_ctx_new(const ts_ctx_options *opt, ts_ctx **out) {
     if (!out) return ts_fail(NULL, TS_ERR_ARGUMENT, "ts_ctx_new: out is NULL");
@@ -66,8 +90,10 @@ ts_status ts_ctx_new(const ts_ctx_options *opt, ts_ctx **out) {
     if (opt) {
         /* Copy only the fields the caller's struct has: older callers pass a smaller size. */
         if (opt->size < sizeof(size_t) || opt->size > sizeof o)
-            return ts_fail(NULL, TS_ERR_ARGUMENT, "ts_ctx_new: options size %zu is invalid "
-                           "(call ts_ctx_options_init)", opt->size);
+            return ts_fail(NULL, TS_ERR_ARGUMENT,
+                           "ts_ctx_new: options size %zu is invalid "
+                           "(call ts_ctx_options_init)",
+                           opt->size);
         memcpy(&o, opt, opt->size);
         o.size = sizeof o;
     }
@@ -106,9 +132,12 @@ void ts_ctx_free(ts_ctx *ctx) {
 
 const char *ts_model_file(ts_model_id id) {
     static const char *const files[TS_MODEL_COUNT] = {
-        "face_detection_short_range.tflite",   "face_detection_full_range.tflite",
-        "face_landmark.tflite",                "face_landmark_with_attention.tflite",
-        "selfie_segmentation.tflite",          "selfie_segmentation_landscape.tflite",
+        "face_detection_short_range.tflite",
+        "face_detection_full_range.tflite",
+        "face_landmark.tflite",
+        "face_landmark_with_attention.tflite",
+        "selfie_segmentation.tflite",
+        "selfie_segmentation_landscape.tflite",
     };
     return (unsigned)id < TS_MODEL_COUNT ? files[id] : NULL;
 }

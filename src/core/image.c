@@ -32,8 +32,7 @@ static const char *vips_reason(char *buf, size_t cap) {
 ts_status ts_photo_open(ts_ctx *ctx, const char *path, ts_photo **out) {
     if (!ctx || !path || !out) return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_photo_open: NULL argument");
     struct stat st;
-    if (stat(path, &st) != 0)
-        return ts_fail(ctx, TS_ERR_READ, "%s: %s", path, strerror(errno));
+    if (stat(path, &st) != 0) return ts_fail(ctx, TS_ERR_READ, "%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) return ts_fail(ctx, TS_ERR_READ, "%s: is a directory", path);
     FILE *f = fopen(path, "rb");
     if (!f) return ts_fail(ctx, TS_ERR_READ, "%s: %s", path, strerror(errno));
@@ -51,8 +50,8 @@ ts_status ts_photo_open(ts_ctx *ctx, const char *path, ts_photo **out) {
     uint64_t px = (uint64_t)im->Xsize * (uint64_t)im->Ysize;
     if (px > ctx->opt.max_pixels) {
         g_object_unref(im);
-        return ts_fail(ctx, TS_ERR_TOO_LARGE, "%s: %.1f megapixels is over the limit of %.1f",
-                       path, px / 1e6, ctx->opt.max_pixels / 1e6);
+        return ts_fail(ctx, TS_ERR_TOO_LARGE, "%s: %.1f megapixels is over the limit of %.1f", path,
+                       px / 1e6, ctx->opt.max_pixels / 1e6);
     }
     ts_photo *p = calloc(1, sizeof *p);
     if (!p) {
@@ -82,8 +81,12 @@ void ts_photo_unref(ts_photo *p) {
     free(p);
 }
 
-int ts_photo_width(const ts_photo *p) { return p ? p->width : 0; }
-int ts_photo_height(const ts_photo *p) { return p ? p->height : 0; }
+int ts_photo_width(const ts_photo *p) {
+    return p ? p->width : 0;
+}
+int ts_photo_height(const ts_photo *p) {
+    return p ? p->height : 0;
+}
 
 ts_status ts_photo_tensor(ts_ctx *ctx, ts_photo *p, int w, int h, float lo, float hi, float *dst,
                           float xform[4]) {

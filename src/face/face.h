@@ -5,8 +5,8 @@
 #include "trueshot.h"
 
 typedef struct ts_face_box {
-    float x, y, w, h;  /* photo pixels, top-left and size */
-    float kp[6][2];    /* right eye, left eye, nose tip, mouth, right ear, left ear (photo px) */
+    float x, y, w, h; /* photo pixels, top-left and size */
+    float kp[6][2];   /* right eye, left eye, nose tip, mouth, right ear, left ear (photo px) */
     float score;
 } ts_face_box;
 

@@ -41,8 +41,8 @@ static ts_fb_table open_table(ts_fb *fb, size_t pos, const char *what) {
     ts_fb_table t = {0};
     if (fb->err[0]) return t;
     if (!in_range(fb, pos, 4)) {
-        ts_fb_fail(fb, "%s: table at offset %zu is past the end of the file (%zu bytes)", what,
-                   pos, fb->len);
+        ts_fb_fail(fb, "%s: table at offset %zu is past the end of the file (%zu bytes)", what, pos,
+                   fb->len);
         return t;
     }
     int32_t soff;
@@ -165,16 +165,14 @@ static ts_fb_vec open_vec(ts_fb *fb, size_t pos, size_t elem_size, const char *w
     return v;
 }
 
-ts_fb_vec ts_fb_vec_field(ts_fb *fb, ts_fb_table t, int index, size_t elem_size,
-                          const char *what) {
+ts_fb_vec ts_fb_vec_field(ts_fb *fb, ts_fb_table t, int index, size_t elem_size, const char *what) {
     size_t p = ts_fb_field(fb, t, index, 4);
     if (!p) return (ts_fb_vec){0};
     size_t target = follow(fb, p, what);
     return target ? open_vec(fb, target, elem_size, what) : (ts_fb_vec){0};
 }
 
-bool ts_fb_str_field(ts_fb *fb, ts_fb_table t, int index, char *out, size_t cap,
-                     const char *what) {
+bool ts_fb_str_field(ts_fb *fb, ts_fb_table t, int index, char *out, size_t cap, const char *what) {
     if (cap) out[0] = 0;
     ts_fb_vec v = ts_fb_vec_field(fb, t, index, 1, what);
     if (!v.ok || !cap) return false;

@@ -55,6 +55,8 @@ ts_fb_table ts_fb_vec_table(ts_fb *fb, ts_fb_vec v, uint32_t i, const char *what
 int32_t ts_fb_vec_i32(ts_fb *fb, ts_fb_vec v, uint32_t i);
 
 /* Absolute position of a vector's length prefix (for in-place edits of a copy). */
-static inline size_t ts_fb_vec_len_pos(ts_fb_vec v) { return v.pos - 4; }
+static inline size_t ts_fb_vec_len_pos(ts_fb_vec v) {
+    return v.pos - 4;
+}
 
 #endif

@@ -103,7 +103,9 @@ static void decode_opts(ts_fb *fb, ts_fb_table op, ts_nn_opts *o) {
         o->activation = ts_fb_u8(fb, t, 0, 0);
         o->keep_num_dims = ts_fb_u8(fb, t, 2, 0) != 0;
         break;
-    case BO_SOFTMAX: o->beta = ts_fb_f32(fb, t, 0, 0.f); break;
+    case BO_SOFTMAX:
+        o->beta = ts_fb_f32(fb, t, 0, 0.f);
+        break;
     case BO_CONCATENATION:
         o->axis = ts_fb_i32(fb, t, 0, 0);
         o->activation = ts_fb_u8(fb, t, 1, 0);
@@ -111,7 +113,9 @@ static void decode_opts(ts_fb *fb, ts_fb_table op, ts_nn_opts *o) {
     case BO_ADD:
     case BO_MUL:
     case BO_SUB:
-    case BO_DIV: o->activation = ts_fb_u8(fb, t, 0, 0); break;
+    case BO_DIV:
+        o->activation = ts_fb_u8(fb, t, 0, 0);
+        break;
     case BO_RESIZE_BILINEAR:
         o->align_corners = ts_fb_u8(fb, t, 2, 0) != 0;
         o->half_pixel_centers = ts_fb_u8(fb, t, 3, 0) != 0;
@@ -123,16 +127,23 @@ static void decode_opts(ts_fb *fb, ts_fb_table op, ts_nn_opts *o) {
         o->new_axis_mask = ts_fb_i32(fb, t, 3, 0);
         o->shrink_axis_mask = ts_fb_i32(fb, t, 4, 0);
         break;
-    case BO_REDUCER: o->keep_dims = ts_fb_u8(fb, t, 0, 0) != 0; break;
+    case BO_REDUCER:
+        o->keep_dims = ts_fb_u8(fb, t, 0, 0) != 0;
+        break;
     case BO_TRANSPOSE_CONV:
         o->padding = ts_fb_u8(fb, t, 0, 0);
         o->stride_w = ts_fb_i32(fb, t, 1, 0);
         o->stride_h = ts_fb_i32(fb, t, 2, 0);
         o->activation = ts_fb_u8(fb, t, 3, 0);
         break;
-    case BO_LEAKY_RELU: o->alpha = ts_fb_f32(fb, t, 0, 0.f); break;
-    case BO_DEPTH_TO_SPACE: o->block_size = ts_fb_i32(fb, t, 0, 0); break;
-    default: break;
+    case BO_LEAKY_RELU:
+        o->alpha = ts_fb_f32(fb, t, 0, 0.f);
+        break;
+    case BO_DEPTH_TO_SPACE:
+        o->block_size = ts_fb_i32(fb, t, 0, 0);
+        break;
+    default:
+        break;
     }
 }
 
@@ -206,8 +217,8 @@ static bool load_tensor(ts_fb *fb, ts_fb_table tt, ts_fb_vec buffers, ts_nn_tens
     }
     uint32_t bidx = ts_fb_u32(fb, tt, T_BUFFER, 0);
     if (bidx >= buffers.n) {
-        snprintf(msg, cap, "tensor %d (%s) refers to buffer %u, but there are %u", index,
-                 t->name, bidx, buffers.n);
+        snprintf(msg, cap, "tensor %d (%s) refers to buffer %u, but there are %u", index, t->name,
+                 bidx, buffers.n);
         return false;
     }
     if (bidx == 0) return true; /* buffer 0 is the empty sentinel: an activation */
@@ -216,8 +227,8 @@ static bool load_tensor(ts_fb *fb, ts_fb_table tt, ts_fb_vec buffers, ts_nn_tens
     if (fb->err[0]) return false;
     if (!data.ok || data.n == 0) {
         if (ts_fb_u64(fb, bt, BUF_OFFSET, 0) > 1) {
-            snprintf(msg, cap, "tensor %d (%s) uses out-of-flatbuffer data, not supported",
-                     index, t->name);
+            snprintf(msg, cap, "tensor %d (%s) uses out-of-flatbuffer data, not supported", index,
+                     t->name);
             return false;
         }
         return true;
@@ -225,13 +236,15 @@ static bool load_tensor(ts_fb *fb, ts_fb_table tt, ts_fb_vec buffers, ts_nn_tens
     size_t esize = t->type == TS_TT_FLOAT16 ? 2 : t->type == TS_TT_INT64 ? 8 : 4;
     if (t->type != TS_TT_FLOAT32 && t->type != TS_TT_FLOAT16 && t->type != TS_TT_INT32 &&
         t->type != TS_TT_INT64) {
-        snprintf(msg, cap, "tensor %d (%s) has type %d; only float32, float16 and int32 "
-                 "constants are supported", index, t->name, t->type);
+        snprintf(msg, cap,
+                 "tensor %d (%s) has type %d; only float32, float16 and int32 "
+                 "constants are supported",
+                 index, t->name, t->type);
         return false;
     }
     if ((uint64_t)data.n != count * esize) {
-        snprintf(msg, cap, "tensor %d (%s) holds %u bytes but its shape needs %llu", index,
-                 t->name, data.n, (unsigned long long)(count * esize));
+        snprintf(msg, cap, "tensor %d (%s) holds %u bytes but its shape needs %llu", index, t->name,
+                 data.n, (unsigned long long)(count * esize));
         return false;
     }
     const uint8_t *src = fb->buf + data.pos;
@@ -329,9 +342,8 @@ ts_nn_model *ts_nn_model_parse(const uint8_t *buf, size_t len, const char *name,
     }
     if (!read_indices(&fb, ts_fb_vec_field(&fb, sg, SG_INPUTS, 4, "graph inputs"), m->n_tensors,
                       false, m->inputs, &m->n_inputs, "graph inputs", msg, sizeof msg) ||
-        !read_indices(&fb, ts_fb_vec_field(&fb, sg, SG_OUTPUTS, 4, "graph outputs"),
-                      m->n_tensors, false, m->outputs, &m->n_outputs, "graph outputs", msg,
-                      sizeof msg))
+        !read_indices(&fb, ts_fb_vec_field(&fb, sg, SG_OUTPUTS, 4, "graph outputs"), m->n_tensors,
+                      false, m->outputs, &m->n_outputs, "graph outputs", msg, sizeof msg))
         goto msg_or_fb_bad;
 
     for (uint32_t i = 0; i < ops.n; i++) {
@@ -351,16 +363,15 @@ ts_nn_model *ts_nn_model_parse(const uint8_t *buf, size_t len, const char *name,
         op->code = bc > dep ? bc : dep;
         op->version = ts_fb_i32(&fb, ct, OPCODE_VERSION, 1);
         if (op->code == TS_OP_CUSTOM)
-            ts_fb_str_field(&fb, ct, OPCODE_CUSTOM, op->custom, sizeof op->custom,
-                            "custom code");
+            ts_fb_str_field(&fb, ct, OPCODE_CUSTOM, op->custom, sizeof op->custom, "custom code");
         char what[48];
         snprintf(what, sizeof what, "operator %u inputs", i);
         if (!read_indices(&fb, ts_fb_vec_field(&fb, ot, OP_INPUTS, 4, what), m->n_tensors, true,
                           op->in, &op->n_in, what, msg, sizeof msg))
             goto msg_or_fb_bad;
         snprintf(what, sizeof what, "operator %u outputs", i);
-        if (!read_indices(&fb, ts_fb_vec_field(&fb, ot, OP_OUTPUTS, 4, what), m->n_tensors,
-                          false, op->out, &op->n_out, what, msg, sizeof msg))
+        if (!read_indices(&fb, ts_fb_vec_field(&fb, ot, OP_OUTPUTS, 4, what), m->n_tensors, false,
+                          op->out, &op->n_out, what, msg, sizeof msg))
             goto msg_or_fb_bad;
         decode_opts(&fb, ot, &op->opt);
         ts_fb_vec co = ts_fb_vec_field(&fb, ot, OP_CUSTOM, 1, "custom options");
@@ -448,19 +459,39 @@ ts_nn_model *ts_nn_model_load(const char *path, char *err, size_t errlen) {
 }
 
 const char *ts_nn_op_name(const ts_nn_op *op, char *scratch, size_t cap) {
-    static const struct { int code; const char *name; } names[] = {
-        {TS_OP_ADD, "ADD"}, {TS_OP_AVERAGE_POOL_2D, "AVERAGE_POOL_2D"},
-        {TS_OP_CONCATENATION, "CONCATENATION"}, {TS_OP_CONV_2D, "CONV_2D"},
-        {TS_OP_DEPTHWISE_CONV_2D, "DEPTHWISE_CONV_2D"}, {TS_OP_DEPTH_TO_SPACE, "DEPTH_TO_SPACE"},
-        {TS_OP_DEQUANTIZE, "DEQUANTIZE"}, {TS_OP_FULLY_CONNECTED, "FULLY_CONNECTED"},
-        {TS_OP_LOGISTIC, "LOGISTIC"}, {TS_OP_MAX_POOL_2D, "MAX_POOL_2D"}, {TS_OP_MUL, "MUL"},
-        {TS_OP_RELU, "RELU"}, {TS_OP_RELU6, "RELU6"}, {TS_OP_RESHAPE, "RESHAPE"},
-        {TS_OP_RESIZE_BILINEAR, "RESIZE_BILINEAR"}, {TS_OP_SOFTMAX, "SOFTMAX"},
-        {TS_OP_TANH, "TANH"}, {TS_OP_PAD, "PAD"}, {TS_OP_TRANSPOSE, "TRANSPOSE"},
-        {TS_OP_MEAN, "MEAN"}, {TS_OP_SUB, "SUB"}, {TS_OP_DIV, "DIV"},
-        {TS_OP_STRIDED_SLICE, "STRIDED_SLICE"}, {TS_OP_PRELU, "PRELU"},
-        {TS_OP_MAXIMUM, "MAXIMUM"}, {TS_OP_MINIMUM, "MINIMUM"}, {TS_OP_SLICE, "SLICE"},
-        {TS_OP_TRANSPOSE_CONV, "TRANSPOSE_CONV"}, {TS_OP_LEAKY_RELU, "LEAKY_RELU"},
+    static const struct {
+        int code;
+        const char *name;
+    } names[] = {
+        {TS_OP_ADD, "ADD"},
+        {TS_OP_AVERAGE_POOL_2D, "AVERAGE_POOL_2D"},
+        {TS_OP_CONCATENATION, "CONCATENATION"},
+        {TS_OP_CONV_2D, "CONV_2D"},
+        {TS_OP_DEPTHWISE_CONV_2D, "DEPTHWISE_CONV_2D"},
+        {TS_OP_DEPTH_TO_SPACE, "DEPTH_TO_SPACE"},
+        {TS_OP_DEQUANTIZE, "DEQUANTIZE"},
+        {TS_OP_FULLY_CONNECTED, "FULLY_CONNECTED"},
+        {TS_OP_LOGISTIC, "LOGISTIC"},
+        {TS_OP_MAX_POOL_2D, "MAX_POOL_2D"},
+        {TS_OP_MUL, "MUL"},
+        {TS_OP_RELU, "RELU"},
+        {TS_OP_RELU6, "RELU6"},
+        {TS_OP_RESHAPE, "RESHAPE"},
+        {TS_OP_RESIZE_BILINEAR, "RESIZE_BILINEAR"},
+        {TS_OP_SOFTMAX, "SOFTMAX"},
+        {TS_OP_TANH, "TANH"},
+        {TS_OP_PAD, "PAD"},
+        {TS_OP_TRANSPOSE, "TRANSPOSE"},
+        {TS_OP_MEAN, "MEAN"},
+        {TS_OP_SUB, "SUB"},
+        {TS_OP_DIV, "DIV"},
+        {TS_OP_STRIDED_SLICE, "STRIDED_SLICE"},
+        {TS_OP_PRELU, "PRELU"},
+        {TS_OP_MAXIMUM, "MAXIMUM"},
+        {TS_OP_MINIMUM, "MINIMUM"},
+        {TS_OP_SLICE, "SLICE"},
+        {TS_OP_TRANSPOSE_CONV, "TRANSPOSE_CONV"},
+        {TS_OP_LEAKY_RELU, "LEAKY_RELU"},
         {TS_OP_HARD_SWISH, "HARD_SWISH"},
     };
     if (op->code == TS_OP_CUSTOM) return op->custom[0] ? op->custom : "CUSTOM";

@@ -81,8 +81,8 @@ typedef struct ts_nn_opts {
 #define TS_NN_MAX_IO 8
 
 typedef struct ts_nn_op {
-    int code;         /* builtin code, TS_OP_CUSTOM for custom ops */
-    char custom[48];  /* custom_code for custom ops */
+    int code;        /* builtin code, TS_OP_CUSTOM for custom ops */
+    char custom[48]; /* custom_code for custom ops */
     int version;
     int n_in, n_out;
     int in[TS_NN_MAX_IO]; /* tensor indices; -1 for an omitted optional input */

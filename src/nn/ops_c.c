@@ -24,13 +24,14 @@ bool ts_nn_c_supported(const ts_nn_model *m, const ts_nn_op *op, char *why, size
             return false;
         }
         return true;
-    case TS_OP_RESHAPE: return op->n_out == 1 && op->n_in >= 1;
-    default: return false;
+    case TS_OP_RESHAPE:
+        return op->n_out == 1 && op->n_in >= 1;
+    default:
+        return false;
     }
 }
 
-static int concat(const ts_nn_op *op, const ts_tview *in, ts_tview *out, char *err,
-                  size_t errlen) {
+static int concat(const ts_nn_op *op, const ts_tview *in, ts_tview *out, char *err, size_t errlen) {
     int rank = out->rank, axis = op->opt.axis < 0 ? op->opt.axis + rank : op->opt.axis;
     if (axis < 0 || axis >= rank) {
         snprintf(err, errlen, "CONCATENATION axis %d outside rank %d", op->opt.axis, rank);
@@ -117,8 +118,7 @@ static int strided_slice(const ts_nn_model *m, const ts_nn_op *op, const ts_tvie
     int idx[TS_NN_MAX_RANK] = {0};
     for (size_t o = 0; o < total; o++) {
         size_t src = 0;
-        for (int d = 0; d < rank; d++)
-            src += (size_t)(begin[d] + idx[d] * stride[d]) * istride[d];
+        for (int d = 0; d < rank; d++) src += (size_t)(begin[d] + idx[d] * stride[d]) * istride[d];
         out->data[o] = in[0].data[src];
         for (int d = rank - 1; d >= 0; d--) {
             if (++idx[d] < count[d]) break;
@@ -131,8 +131,10 @@ static int strided_slice(const ts_nn_model *m, const ts_nn_op *op, const ts_tvie
 int ts_nn_c_run(const ts_nn_model *m, const ts_nn_op *op, const ts_tview *in, ts_tview *out,
                 char *err, size_t errlen) {
     switch (op->code) {
-    case TS_OP_CONCATENATION: return concat(op, in, out, err, errlen);
-    case TS_OP_STRIDED_SLICE: return strided_slice(m, op, in, out, err, errlen);
+    case TS_OP_CONCATENATION:
+        return concat(op, in, out, err, errlen);
+    case TS_OP_STRIDED_SLICE:
+        return strided_slice(m, op, in, out, err, errlen);
     case TS_OP_RESHAPE:
         if (ts_tview_count(&in[0]) != ts_tview_count(out)) {
             snprintf(err, errlen, "RESHAPE changes the element count");
@@ -140,6 +142,8 @@ int ts_nn_c_run(const ts_nn_model *m, const ts_nn_op *op, const ts_tview *in, ts
         }
         memmove(out->data, in[0].data, ts_tview_count(out) * sizeof(float));
         return 0;
-    default: snprintf(err, errlen, "no C implementation for builtin %d", op->code); return -1;
+    default:
+        snprintf(err, errlen, "no C implementation for builtin %d", op->code);
+        return -1;
     }
 }

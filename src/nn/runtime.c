@@ -33,7 +33,9 @@ struct ts_nn_runtime {
 
 static pthread_once_t xnn_once = PTHREAD_ONCE_INIT;
 static enum xnn_status xnn_init_status = xnn_status_uninitialized;
-static void xnn_init(void) { xnn_init_status = xnn_initialize(NULL); }
+static void xnn_init(void) {
+    xnn_init_status = xnn_initialize(NULL);
+}
 
 int ts_nn_default_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -49,9 +51,13 @@ static void act_range(int act, float *lo, float *hi) {
     if (act == TS_ACT_RELU_N1_TO_1) *lo = -1.f, *hi = 1.f;
 }
 
-static const ts_nn_tensor *T(const ts_nn_model *m, int idx) { return &m->tensors[idx]; }
+static const ts_nn_tensor *T(const ts_nn_model *m, int idx) {
+    return &m->tensors[idx];
+}
 
-static bool is_act_ok(int act) { return act >= TS_ACT_NONE && act <= TS_ACT_RELU6; }
+static bool is_act_ok(int act) {
+    return act >= TS_ACT_NONE && act <= TS_ACT_RELU6;
+}
 
 /* Does our XNNPACK mapping take this op? why gets the reason when it does not. */
 static bool xnn_supported(const ts_nn_model *m, const ts_nn_op *op, char *why, size_t cap) {
@@ -73,9 +79,11 @@ static bool xnn_supported(const ts_nn_model *m, const ts_nn_op *op, char *why, s
     case TS_OP_ADD:
     case TS_OP_MUL:
     case TS_OP_SUB:
-    case TS_OP_DIV: return op->n_in == 2 && is_act_ok(o->activation);
+    case TS_OP_DIV:
+        return op->n_in == 2 && is_act_ok(o->activation);
     case TS_OP_MAXIMUM:
-    case TS_OP_MINIMUM: return op->n_in == 2;
+    case TS_OP_MINIMUM:
+        return op->n_in == 2;
     case TS_OP_MAX_POOL_2D:
     case TS_OP_AVERAGE_POOL_2D:
         return T(m, op->in[0])->rank == 4 && is_act_ok(o->activation) && o->filter_w > 0 &&
@@ -104,15 +112,18 @@ static bool xnn_supported(const ts_nn_model *m, const ts_nn_op *op, char *why, s
             if (T(m, op->in[1])->i32[k] < 0) return false;
         return T(m, op->in[1])->rank == 2 && T(m, op->in[1])->dims[0] == T(m, op->in[0])->rank;
     }
-    case TS_OP_RESHAPE: return op->n_out == 1;
+    case TS_OP_RESHAPE:
+        return op->n_out == 1;
     case TS_OP_RESIZE_BILINEAR:
         return T(m, op->in[0])->rank == 4 && !(o->align_corners && o->half_pixel_centers);
     case TS_OP_RELU:
     case TS_OP_RELU6:
     case TS_OP_LOGISTIC:
     case TS_OP_HARD_SWISH:
-    case TS_OP_LEAKY_RELU: return op->n_in == 1;
-    case TS_OP_SOFTMAX: return o->beta == 1.f;
+    case TS_OP_LEAKY_RELU:
+        return op->n_in == 1;
+    case TS_OP_SOFTMAX:
+        return o->beta == 1.f;
     case TS_OP_PRELU: {
         if (op->n_in != 2 || !T(m, op->in[1])->f32 || T(m, op->in[0])->rank != 4) return false;
         /* XNNPACK takes one slope per channel. */
@@ -121,7 +132,8 @@ static bool xnn_supported(const ts_nn_model *m, const ts_nn_op *op, char *why, s
         for (int d = 0; d < s->rank; d++) n *= (size_t)s->dims[d];
         return n == (size_t)T(m, op->in[0])->dims[3];
     }
-    case TS_OP_DEPTH_TO_SPACE: return o->block_size > 1;
+    case TS_OP_DEPTH_TO_SPACE:
+        return o->block_size > 1;
     case TS_OP_FULLY_CONNECTED:
         return op->n_in >= 2 && T(m, op->in[1])->f32 && is_act_ok(o->activation);
     case TS_OP_CUSTOM:
@@ -131,7 +143,8 @@ static bool xnn_supported(const ts_nn_model *m, const ts_nn_op *op, char *why, s
             return ts_mp_parse_tconv(op->custom_opts, op->custom_len, &p, why, cap) == 0;
         }
         return false;
-    default: return false;
+    default:
+        return false;
     }
 }
 
@@ -170,8 +183,7 @@ static uint32_t value(seg_ctx *c, int t) {
 static uint32_t static_1d(seg_ctx *c, const float *data, size_t n) {
     uint32_t id = XNN_INVALID_VALUE_ID;
     size_t dims[1] = {n};
-    xnn_define_tensor_value(c->sg, xnn_datatype_fp32, 1, dims, data, XNN_INVALID_VALUE_ID, 0,
-                            &id);
+    xnn_define_tensor_value(c->sg, xnn_datatype_fp32, 1, dims, data, XNN_INVALID_VALUE_ID, 0, &id);
     return id;
 }
 
@@ -189,12 +201,11 @@ static bool define_node(seg_ctx *c, const ts_nn_op *op, int op_index) {
     case TS_OP_CONV_2D: {
         const ts_nn_tensor *w = T(m, op->in[1]);
         uint32_t bias = op->n_in > 2 ? value(c, op->in[2]) : XNN_INVALID_VALUE_ID;
-        s = xnn_define_convolution_2d(c->sg, 0, 0, 0, 0, (uint32_t)w->dims[1],
-                                      (uint32_t)w->dims[2], (uint32_t)o->stride_h,
-                                      (uint32_t)o->stride_w, (uint32_t)o->dilation_h,
-                                      (uint32_t)o->dilation_w, 1, (size_t)w->dims[3],
-                                      (size_t)w->dims[0], lo, hi, in0, value(c, op->in[1]),
-                                      bias, out, same);
+        s = xnn_define_convolution_2d(c->sg, 0, 0, 0, 0, (uint32_t)w->dims[1], (uint32_t)w->dims[2],
+                                      (uint32_t)o->stride_h, (uint32_t)o->stride_w,
+                                      (uint32_t)o->dilation_h, (uint32_t)o->dilation_w, 1,
+                                      (size_t)w->dims[3], (size_t)w->dims[0], lo, hi, in0,
+                                      value(c, op->in[1]), bias, out, same);
         return xcheck(c, s, "CONV_2D", op_index);
     }
     case TS_OP_DEPTHWISE_CONV_2D: {
@@ -203,10 +214,9 @@ static bool define_node(seg_ctx *c, const ts_nn_op *op, int op_index) {
         int cin = T(m, op->in[0])->dims[3];
         int mult = o->depth_multiplier > 0 ? o->depth_multiplier : w->dims[3] / cin;
         s = xnn_define_depthwise_convolution_2d(
-            c->sg, 0, 0, 0, 0, (uint32_t)w->dims[1], (uint32_t)w->dims[2],
-            (uint32_t)o->stride_h, (uint32_t)o->stride_w, (uint32_t)o->dilation_h,
-            (uint32_t)o->dilation_w, (uint32_t)mult, (size_t)cin, lo, hi, in0,
-            value(c, op->in[1]), bias, out, same);
+            c->sg, 0, 0, 0, 0, (uint32_t)w->dims[1], (uint32_t)w->dims[2], (uint32_t)o->stride_h,
+            (uint32_t)o->stride_w, (uint32_t)o->dilation_h, (uint32_t)o->dilation_w, (uint32_t)mult,
+            (size_t)cin, lo, hi, in0, value(c, op->in[1]), bias, out, same);
         return xcheck(c, s, "DEPTHWISE_CONV_2D", op_index);
     }
     case TS_OP_ADD:
@@ -219,14 +229,14 @@ static bool define_node(seg_ctx *c, const ts_nn_op *op, int op_index) {
         return xcheck(c, xnn_define_subtract(c->sg, lo, hi, in0, value(c, op->in[1]), out, 0),
                       "SUB", op_index);
     case TS_OP_DIV:
-        return xcheck(c, xnn_define_divide(c->sg, lo, hi, in0, value(c, op->in[1]), out, 0),
-                      "DIV", op_index);
+        return xcheck(c, xnn_define_divide(c->sg, lo, hi, in0, value(c, op->in[1]), out, 0), "DIV",
+                      op_index);
     case TS_OP_MAXIMUM:
-        return xcheck(c, xnn_define_maximum2(c->sg, in0, value(c, op->in[1]), out, 0),
-                      "MAXIMUM", op_index);
+        return xcheck(c, xnn_define_maximum2(c->sg, in0, value(c, op->in[1]), out, 0), "MAXIMUM",
+                      op_index);
     case TS_OP_MINIMUM:
-        return xcheck(c, xnn_define_minimum2(c->sg, in0, value(c, op->in[1]), out, 0),
-                      "MINIMUM", op_index);
+        return xcheck(c, xnn_define_minimum2(c->sg, in0, value(c, op->in[1]), out, 0), "MINIMUM",
+                      op_index);
     case TS_OP_MAX_POOL_2D:
         s = xnn_define_max_pooling_2d(c->sg, 0, 0, 0, 0, (uint32_t)o->filter_h,
                                       (uint32_t)o->filter_w, (uint32_t)o->stride_h,
@@ -245,8 +255,8 @@ static bool define_node(seg_ctx *c, const ts_nn_op *op, int op_index) {
         return xcheck(c, s, "AVERAGE_POOL_2D", op_index);
     }
     case TS_OP_MEAN:
-        return xcheck(c, xnn_define_global_average_pooling_2d(c->sg, -INFINITY, INFINITY, in0,
-                                                              out, 0),
+        return xcheck(c,
+                      xnn_define_global_average_pooling_2d(c->sg, -INFINITY, INFINITY, in0, out, 0),
                       "MEAN", op_index);
     case TS_OP_PAD: {
         const ts_nn_tensor *p = T(m, op->in[1]);
@@ -255,8 +265,8 @@ static bool define_node(seg_ctx *c, const ts_nn_op *op, int op_index) {
             pre[d] = (size_t)p->i32[2 * d];
             post[d] = (size_t)p->i32[2 * d + 1];
         }
-        return xcheck(c, xnn_define_static_constant_pad(c->sg, pre, post, 0.f, in0, out, 0),
-                      "PAD", op_index);
+        return xcheck(c, xnn_define_static_constant_pad(c->sg, pre, post, 0.f, in0, out, 0), "PAD",
+                      op_index);
     }
     case TS_OP_RESHAPE: {
         const ts_nn_tensor *to = T(m, op->out[0]);
@@ -270,8 +280,8 @@ static bool define_node(seg_ctx *c, const ts_nn_op *op, int op_index) {
         uint32_t flags = o->align_corners        ? XNN_FLAG_ALIGN_CORNERS
                          : o->half_pixel_centers ? 0
                                                  : XNN_FLAG_TENSORFLOW_LEGACY_MODE;
-        s = xnn_define_static_resize_bilinear_2d(c->sg, (size_t)to->dims[1],
-                                                 (size_t)to->dims[2], in0, out, flags);
+        s = xnn_define_static_resize_bilinear_2d(c->sg, (size_t)to->dims[1], (size_t)to->dims[2],
+                                                 in0, out, flags);
         return xcheck(c, s, "RESIZE_BILINEAR", op_index);
     }
     case TS_OP_RELU:
@@ -322,8 +332,8 @@ static bool define_node(seg_ctx *c, const ts_nn_op *op, int op_index) {
         s = xnn_define_deconvolution_2d(
             c->sg, (uint32_t)(pad[0] / 2), (uint32_t)(pad[1] - pad[1] / 2),
             (uint32_t)(pad[0] - pad[0] / 2), (uint32_t)(pad[1] / 2), (uint32_t)adj[0],
-            (uint32_t)adj[1], (uint32_t)k[0], (uint32_t)k[1], (uint32_t)st[0], (uint32_t)st[1],
-            1, 1, 1, (size_t)w->dims[3], (size_t)w->dims[0], -INFINITY, INFINITY, in0,
+            (uint32_t)adj[1], (uint32_t)k[0], (uint32_t)k[1], (uint32_t)st[0], (uint32_t)st[1], 1,
+            1, 1, (size_t)w->dims[3], (size_t)w->dims[0], -INFINITY, INFINITY, in0,
             value(c, op->in[1]), value(c, op->in[2]), out, 0);
         return xcheck(c, s, "Convolution2DTransposeBias", op_index);
     }
@@ -334,7 +344,9 @@ static bool define_node(seg_ctx *c, const ts_nn_op *op, int op_index) {
     }
 }
 
-static bool tensor_is_boundary(const ts_nn_runtime *rt, int t) { return rt->buf[t] != NULL; }
+static bool tensor_is_boundary(const ts_nn_runtime *rt, int t) {
+    return rt->buf[t] != NULL;
+}
 
 /* Builds one XNNPACK runtime over ops [first, last] (all XNNPACK-supported). */
 static bool build_segment(ts_nn_runtime *rt, int first, int last, step *st, uint32_t *vid,
@@ -372,18 +384,17 @@ static bool build_segment(ts_nn_runtime *rt, int first, int last, step *st, uint
         size_t dims[TS_NN_MAX_RANK];
         for (int d = 0; d < tt->rank; d++) dims[d] = (size_t)tt->dims[d];
         uint32_t id;
-        uint32_t flags = produced[ext_t[e]] ? XNN_VALUE_FLAG_EXTERNAL_OUTPUT
-                                            : XNN_VALUE_FLAG_EXTERNAL_INPUT;
+        uint32_t flags =
+            produced[ext_t[e]] ? XNN_VALUE_FLAG_EXTERNAL_OUTPUT : XNN_VALUE_FLAG_EXTERNAL_INPUT;
         ok = xcheck(&c,
-                    xnn_define_tensor_value(c.sg, xnn_datatype_fp32, (size_t)tt->rank, dims,
-                                            NULL, e, flags, &id),
+                    xnn_define_tensor_value(c.sg, xnn_datatype_fp32, (size_t)tt->rank, dims, NULL,
+                                            e, flags, &id),
                     "an external tensor", first);
     }
     for (int i = first; ok && i <= last; i++)
         if (!m->ops[i].folded) ok = define_node(&c, &m->ops[i], i);
     if (ok)
-        ok = xcheck(&c, xnn_create_runtime_v2(c.sg, rt->pool, 0, &st->xnn), "the runtime",
-                    first);
+        ok = xcheck(&c, xnn_create_runtime_v2(c.sg, rt->pool, 0, &st->xnn), "the runtime", first);
     if (ok) {
         struct xnn_external_value *ev = malloc(sizeof *ev * (n_ext ? n_ext : 1));
         if (!ev) {
@@ -408,7 +419,8 @@ void ts_nn_runtime_free(ts_nn_runtime *rt) {
     if (!rt) return;
     for (int i = 0; i < rt->n_steps; i++) {
         if (rt->steps[i].xnn) xnn_delete_runtime(rt->steps[i].xnn);
-        if (rt->steps[i].def && rt->steps[i].params) rt->steps[i].def->free_params(rt->steps[i].params);
+        if (rt->steps[i].def && rt->steps[i].params)
+            rt->steps[i].def->free_params(rt->steps[i].params);
     }
     if (rt->buf)
         for (int t = 0; t < rt->m->n_tensors; t++) free(rt->buf[t]);
@@ -471,8 +483,8 @@ ts_nn_runtime *ts_nn_runtime_new(const ts_nn_model *m, int threads, char *err, s
             step_of[i] = -1;
             continue;
         }
-        bool join = kind[i] == STEP_XNN && rt->n_steps > 0 &&
-                    rt->steps[rt->n_steps - 1].kind == STEP_XNN;
+        bool join =
+            kind[i] == STEP_XNN && rt->n_steps > 0 && rt->steps[rt->n_steps - 1].kind == STEP_XNN;
         if (!join) {
             step *s = &rt->steps[rt->n_steps++];
             s->kind = kind[i];
@@ -500,8 +512,8 @@ ts_nn_runtime *ts_nn_runtime_new(const ts_nn_model *m, int threads, char *err, s
         for (int k = 0; k < op->n_out; k++) {
             int t = op->out[k];
             if (T(m, t)->is_const) {
-                snprintf(err, errlen, "model %s: operator %d writes constant tensor %d", m->name,
-                         i, t);
+                snprintf(err, errlen, "model %s: operator %d writes constant tensor %d", m->name, i,
+                         t);
                 free(need);
                 free(step_of);
                 goto fail;
@@ -537,8 +549,7 @@ ts_nn_runtime *ts_nn_runtime_new(const ts_nn_model *m, int threads, char *err, s
         step *st = &rt->steps[s];
         if (st->kind == STEP_XNN) {
             int last = st->op;
-            while (last + 1 < m->n_ops && (kind[last + 1] == -2 || step_of[last + 1] == s))
-                last++;
+            while (last + 1 < m->n_ops && (kind[last + 1] == -2 || step_of[last + 1] == s)) last++;
             if (!build_segment(rt, st->op, last, st, vid, err, errlen)) {
                 free(step_of);
                 goto fail;
@@ -549,8 +560,8 @@ ts_nn_runtime *ts_nn_runtime_new(const ts_nn_model *m, int threads, char *err, s
             st->def = ts_mp_custom_op(op->custom);
             char why[160] = "";
             if (st->def->parse(op->custom_opts, op->custom_len, &st->params, why, sizeof why)) {
-                snprintf(err, errlen, "model %s: operator %d (%s): %s", m->name, st->op,
-                         op->custom, why);
+                snprintf(err, errlen, "model %s: operator %d (%s): %s", m->name, st->op, op->custom,
+                         why);
                 free(step_of);
                 goto fail;
             }
@@ -561,8 +572,8 @@ ts_nn_runtime *ts_nn_runtime_new(const ts_nn_model *m, int threads, char *err, s
                 memcpy(in[k].dims, T(m, op->in[k])->dims, sizeof in[k].dims);
             }
             if (st->def->shape(st->params, in, op->n_in, out, op->n_out, why, sizeof why)) {
-                snprintf(err, errlen, "model %s: operator %d (%s): %s", m->name, st->op,
-                         op->custom, why);
+                snprintf(err, errlen, "model %s: operator %d (%s): %s", m->name, st->op, op->custom,
+                         why);
                 free(step_of);
                 goto fail;
             }
@@ -617,8 +628,12 @@ ts_tview ts_nn_output(ts_nn_runtime *rt, int i) {
     return i >= 0 && i < rt->m->n_outputs ? view_of(rt, rt->m->outputs[i]) : (ts_tview){0};
 }
 
-int ts_nn_n_inputs(const ts_nn_runtime *rt) { return rt->m->n_inputs; }
-int ts_nn_n_outputs(const ts_nn_runtime *rt) { return rt->m->n_outputs; }
+int ts_nn_n_inputs(const ts_nn_runtime *rt) {
+    return rt->m->n_inputs;
+}
+int ts_nn_n_outputs(const ts_nn_runtime *rt) {
+    return rt->m->n_outputs;
+}
 
 void ts_nn_runtime_stats(const ts_nn_runtime *rt, int *xnn_segments, int *c_ops) {
     if (xnn_segments) *xnn_segments = rt->n_xnn;
