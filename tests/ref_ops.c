@@ -68,20 +68,23 @@ void ref_tconv(const float *in, int n, int h, int w, int ic, const float *wt, in
                     for (int ky = 0; ky < kh; ky++)
                         for (int kx = 0; kx < kw; kx++)
                             for (int co = 0; co < oc; co++)
-                                full[(((size_t)b * full_h + y * sh + ky) * full_w + x * sw + kx) * oc + co] +=
-                                    v * wt[(((size_t)co * kh + ky) * kw + kx) * ic + ci];
+                                full[(((size_t)b * full_h + y * sh + ky) * full_w + x * sw + kx) *
+                                         oc +
+                                     co] += v * wt[(((size_t)co * kh + ky) * kw + kx) * ic + ci];
                 }
     for (int b = 0; b < n; b++)
         for (int y = 0; y < *oh; y++)
             for (int x = 0; x < *ow; x++)
                 for (int co = 0; co < oc; co++)
                     out[(((size_t)b * *oh + y) * *ow + x) * oc + co] =
-                        (float)(bias[co] + full[(((size_t)b * full_h + y + top) * full_w + x + left) * oc + co]);
+                        (float)(bias[co] +
+                                full[(((size_t)b * full_h + y + top) * full_w + x + left) * oc +
+                                     co]);
     free(full);
 }
 
-void ref_l2tm_v2(const float *lm, int left, int right, double target, const int *sub,
-                 int nsub, int out_w, int out_h, double scale_x, double scale_y, float *m16) {
+void ref_l2tm_v2(const float *lm, int left, int right, double target, const int *sub, int nsub,
+                 int out_w, int out_h, double scale_x, double scale_y, float *m16) {
     double dx = lm[right * 3] - lm[left * 3], dy = lm[right * 3 + 1] - lm[left * 3 + 1];
     double th = target - atan2(dy, dx);
     /* extent of the subset along the rotated axes u = (cos th, -sin th), v = (sin th, cos th) */
@@ -99,8 +102,8 @@ void ref_l2tm_v2(const float *lm, int left, int right, double target, const int 
     /* p = centre + R(-th) * diag(sx, sy) * (q - out/2) */
     double r[16] = {c * sx, -s * sy, 0, cx - c * sx * out_w / 2.0 + s * sy * out_h / 2.0,
                     s * sx, c * sy,  0, cy - s * sx * out_w / 2.0 - c * sy * out_h / 2.0,
-                    0, 0, 1, 0,
-                    0, 0, 0, 1};
+                    0,      0,       1, 0,
+                    0,      0,       0, 1};
     for (int i = 0; i < 16; i++) m16[i] = (float)r[i];
 }
 
@@ -112,8 +115,8 @@ static void mul3(double *r, const double *a, const double *b) {
     memcpy(r, t, sizeof t);
 }
 
-void ref_l2tm_v1(const float *lm, int left, int right, const int *sub, int nsub,
-                 const int in_hw[2], const int out_hw[2], int range, double mult, float *m16) {
+void ref_l2tm_v1(const float *lm, int left, int right, const int *sub, int nsub, const int in_hw[2],
+                 const int out_hw[2], int range, double mult, float *m16) {
     double a = -atan(((double)lm[right * 3 + 1] - lm[left * 3 + 1]) /
                      ((double)lm[right * 3] - lm[left * 3]));
     double xmin = 1e5, xmax = -1e5, ymin = 1e5, ymax = -1e5;
@@ -125,10 +128,18 @@ void ref_l2tm_v1(const float *lm, int left, int right, const int *sub, int nsub,
     double mx = (xmin + xmax) / 2, my = (ymin + ymax) / 2;
     double rx = mx * cos(a) + my * sin(a), ry = -mx * sin(a) + my * cos(a);
     double S[9] = {(xmax - xmin) * mult / range, 0, 0, 0, (ymax - ymin) * mult / range, 0, 0, 0, 1};
-    double R[9] = {cos(a), sin(a), rx / range * 2 - 1, -sin(a), cos(a), ry / range * 2 - 1, 0, 0, 1};
+    double R[9] = {cos(a), sin(a), rx / range * 2 - 1, -sin(a), cos(a), ry / range * 2 - 1, 0,
+                   0,      1};
     double T[9] = {2.0 / (out_hw[1] - 1), 0, -1, 0, 2.0 / (out_hw[0] - 1), -1, 0, 0, 1};
-    double A[9] = {(in_hw[1] - 1) / 2.0, 0, (in_hw[1] - 1) / 2.0, 0, (in_hw[0] - 1) / 2.0,
-                   (in_hw[0] - 1) / 2.0, 0, 0, 1};
+    double A[9] = {(in_hw[1] - 1) / 2.0,
+                   0,
+                   (in_hw[1] - 1) / 2.0,
+                   0,
+                   (in_hw[0] - 1) / 2.0,
+                   (in_hw[0] - 1) / 2.0,
+                   0,
+                   0,
+                   1};
     double M[9];
     mul3(M, A, R);
     mul3(M, M, S);

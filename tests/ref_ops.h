@@ -23,11 +23,11 @@ void ref_tconv(const float *in, int n, int h, int w, int ic, const float *wt, in
                int kw, const float *bias, int sh, int sw, int same, float *out, int *oh, int *ow);
 
 /* Landmarks2TransformMatrix v2 in closed form. lm: xyz triplets; sub: 2*npairs indices. */
-void ref_l2tm_v2(const float *lm, int left, int right, double target, const int *sub,
-                 int nsub, int out_w, int out_h, double scale_x, double scale_y, float *m16);
+void ref_l2tm_v2(const float *lm, int left, int right, double target, const int *sub, int nsub,
+                 int out_w, int out_h, double scale_x, double scale_y, float *m16);
 
 /* Landmarks2TransformMatrix v1 (input_hw/output_hw as [h, w]). */
-void ref_l2tm_v1(const float *lm, int left, int right, const int *sub, int nsub,
-                 const int in_hw[2], const int out_hw[2], int range, double mult, float *m16);
+void ref_l2tm_v1(const float *lm, int left, int right, const int *sub, int nsub, const int in_hw[2],
+                 const int out_hw[2], int range, double mult, float *m16);
 
 #endif

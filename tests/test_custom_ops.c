@@ -18,15 +18,21 @@
 /* ------------------------------------------------------------------ helpers */
 
 static uint32_t rng_state;
-static void rng_seed(uint32_t s) { rng_state = s ? s : 1; }
+static void rng_seed(uint32_t s) {
+    rng_state = s ? s : 1;
+}
 static uint32_t rng_u32(void) { /* xorshift32 */
     rng_state ^= rng_state << 13;
     rng_state ^= rng_state >> 17;
     rng_state ^= rng_state << 5;
     return rng_state;
 }
-static float rng_f(float lo, float hi) { return lo + (hi - lo) * (float)(rng_u32() >> 8) / 16777216.0f; }
-static int rng_i(int lo, int hi) { return lo + (int)(rng_u32() % (uint32_t)(hi - lo + 1)); }
+static float rng_f(float lo, float hi) {
+    return lo + (hi - lo) * (float)(rng_u32() >> 8) / 16777216.0f;
+}
+static int rng_i(int lo, int hi) {
+    return lo + (int)(rng_u32() % (uint32_t)(hi - lo + 1));
+}
 
 static ts_tview tv(float *data, int rank, int d0, int d1, int d2, int d3) {
     ts_tview t = {.data = data, .rank = rank, .dims = {d0, d1, d2, d3}};
@@ -70,12 +76,12 @@ static int run_op(const ts_custom_op_def *def, const uint8_t *opts, size_t len, 
 
 /* {"a": 7, "b": [1, 2, 3] (typed int vector)}, all widths 1, assembled by hand. */
 static const uint8_t fx_map[] = {
-    'a', 0, 'b', 0,       /* keys */
-    2, 5, 4,              /* keys vector: size 2, offsets to "a" and "b" */
-    3, 1, 2, 3,           /* typed int vector */
-    6, 1, 2,              /* map prefix: keys offset, keys width, size */
-    7, 7, 0x04, 0x2C,     /* values: 7 (INT), -> vector (VECTOR_INT); type bytes */
-    4, 0x24, 1,           /* root: offset to map data, MAP/w1, width 1 */
+    'a', 0,    'b',  0,    /* keys */
+    2,   5,    4,          /* keys vector: size 2, offsets to "a" and "b" */
+    3,   1,    2,    3,    /* typed int vector */
+    6,   1,    2,          /* map prefix: keys offset, keys width, size */
+    7,   7,    0x04, 0x2C, /* values: 7 (INT), -> vector (VECTOR_INT); type bytes */
+    4,   0x24, 1,          /* root: offset to map data, MAP/w1, width 1 */
 };
 
 static void test_flex_scalars(void **state) {
@@ -263,14 +269,20 @@ static void test_flex_hostile(void **state) {
 
 /* Real custom_options of face_landmark_with_attention.tflite (one eye's
  * Landmarks2TransformMatrix, and the TransformTensorBilinear ops). */
-static const char l2tm_hex[] =
-    "6c6566745f726f746174696f6e5f696478006f75747075745f686569676874006f75747075745f776964746800726967"
-    "68745f726f746174696f6e5f696478007363616c655f78007363616c655f79007375627365745f696478730047000701"
-    "f9008601750176017c017d017e016a01d201840183018201810180018e016701ff005301fe00fd00fc0000015501cf01"
-    "d30104010301010102011e019e01be010501c001c101c201c301c401c501d0015601bd01bc01bb01ba01b9019d010901"
-    "610114011b011a012701740154015a015b015c015d015e016501d1017f012c0125014e01280150011d01a10174617267"
-    "65745f726f746174696f6e5f72616469616e730008000601f600ea00df00ce00c800c200280000001200000002000000"
-    "080000006a0100001000000010000000070100000000c03f0000c03fde00000000000000060606060e0e2d0e282601";
+static const char l2tm_hex[] = "6c6566745f726f746174696f6e5f696478006f75747075745f686569676874006f7"
+                               "5747075745f776964746800726967"
+                               "68745f726f746174696f6e5f696478007363616c655f78007363616c655f7900737"
+                               "5627365745f696478730047000701"
+                               "f9008601750176017c017d017e016a01d201840183018201810180018e016701ff0"
+                               "05301fe00fd00fc0000015501cf01"
+                               "d30104010301010102011e019e01be010501c001c101c201c301c401c501d001560"
+                               "1bd01bc01bb01ba01b9019d010901"
+                               "610114011b011a012701740154015a015b015c015d015e016501d1017f012c01250"
+                               "14e01280150011d01a10174617267"
+                               "65745f726f746174696f6e5f72616469616e730008000601f600ea00df00ce00c80"
+                               "0c200280000001200000002000000"
+                               "080000006a0100001000000010000000070100000000c03f0000c03fde000000000"
+                               "00000060606060e0e2d0e282601";
 static const char ttb_hex[] =
     "6f75747075745f686569676874006f75747075745f776964746800021c0f02010210100404042401";
 
@@ -352,12 +364,13 @@ static void ttb_case(int version, const float *in, int h, int w, int c, const fl
         opts[len - 7] = (uint8_t)oh; /* the two inline values precede the type bytes */
         opts[len - 6] = (uint8_t)ow;
     } else {
-        static const uint8_t v1[] = {'o', 'u', 't', 'p', 'u', 't', '_', 's', 'i', 'z', 'e', 0,
-                                     1, 13,          /* keys vector @12: size, offset */
-                                     2, 0, 0,        /* typed int vector @14 [oh, ow] */
-                                     4, 1, 1,        /* map prefix @17 */
-                                     5, 11 << 2,     /* value @20 -> vector; type byte */
-                                     2, 0x24, 1};
+        static const uint8_t v1[] = {
+            'o', 'u',     't', 'p', 'u', 't', '_',
+            's', 'i',     'z', 'e', 0,   1,   13, /* keys vector @12: size, offset */
+            2,   0,       0,                      /* typed int vector @14 [oh, ow] */
+            4,   1,       1,                      /* map prefix @17 */
+            5,   11 << 2,                         /* value @20 -> vector; type byte */
+            2,   0x24,    1};
         memcpy(opts, v1, sizeof v1);
         opts[15] = (uint8_t)oh;
         opts[16] = (uint8_t)ow;
@@ -403,7 +416,8 @@ static void test_ttb_known(void **state) {
     float *rot = malloc(H * W * C * sizeof *rot);
     for (int y = 0; y < W; y++)
         for (int x = 0; x < H; x++)
-            for (int k = 0; k < C; k++) rot[(y * H + x) * C + k] = in[((H - 1 - x) * W + y) * C + k];
+            for (int k = 0; k < C; k++)
+                rot[(y * H + x) * C + k] = in[((H - 1 - x) * W + y) * C + k];
     float r1[16] = {0, 1, 0, 0, -1, 0, 0, H - 1, 0, 0, 1, 0, 0, 0, 0, 1};
     float r2[16] = {0, 1, 0, 0, -1, 0, 0, H, 0, 0, 1, 0, 0, 0, 0, 1};
     ttb_case(1, in, H, W, C, r1, W, H, rot, 0);
@@ -414,8 +428,11 @@ static void test_ttb_known(void **state) {
     for (int y = 0; y < 2; y++)
         for (int x = 0; x < 3; x++)
             for (int k = 0; k < C; k++)
-                avg[(y * 3 + x) * C + k] = (in[((2 * y) * W + 2 * x) * C + k] + in[((2 * y) * W + 2 * x + 1) * C + k] +
-                                            in[((2 * y + 1) * W + 2 * x) * C + k] + in[((2 * y + 1) * W + 2 * x + 1) * C + k]) / 4;
+                avg[(y * 3 + x) * C + k] =
+                    (in[((2 * y) * W + 2 * x) * C + k] + in[((2 * y) * W + 2 * x + 1) * C + k] +
+                     in[((2 * y + 1) * W + 2 * x) * C + k] +
+                     in[((2 * y + 1) * W + 2 * x + 1) * C + k]) /
+                    4;
     ttb_case(2, in, H, W, C, s2, 2, 3, avg, 1e-6);
     free(avg);
     free(rot);
@@ -430,9 +447,22 @@ static void test_ttb_random(void **state) {
         int h = rng_i(1, 9), w = rng_i(1, 9), c = rng_i(1, 4), oh = rng_i(1, 9), ow = rng_i(1, 9);
         float *in = frand((size_t)h * w * c, -1, 1);
         float a = rng_f(-3.2f, 3.2f), s = rng_f(0.3f, 2.0f);
-        float m[16] = {s * cosf(a), -s * sinf(a), rng_f(-1, 1), rng_f(-2, (float)w + 1),
-                       s * sinf(a), s * cosf(a), rng_f(-1, 1), rng_f(-2, (float)h + 1),
-                       0, 0, 1, 0, 0, 0, 0, 1};
+        float m[16] = {s * cosf(a),
+                       -s * sinf(a),
+                       rng_f(-1, 1),
+                       rng_f(-2, (float)w + 1),
+                       s * sinf(a),
+                       s * cosf(a),
+                       rng_f(-1, 1),
+                       rng_f(-2, (float)h + 1),
+                       0,
+                       0,
+                       1,
+                       0,
+                       0,
+                       0,
+                       0,
+                       1};
         ttb_case(1 + (t & 1), in, h, w, c, m, oh, ow, NULL, 0);
         free(in);
     }
@@ -447,7 +477,8 @@ static void test_tl(void **state) {
     for (int dim = 2; dim <= 3; dim++) {
         int n = 17;
         float *pts = frand((size_t)n * dim, -10, 10);
-        float m[16] = {0.5f, -0.25f, 3.0f, 7.0f, 0.125f, 2.0f, -4.0f, -1.5f, 9, 9, 9, 9, 9, 9, 9, 9};
+        float m[16] = {0.5f, -0.25f, 3.0f, 7.0f, 0.125f, 2.0f, -4.0f, -1.5f,
+                       9,    9,      9,    9,    9,      9,    9,     9};
         float *want = malloc((size_t)n * dim * sizeof *want), *got;
         ts_tview ins[2] = {tv(pts, 3, 1, n, dim, 0), tv(m, 3, 1, 4, 4, 0)}, out;
         if (run_op(ts_mp_custom_op("TransformLandmarks"), NULL, 0, ins, 2, &out, &got, err))
@@ -460,13 +491,36 @@ static void test_tl(void **state) {
         if (dim == 3) assert_true(got[5] == pts[5]);
         free(got);
         /* v1: [1,1,1,n*dim] with "dimensions" and "scale" options */
-        const uint8_t v1b[] = {'d', 'i', 'm', 'e', 'n', 's', 'i', 'o', 'n', 's', 0, /* 0..10 */
-                               's', 'c', 'a', 'l', 'e', 0,                          /* 11..16 */
-                               2, 18, 8,             /* keys vector: size@17, data@18 */
-                               6, 1, 2,              /* map prefix @20: keys at 20-6=14? */
-                               (uint8_t)dim, 2,      /* values @23: dimensions, scale (int 2) */
-                               0x04, 0x04,           /* types */
-                               4, 0x24, 1};
+        const uint8_t v1b[] = {'d',
+                               'i',
+                               'm',
+                               'e',
+                               'n',
+                               's',
+                               'i',
+                               'o',
+                               'n',
+                               's',
+                               0, /* 0..10 */
+                               's',
+                               'c',
+                               'a',
+                               'l',
+                               'e',
+                               0, /* 11..16 */
+                               2,
+                               18,
+                               8, /* keys vector: size@17, data@18 */
+                               6,
+                               1,
+                               2, /* map prefix @20: keys at 20-6=14? */
+                               (uint8_t)dim,
+                               2, /* values @23: dimensions, scale (int 2) */
+                               0x04,
+                               0x04, /* types */
+                               4,
+                               0x24,
+                               1};
         uint8_t o1[sizeof v1b];
         memcpy(o1, v1b, sizeof o1);
         o1[20] = 20 - 18; /* keys offset: slot @20 -> keys data @18 */
@@ -504,13 +558,13 @@ static void tconv_opts(uint8_t *o, int pad, int sw, int sh) {
 
 static void test_tconv_shapes(void **state) {
     (void)state;
-    struct { int pad, s, in, k, out, top, bottom; } cases[] = {
+    struct {
+        int pad, s, in, k, out, top, bottom;
+    } cases[] = {
         {1, 2, 128, 2, 256, 0, 0}, /* selfie_segmentation's last layer */
-        {2, 2, 128, 2, 256, 0, 0},
-        {1, 2, 5, 3, 9, 1, 1},     {2, 2, 5, 3, 11, 0, 0},
-        {1, 2, 4, 4, 8, 1, 1},     {1, 2, 4, 3, 8, 0, 1},
-        {1, 3, 4, 2, 10, 0, 1},    {1, 1, 6, 5, 6, 2, 2},
-        {0, 2, 3, 3, 7, 0, 0},     /* "unknown" padding behaves as VALID */
+        {2, 2, 128, 2, 256, 0, 0}, {1, 2, 5, 3, 9, 1, 1}, {2, 2, 5, 3, 11, 0, 0},
+        {1, 2, 4, 4, 8, 1, 1},     {1, 2, 4, 3, 8, 0, 1}, {1, 3, 4, 2, 10, 0, 1},
+        {1, 1, 6, 5, 6, 2, 2},     {0, 2, 3, 3, 7, 0, 0}, /* "unknown" padding behaves as VALID */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t o[12];
@@ -519,7 +573,9 @@ static void test_tconv_shapes(void **state) {
         char err[128];
         tconv_opts(o, cases[i].pad, cases[i].s, cases[i].s);
         assert_int_equal(ts_mp_parse_tconv(o, 12, &p, err, sizeof err), 0);
-        assert_int_equal(ts_mp_tconv_geometry(&p, cases[i].in, cases[i].in, cases[i].k, cases[i].k, &g, err, sizeof err), 0);
+        assert_int_equal(ts_mp_tconv_geometry(&p, cases[i].in, cases[i].in, cases[i].k, cases[i].k,
+                                              &g, err, sizeof err),
+                         0);
         assert_int_equal(g.out_h, cases[i].out);
         assert_int_equal(g.out_w, cases[i].out);
         assert_int_equal(g.pad_top, cases[i].top);
@@ -551,7 +607,8 @@ static void tconv_case(int n, int h, int w, int ic, int oc, int kh, int kw, int 
     char err[256];
     tconv_opts(o, same ? 1 : 2, sw, sh);
     ts_tview ins[3] = {tv((float *)in, 4, n, h, w, ic), tv((float *)wt, 4, oc, kh, kw, ic),
-                       tv((float *)bias, 1, oc, 0, 0, 0)}, out;
+                       tv((float *)bias, 1, oc, 0, 0, 0)},
+             out;
     float *got;
     if (run_op(ts_mp_custom_op("Convolution2DTransposeBias"), o, 12, ins, 3, &out, &got, err))
         fail_msg("%s", err);
@@ -624,7 +681,8 @@ static void test_tconv_errors(void **state) {
     tconv_opts(o, 1, 2, 2);
     const ts_custom_op_def *def = ts_mp_custom_op("Convolution2DTransposeBias");
     assert_int_equal(def->parse(o, 12, &p, err, sizeof err), 0);
-    ts_tview ins[3] = {tv(NULL, 4, 1, 4, 4, 3), tv(NULL, 4, 2, 2, 2, 4), tv(NULL, 1, 2, 0, 0, 0)}, out;
+    ts_tview ins[3] = {tv(NULL, 4, 1, 4, 4, 3), tv(NULL, 4, 2, 2, 2, 4), tv(NULL, 1, 2, 0, 0, 0)},
+             out;
     assert_int_equal(def->shape(p, ins, 3, &out, 1, err, sizeof err), -1);
     assert_non_null(strstr(err, "channels"));
     ins[1].dims[3] = 3;
@@ -647,8 +705,9 @@ static size_t l2tm_v2_opts(uint8_t *b, int left, int right, int ow, int oh, int 
                            const int *sub, int nsub) {
     /* keys, sorted: left_rotation_idx, output_height, output_width, right_rotation_idx,
      * scale_x, scale_y, subset_idxs (target_rotation_radians absent -> 0) */
-    static const char *keys[7] = {"left_rotation_idx", "output_height", "output_width",
-                                  "right_rotation_idx", "scale_x", "scale_y", "subset_idxs"};
+    static const char *keys[7] = {"left_rotation_idx",  "output_height", "output_width",
+                                  "right_rotation_idx", "scale_x",       "scale_y",
+                                  "subset_idxs"};
     size_t p = 0, kpos[7];
     for (int i = 0; i < 7; i++) {
         kpos[i] = p;
@@ -700,7 +759,8 @@ static void test_l2tm_v2(void **state) {
     if (run_op(ts_mp_custom_op("Landmarks2TransformMatrix"), o, len, &in, 1, &out, &got, err))
         fail_msg("%s", err);
     /* scale = 2 * 20 / 16 = 2.5 in x, 2 * 40 / 8 = 10 in y; centre (20, 40) */
-    const float known[16] = {2.5f, 0, 0, 20 - 2.5f * 8, 0, 10, 0, 40 - 10 * 4, 0, 0, 1, 0, 0, 0, 0, 1};
+    const float known[16] = {2.5f, 0, 0, 20 - 2.5f * 8, 0, 10, 0, 40 - 10 * 4, 0, 0, 1, 0, 0,
+                             0,    0, 1};
     assert_close(got, known, 16, 1e-5, 1e-6);
     free(got);
     /* odd subset length: last index paired with itself */
@@ -721,7 +781,8 @@ static void test_l2tm_v2(void **state) {
         float *pts = frand((size_t)n * 3, -50, 50);
         len = l2tm_v2_opts(o, left, right, ow, oh, sc, s, nsub);
         in = tv(pts, 3, 1, n, 3, 0);
-        if (run_op(ts_mp_custom_op_versioned("Landmarks2TransformMatrix", 2), o, len, &in, 1, &out, &got, err))
+        if (run_op(ts_mp_custom_op_versioned("Landmarks2TransformMatrix", 2), o, len, &in, 1, &out,
+                   &got, err))
             fail_msg("%s", err);
         int ns2 = 0;
         for (int i = 0; i < nsub; i++) s2[ns2++] = s[i];
@@ -751,9 +812,9 @@ static void test_l2tm_v2(void **state) {
  * bbox_size_multiplier (float), left/right_rotation_idx, subset; 1-byte widths except the float. */
 static size_t l2tm_v1_opts(uint8_t *b, const int ihw[2], const int ohw[2], int range, float mult,
                            int left, int right, const int *sub, int nsub) {
-    static const char *keys[8] = {"bbox_size_multiplier", "dimensions", "input_hw",
-                                  "landmarks_range", "left_rotation_idx", "output_hw",
-                                  "right_rotation_idx", "subset"};
+    static const char *keys[8] = {
+        "bbox_size_multiplier", "dimensions", "input_hw",           "landmarks_range",
+        "left_rotation_idx",    "output_hw",  "right_rotation_idx", "subset"};
     size_t p = 0, kpos[8];
     for (int i = 0; i < 8; i++) {
         kpos[i] = p;
@@ -792,8 +853,8 @@ static size_t l2tm_v1_opts(uint8_t *b, const int ihw[2], const int ohw[2], int r
         if (i == 7) vals[i] = (uint32_t)(p - vec[2]);
         for (int k = 0; k < 4; k++) b[p++] = (uint8_t)(vals[i] >> (8 * k));
     }
-    const uint8_t types[8] = {(3 << 2) | 2, (1 << 2) | 2, (11 << 2) | 2, (1 << 2) | 2,
-                              (1 << 2) | 2, (11 << 2) | 2, (1 << 2) | 2, (11 << 2) | 2};
+    const uint8_t types[8] = {(3 << 2) | 2, (1 << 2) | 2,  (11 << 2) | 2, (1 << 2) | 2,
+                              (1 << 2) | 2, (11 << 2) | 2, (1 << 2) | 2,  (11 << 2) | 2};
     memcpy(b + p, types, 8);
     p += 8;
     uint32_t roff = (uint32_t)(p - vdata);
@@ -840,12 +901,12 @@ static void test_l2tm_v1(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_flex_scalars),   cmocka_unit_test(test_flex_map),
-        cmocka_unit_test(test_flex_hostile),   cmocka_unit_test(test_flex_model_options),
-        cmocka_unit_test(test_ttb_known),      cmocka_unit_test(test_ttb_random),
-        cmocka_unit_test(test_tl),             cmocka_unit_test(test_tconv_shapes),
-        cmocka_unit_test(test_tconv_known),    cmocka_unit_test(test_tconv_random),
-        cmocka_unit_test(test_tconv_errors),   cmocka_unit_test(test_l2tm_v2),
+        cmocka_unit_test(test_flex_scalars), cmocka_unit_test(test_flex_map),
+        cmocka_unit_test(test_flex_hostile), cmocka_unit_test(test_flex_model_options),
+        cmocka_unit_test(test_ttb_known),    cmocka_unit_test(test_ttb_random),
+        cmocka_unit_test(test_tl),           cmocka_unit_test(test_tconv_shapes),
+        cmocka_unit_test(test_tconv_known),  cmocka_unit_test(test_tconv_random),
+        cmocka_unit_test(test_tconv_errors), cmocka_unit_test(test_l2tm_v2),
         cmocka_unit_test(test_l2tm_v1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,7 @@
 /* Bounds-checked FlexBuffers reader; see flexbuf.h. Format from the FlatBuffers project's
- * documentation (docs/source/flexbuffers.md / include/flatbuffers/flexbuffers.h, google/flatbuffers).
- * Byte order is little-endian on the wire; bytes are assembled explicitly, so the host's
- * endianness and alignment do not matter. */
+ * documentation (docs/source/flexbuffers.md / include/flatbuffers/flexbuffers.h,
+ * google/flatbuffers). Byte order is little-endian on the wire; bytes are assembled explicitly, so
+ * the host's endianness and alignment do not matter. */
 #include "nn/flexbuf.h"
 
 #include <math.h>
@@ -9,19 +9,30 @@
 
 const char *ts_flex_strerror(int code) {
     switch (code) {
-    case TS_FLEX_OK: return "ok";
-    case TS_FLEX_EBOUNDS: return "offset or length outside the buffer";
-    case TS_FLEX_EFORMAT: return "malformed flexbuffer";
-    case TS_FLEX_ETYPE: return "value has the wrong type";
-    case TS_FLEX_ENOTFOUND: return "key not found";
-    case TS_FLEX_ERANGE: return "index or value out of range";
-    default: return "unknown flexbuffer error";
+    case TS_FLEX_OK:
+        return "ok";
+    case TS_FLEX_EBOUNDS:
+        return "offset or length outside the buffer";
+    case TS_FLEX_EFORMAT:
+        return "malformed flexbuffer";
+    case TS_FLEX_ETYPE:
+        return "value has the wrong type";
+    case TS_FLEX_ENOTFOUND:
+        return "key not found";
+    case TS_FLEX_ERANGE:
+        return "index or value out of range";
+    default:
+        return "unknown flexbuffer error";
     }
 }
 
-static bool valid_width(unsigned w) { return w == 1 || w == 2 || w == 4 || w == 8; }
+static bool valid_width(unsigned w) {
+    return w == 1 || w == 2 || w == 4 || w == 8;
+}
 
-static bool valid_type(unsigned t) { return t <= TS_FLEX_BOOL || t == TS_FLEX_VECTOR_BOOL; }
+static bool valid_type(unsigned t) {
+    return t <= TS_FLEX_BOOL || t == TS_FLEX_VECTOR_BOOL;
+}
 
 /* Unsigned little-endian integer of width w at buf[pos]. */
 static int rd_u(const uint8_t *buf, size_t len, size_t pos, unsigned w, uint64_t *out) {
@@ -98,8 +109,13 @@ int ts_flex_root(const uint8_t *buf, size_t len, ts_flex_ref *root) {
 
 bool ts_flex_is_number(const ts_flex_ref *r) {
     switch (r->type) {
-    case TS_FLEX_NULL: case TS_FLEX_INT: case TS_FLEX_UINT: case TS_FLEX_FLOAT:
-    case TS_FLEX_INDIRECT_INT: case TS_FLEX_INDIRECT_UINT: case TS_FLEX_INDIRECT_FLOAT:
+    case TS_FLEX_NULL:
+    case TS_FLEX_INT:
+    case TS_FLEX_UINT:
+    case TS_FLEX_FLOAT:
+    case TS_FLEX_INDIRECT_INT:
+    case TS_FLEX_INDIRECT_UINT:
+    case TS_FLEX_INDIRECT_FLOAT:
     case TS_FLEX_BOOL:
         return true;
     default:
@@ -160,7 +176,9 @@ int ts_flex_as_int64(const ts_flex_ref *r, int64_t *out) {
     int rc = read_num(r, &n);
     if (rc) return rc;
     switch (n.kind) {
-    case K_INT: *out = n.i; return 0;
+    case K_INT:
+        *out = n.i;
+        return 0;
     case K_UINT:
         if (n.u > (uint64_t)INT64_MAX) return TS_FLEX_ERANGE;
         *out = (int64_t)n.u;
@@ -187,7 +205,9 @@ int ts_flex_as_uint64(const ts_flex_ref *r, uint64_t *out) {
     int rc = read_num(r, &n);
     if (rc) return rc;
     switch (n.kind) {
-    case K_UINT: *out = n.u; return 0;
+    case K_UINT:
+        *out = n.u;
+        return 0;
     case K_INT:
         if (n.i < 0) return TS_FLEX_ERANGE;
         *out = (uint64_t)n.i;
@@ -283,10 +303,14 @@ static int vec_open(const ts_flex_ref *r, vec_info *v) {
         v->etype = (uint8_t)(TS_FLEX_INT + k % 3);
     } else {
         if ((rc = sized(r, d, v->w, &size))) return rc;
-        if (t == TS_FLEX_MAP || t == TS_FLEX_VECTOR) v->untyped = 1, v->etype = TS_FLEX_NULL;
-        else if (t == TS_FLEX_VECTOR_BOOL) v->etype = TS_FLEX_BOOL;
-        else if (t == TS_FLEX_VECTOR_STRING_DEPRECATED) v->etype = TS_FLEX_KEY; /* as FlexBuffers */
-        else v->etype = (uint8_t)(t - TS_FLEX_VECTOR_INT + TS_FLEX_INT);
+        if (t == TS_FLEX_MAP || t == TS_FLEX_VECTOR)
+            v->untyped = 1, v->etype = TS_FLEX_NULL;
+        else if (t == TS_FLEX_VECTOR_BOOL)
+            v->etype = TS_FLEX_BOOL;
+        else if (t == TS_FLEX_VECTOR_STRING_DEPRECATED)
+            v->etype = TS_FLEX_KEY; /* as FlexBuffers */
+        else
+            v->etype = (uint8_t)(t - TS_FLEX_VECTOR_INT + TS_FLEX_INT);
     }
     if (d > r->len) return TS_FLEX_EBOUNDS;
     uint64_t per = v->w + (unsigned)v->untyped; /* bytes per element incl. type byte */
@@ -376,8 +400,10 @@ int ts_flex_map_get(const ts_flex_ref *map, const char *key, ts_flex_ref *val) {
             vec_elem(map, &vals, mid, val);
             return 0;
         }
-        if (c < 0) hi = mid;
-        else lo = mid + 1;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
     return TS_FLEX_ENOTFOUND;
 }

@@ -17,7 +17,8 @@
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
+static int
+fail(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
         va_list ap;
         va_start(ap, fmt);
@@ -66,7 +67,8 @@ typedef int (*shape_fn)(const void *, const ts_tview *, int, ts_tview *, int, ch
 static int check_run(shape_fn shape, const char *op, const void *params, const ts_tview *in,
                      int n_in, ts_tview *out, int n_out, char *err, size_t errlen) {
     ts_tview want[2];
-    if (n_out < 1 || n_out > 2) return fail(err, errlen, "%s: expected 1 output, got %d", op, n_out);
+    if (n_out < 1 || n_out > 2)
+        return fail(err, errlen, "%s: expected 1 output, got %d", op, n_out);
     if (shape(params, in, n_in, want, n_out, err, errlen)) return -1;
     for (int i = 0; i < n_in; i++)
         if (!in[i].data) return fail(err, errlen, "%s: input %d has no data", op, i);
@@ -94,8 +96,8 @@ static bool has_key(const ts_flex_ref *m, bool empty, const char *key) {
     return !empty && ts_flex_map_get(m, key, &v) == 0;
 }
 
-static int opt_i32(const char *op, const ts_flex_ref *m, bool empty, const char *key,
-                   int32_t *out, char *err, size_t errlen) {
+static int opt_i32(const char *op, const ts_flex_ref *m, bool empty, const char *key, int32_t *out,
+                   char *err, size_t errlen) {
     *out = 0;
     if (empty) return 0;
     int rc = ts_flex_map_int32(m, key, 0, out);
@@ -103,8 +105,8 @@ static int opt_i32(const char *op, const ts_flex_ref *m, bool empty, const char 
     return 0;
 }
 
-static int opt_f32(const char *op, const ts_flex_ref *m, bool empty, const char *key,
-                   float *out, char *err, size_t errlen) {
+static int opt_f32(const char *op, const ts_flex_ref *m, bool empty, const char *key, float *out,
+                   char *err, size_t errlen) {
     double d = 0.0;
     *out = 0.0f;
     if (empty) return 0;
@@ -138,7 +140,9 @@ static int opt_i32_vec(const char *op, const ts_flex_ref *m, bool empty, const c
     return 0;
 }
 
-static void free_plain(void *p) { free(p); }
+static void free_plain(void *p) {
+    free(p);
+}
 
 /* 4x4 row-major float matrix product r = a * b (r may alias a), summed in k order in float. */
 static void mat4_mul(float *r, const float *a, const float *b) {
@@ -225,16 +229,21 @@ static int l2tm_parse_ver(int version, const uint8_t *opts, size_t len, void **o
     int rc = opt_i32(L2TM, &m, empty, "left_rotation_idx", &p->left_idx, err, errlen) ||
              opt_i32(L2TM, &m, empty, "right_rotation_idx", &p->right_idx, err, errlen);
     if (!rc && version == 2) {
-        rc = opt_f32(L2TM, &m, empty, "target_rotation_radians", &p->target_rotation, err, errlen) ||
-             opt_i32(L2TM, &m, empty, "output_height", &p->out_h, err, errlen) ||
-             opt_i32(L2TM, &m, empty, "output_width", &p->out_w, err, errlen) ||
-             opt_f32(L2TM, &m, empty, "scale_x", &p->scale_x, err, errlen) ||
-             opt_f32(L2TM, &m, empty, "scale_y", &p->scale_y, err, errlen);
+        rc =
+            opt_f32(L2TM, &m, empty, "target_rotation_radians", &p->target_rotation, err, errlen) ||
+            opt_i32(L2TM, &m, empty, "output_height", &p->out_h, err, errlen) ||
+            opt_i32(L2TM, &m, empty, "output_width", &p->out_w, err, errlen) ||
+            opt_f32(L2TM, &m, empty, "scale_x", &p->scale_x, err, errlen) ||
+            opt_f32(L2TM, &m, empty, "scale_y", &p->scale_y, err, errlen);
         if (!rc) {
-            if (p->out_h <= 0) rc = fail(err, errlen, L2TM ": output_height must be > 0, got %d", (int)p->out_h);
-            else if (p->out_w <= 0) rc = fail(err, errlen, L2TM ": output_width must be > 0, got %d", (int)p->out_w);
-            else if (!(p->scale_x > 0)) rc = fail(err, errlen, L2TM ": scale_x must be > 0");
-            else if (!(p->scale_y > 0)) rc = fail(err, errlen, L2TM ": scale_y must be > 0");
+            if (p->out_h <= 0)
+                rc = fail(err, errlen, L2TM ": output_height must be > 0, got %d", (int)p->out_h);
+            else if (p->out_w <= 0)
+                rc = fail(err, errlen, L2TM ": output_width must be > 0, got %d", (int)p->out_w);
+            else if (!(p->scale_x > 0))
+                rc = fail(err, errlen, L2TM ": scale_x must be > 0");
+            else if (!(p->scale_y > 0))
+                rc = fail(err, errlen, L2TM ": scale_y must be > 0");
         }
     } else if (!rc) {
         int32_t *v = NULL;
@@ -242,9 +251,12 @@ static int l2tm_parse_ver(int version, const uint8_t *opts, size_t len, void **o
         for (int k = 0; k < 2 && !rc; k++) {
             const char *key = k ? "output_hw" : "input_hw";
             int32_t *dst = k ? p->out_hw : p->in_hw;
-            if (opt_i32_vec(L2TM, &m, empty, key, &v, &n, err, errlen)) rc = -1;
-            else if (n != 2) rc = fail(err, errlen, L2TM ": option %s must hold 2 ints, has %zu", key, n);
-            else dst[0] = v[0], dst[1] = v[1];
+            if (opt_i32_vec(L2TM, &m, empty, key, &v, &n, err, errlen))
+                rc = -1;
+            else if (n != 2)
+                rc = fail(err, errlen, L2TM ": option %s must hold 2 ints, has %zu", key, n);
+            else
+                dst[0] = v[0], dst[1] = v[1];
             free(v);
             v = NULL;
         }
@@ -253,23 +265,35 @@ static int l2tm_parse_ver(int version, const uint8_t *opts, size_t len, void **o
                  opt_i32(L2TM, &m, empty, "landmarks_range", &p->landmarks_range, err, errlen) ||
                  opt_f32(L2TM, &m, empty, "bbox_size_multiplier", &p->bbox_mult, err, errlen);
         if (!rc) {
-            if (p->bbox_mult == 0) rc = fail(err, errlen, L2TM ": bbox_size_multiplier must not be 0");
-            else if (p->dimensions != 3) rc = fail(err, errlen, L2TM ": dimensions must be 3, got %d", (int)p->dimensions);
-            else if (p->in_hw[0] <= 0 || p->in_hw[1] <= 0) rc = fail(err, errlen, L2TM ": input_hw must be positive");
+            if (p->bbox_mult == 0)
+                rc = fail(err, errlen, L2TM ": bbox_size_multiplier must not be 0");
+            else if (p->dimensions != 3)
+                rc = fail(err, errlen, L2TM ": dimensions must be 3, got %d", (int)p->dimensions);
+            else if (p->in_hw[0] <= 0 || p->in_hw[1] <= 0)
+                rc = fail(err, errlen, L2TM ": input_hw must be positive");
             /* MediaPipe accepts 1 here and then divides by zero (output_hw - 1). */
-            else if (p->out_hw[0] <= 1 || p->out_hw[1] <= 1) rc = fail(err, errlen, L2TM ": output_hw must be > 1");
-            else if (p->landmarks_range <= 0) rc = fail(err, errlen, L2TM ": landmarks_range must be > 0");
+            else if (p->out_hw[0] <= 1 || p->out_hw[1] <= 1)
+                rc = fail(err, errlen, L2TM ": output_hw must be > 1");
+            else if (p->landmarks_range <= 0)
+                rc = fail(err, errlen, L2TM ": landmarks_range must be > 0");
         }
     }
     if (!rc) {
-        if (p->left_idx < 0) rc = fail(err, errlen, L2TM ": left_rotation_idx must be >= 0, got %d", (int)p->left_idx);
-        else if (p->right_idx < 0) rc = fail(err, errlen, L2TM ": right_rotation_idx must be >= 0, got %d", (int)p->right_idx);
-        else if (p->n_pairs == 0) rc = fail(err, errlen, L2TM ": landmark subset is empty");
+        if (p->left_idx < 0)
+            rc = fail(err, errlen, L2TM ": left_rotation_idx must be >= 0, got %d",
+                      (int)p->left_idx);
+        else if (p->right_idx < 0)
+            rc = fail(err, errlen, L2TM ": right_rotation_idx must be >= 0, got %d",
+                      (int)p->right_idx);
+        else if (p->n_pairs == 0)
+            rc = fail(err, errlen, L2TM ": landmark subset is empty");
     }
     p->max_idx = p->left_idx > p->right_idx ? p->left_idx : p->right_idx;
     for (size_t i = 0; !rc && i < 2 * p->n_pairs; i++) {
-        if (p->pairs[i] < 0) rc = fail(err, errlen, L2TM ": subset value %zu is negative", i);
-        else if (p->pairs[i] > p->max_idx) p->max_idx = p->pairs[i];
+        if (p->pairs[i] < 0)
+            rc = fail(err, errlen, L2TM ": subset value %zu is negative", i);
+        else if (p->pairs[i] > p->max_idx)
+            p->max_idx = p->pairs[i];
     }
     if (rc) {
         free(p);
@@ -279,20 +303,28 @@ static int l2tm_parse_ver(int version, const uint8_t *opts, size_t len, void **o
     return 0;
 }
 
-static int l2tm_parse_auto(const uint8_t *o, size_t l, void **p, char *e, size_t n) { return l2tm_parse_ver(0, o, l, p, e, n); }
-static int l2tm_parse_v1(const uint8_t *o, size_t l, void **p, char *e, size_t n) { return l2tm_parse_ver(1, o, l, p, e, n); }
-static int l2tm_parse_v2(const uint8_t *o, size_t l, void **p, char *e, size_t n) { return l2tm_parse_ver(2, o, l, p, e, n); }
+static int l2tm_parse_auto(const uint8_t *o, size_t l, void **p, char *e, size_t n) {
+    return l2tm_parse_ver(0, o, l, p, e, n);
+}
+static int l2tm_parse_v1(const uint8_t *o, size_t l, void **p, char *e, size_t n) {
+    return l2tm_parse_ver(1, o, l, p, e, n);
+}
+static int l2tm_parse_v2(const uint8_t *o, size_t l, void **p, char *e, size_t n) {
+    return l2tm_parse_ver(2, o, l, p, e, n);
+}
 
 static int l2tm_shape(const void *params, const ts_tview *in, int n_in, ts_tview *out, int n_out,
                       char *err, size_t errlen) {
     const l2tm_params *p = params;
     if (n_in != 1 || n_out != 1)
-        return fail(err, errlen, L2TM ": expected 1 input and 1 output, got %d and %d", n_in, n_out);
+        return fail(err, errlen, L2TM ": expected 1 input and 1 output, got %d and %d", n_in,
+                    n_out);
     int64_t n = count_of(&in[0]);
     if (n == 0) return fail(err, errlen, L2TM ": input has an empty or invalid shape");
     if (p->version == 2 && in[0].rank != 3)
         return fail(err, errlen, L2TM ": v2 input must have rank 3, has %d", in[0].rank);
-    if (p->version == 1 && (in[0].rank != 4 || in[0].dims[0] != 1 || in[0].dims[1] != 1 || in[0].dims[2] != 1))
+    if (p->version == 1 &&
+        (in[0].rank != 4 || in[0].dims[0] != 1 || in[0].dims[1] != 1 || in[0].dims[2] != 1))
         return fail(err, errlen, L2TM ": v1 input must be [1,1,1,3*N]");
     if ((int64_t)p->max_idx >= n / 3)
         return fail(err, errlen, L2TM ": landmark index %d out of range for %lld landmarks",
@@ -359,16 +391,23 @@ static void l2tm_v1(const l2tm_params *p, const float *lm, float *o) {
                            sn, cn,  (float)((rmy / range) * 2.0 - 1.0),
                            0,  0,   1};
     int32_t oh = p->out_hw[0], ow = p->out_hw[1], ih = p->in_hw[0], iw = p->in_hw[1];
-    const float to_rel[9] = {(float)(2.0 / (ow - 1.0)), 0, -1, 0, (float)(2.0 / (oh - 1.0)), -1, 0, 0, 1};
-    const float to_abs[9] = {(float)((iw - 1.0) / 2.0), 0, (float)((iw - 1.0) / 2.0),
-                             0, (float)((ih - 1.0) / 2.0), (float)((ih - 1.0) / 2.0),
-                             0, 0, 1};
+    const float to_rel[9] = {
+        (float)(2.0 / (ow - 1.0)), 0, -1, 0, (float)(2.0 / (oh - 1.0)), -1, 0, 0, 1};
+    const float to_abs[9] = {(float)((iw - 1.0) / 2.0),
+                             0,
+                             (float)((iw - 1.0) / 2.0),
+                             0,
+                             (float)((ih - 1.0) / 2.0),
+                             (float)((ih - 1.0) / 2.0),
+                             0,
+                             0,
+                             1};
     float m[9];
     mat3_mul(m, to_abs, rotm);
     mat3_mul(m, m, scale);
     mat3_mul(m, m, to_rel);
-    const float res[16] = {m[0], m[1], 0, m[2], m[3], m[4], 0, m[5],
-                           m[6], m[7], m[8], 0, 0, 0, 0, 1};
+    const float res[16] = {m[0], m[1], 0,    m[2], m[3], m[4], 0, m[5],
+                           m[6], m[7], m[8], 0,    0,    0,    0, 1};
     memcpy(o, res, sizeof res);
 }
 
@@ -376,8 +415,10 @@ static int l2tm_run(const void *params, const ts_tview *in, int n_in, ts_tview *
                     char *err, size_t errlen) {
     const l2tm_params *p = params;
     if (check_run(l2tm_shape, L2TM, params, in, n_in, out, n_out, err, errlen)) return -1;
-    if (p->version == 2) l2tm_v2(p, in[0].data, out[0].data);
-    else l2tm_v1(p, in[0].data, out[0].data);
+    if (p->version == 2)
+        l2tm_v2(p, in[0].data, out[0].data);
+    else
+        l2tm_v1(p, in[0].data, out[0].data);
     return 0;
 }
 
@@ -414,10 +455,12 @@ static int ttb_parse_ver(int version, const uint8_t *opts, size_t len, void **ou
         if (opt_i32_vec(TTB, &m, empty, "output_size", &hw, &n, err, errlen)) return -1;
         if (n == 2) p.out_h = hw[0], p.out_w = hw[1];
         free(hw);
-        if (n != 2) return fail(err, errlen, TTB ": option output_size must hold 2 ints, has %zu", n);
+        if (n != 2)
+            return fail(err, errlen, TTB ": option output_size must hold 2 ints, has %zu", n);
     }
     if (p.out_h <= 0 || p.out_w <= 0)
-        return fail(err, errlen, TTB ": output size must be positive, got %dx%d", (int)p.out_h, (int)p.out_w);
+        return fail(err, errlen, TTB ": output size must be positive, got %dx%d", (int)p.out_h,
+                    (int)p.out_w);
     ttb_params *h = malloc(sizeof *h);
     if (!h) return fail(err, errlen, TTB ": out of memory");
     *h = p;
@@ -425,19 +468,28 @@ static int ttb_parse_ver(int version, const uint8_t *opts, size_t len, void **ou
     return 0;
 }
 
-static int ttb_parse_auto(const uint8_t *o, size_t l, void **p, char *e, size_t n) { return ttb_parse_ver(0, o, l, p, e, n); }
-static int ttb_parse_v1(const uint8_t *o, size_t l, void **p, char *e, size_t n) { return ttb_parse_ver(1, o, l, p, e, n); }
-static int ttb_parse_v2(const uint8_t *o, size_t l, void **p, char *e, size_t n) { return ttb_parse_ver(2, o, l, p, e, n); }
+static int ttb_parse_auto(const uint8_t *o, size_t l, void **p, char *e, size_t n) {
+    return ttb_parse_ver(0, o, l, p, e, n);
+}
+static int ttb_parse_v1(const uint8_t *o, size_t l, void **p, char *e, size_t n) {
+    return ttb_parse_ver(1, o, l, p, e, n);
+}
+static int ttb_parse_v2(const uint8_t *o, size_t l, void **p, char *e, size_t n) {
+    return ttb_parse_ver(2, o, l, p, e, n);
+}
 
 static int ttb_shape(const void *params, const ts_tview *in, int n_in, ts_tview *out, int n_out,
                      char *err, size_t errlen) {
     const ttb_params *p = params;
     if (n_in != 2 || n_out != 1)
-        return fail(err, errlen, TTB ": expected 2 inputs and 1 output, got %d and %d", n_in, n_out);
+        return fail(err, errlen, TTB ": expected 2 inputs and 1 output, got %d and %d", n_in,
+                    n_out);
     if (in[0].rank != 4 || count_of(&in[0]) == 0)
         return fail(err, errlen, TTB ": input 0 must be a non-empty rank-4 NHWC tensor");
-    if (in[0].dims[0] != 1) return fail(err, errlen, TTB ": batch must be 1, got %d", (int)in[0].dims[0]);
-    if (count_of(&in[1]) != 16) return fail(err, errlen, TTB ": input 1 must be a 4x4 matrix (16 floats)");
+    if (in[0].dims[0] != 1)
+        return fail(err, errlen, TTB ": batch must be 1, got %d", (int)in[0].dims[0]);
+    if (count_of(&in[1]) != 16)
+        return fail(err, errlen, TTB ": input 1 must be a 4x4 matrix (16 floats)");
     int64_t n = (int64_t)p->out_h * p->out_w * in[0].dims[3];
     if (n > INT32_MAX) return fail(err, errlen, TTB ": output too large");
     const int32_t od[4] = {1, p->out_h, p->out_w, in[0].dims[3]};
@@ -525,25 +577,38 @@ static int tl_parse_ver(int version, const uint8_t *opts, size_t len, void **out
     return 0;
 }
 
-static int tl_parse_auto(const uint8_t *o, size_t l, void **p, char *e, size_t n) { return tl_parse_ver(0, o, l, p, e, n); }
-static int tl_parse_v1(const uint8_t *o, size_t l, void **p, char *e, size_t n) { return tl_parse_ver(1, o, l, p, e, n); }
-static int tl_parse_v2(const uint8_t *o, size_t l, void **p, char *e, size_t n) { return tl_parse_ver(2, o, l, p, e, n); }
+static int tl_parse_auto(const uint8_t *o, size_t l, void **p, char *e, size_t n) {
+    return tl_parse_ver(0, o, l, p, e, n);
+}
+static int tl_parse_v1(const uint8_t *o, size_t l, void **p, char *e, size_t n) {
+    return tl_parse_ver(1, o, l, p, e, n);
+}
+static int tl_parse_v2(const uint8_t *o, size_t l, void **p, char *e, size_t n) {
+    return tl_parse_ver(2, o, l, p, e, n);
+}
 
 static int tl_shape(const void *params, const ts_tview *in, int n_in, ts_tview *out, int n_out,
                     char *err, size_t errlen) {
     const tl_params *p = params;
     if (n_in != 2 || n_out != 1)
         return fail(err, errlen, TL ": expected 2 inputs and 1 output, got %d and %d", n_in, n_out);
-    if (count_of(&in[0]) == 0) return fail(err, errlen, TL ": input 0 has an empty or invalid shape");
-    if (count_of(&in[1]) != 16) return fail(err, errlen, TL ": input 1 must be a 4x4 matrix (16 floats)");
+    if (count_of(&in[0]) == 0)
+        return fail(err, errlen, TL ": input 0 has an empty or invalid shape");
+    if (count_of(&in[1]) != 16)
+        return fail(err, errlen, TL ": input 1 must be a 4x4 matrix (16 floats)");
     if (p->version == 2) {
-        if (in[0].rank != 3) return fail(err, errlen, TL ": v2 input must have rank 3, has %d", in[0].rank);
-        if (in[0].dims[0] != 1) return fail(err, errlen, TL ": batch must be 1, got %d", (int)in[0].dims[0]);
+        if (in[0].rank != 3)
+            return fail(err, errlen, TL ": v2 input must have rank 3, has %d", in[0].rank);
+        if (in[0].dims[0] != 1)
+            return fail(err, errlen, TL ": batch must be 1, got %d", (int)in[0].dims[0]);
         if (in[0].dims[2] != 2 && in[0].dims[2] != 3)
-            return fail(err, errlen, TL ": last dimension must be 2 or 3, got %d", (int)in[0].dims[2]);
+            return fail(err, errlen, TL ": last dimension must be 2 or 3, got %d",
+                        (int)in[0].dims[2]);
     } else {
-        if (in[0].rank != 4) return fail(err, errlen, TL ": v1 input must have rank 4, has %d", in[0].rank);
-        if (in[0].dims[0] != 1) return fail(err, errlen, TL ": batch must be 1, got %d", (int)in[0].dims[0]);
+        if (in[0].rank != 4)
+            return fail(err, errlen, TL ": v1 input must have rank 4, has %d", in[0].rank);
+        if (in[0].dims[0] != 1)
+            return fail(err, errlen, TL ": batch must be 1, got %d", (int)in[0].dims[0]);
         if (in[0].dims[3] % p->dimensions != 0)
             return fail(err, errlen, TL ": channels (%d) not a multiple of dimensions (%d)",
                         (int)in[0].dims[3], (int)p->dimensions);
@@ -597,10 +662,12 @@ static int32_t rd_le32(const uint8_t *b) {
 int ts_mp_parse_tconv(const uint8_t *opts, size_t len, ts_tconv_params *p, char *err,
                       size_t errlen) {
     if (!opts || len < 12)
-        return fail(err, errlen, TCB ": options must be at least 12 bytes, got %zu", opts ? len : 0);
+        return fail(err, errlen, TCB ": options must be at least 12 bytes, got %zu",
+                    opts ? len : 0);
     int32_t pad = rd_le32(opts), sw = rd_le32(opts + 4), sh = rd_le32(opts + 8);
     if (pad < 0 || pad > 2) return fail(err, errlen, TCB ": unknown padding %d", (int)pad);
-    if (sw < 1 || sh < 1) return fail(err, errlen, TCB ": strides must be >= 1, got %dx%d", (int)sw, (int)sh);
+    if (sw < 1 || sh < 1)
+        return fail(err, errlen, TCB ": strides must be >= 1, got %dx%d", (int)sw, (int)sh);
     p->padding_same = pad == 1;
     p->stride_w = sw;
     p->stride_h = sh;
@@ -645,17 +712,22 @@ static int tcb_parse(const uint8_t *opts, size_t len, void **out, char *err, siz
 static int tcb_geom(const ts_tconv_params *p, const ts_tview *in, int n_in, int n_out,
                     ts_tconv_geom *g, char *err, size_t errlen) {
     if (n_in != 3 || n_out != 1)
-        return fail(err, errlen, TCB ": expected 3 inputs and 1 output, got %d and %d", n_in, n_out);
-    if (in[0].rank != 4 || count_of(&in[0]) == 0) return fail(err, errlen, TCB ": input must be a non-empty rank-4 NHWC tensor");
-    if (in[1].rank != 4 || count_of(&in[1]) == 0) return fail(err, errlen, TCB ": weights must be a non-empty rank-4 OHWI tensor");
-    if (in[2].rank != 1 || count_of(&in[2]) == 0) return fail(err, errlen, TCB ": bias must be a non-empty rank-1 tensor");
+        return fail(err, errlen, TCB ": expected 3 inputs and 1 output, got %d and %d", n_in,
+                    n_out);
+    if (in[0].rank != 4 || count_of(&in[0]) == 0)
+        return fail(err, errlen, TCB ": input must be a non-empty rank-4 NHWC tensor");
+    if (in[1].rank != 4 || count_of(&in[1]) == 0)
+        return fail(err, errlen, TCB ": weights must be a non-empty rank-4 OHWI tensor");
+    if (in[2].rank != 1 || count_of(&in[2]) == 0)
+        return fail(err, errlen, TCB ": bias must be a non-empty rank-1 tensor");
     if (in[0].dims[3] != in[1].dims[3])
         return fail(err, errlen, TCB ": input channels (%d) differ from weight input channels (%d)",
                     (int)in[0].dims[3], (int)in[1].dims[3]);
     if (in[1].dims[0] != in[2].dims[0])
         return fail(err, errlen, TCB ": weight output channels (%d) differ from bias size (%d)",
                     (int)in[1].dims[0], (int)in[2].dims[0]);
-    if (ts_mp_tconv_geometry(p, in[0].dims[1], in[0].dims[2], in[1].dims[1], in[1].dims[2], g, err, errlen))
+    if (ts_mp_tconv_geometry(p, in[0].dims[1], in[0].dims[2], in[1].dims[1], in[1].dims[2], g, err,
+                             errlen))
         return -1;
     int64_t n = (int64_t)in[0].dims[0] * g->out_h;
     n *= g->out_w;
@@ -720,15 +792,17 @@ static int tcb_run(const void *params, const ts_tview *in, int n_in, ts_tview *o
 
 /* ---------------------------------------------------------------- registry */
 
-#define DEF(nm, pf, op) {nm, pf, op##_shape, op##_run, free_plain}
+#define DEF(nm, pf, op)                                                                            \
+    { nm, pf, op##_shape, op##_run, free_plain }
 
-static const ts_custom_op_def l2tm_defs[3] = {
-    DEF(L2TM, l2tm_parse_auto, l2tm), DEF(L2TM, l2tm_parse_v1, l2tm), DEF(L2TM, l2tm_parse_v2, l2tm)};
+static const ts_custom_op_def l2tm_defs[3] = {DEF(L2TM, l2tm_parse_auto, l2tm),
+                                              DEF(L2TM, l2tm_parse_v1, l2tm),
+                                              DEF(L2TM, l2tm_parse_v2, l2tm)};
 static const ts_custom_op_def ttb_defs[3] = {
     DEF(TTB, ttb_parse_auto, ttb), DEF(TTB, ttb_parse_v1, ttb), DEF(TTB, ttb_parse_v2, ttb)};
 static const ts_custom_op_def tt_v1_def = DEF("TransformTensor", ttb_parse_v1, ttb);
-static const ts_custom_op_def tl_defs[3] = {
-    DEF(TL, tl_parse_auto, tl), DEF(TL, tl_parse_v1, tl), DEF(TL, tl_parse_v2, tl)};
+static const ts_custom_op_def tl_defs[3] = {DEF(TL, tl_parse_auto, tl), DEF(TL, tl_parse_v1, tl),
+                                            DEF(TL, tl_parse_v2, tl)};
 static const ts_custom_op_def tcb_def = DEF(TCB, tcb_parse, tcb);
 
 const ts_custom_op_def *ts_mp_custom_op_versioned(const char *name, int version) {
@@ -741,4 +815,6 @@ const ts_custom_op_def *ts_mp_custom_op_versioned(const char *name, int version)
     return NULL;
 }
 
-const ts_custom_op_def *ts_mp_custom_op(const char *name) { return ts_mp_custom_op_versioned(name, 0); }
+const ts_custom_op_def *ts_mp_custom_op(const char *name) {
+    return ts_mp_custom_op_versioned(name, 0);
+}

@@ -435,7 +435,8 @@ static int op_kind(const ts_nn_model *m, const ts_nn_op *op, char *why, size_t c
     char why2[160] = "";
     if (op->code != TS_OP_CUSTOM && ts_nn_c_supported(m, op, why2, sizeof why2))
         return STEP_BUILTIN_C;
-    if (op->code == TS_OP_CUSTOM && ts_mp_custom_op(op->custom)) return STEP_CUSTOM;
+    if (op->code == TS_OP_CUSTOM && ts_mp_custom_op_versioned(op->custom, op->version))
+        return STEP_CUSTOM;
     if (!why[0] && why2[0]) snprintf(why, cap, "%s", why2);
     return -1;
 }
@@ -557,7 +558,7 @@ ts_nn_runtime *ts_nn_runtime_new(const ts_nn_model *m, int threads, char *err, s
             rt->n_xnn++;
         } else if (st->kind == STEP_CUSTOM) {
             const ts_nn_op *op = &m->ops[st->op];
-            st->def = ts_mp_custom_op(op->custom);
+            st->def = ts_mp_custom_op_versioned(op->custom, op->version);
             char why[160] = "";
             if (st->def->parse(op->custom_opts, op->custom_len, &st->params, why, sizeof why)) {
                 snprintf(err, errlen, "model %s: operator %d (%s): %s", m->name, st->op, op->custom,
