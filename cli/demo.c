@@ -67,6 +67,11 @@ int cmd_demo(int argc, char **argv) {
             return cli_fail(TS_ERR_ARGUMENT, "demo: one photo at a time");
     }
     if (!photo) return cli_fail(TS_ERR_ARGUMENT, "demo: which photo? (trueshot demo PHOTO)");
+    /* "out/" and "out" name the same folder; keep printed paths clean. */
+    char dirbuf[1024];
+    snprintf(dirbuf, sizeof dirbuf, "%s", dir);
+    for (size_t n = strlen(dirbuf); n > 1 && dirbuf[n - 1] == '/'; n--) dirbuf[n - 1] = 0;
+    dir = dirbuf;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return cli_fail(TS_ERR_WRITE, "cannot create %s: %s", dir, strerror(errno));
 

@@ -1,0 +1,66 @@
+#!/bin/bash
+# The trueshot command as a person meets it: help, version, the demo on the bundled sample, and
+# a distinct exit code with a one-line message for each kind of bad input.
+#   tests/test_cli.sh BUILD/cli/trueshot REPO
+set -u
+ts=$1
+repo=$2
+photos=${TRUESHOT_CACHE:-$HOME/.cache/trueshot}/photos
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+check() { # check NAME EXPECTED_RC CMD...
+    local name=$1 want=$2
+    shift 2
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    if [ "$rc" -eq "$want" ]; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL $name: exit $rc, expected $want; stderr: $(head -c 300 "$tmp/err")"
+    fi
+}
+one_line_err() { # the message is exactly one line and names the problem
+    local name=$1 pattern=$2
+    if [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "$pattern" "$tmp/err"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL $name: stderr was: $(cat "$tmp/err")"
+    fi
+}
+
+check help 0 "$ts" --help
+grep -q "exit codes" "$tmp/out" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL help text"; }
+check version 0 "$ts" --version
+grep -q "^trueshot [0-9]" "$tmp/out" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL version"; }
+check usage 2 "$ts"
+check unknown-command 2 "$ts" frobnicate
+one_line_err unknown-command "unknown command"
+
+check missing-file 3 "$ts" demo "$tmp/nope.jpg" -o "$tmp/o"
+one_line_err missing-file "nope.jpg"
+echo "not a photo" >"$tmp/notes.jpg"
+check not-an-image 4 "$ts" demo "$tmp/notes.jpg" -o "$tmp/o"
+one_line_err not-an-image "not an image"
+check no-face 6 "$ts" demo "$photos/baboon.jpg" -o "$tmp/o"
+one_line_err no-face "no face"
+check no-models 7 env TRUESHOT_MODELS="$tmp/empty" "$ts" demo "$repo/samples/sample.jpg" -o "$tmp/o"
+check unwritable 8 "$ts" demo "$repo/samples/sample.jpg" -o /proc/trueshot-cannot-write
+
+# The main job on the bundled sample: two JPEGs, the headshot 800x800, no temporary left over,
+# and the input untouched.
+before=$(sha256sum "$repo/samples/sample.jpg")
+check demo 0 "$ts" demo "$repo/samples/sample.jpg" -o "$tmp/out-demo"
+size=$(vipsheader -f width "$tmp/out-demo/headshot.jpg" 2>/dev/null)x$(vipsheader -f height "$tmp/out-demo/headshot.jpg" 2>/dev/null)
+[ "$size" = 800x800 ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL headshot size $size"; }
+vipsheader "$tmp/out-demo/analysis.jpg" >/dev/null 2>&1 && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL analysis.jpg"; }
+[ "$(ls "$tmp/out-demo" | wc -l)" -eq 2 ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL leftover files: $(ls "$tmp/out-demo")"; }
+[ "$before" = "$(sha256sum "$repo/samples/sample.jpg")" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL input modified"; }
+
+check models 0 "$ts" models
+[ "$(grep -c '^ok ' "$tmp/out")" -eq 6 ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL models: $(cat "$tmp/out")"; }
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
