@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "core/internal.h"
 #include "face/face.h"
+#include "face/mesh.h"
 
 #define OUT_SIZE 800
 #define SEG_SIZE 256
@@ -99,6 +100,11 @@ int cmd_demo(int argc, char **argv) {
     fprintf(stderr, "trueshot: %s: %d face%s, subject at %.0f,%.0f size %.0fx%.0f (score %.2f)\n",
             photo, nf, nf == 1 ? "" : "s", f.x, f.y, f.w, f.h, f.score);
 
+    /* The 478-point mesh, drawn on the analysis view. */
+    ts_face_mesh mesh;
+    bool have_mesh = ts_face_mesh_compute(ctx, p, &f, &mesh) == TS_OK;
+    if (!have_mesh) fprintf(stderr, "trueshot: mesh: %s\n", ts_ctx_error(ctx));
+
     VipsImage *full = load_srgb(photo);
     if (!full) {
         rc = cli_fail(TS_ERR_FORMAT, "%s: cannot decode: %s", photo, vips_error_buffer());
@@ -162,6 +168,10 @@ int cmd_demo(int argc, char **argv) {
             for (int k = 0; k < t; k++)
                 vips_draw_rect(copy, red, 3, (int)f.x - k, (int)f.y - k, (int)f.w + 2 * k,
                                (int)f.h + 2 * k, NULL);
+            double cyan[3] = {60, 220, 255}, yellow[3] = {255, 230, 40};
+            for (int k = 0; have_mesh && k < TS_MESH_POINTS; k++)
+                vips_draw_circle(copy, k < 468 ? cyan : yellow, 3, (int)mesh.pts[k][0],
+                                 (int)mesh.pts[k][1], t / 2 + 1, "fill", TRUE, NULL);
             for (int k = 0; k < 6; k++)
                 vips_draw_circle(copy, green, 3, (int)f.kp[k][0], (int)f.kp[k][1], 2 * t, "fill",
                                  TRUE, NULL);

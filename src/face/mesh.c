@@ -1,0 +1,165 @@
+#include <math.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "face/mesh.h"
+
+#define CROP 192
+#define N_MESH 468
+
+/* Mesh indices of the refined points, in the order the attention model outputs them (MediaPipe
+ * tensors_to_face_landmarks_with_attention.pbtxt, LandmarksRefinementCalculator options). */
+static const int lips_idx[80] = {
+    61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0,  267, 269, 270, 409,
+    78, 95,  88, 178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312, 311, 310, 415,
+    76, 77,  90, 180, 85, 16, 315, 404, 320, 307, 306, 184, 74, 73, 72, 11, 302, 303, 304, 408,
+    62, 96,  89, 179, 86, 15, 316, 403, 319, 325, 292, 183, 42, 41, 38, 12, 268, 271, 272, 407};
+static const int left_eye_idx[71] = {
+    33,  7,   163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173, 130, 25,
+    110, 24,  23,  22,  26,  112, 243, 247, 30,  29,  27,  28,  56,  190, 226, 31,  228, 229,
+    230, 231, 232, 233, 244, 113, 225, 224, 223, 222, 221, 189, 35,  124, 46,  53,  52,  65,
+    143, 111, 117, 118, 119, 120, 121, 128, 245, 156, 70,  63,  105, 66,  107, 55,  193};
+static const int right_eye_idx[71] = {
+    263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398, 359, 255,
+    339, 254, 253, 252, 256, 341, 463, 467, 260, 259, 257, 258, 286, 414, 446, 261, 448, 449,
+    450, 451, 452, 453, 464, 342, 445, 444, 443, 442, 441, 413, 265, 353, 276, 283, 282, 295,
+    372, 340, 346, 347, 348, 349, 350, 357, 465, 383, 300, 293, 334, 296, 336, 285, 417};
+/* The first 16 refined eye points are the eye contour; an iris takes their mean depth. */
+#define EYE_CONTOUR 16
+
+static const float PI = 3.14159265358979f;
+
+static float normalize_angle(float a) {
+    return a - 2 * PI * floorf((a + PI) / (2 * PI));
+}
+
+/* MediaPipe's rotation rule: the angle that brings the line from `a` to `b` to horizontal. */
+static float level_angle(float ax, float ay, float bx, float by) {
+    return normalize_angle(0.f - atan2f(-(by - ay), bx - ax));
+}
+
+ts_face_roi ts_face_roi_from_detection(const ts_face_box *d) {
+    ts_face_roi r;
+    r.cx = d->x + d->w / 2;
+    r.cy = d->y + d->h / 2;
+    r.size = 1.5f * fmaxf(d->w, d->h);
+    r.rotation = level_angle(d->kp[0][0], d->kp[0][1], d->kp[1][0], d->kp[1][1]);
+    return r;
+}
+
+ts_face_roi ts_face_roi_from_mesh(const ts_face_mesh *m) {
+    float x0 = m->pts[0][0], x1 = x0, y0 = m->pts[0][1], y1 = y0;
+    for (int i = 1; i < N_MESH; i++) {
+        x0 = fminf(x0, m->pts[i][0]), x1 = fmaxf(x1, m->pts[i][0]);
+        y0 = fminf(y0, m->pts[i][1]), y1 = fmaxf(y1, m->pts[i][1]);
+    }
+    ts_face_roi r = {(x0 + x1) / 2, (y0 + y1) / 2, 1.5f * fmaxf(x1 - x0, y1 - y0), 0};
+    r.rotation = level_angle(m->pts[33][0], m->pts[33][1], m->pts[263][0], m->pts[263][1]);
+    return r;
+}
+
+/* Samples the ROI into a CROP x CROP RGB tensor in [0, 1] with libvips' affine transform on a
+ * shrink-on-load copy sized so the crop is never upsampled from more than 2x decimated data. */
+static ts_status sample_roi(ts_ctx *ctx, ts_photo *p, ts_face_roi r, float *dst) {
+    double shrink = fmin(1.0, 2.0 * CROP / fmax(r.size, 1.0));
+    int tw = (int)lround(p->width * shrink), th = (int)lround(p->height * shrink);
+    tw = tw < 1 ? 1 : tw, th = th < 1 ? 1 : th;
+    VipsImage *t = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL, *warped = NULL;
+    if (vips_thumbnail(p->path, &t, tw, "height", th, "size", VIPS_SIZE_FORCE, NULL))
+        return ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path, vips_error_buffer());
+    double sx = (double)t->Xsize / p->width, sy = (double)t->Ysize / p->height;
+    /* Photo -> crop: (u, v) = k R(-rot) (x - c) + CROP/2, here in thumbnail coordinates. */
+    double k = CROP / (r.size * sx), c = cos(r.rotation), s = sin(r.rotation);
+    double a = k * c, b = k * s, cc = -k * s, d = k * c;
+    double tcx = r.cx * sx, tcy = r.cy * sy;
+    double odx = CROP / 2.0 - (a * tcx + b * tcy), ody = CROP / 2.0 - (cc * tcx + d * tcy);
+    VipsInterpolate *bil = vips_interpolate_new("bilinear");
+    int ok = vips_colourspace(t, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
+    if (ok)
+        ok = vips_image_hasalpha(rgb) ? vips_flatten(rgb, &flat, NULL) == 0
+                                      : (flat = g_object_ref(rgb)) != NULL;
+    VipsArrayInt *area = vips_array_int_newv(4, 0, 0, CROP, CROP);
+    VipsArrayDouble *black = vips_array_double_newv(1, 0.0);
+    /* Pixel centres: vips maps pixel corners, so shift by half a pixel in and out. */
+    if (ok)
+        ok = vips_affine(flat, &warped, a, b, cc, d, "interpolate", bil, "oarea", area, "odx",
+                         odx + 0.5 * (a + b) - 0.5, "ody", ody + 0.5 * (cc + d) - 0.5, "extend",
+                         VIPS_EXTEND_BLACK, "background", black, NULL) == 0;
+    if (ok) ok = vips_cast_uchar(warped, &u8, NULL) == 0;
+    vips_area_unref(VIPS_AREA(area));
+    vips_area_unref(VIPS_AREA(black));
+    g_object_unref(bil);
+    size_t len = 0;
+    unsigned char *px = ok ? vips_image_write_to_memory(u8, &len) : NULL;
+    int bands = u8 ? u8->Bands : 0;
+    VipsImage *all[] = {t, rgb, flat, u8, warped};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]) g_object_unref(all[i]);
+    if (!px || len != (size_t)CROP * CROP * bands || bands < 1) {
+        g_free(px);
+        return ts_fail(ctx, TS_ERR_INTERNAL, "%s: face crop failed: %s", p->path,
+                       vips_error_buffer());
+    }
+    for (int i = 0; i < CROP * CROP; i++)
+        for (int ch = 0; ch < 3; ch++)
+            dst[i * 3 + ch] = px[i * bands + (bands >= 3 ? ch : 0)] / 255.f;
+    g_free(px);
+    return TS_OK;
+}
+
+/* One pass: crop, run the attention model, refine, map back to photo pixels. */
+static ts_status mesh_pass(ts_ctx *ctx, ts_photo *p, ts_face_roi r, ts_face_mesh *out) {
+    ts_nn_runtime *rt = ts_ctx_runtime(ctx, TS_MODEL_FACE_LANDMARK_ATTENTION);
+    if (!rt) return TS_ERR_MODEL;
+    ts_status s = sample_roi(ctx, p, r, ts_nn_input(rt, 0).data);
+    if (s) return s;
+    char err[300];
+    if (ts_nn_run(rt, err, sizeof err)) return ts_fail(ctx, TS_ERR_INTERNAL, "%s", err);
+    const float *mesh = ts_nn_output(rt, 0).data, *lips = ts_nn_output(rt, 1).data,
+                *leye = ts_nn_output(rt, 2).data, *reye = ts_nn_output(rt, 3).data,
+                *liris = ts_nn_output(rt, 4).data, *riris = ts_nn_output(rt, 5).data,
+                *flag = ts_nn_output(rt, 6).data;
+    float crop[TS_MESH_POINTS][3];
+    for (int i = 0; i < N_MESH; i++)
+        for (int k = 0; k < 3; k++) crop[i][k] = mesh[i * 3 + k];
+    /* Refinement replaces x and y of lips and eyes; depth stays the mesh's. */
+    for (int i = 0; i < 80; i++)
+        crop[lips_idx[i]][0] = lips[2 * i], crop[lips_idx[i]][1] = lips[2 * i + 1];
+    for (int i = 0; i < 71; i++) {
+        crop[left_eye_idx[i]][0] = leye[2 * i], crop[left_eye_idx[i]][1] = leye[2 * i + 1];
+        crop[right_eye_idx[i]][0] = reye[2 * i], crop[right_eye_idx[i]][1] = reye[2 * i + 1];
+    }
+    float zl = 0, zr = 0;
+    for (int i = 0; i < EYE_CONTOUR; i++)
+        zl += crop[left_eye_idx[i]][2], zr += crop[right_eye_idx[i]][2];
+    for (int i = 0; i < 5; i++) {
+        crop[468 + i][0] = liris[2 * i], crop[468 + i][1] = liris[2 * i + 1];
+        crop[468 + i][2] = zl / EYE_CONTOUR;
+        crop[473 + i][0] = riris[2 * i], crop[473 + i][1] = riris[2 * i + 1];
+        crop[473 + i][2] = zr / EYE_CONTOUR;
+    }
+    float c = cosf(r.rotation), sn = sinf(r.rotation), k = r.size / CROP;
+    for (int i = 0; i < TS_MESH_POINTS; i++) {
+        float u = (crop[i][0] - CROP / 2.f) * k, v = (crop[i][1] - CROP / 2.f) * k;
+        out->pts[i][0] = r.cx + u * c - v * sn;
+        out->pts[i][1] = r.cy + u * sn + v * c;
+        out->pts[i][2] = crop[i][2] * k;
+    }
+    out->presence = 1.f / (1.f + expf(-flag[0]));
+    out->roi = r;
+    return TS_OK;
+}
+
+ts_status ts_face_mesh_compute(ts_ctx *ctx, ts_photo *p, const ts_face_box *det,
+                               ts_face_mesh *out) {
+    if (!ctx || !p || !det || !out) return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_face_mesh: NULL");
+    ts_face_mesh first;
+    ts_status s = mesh_pass(ctx, p, ts_face_roi_from_detection(det), &first);
+    if (s) return s;
+    /* The detection box is loose; the mesh's own box centres and levels the face better. */
+    ts_face_mesh second;
+    s = mesh_pass(ctx, p, ts_face_roi_from_mesh(&first), &second);
+    if (s) return s;
+    *out = second;
+    return TS_OK;
+}

@@ -1,0 +1,35 @@
+/* The 478-point face mesh with irises (MediaPipe face_landmark_with_attention), in photo pixels. */
+#ifndef TS_FACE_MESH_H
+#define TS_FACE_MESH_H
+
+#include "face/face.h"
+
+#define TS_MESH_POINTS 478
+
+/* A region of interest: a square of side `size` photo pixels centred at (cx, cy), turned by
+ * `rotation` radians (clockwise in the image, y down), so the eyes are level inside it. */
+typedef struct ts_face_roi {
+    float cx, cy, size, rotation;
+} ts_face_roi;
+
+typedef struct ts_face_mesh {
+    /* x, y in photo pixels; z in photo pixels too (same scale as x), smaller = nearer the camera.
+     * 0..467 the mesh (lips and eyes refined), 468..472 one iris (centre first), 473..477 the
+     * other, in MediaPipe's order. */
+    float pts[TS_MESH_POINTS][3];
+    float presence;  /* probability that the crop holds a face */
+    ts_face_roi roi; /* the crop the final pass ran on */
+} ts_face_mesh;
+
+/* The ROI MediaPipe derives from a detection: box centre, long side x 1.5, rotation from the
+ * eye keypoints (face_detection_front_detection_to_roi.pbtxt). */
+ts_face_roi ts_face_roi_from_detection(const ts_face_box *det);
+/* The ROI derived from a mesh: axis-aligned bounds of the 468 points, long side x 1.5, rotation
+ * from points 33 and 263 (face_landmark_landmarks_to_roi.pbtxt). */
+ts_face_roi ts_face_roi_from_mesh(const ts_face_mesh *m);
+
+/* Computes the mesh for the face found by det: a first pass on the detection's ROI, a second
+ * on the ROI of the first pass's mesh. */
+ts_status ts_face_mesh_compute(ts_ctx *ctx, ts_photo *p, const ts_face_box *det, ts_face_mesh *out);
+
+#endif
