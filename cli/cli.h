@@ -12,5 +12,6 @@ int cli_fail(ts_status s, const char *fmt, ...) __attribute__((format(printf, 2,
 bool cli_tty(void);
 
 int cmd_demo(int argc, char **argv);
+int cmd_faces(int argc, char **argv);
 
 #endif

@@ -16,6 +16,8 @@ static const char usage[] =
     "commands:\n"
     "  demo PHOTO [-o DIR]   find the face, cut out the person, and write a studio-grey\n"
     "                        headshot (DIR/headshot.jpg) and what was found (DIR/analysis.jpg)\n"
+    "  faces PHOTO... [--json]\n"
+    "                        list the faces in each photo: box, score, keypoints, subject\n"
     "  models                check that every neural model is installed and loads\n"
     "\n"
     "options:\n"
@@ -84,5 +86,6 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) return cmd_models();
+    if (!strcmp(cmd, "faces")) return cmd_faces(argc - 1, argv + 1);
     return cli_fail(TS_ERR_ARGUMENT, "unknown command '%s' (try trueshot --help)", cmd);
 }
