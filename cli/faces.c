@@ -1,11 +1,16 @@
 /* trueshot faces: the faces in each photo — box, score and six keypoints — as text or JSON. */
 #include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "core/internal.h"
 #include "face/face.h"
+#include "face/geometry.h"
+#include "face/mesh.h"
+#include "face/pose.h"
 
 #define MAX_FACES 256
 
@@ -44,6 +49,26 @@ static const char faces_usage[] =
     "examples:\n"
     "  trueshot faces team/*.jpg\n"
     "  trueshot faces --json event/*.jpg | jq -r 'select(.faces == []) | .photo'\n";
+
+/* Mesh and pose of the subject, added to its JSON object. */
+static void subject_json(json_t *o, const ts_face_mesh *m, const ts_pose *pose) {
+    json_t *lm = json_array();
+    for (int i = 0; i < TS_MESH_POINTS; i++)
+        json_array_append_new(lm, json_pack("[fff]", (double)m->pts[i][0], (double)m->pts[i][1],
+                                            (double)m->pts[i][2]));
+    json_object_set_new(o, "landmarks", lm);
+    json_object_set_new(o, "irises",
+                        json_pack("{s:[ff], s:[ff]}", "left", (double)m->pts[468][0],
+                                  (double)m->pts[468][1], "right", (double)m->pts[473][0],
+                                  (double)m->pts[473][1]));
+    json_object_set_new(
+        o, "inter_eye_px",
+        json_real(hypot(m->pts[468][0] - m->pts[473][0], m->pts[468][1] - m->pts[473][1])));
+    if (pose)
+        json_object_set_new(o, "pose",
+                            json_pack("{s:f, s:f, s:f}", "yaw", pose->yaw, "pitch", pose->pitch,
+                                      "roll", pose->roll));
+}
 
 static json_t *face_json(const ts_face_box *f, bool subject) {
     json_t *kp = json_array();
@@ -84,6 +109,13 @@ int cmd_faces(int argc, char **argv) {
     ts_ctx *ctx;
     if (ts_ctx_new(NULL, &ctx) != TS_OK) return cli_fail(TS_ERR_INTERNAL, "%s", ts_last_error());
     static ts_face_box faces[MAX_FACES];
+    /* The canonical face geometry for the pose fit ships beside the models. */
+    ts_geom geom = {0};
+    char gpath[1200], gerr[300];
+    snprintf(gpath, sizeof gpath, "%s/geometry_pipeline_metadata_landmarks.binarypb",
+             ctx->model_dir);
+    bool geom_ok = ts_geom_load(gpath, &geom, gerr, sizeof gerr) == 0;
+    if (!geom_ok) fprintf(stderr, "trueshot: no head pose: %s\n", gerr);
     int rc = 0;
     for (int i = 1; i < argc; i++) {
         const char *photo = argv[i];
@@ -105,10 +137,25 @@ int cmd_faces(int argc, char **argv) {
         }
         int W = ts_photo_width(p), H = ts_photo_height(p);
         int subj = ts_face_subject(faces, nf, W, H);
+        /* The subject gets the full analysis: 478-point mesh with irises, then head pose. */
+        ts_face_mesh mesh;
+        ts_pose pose;
+        bool have_mesh = false, have_pose = false;
+        if (subj >= 0 && subj < nf) {
+            have_mesh = ts_face_mesh_compute(ctx, p, &faces[subj], &mesh) == TS_OK;
+            if (!have_mesh) cli_fail(TS_ERR_INTERNAL, "%s: mesh: %s", photo, ts_ctx_error(ctx));
+            char err[300];
+            if (have_mesh && geom_ok)
+                have_pose = ts_pose_fit(&geom, (const float(*)[3])mesh.pts, TS_MESH_POINTS, &pose,
+                                        err, sizeof err) == 0;
+        }
         if (json) {
             json_t *arr = json_array();
-            for (int k = 0; k < nf; k++)
-                json_array_append_new(arr, face_json(&faces[k], k == subj));
+            for (int k = 0; k < nf; k++) {
+                json_t *fo = face_json(&faces[k], k == subj);
+                if (k == subj && have_mesh) subject_json(fo, &mesh, have_pose ? &pose : NULL);
+                json_array_append_new(arr, fo);
+            }
             json_t *o = json_pack("{s:s, s:i, s:i, s:o}", "photo", photo, "width", W, "height", H,
                                   "faces", arr);
             char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
@@ -126,6 +173,14 @@ int cmd_faces(int argc, char **argv) {
                     "%.0f,%.0f\n",
                     f->kp[0][0], f->kp[0][1], f->kp[1][0], f->kp[1][1], f->kp[2][0], f->kp[2][1],
                     f->kp[3][0], f->kp[3][1], f->kp[4][0], f->kp[4][1], f->kp[5][0], f->kp[5][1]);
+                if (k == subj && have_mesh)
+                    printf("    mesh 478 points, irises %.0f,%.0f %.0f,%.0f, inter-eye %.1f px\n",
+                           mesh.pts[468][0], mesh.pts[468][1], mesh.pts[473][0], mesh.pts[473][1],
+                           hypot(mesh.pts[468][0] - mesh.pts[473][0],
+                                 mesh.pts[468][1] - mesh.pts[473][1]));
+                if (k == subj && have_pose)
+                    printf("    pose yaw %+.1f  pitch %+.1f  roll %+.1f degrees\n", pose.yaw,
+                           pose.pitch, pose.roll);
             }
         }
         fflush(stdout);
@@ -135,6 +190,7 @@ int cmd_faces(int argc, char **argv) {
         }
         ts_photo_unref(p);
     }
+    ts_geom_free(&geom);
     ts_ctx_free(ctx);
     return rc;
 }

@@ -14,7 +14,9 @@
 #include <cmocka.h>
 
 #include "core/internal.h"
+#include "face/geometry.h"
 #include "face/mesh.h"
+#include "face/pose.h"
 
 static char cache[1024], tmp[64];
 static const char *photos[] = {"grace_hopper.jpg", "franck_02159.jpg", "astronaut.png"};
@@ -179,6 +181,50 @@ static void t_exif(void **state) {
     }
 }
 
+static void pose_of(const char *path, ts_pose *pose) {
+    ts_face_mesh m;
+    mesh_of(path, &m);
+    char gpath[1200], err[300];
+    snprintf(gpath, sizeof gpath, "%s/models/geometry_pipeline_metadata_landmarks.binarypb", cache);
+    ts_geom g;
+    if (ts_geom_load(gpath, &g, err, sizeof err)) fail_msg("%s", err);
+    if (ts_pose_fit(&g, (const float(*)[3])m.pts, TS_MESH_POINTS, pose, err, sizeof err))
+        fail_msg("%s", err);
+    ts_geom_free(&g);
+}
+
+/* Head pose on real photos: a mirror image negates yaw (and roll); turning the photo by a
+ * known angle adds that angle to roll; pitch stays. */
+static void t_pose(void **state) {
+    (void)state;
+    for (size_t k = 0; k < sizeof photos / sizeof photos[0]; k++) {
+        VipsImage *im = load(photos[k]), *flip, *rot;
+        char a[128], b[128], c[128];
+        snprintf(a, sizeof a, "%s/orig.png", tmp);
+        snprintf(b, sizeof b, "%s/flip.png", tmp);
+        snprintf(c, sizeof c, "%s/rot.png", tmp);
+        save_png(im, a);
+        assert_int_equal(vips_flip(im, &flip, VIPS_DIRECTION_HORIZONTAL, NULL), 0);
+        save_png(flip, b);
+        assert_int_equal(vips_similarity(im, &rot, "angle", 20.0, NULL), 0);
+        save_png(rot, c);
+        ts_pose p0, pf, pr;
+        pose_of(a, &p0);
+        pose_of(b, &pf);
+        pose_of(c, &pr);
+        printf("pose %-18s yaw %+6.2f pitch %+6.2f roll %+6.2f | mirrored yaw %+6.2f roll "
+               "%+6.2f | turned 20: roll %+6.2f pitch %+6.2f\n",
+               photos[k], p0.yaw, p0.pitch, p0.roll, pf.yaw, pf.roll, pr.roll, pr.pitch);
+        assert_true(fabs(pf.yaw + p0.yaw) <= 2.0);
+        assert_true(fabs(pf.roll + p0.roll) <= 2.0);
+        assert_true(fabs(pr.roll - p0.roll - 20.0) <= 2.0);
+        assert_true(fabs(pr.pitch - p0.pitch) <= 2.0);
+        g_object_unref(rot);
+        g_object_unref(flip);
+        g_object_unref(im);
+    }
+}
+
 int main(void) {
     const char *c = getenv("TRUESHOT_CACHE"), *home = getenv("HOME");
     snprintf(cache, sizeof cache, "%s", c && *c ? c : "");
@@ -190,6 +236,7 @@ int main(void) {
         cmocka_unit_test(t_rotation),
         cmocka_unit_test(t_crop_scale),
         cmocka_unit_test(t_exif),
+        cmocka_unit_test(t_pose),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[100];
