@@ -59,6 +59,7 @@ ts_status ts_photo_open(ts_ctx *ctx, const char *path, ts_photo **out) {
         return ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
     }
     atomic_init(&p->refs, 1);
+    pthread_mutex_init(&p->lock, NULL);
     snprintf(p->path, sizeof p->path, "%s", path);
     p->header = im;
     /* EXIF orientations 5-8 swap width and height. */
@@ -78,6 +79,8 @@ ts_photo *ts_photo_ref(ts_photo *p) {
 void ts_photo_unref(ts_photo *p) {
     if (!p || atomic_fetch_sub(&p->refs, 1) != 1) return;
     if (p->header) g_object_unref(p->header);
+    if (p->analysis) g_object_unref(p->analysis);
+    pthread_mutex_destroy(&p->lock);
     free(p);
 }
 
@@ -88,38 +91,67 @@ int ts_photo_height(const ts_photo *p) {
     return p ? p->height : 0;
 }
 
+VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale) {
+    pthread_mutex_lock(&p->lock);
+    if (!p->analysis) {
+        int longest = p->width > p->height ? p->width : p->height;
+        double s = longest > TS_ANALYSIS_SIDE ? (double)TS_ANALYSIS_SIDE / longest : 1.0;
+        int tw = (int)lround(p->width * s), th = (int)lround(p->height * s);
+        tw = tw < 1 ? 1 : tw;
+        th = th < 1 ? 1 : th;
+        VipsImage *t = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL, *mem = NULL;
+        char why[300];
+        /* thumbnail applies EXIF orientation, imports embedded ICC to sRGB and shrinks on
+         * load, so a 12-MP JPEG is never decoded at full size for analysis. */
+        int ok = vips_thumbnail(p->path, &t, tw, "height", th, "size", VIPS_SIZE_FORCE, NULL) == 0;
+        if (ok) ok = vips_colourspace(t, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
+        if (ok)
+            ok = vips_image_hasalpha(rgb) ? vips_flatten(rgb, &flat, NULL) == 0
+                                          : (flat = g_object_ref(rgb)) != NULL;
+        if (ok) ok = vips_cast_uchar(flat, &u8, NULL) == 0;
+        if (ok) ok = (mem = vips_image_copy_memory(u8)) != NULL;
+        VipsImage *all[] = {t, rgb, flat, u8};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            if (all[i]) g_object_unref(all[i]);
+        if (!ok || mem->Bands < 1) {
+            if (mem) g_object_unref(mem);
+            pthread_mutex_unlock(&p->lock);
+            ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path,
+                    vips_reason(why, sizeof why));
+            return NULL;
+        }
+        p->analysis = mem;
+        p->analysis_scale = (double)mem->Xsize / p->width;
+    }
+    VipsImage *a = p->analysis;
+    if (scale) *scale = p->analysis_scale;
+    pthread_mutex_unlock(&p->lock);
+    return a;
+}
+
 ts_status ts_photo_tensor(ts_ctx *ctx, ts_photo *p, int w, int h, float lo, float hi, float *dst,
                           float xform[4]) {
     if (!ctx || !p || !dst || w <= 0 || h <= 0 || w > 8192 || h > 8192)
         return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_photo_tensor: bad argument");
-    /* Fit inside w x h keeping the aspect ratio; thumbnail applies EXIF orientation, converts
-     * to sRGB and shrinks on load, so a 12-MP JPEG is decoded at a fraction of its size. */
-    double sx = (double)w / p->width, sy = (double)h / p->height, s = sx < sy ? sx : sy;
-    int tw = (int)lround(p->width * s), th = (int)lround(p->height * s);
+    VipsImage *an = ts_photo_analysis(ctx, p, NULL);
+    if (!an) return TS_ERR_FORMAT;
+    /* Fit inside w x h keeping the aspect ratio. */
+    double sx = (double)w / an->Xsize, sy = (double)h / an->Ysize, s = sx < sy ? sx : sy;
+    int tw = (int)lround(an->Xsize * s), th = (int)lround(an->Ysize * s);
     tw = tw < 1 ? 1 : tw > w ? w : tw;
     th = th < 1 ? 1 : th > h ? h : th;
-    VipsImage *t = NULL;
+    VipsImage *u8 = NULL;
     char why[300];
-    if (vips_thumbnail(p->path, &t, tw, "height", th, "size", VIPS_SIZE_FORCE, NULL))
-        return ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path,
+    if (vips_resize(an, &u8, (double)tw / an->Xsize, "vscale", (double)th / an->Ysize, NULL))
+        return ts_fail(ctx, TS_ERR_INTERNAL, "%s: resize failed: %s", p->path,
                        vips_reason(why, sizeof why));
-    VipsImage *rgb = NULL, *flat = NULL, *u8 = NULL;
-    int ok = vips_colourspace(t, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
-    if (ok && vips_image_hasalpha(rgb))
-        ok = vips_flatten(rgb, &flat, NULL) == 0;
-    else if (ok)
-        flat = g_object_ref(rgb);
-    if (ok) ok = vips_cast_uchar(flat, &u8, NULL) == 0;
     size_t len = 0;
-    unsigned char *px = ok ? vips_image_write_to_memory(u8, &len) : NULL;
-    if (t) g_object_unref(t);
-    if (rgb) g_object_unref(rgb);
-    if (flat) g_object_unref(flat);
-    int bands = u8 ? u8->Bands : 0, iw = u8 ? u8->Xsize : 0, ih = u8 ? u8->Ysize : 0;
-    if (u8) g_object_unref(u8);
+    unsigned char *px = vips_image_write_to_memory(u8, &len);
+    int bands = u8->Bands, iw = u8->Xsize, ih = u8->Ysize;
+    g_object_unref(u8);
     if (!px || bands < 1 || iw > w || ih > h) {
         g_free(px);
-        return ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path,
+        return ts_fail(ctx, TS_ERR_INTERNAL, "%s: resize failed: %s", p->path,
                        vips_reason(why, sizeof why));
     }
     /* Letterbox: centre the picture; the border is zero in value space. */

@@ -22,7 +22,20 @@ struct ts_photo {
     char path[1024];
     VipsImage *header; /* the file opened for its header; decoded lazily */
     int width, height; /* after EXIF orientation */
+    /* The analysis copy: decoded once with shrink-on-load, sRGB, 3-band uchar, in memory;
+     * built on first use under lock. */
+    pthread_mutex_t lock;
+    VipsImage *analysis;
+    double analysis_scale; /* analysis pixels per photo pixel */
 };
+
+/* Longest side of the analysis copy: large enough that a head-and-shoulders face crop is
+ * sampled from real pixels, small enough that a 12-MP JPEG decodes at 1/2 scale. */
+#define TS_ANALYSIS_SIDE 1600
+
+/* The photo's analysis copy (borrowed: valid while p lives) and its scale. NULL with the ctx
+ * error set on failure. */
+VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale);
 
 /* Sets ctx's error message (printf-style) and returns s, so callers can write
  * `return ts_fail(ctx, TS_ERR_READ, "...", ...)`. The message is set once, where detected. */

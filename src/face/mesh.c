@@ -61,12 +61,22 @@ ts_face_roi ts_face_roi_from_mesh(const ts_face_mesh *m) {
 /* Samples the ROI into a CROP x CROP RGB tensor in [0, 1] with libvips' affine transform on a
  * shrink-on-load copy sized so the crop is never upsampled from more than 2x decimated data. */
 static ts_status sample_roi(ts_ctx *ctx, ts_photo *p, ts_face_roi r, float *dst) {
-    double shrink = fmin(1.0, 2.0 * CROP / fmax(r.size, 1.0));
-    int tw = (int)lround(p->width * shrink), th = (int)lround(p->height * shrink);
-    tw = tw < 1 ? 1 : tw, th = th < 1 ? 1 : th;
     VipsImage *t = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL, *warped = NULL;
-    if (vips_thumbnail(p->path, &t, tw, "height", th, "size", VIPS_SIZE_FORCE, NULL))
-        return ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path, vips_error_buffer());
+    /* The photo's analysis copy serves when the crop takes at least CROP of its pixels (the
+     * usual case); a small face in a big photo gets its own, sharper decode. */
+    double an_scale;
+    VipsImage *an = ts_photo_analysis(ctx, p, &an_scale);
+    if (!an) return TS_ERR_FORMAT;
+    if (r.size * an_scale >= CROP) {
+        t = g_object_ref(an);
+    } else {
+        double shrink = fmin(1.0, 2.0 * CROP / fmax(r.size, 1.0));
+        int tw = (int)lround(p->width * shrink), th = (int)lround(p->height * shrink);
+        tw = tw < 1 ? 1 : tw, th = th < 1 ? 1 : th;
+        if (vips_thumbnail(p->path, &t, tw, "height", th, "size", VIPS_SIZE_FORCE, NULL))
+            return ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path,
+                           vips_error_buffer());
+    }
     double sx = (double)t->Xsize / p->width, sy = (double)t->Ysize / p->height;
     /* Photo -> crop: (u, v) = k R(-rot) (x - c) + CROP/2, here in thumbnail coordinates. */
     double k = CROP / (r.size * sx), c = cos(r.rotation), s = sin(r.rotation);
