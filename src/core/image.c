@@ -95,7 +95,8 @@ VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale) {
     pthread_mutex_lock(&p->lock);
     if (!p->analysis) {
         int longest = p->width > p->height ? p->width : p->height;
-        double s = longest > TS_ANALYSIS_SIDE ? (double)TS_ANALYSIS_SIDE / longest : 1.0;
+        double s = 1.0;
+        while (longest * s > TS_ANALYSIS_SIDE) s /= 2;
         int tw = (int)lround(p->width * s), th = (int)lround(p->height * s);
         tw = tw < 1 ? 1 : tw;
         th = th < 1 ? 1 : th;
@@ -103,7 +104,8 @@ VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale) {
         char why[300];
         /* thumbnail applies EXIF orientation, imports embedded ICC to sRGB and shrinks on
          * load, so a 12-MP JPEG is never decoded at full size for analysis. */
-        int ok = vips_thumbnail(p->path, &t, tw, "height", th, "size", VIPS_SIZE_FORCE, NULL) == 0;
+        /* Fit inside the box (not "force"): forcing the size defeats shrink-on-load. */
+        int ok = vips_thumbnail(p->path, &t, tw, "height", th, NULL) == 0;
         if (ok) ok = vips_colourspace(t, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
         if (ok)
             ok = vips_image_hasalpha(rgb) ? vips_flatten(rgb, &flat, NULL) == 0

@@ -73,7 +73,7 @@ static ts_status sample_roi(ts_ctx *ctx, ts_photo *p, ts_face_roi r, float *dst)
         double shrink = fmin(1.0, 2.0 * CROP / fmax(r.size, 1.0));
         int tw = (int)lround(p->width * shrink), th = (int)lround(p->height * shrink);
         tw = tw < 1 ? 1 : tw, th = th < 1 ? 1 : th;
-        if (vips_thumbnail(p->path, &t, tw, "height", th, "size", VIPS_SIZE_FORCE, NULL))
+        if (vips_thumbnail(p->path, &t, tw, "height", th, NULL))
             return ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path,
                            vips_error_buffer());
     }
