@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "core/internal.h"
+#include "face/expression.h"
 #include "face/face.h"
 #include "face/geometry.h"
 #include "face/mesh.h"
@@ -64,6 +65,17 @@ static void subject_json(json_t *o, const ts_face_mesh *m, const ts_pose *pose) 
     json_object_set_new(
         o, "inter_eye_px",
         json_real(hypot(m->pts[468][0] - m->pts[473][0], m->pts[468][1] - m->pts[473][1])));
+    ts_face_expression x;
+    ts_face_expression_measure(m, &x);
+    /* "left"/"right" follow MediaPipe's mesh naming: "left" is mesh 33..133, iris 468. */
+    json_object_set_new(o, "eyes",
+                        json_pack("{s:{s:f, s:[ff]}, s:{s:f, s:[ff]}}", "left", "open",
+                                  (double)x.eye_open[0], "gaze", (double)x.gaze[0][0],
+                                  (double)x.gaze[0][1], "right", "open", (double)x.eye_open[1],
+                                  "gaze", (double)x.gaze[1][0], (double)x.gaze[1][1]));
+    json_object_set_new(
+        o, "mouth",
+        json_pack("{s:f, s:f}", "open", (double)x.mouth_open, "smile", (double)x.smile));
     if (pose)
         json_object_set_new(o, "pose",
                             json_pack("{s:f, s:f, s:f}", "yaw", pose->yaw, "pitch", pose->pitch,
@@ -178,6 +190,15 @@ int cmd_faces(int argc, char **argv) {
                            mesh.pts[468][0], mesh.pts[468][1], mesh.pts[473][0], mesh.pts[473][1],
                            hypot(mesh.pts[468][0] - mesh.pts[473][0],
                                  mesh.pts[468][1] - mesh.pts[473][1]));
+                if (k == subj && have_mesh) {
+                    ts_face_expression x;
+                    ts_face_expression_measure(&mesh, &x);
+                    printf(
+                        "    eyes open %.2f %.2f  gaze %+.2f,%+.2f %+.2f,%+.2f  mouth open %.2f  "
+                        "smile %+.3f\n",
+                        x.eye_open[0], x.eye_open[1], x.gaze[0][0], x.gaze[0][1], x.gaze[1][0],
+                        x.gaze[1][1], x.mouth_open, x.smile);
+                }
                 if (k == subj && have_pose)
                     printf("    pose yaw %+.1f  pitch %+.1f  roll %+.1f degrees\n", pose.yaw,
                            pose.pitch, pose.roll);

@@ -1,0 +1,43 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "common.h"
+#include "core/internal.h"
+
+const char *ts_test_cache(void) {
+    static char cache[1024];
+    if (!cache[0]) {
+        const char *c = getenv("TRUESHOT_CACHE"), *home = getenv("HOME");
+        if (c && *c)
+            snprintf(cache, sizeof cache, "%s", c);
+        else
+            snprintf(cache, sizeof cache, "%s/.cache/trueshot", home ? home : ".");
+    }
+    return cache;
+}
+
+const char *ts_test_photo(const char *name) {
+    static char path[1200];
+    snprintf(path, sizeof path, "%s/photos/%s", ts_test_cache(), name);
+    return path;
+}
+
+void ts_test_mesh_of(const char *path, ts_face_mesh *m) {
+    ts_ctx *ctx;
+    assert_int_equal(ts_ctx_new(NULL, &ctx), TS_OK);
+    ts_photo *p;
+    if (ts_photo_open(ctx, path, &p)) fail_msg("%s", ts_ctx_error(ctx));
+    ts_face_box faces[16];
+    int n = 0;
+    if (ts_face_detect(ctx, p, faces, 16, &n)) fail_msg("%s", ts_ctx_error(ctx));
+    if (n < 1) fail_msg("%s: no face", path);
+    int s = ts_face_subject(faces, n, ts_photo_width(p), ts_photo_height(p));
+    if (ts_face_mesh_compute(ctx, p, &faces[s], m)) fail_msg("%s", ts_ctx_error(ctx));
+    ts_photo_unref(p);
+    ts_ctx_free(ctx);
+}
