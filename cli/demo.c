@@ -10,44 +10,13 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "draw.h"
 #include "core/internal.h"
 #include "face/face.h"
 #include "face/mesh.h"
 
 #define OUT_SIZE 800
 #define SEG_SIZE 256
-
-/* Saves im as JPEG at path atomically: a temporary name in the same folder, then rename. */
-static int save_atomic(VipsImage *im, const char *path) {
-    char tmp[1400];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%d.jpg", path, (int)getpid());
-    if (vips_jpegsave(im, tmp, "Q", 92, "strip", TRUE, NULL) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-static VipsImage *load_srgb(const char *path) {
-    VipsImage *im = vips_image_new_from_file(path, NULL), *rot = NULL, *rgb = NULL, *flat = NULL,
-              *u8 = NULL;
-    if (!im) return NULL;
-    int ok = vips_autorot(im, &rot, NULL) == 0 &&
-             vips_colourspace(rot, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
-    if (ok)
-        ok = vips_image_hasalpha(rgb) ? vips_flatten(rgb, &flat, NULL) == 0
-                                      : (flat = g_object_ref(rgb)) != NULL;
-    if (ok) ok = vips_cast_uchar(flat, &u8, NULL) == 0;
-    g_object_unref(im);
-    if (rot) g_object_unref(rot);
-    if (rgb) g_object_unref(rgb);
-    if (flat) g_object_unref(flat);
-    return ok ? u8 : NULL;
-}
 
 int cmd_demo(int argc, char **argv) {
     const char *photo = NULL, *dir = "out";
@@ -92,10 +61,8 @@ int cmd_demo(int argc, char **argv) {
         rc = cli_fail(TS_ERR_NO_FACE, "%s: no face found", photo);
         goto done;
     }
-    /* The subject: the largest face. */
-    int best = 0;
-    for (int i = 1; i < nf; i++)
-        if (faces[i].w * faces[i].h > faces[best].w * faces[best].h) best = i;
+    /* The subject: the largest, most central face. */
+    int best = ts_face_subject(faces, nf, ts_photo_width(p), ts_photo_height(p));
     ts_face_box f = faces[best];
     fprintf(stderr, "trueshot: %s: %d face%s, subject at %.0f,%.0f size %.0fx%.0f (score %.2f)\n",
             photo, nf, nf == 1 ? "" : "s", f.x, f.y, f.w, f.h, f.score);
@@ -105,7 +72,7 @@ int cmd_demo(int argc, char **argv) {
     bool have_mesh = ts_face_mesh_compute(ctx, p, &f, &mesh) == TS_OK;
     if (!have_mesh) fprintf(stderr, "trueshot: mesh: %s\n", ts_ctx_error(ctx));
 
-    VipsImage *full = load_srgb(photo);
+    VipsImage *full = cli_load_srgb(photo);
     if (!full) {
         rc = cli_fail(TS_ERR_FORMAT, "%s: cannot decode: %s", photo, vips_error_buffer());
         goto done;
@@ -156,35 +123,17 @@ int cmd_demo(int argc, char **argv) {
     if (ok) ok = vips_resize(comp, &out, (double)OUT_SIZE / cs, NULL) == 0;
     char path[1200];
     snprintf(path, sizeof path, "%s/headshot.jpg", dir);
-    if (!ok || save_atomic(out, path) != 0) {
+    if (!ok || cli_save_atomic(out, path) != 0) {
         rc = cli_fail(TS_ERR_WRITE, "cannot write %s: %s", path, vips_error_buffer());
     } else {
         printf("%s\n", path);
-        /* The analysis view: the photo with the face box and its six keypoints. */
-        VipsImage *copy = NULL;
-        if (vips_copy(full, &copy, NULL) == 0 && vips_image_wio_input(copy) == 0) {
-            double red[3] = {255, 40, 40}, green[3] = {40, 255, 80};
-            int t = (int)fmaxf(2, W / 400.f);
-            for (int k = 0; k < t; k++)
-                vips_draw_rect(copy, red, 3, (int)f.x - k, (int)f.y - k, (int)f.w + 2 * k,
-                               (int)f.h + 2 * k, NULL);
-            double cyan[3] = {60, 220, 255}, yellow[3] = {255, 230, 40};
-            for (int k = 0; have_mesh && k < TS_MESH_POINTS; k++)
-                vips_draw_circle(copy, k < 468 ? cyan : yellow, 3, (int)mesh.pts[k][0],
-                                 (int)mesh.pts[k][1], t / 2 + 1, "fill", TRUE, NULL);
-            for (int k = 0; k < 6; k++)
-                vips_draw_circle(copy, green, 3, (int)f.kp[k][0], (int)f.kp[k][1], 2 * t, "fill",
-                                 TRUE, NULL);
-            VipsImage *view = NULL;
-            snprintf(path, sizeof path, "%s/analysis.jpg", dir);
-            double sc = fminf(1.f, 1200.f / (W > H ? W : H));
-            if (vips_resize(copy, &view, sc, NULL) == 0 && save_atomic(view, path) == 0)
-                printf("%s\n", path);
-            else
-                rc = cli_fail(TS_ERR_WRITE, "cannot write %s", path);
-            if (view) g_object_unref(view);
-        }
-        if (copy) g_object_unref(copy);
+        /* The analysis view: every face, the subject's mesh and irises. */
+        snprintf(path, sizeof path, "%s/analysis.jpg", dir);
+        if (cli_draw_analysis(full, faces, nf, best, have_mesh ? &mesh : NULL, NULL, 1200, path) ==
+            0)
+            printf("%s\n", path);
+        else
+            rc = cli_fail(TS_ERR_WRITE, "cannot write %s", path);
     }
     if (grey_c) g_object_unref(grey_c);
     if (mask_fit) g_object_unref(mask_fit);

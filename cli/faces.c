@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "draw.h"
 #include "core/internal.h"
 #include "face/expression.h"
 #include "face/face.h"
@@ -16,7 +17,7 @@
 #define MAX_FACES 256
 
 static const char faces_usage[] =
-    "usage: trueshot faces PHOTO... [--json]\n"
+    "usage: trueshot faces PHOTO... [--json] [--draw OUT.png] [--detector short|full|both]\n"
     "\n"
     "Finds every face in each photo and prints where it is. Two detectors run on every photo\n"
     "(MediaPipe's short-range one for selfies and near faces, its full-range one for groups and\n"
@@ -31,13 +32,23 @@ static const char faces_usage[] =
     "  subject    the face trueshot works on: the largest, most central one. A face's weight is\n"
     "             its width times (1 - 0.5 * distance from the centre), the distance being 0 in\n"
     "             the middle and 1 in a corner\n"
-    "Faces are listed best score first.\n"
+    "Faces are listed best score first. The subject also gets the full analysis: a 478-point\n"
+    "mesh with irises, the distance between the irises in pixels, each eye's openness (lid gap\n"
+    "over eye width: about 0.25-0.35 open, under 0.12 shut) and gaze (iris offset in half eye\n"
+    "widths, 0 = at the camera), the mouth's openness and smile, and the head pose in degrees\n"
+    "(yaw > 0: turned to their left; pitch > 0: chin up; roll > 0: tilted clockwise).\n"
     "\n"
     "options:\n"
     "  --json     one JSON object per photo, one per line (JSON Lines), e.g.\n"
     "             {\"photo\": \"a.jpg\", \"width\": 1200, \"height\": 800, \"faces\": [{\"box\":\n"
     "             [x, y, w, h], \"score\": 0.93, \"keypoints\": [[x, y], ...6], \"subject\": "
-    "true}]}\n"
+    "true,\n"
+    "             \"landmarks\": [[x, y, z], ...478], \"irises\": {...}, \"inter_eye_px\": 84.4,\n"
+    "             \"eyes\": {...}, \"mouth\": {...}, \"pose\": {\"yaw\": .., \"pitch\": .., "
+    "\"roll\": ..}}]}\n"
+    "  --draw OUT.png\n"
+    "             also draw what was found: boxes, keypoints, the subject's mesh, irises and\n"
+    "             head axes (with several photos: OUT-1.png, OUT-2.png, ...)\n"
     "  --detector short|full|both\n"
     "             which detector to run (default both): short range sees faces that fill\n"
     "             a good part of the photo, full range also small and distant ones\n"
@@ -49,6 +60,7 @@ static const char faces_usage[] =
     "\n"
     "examples:\n"
     "  trueshot faces team/*.jpg\n"
+    "  trueshot faces me.jpg --draw check.png\n"
     "  trueshot faces --json event/*.jpg | jq -r 'select(.faces == []) | .photo'\n";
 
 /* Mesh and pose of the subject, added to its JSON object. */
@@ -94,10 +106,13 @@ static json_t *face_json(const ts_face_box *f, bool subject) {
 
 int cmd_faces(int argc, char **argv) {
     bool json = false;
+    const char *draw = NULL;
     int nphotos = 0, models = TS_FACE_SHORT | TS_FACE_FULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             json = true;
+        else if (!strcmp(argv[i], "--draw") && i + 1 < argc)
+            draw = argv[++i];
         else if (!strcmp(argv[i], "--detector") && i + 1 < argc) {
             const char *d = argv[++i];
             models = !strcmp(d, "short")  ? TS_FACE_SHORT
@@ -128,10 +143,10 @@ int cmd_faces(int argc, char **argv) {
              ctx->model_dir);
     bool geom_ok = ts_geom_load(gpath, &geom, gerr, sizeof gerr) == 0;
     if (!geom_ok) fprintf(stderr, "trueshot: no head pose: %s\n", gerr);
-    int rc = 0;
+    int rc = 0, drawn = 0;
     for (int i = 1; i < argc; i++) {
         const char *photo = argv[i];
-        if (!strcmp(photo, "--detector")) {
+        if (!strcmp(photo, "--detector") || !strcmp(photo, "--draw")) {
             i++;
             continue;
         }
@@ -203,6 +218,25 @@ int cmd_faces(int argc, char **argv) {
                     printf("    pose yaw %+.1f  pitch %+.1f  roll %+.1f degrees\n", pose.yaw,
                            pose.pitch, pose.roll);
             }
+        }
+        if (draw) {
+            /* One photo: the name as given; several: NAME-1.png, NAME-2.png, ... */
+            char out[1200];
+            const char *dot = strrchr(draw, '.');
+            int stem = dot ? (int)(dot - draw) : (int)strlen(draw);
+            if (nphotos == 1)
+                snprintf(out, sizeof out, "%s", draw);
+            else
+                snprintf(out, sizeof out, "%.*s-%d%s", stem, draw, ++drawn, dot ? dot : ".png");
+            VipsImage *full = cli_load_srgb(photo);
+            if (!full || cli_draw_analysis(full, faces, nf, subj, have_mesh ? &mesh : NULL,
+                                           have_pose ? &pose : NULL, 1600, out) != 0) {
+                int code = cli_fail(TS_ERR_WRITE, "cannot write %s", out);
+                if (!rc) rc = code;
+            } else if (!json) {
+                printf("  drawn to %s\n", out);
+            }
+            if (full) g_object_unref(full);
         }
         fflush(stdout);
         if (nf == 0) {

@@ -59,6 +59,19 @@ vipsheader "$tmp/out-demo/analysis.jpg" >/dev/null 2>&1 && pass=$((pass + 1)) ||
 [ "$(ls "$tmp/out-demo" | wc -l)" -eq 2 ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL leftover files: $(ls "$tmp/out-demo")"; }
 [ "$before" = "$(sha256sum "$repo/samples/sample.jpg")" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL input modified"; }
 
+# Face analysis: the subject's full record in JSON, and the drawing.
+check faces-json 0 "$ts" faces --json "$repo/samples/sample.jpg"
+if node -e '
+const o = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const s = o.faces.find(f => f.subject);
+const ok = o.faces.length === 1 && s && s.landmarks.length === 478 && s.landmarks[0].length === 3 &&
+    s.inter_eye_px > 40 && Math.abs(s.pose.yaw) < 15 && s.eyes.left.open > 0.15 &&
+    s.mouth.open < 0.1 && s.irises.left.length === 2;
+process.exit(ok ? 0 : 1);' <"$tmp/out"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL faces json: $(head -c 300 "$tmp/out")"; fi
+check faces-draw 0 "$ts" faces "$repo/samples/sample.jpg" --draw "$tmp/drawn.png"
+[ "$(vipsheader -f width "$tmp/drawn.png" 2>/dev/null)" = 512 ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL faces --draw"; }
+check faces-no-face 6 "$ts" faces "$photos/baboon.jpg"
+
 check models 0 "$ts" models
 [ "$(grep -c '^ok ' "$tmp/out")" -eq 6 ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL models: $(cat "$tmp/out")"; }
 
