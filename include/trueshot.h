@@ -117,6 +117,47 @@ int ts_photo_height(const ts_photo *p);
 ts_status ts_photo_tensor(ts_ctx *ctx, ts_photo *p, int w, int h, float lo, float hi, float *dst,
                           float xform[4]);
 
+/* ---- Face analysis ------------------------------------------------------------------------ */
+
+typedef struct ts_point {
+    float x, y;
+} ts_point;
+
+/* One face found by detection. Coordinates are photo pixels after EXIF orientation. */
+typedef struct ts_face {
+    float x, y, w, h;      /* box: top-left corner and size */
+    ts_point keypoints[6]; /* right eye, left eye, nose tip, mouth, right ear, left ear (the
+                              person's right: on the picture's left) */
+    float score;           /* detector confidence, 0..1 */
+} ts_face;
+
+#define TS_LANDMARKS 478
+
+/* Everything measured on the subject (the largest, most central face). */
+typedef struct ts_face_analysis {
+    int face;                         /* index of the subject in ts_photo_faces() */
+    float landmarks[TS_LANDMARKS][3]; /* MediaPipe face mesh topology: 0..467 the mesh, 468..472
+                                         and 473..477 the irises (centre first); x, y photo
+                                         pixels, z in the same scale, smaller = nearer */
+    ts_point irises[2];               /* iris centres (landmarks 468 and 473) */
+    float inter_eye_px;               /* distance between the iris centres */
+    float yaw, pitch, roll;           /* degrees: yaw > 0 turned to their left, pitch > 0 chin
+                                         up, roll > 0 tilted clockwise (docs/face-pose.md) */
+    float eye_open[2];                /* lid gap / eye width: ~0.25-0.35 open, < 0.12 shut */
+    float gaze[2][2];                 /* iris offset in half eye widths; 0,0 = at the camera */
+    float mouth_open;                 /* inner-lip gap / mouth width */
+    float smile;                      /* mouth corners above the lip centre, in mouth widths */
+    float presence;                   /* the mesh model's confidence that a face is there */
+} ts_face_analysis;
+
+/* The faces in p, best score first. Computed on first call and cached on the photo; *faces is
+ * owned by the photo and valid while it lives. No face is not an error: *n is then 0. */
+ts_status ts_photo_faces(ts_ctx *ctx, ts_photo *p, const ts_face **faces, int *n);
+
+/* The subject's full analysis (mesh with irises, pose, eyes, mouth), computed once and cached
+ * on the photo; *out is owned by the photo. TS_ERR_NO_FACE when the photo has no face. */
+ts_status ts_photo_subject(ts_ctx *ctx, ts_photo *p, const ts_face_analysis **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "face/geometry.h"
 
 static _Thread_local char last_error[512];
 
@@ -126,6 +127,10 @@ void ts_ctx_free(ts_ctx *ctx) {
     for (int i = 0; i < TS_MODEL_COUNT; i++) {
         ts_nn_runtime_free(ctx->runtimes[i]);
         ts_nn_model_free(ctx->models[i]);
+    }
+    if (ctx->geom) {
+        ts_geom_free(ctx->geom);
+        free(ctx->geom);
     }
     free(ctx);
 }

@@ -60,6 +60,7 @@ ts_status ts_photo_open(ts_ctx *ctx, const char *path, ts_photo **out) {
     }
     atomic_init(&p->refs, 1);
     pthread_mutex_init(&p->lock, NULL);
+    pthread_mutex_init(&p->face_lock, NULL);
     snprintf(p->path, sizeof p->path, "%s", path);
     p->header = im;
     /* EXIF orientations 5-8 swap width and height. */
@@ -80,7 +81,10 @@ void ts_photo_unref(ts_photo *p) {
     if (!p || atomic_fetch_sub(&p->refs, 1) != 1) return;
     if (p->header) g_object_unref(p->header);
     if (p->analysis) g_object_unref(p->analysis);
+    free(p->faces);
+    free(p->subject);
     pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->face_lock);
     free(p);
 }
 

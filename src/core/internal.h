@@ -15,6 +15,7 @@ struct ts_ctx {
     char err[512];
     ts_nn_model *models[TS_MODEL_COUNT];
     ts_nn_runtime *runtimes[TS_MODEL_COUNT];
+    struct ts_geom *geom; /* canonical face geometry, loaded on first pose fit */
 };
 
 struct ts_photo {
@@ -26,6 +27,15 @@ struct ts_photo {
      * built on first use under lock. */
     pthread_mutex_t lock;
     VipsImage *analysis;
+    /* Face analysis, cached under face_lock (src/face/analysis.c); a separate lock because
+     * computing it takes `lock` for the analysis copy. */
+    pthread_mutex_t face_lock;
+    bool faces_done, subject_done;
+    ts_face *faces;
+    int n_faces;
+    ts_face_analysis *subject;
+    ts_status subject_status;
+    char subject_error[512];
     double analysis_scale; /* analysis pixels per photo pixel */
 };
 

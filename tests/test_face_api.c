@@ -1,0 +1,115 @@
+/* The public face-analysis calls: results cached on the photo, no face reported as such, and a
+ * 60-MP photo analysed within the memory budget (DESIGN.md: 400 MB peak). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <vips/vips.h>
+
+#include "common.h"
+#include "trueshot.h"
+
+static double peak_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+static void t_cached_and_consistent(void **state) {
+    (void)state;
+    ts_ctx *ctx;
+    assert_int_equal(ts_ctx_new(NULL, &ctx), TS_OK);
+    ts_photo *p;
+    assert_int_equal(ts_photo_open(ctx, ts_test_photo("grace_hopper.jpg"), &p), TS_OK);
+    const ts_face *f1, *f2;
+    int n1, n2;
+    assert_int_equal(ts_photo_faces(ctx, p, &f1, &n1), TS_OK);
+    assert_int_equal(n1, 1);
+    assert_int_equal(ts_photo_faces(ctx, p, &f2, &n2), TS_OK);
+    assert_ptr_equal(f1, f2); /* computed once */
+    const ts_face_analysis *a, *b;
+    assert_int_equal(ts_photo_subject(ctx, p, &a), TS_OK);
+    assert_int_equal(ts_photo_subject(ctx, p, &b), TS_OK);
+    assert_ptr_equal(a, b);
+    assert_int_equal(a->face, 0);
+    /* The irises lie inside the detector's box, the inter-eye distance matches them. */
+    for (int e = 0; e < 2; e++) {
+        assert_true(a->irises[e].x > f1->x && a->irises[e].x < f1->x + f1->w);
+        assert_true(a->irises[e].y > f1->y && a->irises[e].y < f1->y + f1->h);
+    }
+    assert_float_equal(a->inter_eye_px,
+                       hypotf(a->irises[0].x - a->irises[1].x, a->irises[0].y - a->irises[1].y),
+                       1e-3);
+    assert_true(a->presence > 0.9f && fabsf(a->yaw) < 15 && fabsf(a->roll) < 10);
+    ts_photo_unref(p);
+    ts_ctx_free(ctx);
+}
+
+static void t_no_face(void **state) {
+    (void)state;
+    ts_ctx *ctx;
+    assert_int_equal(ts_ctx_new(NULL, &ctx), TS_OK);
+    ts_photo *p;
+    assert_int_equal(ts_photo_open(ctx, ts_test_photo("baboon.jpg"), &p), TS_OK);
+    const ts_face *f;
+    int n = -1;
+    assert_int_equal(ts_photo_faces(ctx, p, &f, &n), TS_OK);
+    assert_int_equal(n, 0);
+    const ts_face_analysis *a = NULL;
+    assert_int_equal(ts_photo_subject(ctx, p, &a), TS_ERR_NO_FACE);
+    assert_null(a);
+    assert_non_null(strstr(ts_ctx_error(ctx), "no face"));
+    /* Asked again: the same answer, from the cache. */
+    assert_int_equal(ts_photo_subject(ctx, p, &a), TS_ERR_NO_FACE);
+    assert_non_null(strstr(ts_ctx_error(ctx), "no face"));
+    ts_photo_unref(p);
+    ts_ctx_free(ctx);
+}
+
+static void t_60mp_memory(void **state) {
+    (void)state;
+    char dir[] = "/tmp/ts-60mp-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/60mp.jpg", dir);
+    /* A real photo upscaled to 9000 x 7200 (64.8 MP), streamed to disk by libvips. */
+    VipsImage *src = vips_image_new_from_file(ts_test_photo("franck_02159.jpg"), NULL), *big;
+    assert_non_null(src);
+    assert_int_equal(vips_resize(src, &big, 12.5, NULL), 0);
+    assert_int_equal(vips_jpegsave(big, path, "Q", 85, NULL), 0);
+    g_object_unref(big);
+    g_object_unref(src);
+    double before = peak_mb();
+    ts_ctx *ctx;
+    assert_int_equal(ts_ctx_new(NULL, &ctx), TS_OK);
+    ts_photo *p;
+    assert_int_equal(ts_photo_open(ctx, path, &p), TS_OK);
+    assert_int_equal(ts_photo_width(p), 9000);
+    const ts_face_analysis *a;
+    assert_int_equal(ts_photo_subject(ctx, p, &a), TS_OK);
+    double after = peak_mb();
+    printf("60-MP analysis: peak RSS %.0f MB (before %.0f MB), inter-eye %.0f px\n", after, before,
+           a->inter_eye_px);
+    assert_true(after < 400.0);
+    assert_true(a->inter_eye_px > 1000);
+    ts_photo_unref(p);
+    ts_ctx_free(ctx);
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void) {
+    if (VIPS_INIT("test_face_api")) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(t_cached_and_consistent),
+        cmocka_unit_test(t_no_face),
+        cmocka_unit_test(t_60mp_memory),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
