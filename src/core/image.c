@@ -81,6 +81,7 @@ void ts_photo_unref(ts_photo *p) {
     if (!p || atomic_fetch_sub(&p->refs, 1) != 1) return;
     if (p->header) g_object_unref(p->header);
     if (p->analysis) g_object_unref(p->analysis);
+    if (p->small) g_object_unref(p->small);
     free(p->faces);
     free(p->subject);
     pthread_mutex_destroy(&p->lock);
@@ -141,6 +142,22 @@ ts_status ts_photo_tensor(ts_ctx *ctx, ts_photo *p, int w, int h, float lo, floa
         return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_photo_tensor: bad argument");
     VipsImage *an = ts_photo_analysis(ctx, p, NULL);
     if (!an) return TS_ERR_FORMAT;
+    if (w <= TS_SMALL_SIDE && h <= TS_SMALL_SIDE) {
+        /* Small tensors come from the small copy, made once from the analysis copy. */
+        pthread_mutex_lock(&p->lock);
+        if (!p->small) {
+            int longest = an->Xsize > an->Ysize ? an->Xsize : an->Ysize;
+            VipsImage *sm = NULL, *mem = NULL;
+            if (longest <= TS_SMALL_SIDE)
+                mem = g_object_ref(an);
+            else if (vips_resize(an, &sm, (double)TS_SMALL_SIDE / longest, NULL) == 0)
+                mem = vips_image_copy_memory(sm);
+            if (sm) g_object_unref(sm);
+            p->small = mem;
+        }
+        if (p->small) an = p->small;
+        pthread_mutex_unlock(&p->lock);
+    }
     /* Fit inside w x h keeping the aspect ratio. */
     double sx = (double)w / an->Xsize, sy = (double)h / an->Ysize, s = sx < sy ? sx : sy;
     int tw = (int)lround(an->Xsize * s), th = (int)lround(an->Ysize * s);

@@ -37,12 +37,16 @@ struct ts_photo {
     ts_status subject_status;
     char subject_error[512];
     double analysis_scale; /* analysis pixels per photo pixel */
+    VipsImage *small;      /* the analysis copy fitted in TS_SMALL_SIDE: detector inputs */
 };
 
 /* Longest side the analysis copy may have. The copy is the photo shrunk by the smallest power
  * of two that brings it under this, which is what JPEG shrink-on-load decodes directly (no
  * resampling pass): a 12-MP photo decodes at 1/4, still ~300 px across a headshot's face crop. */
 #define TS_ANALYSIS_SIDE 1280
+/* Longest side of the small copy the detectors' inputs (128 and 192 px) are made from: one
+ * resize of the analysis copy instead of one per detector. */
+#define TS_SMALL_SIDE 256
 
 /* The photo's analysis copy (borrowed: valid while p lives) and its scale. NULL with the ctx
  * error set on failure. */
