@@ -34,6 +34,7 @@ typedef enum ts_status {
     TS_ERR_MODEL,     /* a model file is missing, corrupt or uses an unsupported operator */
     TS_ERR_WRITE,     /* an output could not be written */
     TS_ERR_INTERNAL,  /* a bug or a failure inside a dependency */
+    TS_ERR_NO_PERSON, /* no person found to cut out */
 } ts_status;
 
 /* Short stable name of a status, e.g. "no-face". Never NULL. */
@@ -157,6 +158,47 @@ ts_status ts_photo_faces(ts_ctx *ctx, ts_photo *p, const ts_face **faces, int *n
 /* The subject's full analysis (mesh with irises, pose, eyes, mouth), computed once and cached
  * on the photo; *out is owned by the photo. TS_ERR_NO_FACE when the photo has no face. */
 ts_status ts_photo_subject(ts_ctx *ctx, ts_photo *p, const ts_face_analysis **out);
+
+/* ---- Person matte ------------------------------------------------------------------------- */
+
+/* A person cut out of a photo: alpha and background-free foreground colour over a region of the
+ * photo, at the photo's full resolution. Immutable; owned by the caller (ts_matte_free). */
+typedef struct ts_matte ts_matte;
+
+typedef enum ts_matte_region_mode {
+    TS_MATTE_HEAD_AND_SHOULDERS, /* a region around the subject, sized from the face (default) */
+    TS_MATTE_FULL_PHOTO,         /* the whole photo */
+} ts_matte_region_mode;
+
+typedef struct ts_matte_options {
+    size_t size;                 /* sizeof(ts_matte_options): set by _init */
+    ts_matte_region_mode region; /* default TS_MATTE_HEAD_AND_SHOULDERS */
+    int decontaminate;           /* estimate foreground colour (default 1) */
+} ts_matte_options;
+
+void ts_matte_options_init(ts_matte_options *o);
+
+/* Computes the person matte of p. opt may be NULL for defaults. TS_ERR_NO_FACE (head-and-
+ * shoulders mode: no face to place the region), or TS_ERR_NO_PERSON when no person is found. */
+ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, ts_matte **out);
+void ts_matte_free(ts_matte *m); /* NULL-safe */
+
+/* The region the matte covers, in photo pixels: x, y, width, height. */
+void ts_matte_region(const ts_matte *m, int *x, int *y, int *w, int *h);
+/* Alpha as 8-bit (0..255) or 16-bit (0..65535), width*height values, row-major (borrowed dst). */
+ts_status ts_matte_alpha8(const ts_matte *m, uint8_t *dst);
+ts_status ts_matte_alpha16(const ts_matte *m, uint16_t *dst);
+
+/* Writes files atomically (temporary name, then rename; no partial file on failure); the format
+ * follows the extension (.png, .tif, .webp, ...):
+ * - the cut-out: RGBA, decontaminated foreground colour with alpha (16-bit PNG if 16 != 0);
+ * - the alpha alone, 8- or 16-bit grey;
+ * - the person composited over a colour (0xRRGGBB) or over an image file (scaled to cover). */
+ts_status ts_matte_save_cutout(ts_ctx *ctx, const ts_matte *m, const char *path, int sixteen);
+ts_status ts_matte_save_alpha(ts_ctx *ctx, const ts_matte *m, const char *path, int sixteen);
+ts_status ts_matte_save_over_color(ts_ctx *ctx, const ts_matte *m, uint32_t rgb, const char *path);
+ts_status ts_matte_save_over_image(ts_ctx *ctx, const ts_matte *m, const char *background,
+                                   const char *path);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,8 @@ const char *ts_status_name(ts_status s) {
         return "unwritable";
     case TS_ERR_INTERNAL:
         return "internal";
+    case TS_ERR_NO_PERSON:
+        return "no-person";
     }
     return "unknown";
 }
@@ -57,6 +59,8 @@ int ts_status_exit_code(ts_status s) {
         return 9;
     case TS_ERR_INTERNAL:
         return 10;
+    case TS_ERR_NO_PERSON:
+        return 11;
     }
     return 1;
 }
