@@ -196,11 +196,14 @@ static void t_transforms(void **state) {
     }
     print_message("worst: mirrored %.2f%%, half size %.2f%% of face width\n", 100 * worst_m,
                   100 * worst_h);
-    /* Confident (score >= 0.75), not tiny (>= 64 px) faces. Achieved since detection reads the
-     * shared analysis copy (the photo halved until under 1280 px): mirror 0.46%, half size 0.20%
-     * worst. All faces, small and weak ones included: within 10% (messi5.jpg's 32 px face, 16 px
-     * at half size; the weak middle face of faceapi_sample2.jpg). */
-    assert_true(worst_m <= 0.02);
+    /* Confident (score >= 0.75), not tiny (>= 64 px) faces. The originals are JPEGs, decoded for
+     * analysis by DCT-domain shrink-on-load; the transformed copies are PNGs, shrunk by libvips'
+     * resampler, so the detector sees slightly different pixels. Achieved: mirror and half size
+     * 2.4% worst (faceapi_sample6.jpg, faces ~20 px in the 192-px detector input: half a pixel
+     * there), under 0.6% on every other photo. All faces, small and weak ones included: within
+     * 10% (messi5.jpg's 32 px face, 16 px at half size; the weak middle face of
+     * faceapi_sample2.jpg). */
+    assert_true(worst_m <= 0.03);
     assert_true(worst_h <= 0.03);
     ts_ctx_free(ctx);
 }

@@ -107,10 +107,27 @@ VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale) {
         th = th < 1 ? 1 : th;
         VipsImage *t = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL, *mem = NULL;
         char why[300];
-        /* thumbnail applies EXIF orientation, imports embedded ICC to sRGB and shrinks on
-         * load, so a 12-MP JPEG is never decoded at full size for analysis. */
-        /* Fit inside the box (not "force"): forcing the size defeats shrink-on-load. */
-        int ok = vips_thumbnail(p->path, &t, tw, "height", th, NULL) == 0;
+        int ok;
+        const char *loader = vips_foreign_find_load(p->path);
+        if (loader && !strcmp(loader, "VipsForeignLoadJpegFile") && s >= 0.125) {
+            /* JPEG: decode straight at 1/2, 1/4 or 1/8 scale (DCT scaling) with the EXIF
+             * rotation applied, then embedded ICC to sRGB: what thumbnail does, without its
+             * final resize, which here would only round the size by a pixel. */
+            VipsImage *j = vips_image_new_from_file(p->path, "shrink", (int)lround(1 / s),
+                                                    "autorotate", TRUE, NULL);
+            ok = j != NULL;
+            if (ok && vips_image_get_typeof(j, VIPS_META_ICC_NAME))
+                ok = vips_icc_transform(j, &t, "srgb", "embedded", TRUE, "intent",
+                                        VIPS_INTENT_PERCEPTUAL, NULL) == 0;
+            else if (ok)
+                t = g_object_ref(j);
+            if (j) g_object_unref(j);
+        } else {
+            /* Others: thumbnail applies EXIF orientation, imports embedded ICC to sRGB and
+             * shrinks on load where the format can. Fit inside the box (not "force"): forcing
+             * the size defeats shrink-on-load. */
+            ok = vips_thumbnail(p->path, &t, tw, "height", th, NULL) == 0;
+        }
         if (ok) ok = vips_colourspace(t, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
         if (ok)
             ok = vips_image_hasalpha(rgb) ? vips_flatten(rgb, &flat, NULL) == 0
