@@ -52,3 +52,9 @@ format-check:
 	    echo "format-check: $$n file(s) formatted"; \
 	else \
 	    echo "format-check: files above need 'make format'" >&2; exit 1; fi
+
+# Contact sheet of the person cut-outs of every development photo over dark and light grey
+# (issue 4): docs/contact-sheet.jpg.
+.PHONY: contact-sheet
+contact-sheet: build
+	$(BUILD)/bench/contact_sheet $(TRUESHOT_CACHE)/photos docs/contact-sheet.jpg

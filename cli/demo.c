@@ -1,6 +1,6 @@
 /* trueshot demo: the face and matte pipeline end to end, on one photo.
- * Finds the face, frames a square head-and-shoulders crop around it, cuts the person out with
- * the segmentation network, and places them on a studio grey. */
+ * Finds the face, cuts the person out at full resolution (ts_photo_matte), places them on a
+ * studio grey, and frames a square head-and-shoulders crop around the face. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,7 +16,6 @@
 #include "face/mesh.h"
 
 #define OUT_SIZE 800
-#define SEG_SIZE 256
 
 int cmd_demo(int argc, char **argv) {
     const char *photo = NULL, *dir = "out";
@@ -77,52 +76,32 @@ int cmd_demo(int argc, char **argv) {
         rc = cli_fail(TS_ERR_FORMAT, "%s: cannot decode: %s", photo, vips_error_buffer());
         goto done;
     }
-    int W = full->Xsize, H = full->Ysize;
-    /* Head-and-shoulders square: about 3x the face width, eyes a little above the middle. */
-    float side = fminf(3.0f * f.w, (float)(W < H ? W : H));
-    float eye_y = (f.kp[0][1] + f.kp[1][1]) / 2, cx = f.x + f.w / 2;
-    float left = cx - side / 2, top = eye_y - 0.42f * side;
-    left = fmaxf(0, fminf(left, W - side));
-    top = fmaxf(0, fminf(top, H - side));
-    int cs = (int)side, cl = (int)left, ct = (int)top;
-    VipsImage *crop = NULL, *small = NULL, *mask = NULL, *mask_big = NULL, *grey = NULL,
-              *comp = NULL, *out = NULL;
-    bool ok = vips_extract_area(full, &crop, cl, ct, cs, cs, NULL) == 0 &&
-              vips_resize(crop, &small, (double)SEG_SIZE / cs, NULL) == 0;
-    size_t len = 0;
-    unsigned char *px = ok ? vips_image_write_to_memory(small, &len) : NULL;
-    ts_nn_runtime *rt = ok ? ts_ctx_runtime(ctx, TS_MODEL_SELFIE_SEGMENTATION) : NULL;
-    if (!px || !rt || small->Xsize != SEG_SIZE || small->Ysize != SEG_SIZE) {
-        rc = cli_fail(rt ? TS_ERR_INTERNAL : TS_ERR_MODEL, "segmentation failed: %s",
-                      rt ? vips_error_buffer() : ts_ctx_error(ctx));
-        g_free(px);
-        goto cleanup;
-    }
-    ts_tview in = ts_nn_input(rt, 0);
-    for (size_t i = 0; i < (size_t)SEG_SIZE * SEG_SIZE * 3; i++) in.data[i] = px[i] / 255.f;
-    g_free(px);
-    char err[300];
-    if (ts_nn_run(rt, err, sizeof err)) {
-        rc = cli_fail(TS_ERR_INTERNAL, "%s", err);
-        goto cleanup;
-    }
-    const float *seg = ts_nn_output(rt, 0).data;
-    unsigned char alpha[SEG_SIZE * SEG_SIZE];
-    for (int i = 0; i < SEG_SIZE * SEG_SIZE; i++)
-        alpha[i] = (unsigned char)lrintf(255.f * fminf(1.f, fmaxf(0.f, seg[i])));
-    mask = vips_image_new_from_memory_copy(alpha, sizeof alpha, SEG_SIZE, SEG_SIZE, 1,
-                                           VIPS_FORMAT_UCHAR);
-    double bg[3] = {138, 141, 145}; /* studio grey #8a8d91 */
-    ok = mask && vips_resize(mask, &mask_big, (double)cs / SEG_SIZE, "kernel", VIPS_KERNEL_LINEAR,
-                             NULL) == 0;
-    if (ok) ok = vips_black(&grey, cs, cs, "bands", 3, NULL) == 0;
-    VipsImage *grey_c = NULL, *mask_fit = NULL;
-    if (ok) ok = vips_linear(grey, &grey_c, (double[]){1, 1, 1}, bg, 3, "uchar", TRUE, NULL) == 0;
-    if (ok) ok = vips_extract_area(mask_big, &mask_fit, 0, 0, cs, cs, NULL) == 0;
-    if (ok) ok = vips_ifthenelse(mask_fit, crop, grey_c, &comp, "blend", TRUE, NULL) == 0;
-    if (ok) ok = vips_resize(comp, &out, (double)OUT_SIZE / cs, NULL) == 0;
-    char path[1200];
+    /* The person cut out at full resolution (head and shoulders), placed on studio grey, then
+     * the square around the eyes: about 3x the face width, eyes a little above the middle. */
+    ts_matte *m = NULL;
+    s = ts_photo_matte(ctx, p, NULL, &m);
+    char path[1200], tmp[1300];
     snprintf(path, sizeof path, "%s/headshot.jpg", dir);
+    snprintf(tmp, sizeof tmp, "%s/.headshot-matte-%d.png", dir, (int)getpid());
+    if (!s) s = ts_matte_save_over_color(ctx, m, 0x8a8d91, tmp); /* studio grey */
+    int mx = 0, my = 0, mw = 0, mh = 0;
+    ts_matte_region(m, &mx, &my, &mw, &mh);
+    ts_matte_free(m);
+    if (s) {
+        rc = cli_fail(s, "%s", ts_ctx_error(ctx));
+        unlink(tmp);
+        g_object_unref(full);
+        goto done;
+    }
+    VipsImage *comp = vips_image_new_from_file(tmp, "access", VIPS_ACCESS_SEQUENTIAL, NULL),
+              *crop = NULL, *out = NULL;
+    float side = fminf(3.0f * f.w, (float)(mw < mh ? mw : mh));
+    float eye_y = (f.kp[0][1] + f.kp[1][1]) / 2 - my, cx = f.x + f.w / 2 - mx;
+    float left = fmaxf(0, fminf(cx - side / 2, mw - side));
+    float top = fmaxf(0, fminf(eye_y - 0.42f * side, mh - side));
+    int cs = (int)side;
+    bool ok = comp && vips_extract_area(comp, &crop, (int)left, (int)top, cs, cs, NULL) == 0 &&
+              vips_resize(crop, &out, (double)OUT_SIZE / cs, NULL) == 0;
     if (!ok || cli_save_atomic(out, path) != 0) {
         rc = cli_fail(TS_ERR_WRITE, "cannot write %s: %s", path, vips_error_buffer());
     } else {
@@ -135,16 +114,10 @@ int cmd_demo(int argc, char **argv) {
         else
             rc = cli_fail(TS_ERR_WRITE, "cannot write %s", path);
     }
-    if (grey_c) g_object_unref(grey_c);
-    if (mask_fit) g_object_unref(mask_fit);
-cleanup:
-    if (crop) g_object_unref(crop);
-    if (small) g_object_unref(small);
-    if (mask) g_object_unref(mask);
-    if (mask_big) g_object_unref(mask_big);
-    if (grey) g_object_unref(grey);
     if (comp) g_object_unref(comp);
+    if (crop) g_object_unref(crop);
     if (out) g_object_unref(out);
+    unlink(tmp);
     g_object_unref(full);
 done:
     ts_photo_unref(p);

@@ -18,6 +18,9 @@ static const char usage[] =
     "                        headshot (DIR/headshot.jpg) and what was found (DIR/analysis.jpg)\n"
     "  faces PHOTO... [--json]\n"
     "                        list the faces in each photo: box, score, keypoints, subject\n"
+    "  matte PHOTO -o OUT [--alpha A.png] [--over COLOR|IMAGE]\n"
+    "                        cut the person out at full resolution (transparent PNG), or place\n"
+    "                        them on a colour or an image\n"
     "  models                check that every neural model is installed and loads\n"
     "\n"
     "options:\n"
@@ -87,5 +90,6 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) return cmd_models();
     if (!strcmp(cmd, "faces")) return cmd_faces(argc - 1, argv + 1);
+    if (!strcmp(cmd, "matte")) return cmd_matte(argc - 1, argv + 1);
     return cli_fail(TS_ERR_ARGUMENT, "unknown command '%s' (try trueshot --help)", cmd);
 }

@@ -1,0 +1,90 @@
+/* Person matte: the pieces of ts_photo_matte, one file each (docs/matte.md).
+ *
+ * Resolutions: the "work" image is the matte region taken from the photo's analysis copy (a
+ * power-of-two shrink, at most TS_ANALYSIS_SIDE); the network, the trimap, the guided filter's
+ * coefficients and the coarse foreground colour live there. Only the uncertain band is then
+ * computed at the photo's full resolution. */
+#ifndef TS_MATTE_MATTE_H
+#define TS_MATTE_MATTE_H
+
+#include <stdint.h>
+
+#include "core/internal.h"
+
+struct ts_matte {
+    int x, y, w, h; /* region in photo pixels */
+    float *alpha;   /* w * h, in [0, 1] */
+    uint16_t *fg;   /* w * h * 3, foreground colour (sRGB, 0..65535); 0 where alpha == 0 */
+};
+
+/* A float image of one or more interleaved bands. */
+typedef struct ts_fimg {
+    int w, h, bands;
+    float *px;
+} ts_fimg;
+
+/* Trimap values. */
+enum { TS_TRI_BG = 0, TS_TRI_UNKNOWN = 1, TS_TRI_FG = 2 };
+
+/* Runs the square or landscape selfie segmentation network (by the aspect of region, a 3-band
+ * uchar sRGB image) on region and on its mirror image, and writes the averaged person
+ * probability, resampled to region's size, to prob (Xsize * Ysize floats). mirror = 0 runs the
+ * network once. Returns TS_OK or an error set on ctx. */
+ts_status ts_matte_segment(ts_ctx *ctx, VipsImage *region, int mirror, float *prob);
+
+/* Fills holes in the person: background components of prob < 0.5 that touch no side of the
+ * image and are smaller than max_frac of it are set to 1. Returns the person's area fraction. */
+double ts_matte_fill_holes(float *prob, int w, int h, double max_frac);
+
+/* Trimap from the probability: confident foreground (p > 0.9) and background (p < 0.1), each
+ * eroded by r pixels (the background by r_top above row y_top, for hair), the rest unknown. Erosion
+ * windows are clipped at the image sides, so a body that runs off the side stays confident there.
+ */
+void ts_matte_trimap(const float *prob, int w, int h, int r, int r_top, int y_top, uint8_t *tri);
+
+/* Alpha from colour in the trimap's band: the local mean colours of the confident person (F)
+ * and background (B) within radius r, and alpha = (I - B).(F - B) / |F - B|^2 where they
+ * differ clearly; blended into alpha (which holds the network's estimate there) by how much
+ * they differ. Returns 0, or -1 when out of memory. */
+int ts_matte_colour_alpha(const ts_fimg *rgb, const uint8_t *tri, int r, float *alpha);
+
+/* Colour guided filter (He et al. 2013) of p with guide rgb, radius r, regulariser eps: writes
+ * the averaged linear coefficients coef (w x h x 4: a_r, a_g, a_b, b), so that the filtered
+ * value at a pixel of colour I is a . I + b. Returns 0, or -1 when out of memory. */
+int ts_matte_guided_coef(const ts_fimg *rgb, const float *p, int r, float eps, float *coef);
+
+/* Separable box mean of radius r over `bands` interleaved planes, windows clipped at the sides
+ * (normalised by the pixels inside). In place. Returns 0, or -1 when out of memory. */
+int ts_matte_box_mean(float *img, int w, int h, int bands, int r);
+
+/* Foreground and background colours (Germer et al. 2020, multi-level) for image rgb with
+ * alpha; fg and bg are w x h x 3. Every level is solved over the whole image. Returns 0 / -1. */
+int ts_matte_foreground_ml(const ts_fimg *rgb, const float *alpha, float *fg, float *bg);
+
+/* The finest level of that solve at one full-resolution pixel of colour I and alpha a, whose
+ * neighbours' F and B are taken from the coarse solution (f_up, b_up, upsampled) and whose
+ * smoothness weight is wsum (the sum over its neighbours of eps + w |a - a_j|). Writes F. */
+static inline void ts_matte_foreground_pixel(const float I[3], float a, float wsum,
+                                             const float f_up[3], const float b_up[3], float F[3]) {
+    float a1 = 1.f - a, a00 = a * a + wsum, a11 = a1 * a1 + wsum, a01 = a * a1;
+    float inv = 1.f / (a00 * a11 - a01 * a01);
+    for (int c = 0; c < 3; c++) {
+        float b0 = a * I[c] + wsum * f_up[c], b1 = a1 * I[c] + wsum * b_up[c];
+        float v = inv * (a11 * b0 - a01 * b1);
+        F[c] = v < 0 ? 0 : v > 1 ? 1 : v;
+    }
+}
+
+/* Smoothness weight of the foreground solve between alphas a and a_j. */
+#define TS_MATTE_FG_EPS 1e-5f
+#define TS_MATTE_FG_GRAD 1.0f
+
+/* Runs fn(arg, begin, end) over [0, n) split into one chunk per core (at most 4), on threads;
+ * returns when all are done. Small n runs inline. */
+void ts_matte_parallel(int n, void (*fn)(void *arg, int begin, int end), void *arg);
+
+/* Writes im to path under a temporary name in the same folder, then renames it; a failure
+ * leaves no file. Sets the ctx error; returns TS_OK or TS_ERR_WRITE. */
+ts_status ts_matte_save_atomic(ts_ctx *ctx, VipsImage *im, const char *path);
+
+#endif
