@@ -82,6 +82,7 @@ void ts_photo_unref(ts_photo *p) {
     if (p->header) g_object_unref(p->header);
     if (p->analysis) g_object_unref(p->analysis);
     if (p->small) g_object_unref(p->small);
+    if (p->full) g_object_unref(p->full);
     free(p->faces);
     free(p->subject);
     pthread_mutex_destroy(&p->lock);
@@ -151,6 +152,40 @@ VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale) {
     if (scale) *scale = p->analysis_scale;
     pthread_mutex_unlock(&p->lock);
     return a;
+}
+
+VipsImage *ts_photo_full(ts_ctx *ctx, ts_photo *p) {
+    pthread_mutex_lock(&p->lock);
+    if (!p->full) {
+        VipsImage *im = vips_image_new_from_file(p->path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+        VipsImage *rot = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL, *mem = NULL;
+        int ok = im && vips_autorot(im, &rot, NULL) == 0;
+        /* Embedded ICC profiles are honoured; everything else is taken as sRGB. */
+        if (ok && vips_image_get_typeof(rot, VIPS_META_ICC_NAME))
+            ok = vips_icc_transform(rot, &rgb, "srgb", "embedded", TRUE, "intent",
+                                    VIPS_INTENT_PERCEPTUAL, NULL) == 0;
+        else if (ok)
+            ok = vips_colourspace(rot, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
+        if (ok)
+            ok = vips_image_hasalpha(rgb) ? vips_flatten(rgb, &flat, NULL) == 0
+                                          : (flat = g_object_ref(rgb)) != NULL;
+        if (ok) ok = vips_cast_uchar(flat, &u8, NULL) == 0;
+        if (ok) ok = (mem = vips_image_copy_memory(u8)) != NULL;
+        VipsImage *all[] = {im, rot, rgb, flat, u8};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            if (all[i]) g_object_unref(all[i]);
+        if (!ok) {
+            char why[300];
+            pthread_mutex_unlock(&p->lock);
+            ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path,
+                    vips_reason(why, sizeof why));
+            return NULL;
+        }
+        p->full = mem;
+    }
+    VipsImage *f = p->full;
+    pthread_mutex_unlock(&p->lock);
+    return f;
 }
 
 ts_status ts_photo_tensor(ts_ctx *ctx, ts_photo *p, int w, int h, float lo, float hi, float *dst,

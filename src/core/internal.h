@@ -27,6 +27,7 @@ struct ts_photo {
      * built on first use under lock. */
     pthread_mutex_t lock;
     VipsImage *analysis;
+    VipsImage *full; /* full-resolution decode for rendering, on first use */
     /* Face analysis, cached under face_lock (src/face/analysis.c); a separate lock because
      * computing it takes `lock` for the analysis copy. */
     pthread_mutex_t face_lock;
@@ -51,6 +52,10 @@ struct ts_photo {
 /* The photo's analysis copy (borrowed: valid while p lives) and its scale. NULL with the ctx
  * error set on failure. */
 VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale);
+
+/* The whole photo decoded once at full resolution for rendering: EXIF orientation applied, sRGB,
+ * 3-band uchar, in memory (borrowed: valid while p lives). NULL with the ctx error set. */
+VipsImage *ts_photo_full(ts_ctx *ctx, ts_photo *p);
 
 /* Sets ctx's error message (printf-style) and returns s, so callers can write
  * `return ts_fail(ctx, TS_ERR_READ, "...", ...)`. The message is set once, where detected. */

@@ -1,0 +1,77 @@
+/* Rendering one look of one photo: a fixed order of stages, each one file with its parameter
+ * table (param.h), each reading the job and replacing its images, never modifying them in place
+ * (libvips images are immutable; a stage unrefs what it replaces).
+ *
+ *   frame -> tone -> light -> retouch -> background -> export
+ *
+ * frame turns the photo into the output canvas (levelled, cropped, scaled); every later stage
+ * works in that canvas. Face landmarks and the person's alpha travel with the image. */
+#ifndef TS_RENDER_H
+#define TS_RENDER_H
+
+#include <vips/vips.h>
+
+#include "render/param.h"
+#include "trueshot.h"
+
+#define TS_RENDER_MAX_NOTES 8
+#define TS_RENDER_MAX_EDITS 16
+
+typedef struct ts_render_job {
+    ts_ctx *ctx;                  /* borrowed */
+    ts_photo *photo;              /* borrowed */
+    const ts_face_analysis *face; /* the subject, photo pixels; borrowed from the photo */
+    const ts_matte *matte;        /* head-and-shoulders matte, photo pixels; borrowed */
+
+    /* The working canvas after frame: sRGB-encoded 3-band float (0..255) and the person's alpha
+     * (1-band float 0..1) of the same size. Owned by the job. */
+    VipsImage *rgb, *alpha;
+    /* The person's colour with the old background's colour removed (the matte's foreground
+     * estimate), same size and format as rgb; equal to rgb where alpha is 1. The background stage
+     * composites this, not rgb, over the new backdrop, so no fringe of the old background shows.
+     * Colour stages change rgb and fg alike (ts_render_map). NULL without a matte. */
+    VipsImage *fg;
+    /* The frame transform: canvas = m * photo, x' = m[0] x + m[1] y + m[2],
+     * y' = m[3] x + m[4] y + m[5]. */
+    double m[6];
+    /* The subject's landmarks in canvas pixels (x, y). */
+    float lm[TS_LANDMARKS][2];
+    float inter_eye; /* canvas pixels */
+
+    int background_replaced; /* set by the background stage: changes the disclosed source type */
+    /* What was done, for the XMP edit list and the report ("levelled 2.1°", ...). */
+    char edits[TS_RENDER_MAX_EDITS][96];
+    int n_edits;
+    /* What the person should know ("not enough room above the head: ..."). */
+    char notes[TS_RENDER_MAX_NOTES][200];
+    int n_notes;
+} ts_render_job;
+
+/* One render stage. params points to a struct laid out as table describes. */
+typedef struct ts_stage {
+    const char *name; /* section name in style files: "frame", "background", ... */
+    int version;      /* bumped when the stage's output for the same parameters changes */
+    const ts_param *table;
+    size_t params_size;
+    ts_status (*run)(ts_render_job *job, const void *params);
+} ts_stage;
+
+extern const ts_stage ts_stage_frame;
+
+/* Adds an edit (printf-style) to the job's list; silently drops past the limit. */
+void ts_render_edit(ts_render_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds a note for the person. */
+void ts_render_note(ts_render_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Replaces *slot by im (unreffing the old one). */
+void ts_render_replace(VipsImage **slot, VipsImage *im);
+
+/* Applies op to rgb and, when present, fg, replacing both (op must not keep its input).
+ * Returns TS_OK or an error set on the job's ctx. */
+typedef VipsImage *(*ts_render_op)(VipsImage *in, void *user);
+ts_status ts_render_map(ts_render_job *job, ts_render_op op, void *user, const char *what);
+
+/* Frees the job's images. */
+void ts_render_job_clear(ts_render_job *job);
+
+#endif
