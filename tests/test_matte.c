@@ -122,8 +122,9 @@ static void t_range_region_and_holes(void **state) {
     size_t enclosed = 0;
     for (size_t i = 0; i < n; i++) enclosed += a[i] < 0.5f && !seen[i];
     fprintf(stderr, "enclosed background: %zu of %zu pixels\n", enclosed, n);
-    /* Measured: 852 px (0.28%), a pocket at the hat's edge against the flag, not in the body. */
-    assert_true(enclosed < n / 200);
+    /* Pockets the guided filter opens (852 px at the hat's edge before the final alpha's holes
+     * were closed) are filled: measured 0. */
+    assert_true(enclosed < n / 2000);
     free(seen);
     free(stack);
     free(a);

@@ -15,6 +15,8 @@
 #define SMALL_SIZE 32
 #define SMALL_ITERATIONS 10
 #define BIG_ITERATIONS 2
+#define ACTIVE_MIN_PIXELS 4096 /* levels larger than this update only where it matters */
+#define ACTIVE_MARGIN 2
 
 static inline float clamp01(float v) {
     return v < 0 ? 0 : v > 1 ? 1 : v;
@@ -50,14 +52,43 @@ static inline void update(const float *img, const float *alpha, float *F, float 
     }
 }
 
-int ts_matte_foreground_ml(const ts_fimg *rgb, const float *alpha, float *fg, float *bg) {
+/* Marks the pixels whose update matters at a fine level: 0 < alpha < 1 (or, at the finest
+ * level, the trimap's band), and their neighbours within ACTIVE_MARGIN px. Elsewhere F and B keep
+ * the coarser level's values, which only their smoothness terms (weight eps) see. */
+static void active_pixels(const float *al, const uint8_t *tri, int w, int h, uint8_t *act,
+                          uint8_t *tmp) {
+    for (size_t i = 0; i < (size_t)w * h; i++)
+        tmp[i] = (al[i] > 0.f && al[i] < 1.f) || (tri && tri[i] == TS_TRI_UNKNOWN);
+    for (int y = 0; y < h; y++) {
+        const uint8_t *s = tmp + (size_t)y * w;
+        uint8_t *d = act + (size_t)y * w;
+        for (int x = 0; x < w; x++) {
+            uint8_t v = 0;
+            for (int dx = -ACTIVE_MARGIN; dx <= ACTIVE_MARGIN && !v; dx++)
+                v = x + dx >= 0 && x + dx < w && s[x + dx];
+            d[x] = v;
+        }
+    }
+    memcpy(tmp, act, (size_t)w * h);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t v = 0;
+            for (int dy = -ACTIVE_MARGIN; dy <= ACTIVE_MARGIN && !v; dy++)
+                v = y + dy >= 0 && y + dy < h && tmp[(size_t)(y + dy) * w + x];
+            act[(size_t)y * w + x] = v;
+        }
+}
+
+int ts_matte_foreground_ml(const ts_fimg *rgb, const float *alpha, const uint8_t *tri, float *fg,
+                           float *bg) {
     int w0 = rgb->w, h0 = rgb->h;
     size_t n0 = (size_t)w0 * h0;
     float *img = malloc(sizeof *img * n0 * 3), *al = malloc(sizeof *al * n0);
     float *F = malloc(sizeof *F * n0 * 3), *B = malloc(sizeof *B * n0 * 3);
     float *F2 = malloc(sizeof *F2 * n0 * 3), *B2 = malloc(sizeof *B2 * n0 * 3);
-    if (!img || !al || !F || !B || !F2 || !B2) {
-        free(img), free(al), free(F), free(B), free(F2), free(B2);
+    uint8_t *act = malloc(n0 * 2);
+    if (!img || !al || !F || !B || !F2 || !B2 || !act) {
+        free(img), free(al), free(F), free(B), free(F2), free(B2), free(act);
         return -1;
     }
     /* The coarsest level is one pixel: the mean colour for both. */
@@ -91,13 +122,18 @@ int ts_matte_foreground_ml(const ts_fimg *rgb, const float *alpha, float *fg, fl
         F = F2, F2 = t;
         t = B, B = B2, B2 = t;
         int iters = w <= SMALL_SIZE && h <= SMALL_SIZE ? SMALL_ITERATIONS : BIG_ITERATIONS;
+        bool sparse = (size_t)w * h > ACTIVE_MIN_PIXELS;
+        if (sparse) active_pixels(al, w == w0 && h == h0 ? tri : NULL, w, h, act, act + n0);
         for (int it = 0; it < iters; it++)
-            for (int y = 0; y < h; y++)
-                for (int x = 0; x < w; x++) update(img, al, F, B, w, h, x, y);
+            for (int y = 0; y < h; y++) {
+                const uint8_t *ar = act + (size_t)y * w;
+                for (int x = 0; x < w; x++)
+                    if (!sparse || ar[x]) update(img, al, F, B, w, h, x, y);
+            }
         pw = w, ph = h;
     }
     memcpy(fg, F, sizeof *fg * n0 * 3);
     memcpy(bg, B, sizeof *bg * n0 * 3);
-    free(img), free(al), free(F), free(B), free(F2), free(B2);
+    free(img), free(al), free(F), free(B), free(F2), free(B2), free(act);
     return 0;
 }

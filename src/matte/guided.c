@@ -9,100 +9,144 @@
 
 #include "matte/matte.h"
 
-typedef struct box_job {
-    const float *src;
-    float *dst;
+/* Streaming box mean: rows of `bands` interleaved planes come from a producer and their box
+ * means (radius r, windows clipped at the sides and normalised by the pixels inside) go to a
+ * consumer, one row at a time, so the planes are never stored whole. Vertical running sums over
+ * a row-sized accumulator, then a horizontal running sum within the row. */
+typedef struct box_stream {
     int w, h, bands, r;
-} box_job;
+    void (*produce)(void *arg, int y, float *row);        /* row y of the planes */
+    void (*consume)(void *arg, int y, const float *mean); /* box means of row y */
+    void *arg;
+} box_stream;
 
-/* Rows begin..end: horizontal running sums, src -> dst. */
-static void box_rows(void *arg, int begin, int end) {
-    const box_job *j = arg;
-    int w = j->w, bands = j->bands, r = j->r;
-    double acc[64];
-    for (int y = begin; y < end; y++) {
-        const float *s = j->src + (size_t)y * w * bands;
-        float *d = j->dst + (size_t)y * w * bands;
-        for (int c = 0; c < bands; c++) acc[c] = 0;
-        for (int x = 0; x < r && x < w; x++)
-            for (int c = 0; c < bands; c++) acc[c] += s[(size_t)x * bands + c];
-        for (int x = 0; x < w; x++) {
-            const float *add = x + r < w ? s + (size_t)(x + r) * bands : NULL;
-            const float *sub = x - r - 1 >= 0 ? s + (size_t)(x - r - 1) * bands : NULL;
-            int x0 = x - r < 0 ? 0 : x - r, x1 = x + r >= w ? w - 1 : x + r;
-            double inv = 1.0 / (x1 - x0 + 1);
-            float *o = d + (size_t)x * bands;
-            for (int c = 0; c < bands; c++) {
-                if (add) acc[c] += add[c];
-                if (sub) acc[c] -= sub[c];
-                o[c] = (float)(acc[c] * inv);
-            }
+/* Horizontal box mean of one row of B interleaved planes (sums over rows already divided by
+ * their count); B a compile-time constant where inlined. */
+static inline __attribute__((always_inline)) void row_mean(const float *s, float *d, int w, int r,
+                                                           const int B) {
+    float acc[64];
+    for (int c = 0; c < B; c++) acc[c] = 0;
+    for (int x = 0; x < r && x < w; x++)
+        for (int c = 0; c < B; c++) acc[c] += s[(size_t)x * B + c];
+    int x = 0;
+    /* Left edge: the window grows. */
+    for (; x < w && x - r - 1 < 0; x++) {
+        if (x + r < w)
+            for (int c = 0; c < B; c++) acc[c] += s[(size_t)(x + r) * B + c];
+        int x1 = x + r >= w ? w - 1 : x + r;
+        float inv = 1.f / (x1 + 1);
+        for (int c = 0; c < B; c++) d[(size_t)x * B + c] = acc[c] * inv;
+    }
+    /* Middle: full windows. */
+    float inv = 1.f / (2 * r + 1);
+    for (; x + r < w; x++) {
+        const float *add = s + (size_t)(x + r) * B, *sub = s + (size_t)(x - r - 1) * B;
+        float *o = d + (size_t)x * B;
+        for (int c = 0; c < B; c++) {
+            acc[c] += add[c] - sub[c];
+            o[c] = acc[c] * inv;
         }
+    }
+    /* Right edge: the window shrinks. */
+    for (; x < w; x++) {
+        for (int c = 0; c < B; c++) acc[c] -= s[(size_t)(x - r - 1) * B + c];
+        float iv = 1.f / (w - (x - r));
+        for (int c = 0; c < B; c++) d[(size_t)x * B + c] = acc[c] * iv;
     }
 }
 
-/* Columns (as interleaved row offsets) begin..end: vertical running sums, src -> dst. */
-static void box_cols(void *arg, int begin, int end) {
-    const box_job *j = arg;
-    int h = j->h, r = j->r;
-    size_t row = (size_t)j->w * j->bands, len = (size_t)(end - begin);
-    float *acc = calloc(len, sizeof *acc);
-    if (!acc) return;
-    const float *s = j->src + begin;
-    float *d = j->dst + begin;
-    for (int y = 0; y < r && y < h; y++)
-        for (size_t k = 0; k < len; k++) acc[k] += s[(size_t)y * row + k];
-    for (int y = 0; y < h; y++) {
-        const float *add = y + r < h ? s + (size_t)(y + r) * row : NULL;
-        const float *sub = y - r - 1 >= 0 ? s + (size_t)(y - r - 1) * row : NULL;
-        if (add)
-            for (size_t k = 0; k < len; k++) acc[k] += add[k];
-        if (sub)
-            for (size_t k = 0; k < len; k++) acc[k] -= sub[k];
-        int y0 = y - r < 0 ? 0 : y - r, y1 = y + r >= h ? h - 1 : y + r;
-        float inv = 1.f / (y1 - y0 + 1);
-        float *o = d + (size_t)y * row;
-        for (size_t k = 0; k < len; k++) o[k] = acc[k] * inv;
+static void box_rows(void *arg, int begin, int end) {
+    const box_stream *b = arg;
+    int w = b->w, h = b->h, B = b->bands, r = b->r;
+    size_t len = (size_t)w * B;
+    float *acc = calloc(len * 4, sizeof *acc);
+    if (!acc) return; /* the caller checked memory first; see ts_matte_box_stream */
+    float *row = acc + len, *vm = row + len, *out = vm + len;
+    int y0 = begin - r - 1 < 0 ? 0 : begin - r - 1; /* the first row is subtracted first */
+    for (int y = y0; y < begin + r && y < h; y++) {
+        b->produce(b->arg, y, row);
+        for (size_t k = 0; k < len; k++) acc[k] += row[k];
+    }
+    for (int y = begin; y < end; y++) {
+        if (y + r < h) {
+            b->produce(b->arg, y + r, row);
+            for (size_t k = 0; k < len; k++) acc[k] += row[k];
+        }
+        if (y - r - 1 >= 0) {
+            b->produce(b->arg, y - r - 1, row);
+            for (size_t k = 0; k < len; k++) acc[k] -= row[k];
+        }
+        int ya = y - r < 0 ? 0 : y - r, yb = y + r >= h ? h - 1 : y + r;
+        float inv = 1.f / (yb - ya + 1);
+        for (size_t k = 0; k < len; k++) vm[k] = acc[k] * inv;
+        switch (B) {
+        case 4:
+            row_mean(vm, out, w, r, 4);
+            break;
+        case 8:
+            row_mean(vm, out, w, r, 8);
+            break;
+        case 13:
+            row_mean(vm, out, w, r, 13);
+            break;
+        default:
+            row_mean(vm, out, w, r, B);
+            break;
+        }
+        b->consume(b->arg, y, out);
     }
     free(acc);
 }
 
-int ts_matte_box_mean(float *img, int w, int h, int bands, int r) {
-    if (bands > 64) return -1;
-    float *tmp = malloc(sizeof *tmp * (size_t)w * h * bands);
-    if (!tmp) return -1;
-    /* Rows in double, so long runs do not drift; columns are short enough for float (the
-     * window's sum is re-derived every column, errors stay within h additions). */
-    box_job j = {img, tmp, w, h, bands, r};
-    ts_matte_parallel(h, box_rows, &j);
-    j = (box_job){tmp, img, w, h, bands, r};
-    ts_matte_parallel(w * bands, box_cols, &j);
-    free(tmp);
+int ts_matte_box_stream(int w, int h, int bands, int r,
+                        void (*produce)(void *arg, int y, float *row),
+                        void (*consume)(void *arg, int y, const float *mean), void *arg) {
+    if (bands > 64 || bands < 1) return -1;
+    /* Each thread allocates its own rows; check that this much is there at all. */
+    float *probe = malloc(sizeof *probe * (size_t)w * bands * 4 * 2);
+    if (!probe) return -1;
+    free(probe);
+    box_stream b = {w, h, bands, r, produce, consume, arg};
+    ts_matte_parallel(h, box_rows, &b);
     return 0;
 }
 
-int ts_matte_guided_coef(const ts_fimg *rgb, const float *p, int r, float eps, float *coef) {
-    int w = rgb->w, h = rgb->h;
-    size_t n = (size_t)w * h;
-    /* The 13 local means the filter needs: I (3), p, I*p (3), I I^T (6). */
-    enum { NB = 13 };
-    float *m = malloc(sizeof *m * n * NB);
-    if (!m) return -1;
-    for (size_t i = 0; i < n; i++) {
-        const float *I = rgb->px + i * rgb->bands;
-        float *o = m + i * NB, v = p[i];
+/* The guided filter's two passes. */
+typedef struct guided_job {
+    const ts_fimg *rgb;
+    const float *p;
+    float eps;
+    float *ab;   /* per-pixel coefficients (pass 1 output) */
+    float *coef; /* their box means (pass 2 output) */
+} guided_job;
+
+/* The 13 planes the filter needs: I (3), p, I*p (3), I I^T (6). */
+static void guided_produce(void *arg, int y, float *o) {
+    const guided_job *g = arg;
+    int w = g->rgb->w, bands = g->rgb->bands;
+    const float *I = g->rgb->px + (size_t)y * w * bands, *p = g->p + (size_t)y * w;
+    for (int x = 0; x < w; x++, I += bands, o += 13) {
+        float v = p[x];
         o[0] = I[0], o[1] = I[1], o[2] = I[2], o[3] = v;
         o[4] = I[0] * v, o[5] = I[1] * v, o[6] = I[2] * v;
         o[7] = I[0] * I[0], o[8] = I[0] * I[1], o[9] = I[0] * I[2];
         o[10] = I[1] * I[1], o[11] = I[1] * I[2], o[12] = I[2] * I[2];
     }
-    if (ts_matte_box_mean(m, w, h, NB, r) != 0) {
-        free(m);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const float *o = m + i * NB;
+}
+
+static void guided_solve(void *arg, int y, const float *mean) {
+    const guided_job *g = arg;
+    int w = g->rgb->w;
+    double eps = g->eps;
+    float *c = g->ab + (size_t)y * w * 4;
+    for (int x = 0; x < w; x++, c += 4) {
+        const float *o = mean + (size_t)x * 13;
         double mr = o[0], mg = o[1], mb = o[2], mp = o[3];
+        /* A window of constant p (all sure person or all background): a = 0, b = p. */
+        if (mp <= 0.f || mp >= 1.f) {
+            c[0] = c[1] = c[2] = 0, c[3] = (float)mp;
+            continue;
+        }
         double cr = o[4] - mr * mp, cg = o[5] - mg * mp, cb = o[6] - mb * mp;
         /* Sigma + eps U, symmetric; its inverse by cofactors. */
         double s00 = o[7] - mr * mr + eps, s01 = o[8] - mr * mg, s02 = o[9] - mr * mb;
@@ -118,12 +162,29 @@ int ts_matte_guided_coef(const ts_fimg *rgb, const float *p, int r, float eps, f
             ag = (i01 * cr + i11 * cg + i12 * cb) / det;
             ab = (i02 * cr + i12 * cg + i22 * cb) / det;
         }
-        float *c = coef + i * 4;
         c[0] = (float)ar, c[1] = (float)ag, c[2] = (float)ab;
         c[3] = (float)(mp - ar * mr - ag * mg - ab * mb);
     }
-    free(m);
-    return ts_matte_box_mean(coef, w, h, 4, r);
+}
+
+static void coef_produce(void *arg, int y, float *row) {
+    const guided_job *g = arg;
+    memcpy(row, g->ab + (size_t)y * g->rgb->w * 4, sizeof *row * g->rgb->w * 4);
+}
+
+static void coef_consume(void *arg, int y, const float *mean) {
+    const guided_job *g = arg;
+    memcpy(g->coef + (size_t)y * g->rgb->w * 4, mean, sizeof *mean * g->rgb->w * 4);
+}
+
+int ts_matte_guided_coef(const ts_fimg *rgb, const float *p, int r, float eps, float *coef) {
+    int w = rgb->w, h = rgb->h;
+    guided_job g = {rgb, p, eps, malloc(sizeof(float) * (size_t)w * h * 4), coef};
+    if (!g.ab) return -1;
+    int rc = ts_matte_box_stream(w, h, 13, r, guided_produce, guided_solve, &g);
+    if (rc == 0) rc = ts_matte_box_stream(w, h, 4, r, coef_produce, coef_consume, &g);
+    free(g.ab);
+    return rc;
 }
 
 typedef struct par_job {

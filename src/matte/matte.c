@@ -1,7 +1,7 @@
 /* ts_photo_matte: the person matte at the photo's full resolution (docs/matte.md).
  *
  * 1. region: head and shoulders around the subject's face, or the whole photo;
- * 2. person probability from the segmentation network on the region (and its mirror image),
+ * 2. person probability from the segmentation network on the region, neighbours cut away,
  *    at the work resolution (the region in the photo's analysis copy); holes filled;
  * 3. trimap: confident person / background, an uncertain band between them;
  * 4. alpha: colour guided filter of the constrained probability, coefficients at the work
@@ -9,6 +9,7 @@
  * 5. foreground colour: multi-level estimation at the work resolution, then one local solve per
  *    full-resolution band pixel. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #define BAND_FRAC 0.012f   /* band half-width per side, fraction of the region's longer side */
 #define HAIR_BAND_FACTOR 2 /* above the eyes the band is this much wider */
 #define GUIDED_EPS 1e-4f
+#define SEGMENT_MIRROR 0 /* run the network on the mirror image too */
 #define GUIDED_RADIUS(band) ((band) / 2 > 2 ? (band) / 2 : 2)
 
 void ts_matte_options_init(ts_matte_options *o) {
@@ -38,7 +40,7 @@ void ts_matte_options_init(ts_matte_options *o) {
 void ts_matte_free(ts_matte *m) {
     if (!m) return;
     free(m->alpha);
-    free(m->fg);
+    g_free(m->fg);
     free(m);
 }
 
@@ -51,14 +53,14 @@ void ts_matte_region(const ts_matte *m, int *x, int *y, int *w, int *h) {
 
 ts_status ts_matte_alpha8(const ts_matte *m, uint8_t *dst) {
     if (!m || !dst) return TS_ERR_ARGUMENT;
-    for (size_t i = 0; i < (size_t)m->w * m->h; i++) dst[i] = (uint8_t)lrintf(m->alpha[i] * 255.f);
+    for (size_t i = 0; i < (size_t)m->w * m->h; i++)
+        dst[i] = (uint8_t)((m->alpha[i] * 255u + 32767u) / 65535u);
     return TS_OK;
 }
 
 ts_status ts_matte_alpha16(const ts_matte *m, uint16_t *dst) {
     if (!m || !dst) return TS_ERR_ARGUMENT;
-    for (size_t i = 0; i < (size_t)m->w * m->h; i++)
-        dst[i] = (uint16_t)lrintf(m->alpha[i] * 65535.f);
+    memcpy(dst, m->alpha, sizeof *dst * (size_t)m->w * m->h);
     return TS_OK;
 }
 
@@ -94,7 +96,7 @@ static void head_region(const ts_face *f, int W, int H, int r[4]) {
 
 /* The region of the photo at full resolution: EXIF-rotated, sRGB, 3-band uchar, in memory.
  * Sequential decoding when no rotation is needed: rows below the region are never decoded. */
-static unsigned char *decode_region(ts_ctx *ctx, ts_photo *p, const int r[4]) {
+static unsigned char *decode_region(ts_photo *p, const int r[4], char *err, size_t errlen) {
     int orient = vips_image_get_orientation(p->header);
     bool plain = orient <= 1;
     VipsImage *im = plain
@@ -121,19 +123,17 @@ static unsigned char *decode_region(ts_ctx *ctx, ts_photo *p, const int r[4]) {
         if (all[i]) g_object_unref(all[i]);
     if (!px || len != (size_t)r[2] * r[3] * 3) {
         g_free(px);
-        char why[300];
-        snprintf(why, sizeof why, "%s", vips_error_buffer());
+        snprintf(err, errlen, "%s", vips_error_buffer());
         vips_error_clear();
-        for (char *c = why; *c; c++)
+        for (char *c = err; *c; c++)
             if (*c == '\n') *c = c[1] ? ' ' : 0;
-        ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path, why);
         return NULL;
     }
     return px;
 }
 
 /* Bilinear lookup tables from full-resolution columns (or rows) of the region to the work
- * image: centre convention, clamped. */
+ * image: centre convention, clamped. i0 is non-decreasing. */
 static void axis_map(int n, int origin, double scale, int work_origin, int work_n, int *i0,
                      float *f) {
     for (int k = 0; k < n; k++) {
@@ -161,6 +161,154 @@ static void work_free(work *k) {
         free(k->B);
 }
 
+/* The full-resolution decode runs on its own thread while the work resolution is solved. */
+typedef struct decode_job {
+    ts_photo *p;
+    int r[4];
+    unsigned char *px;
+    char err[300];
+} decode_job;
+
+static void *decode_run(void *arg) {
+    decode_job *d = arg;
+    d->px = decode_region(d->p, d->r, d->err, sizeof d->err);
+    return NULL;
+}
+
+/* The work-resolution foreground solve, run on its own thread. */
+typedef struct fg_job {
+    work *k;
+    int rc;
+} fg_job;
+
+static void *fg_run(void *arg) {
+    fg_job *j = arg;
+    j->rc = ts_matte_foreground_ml(&j->k->rgb, j->k->alpha, j->k->tri, j->k->F, j->k->B);
+    return NULL;
+}
+
+/* The full-resolution passes, over rows, on all cores. Full-resolution columns xs[j] ..
+ * xs[j + 1] - 1 lie between work columns j and j + 1 (and rows likewise, through uy): a cell.
+ * Only cells with a band corner are computed per pixel; the others are filled. */
+typedef struct full_job {
+    const work *k;
+    ts_matte *m;
+    const int *uy, *xs;
+    const float *fx, *fy;
+} full_job;
+
+/* Cell classes from its four trimap corners. */
+enum { CELL_BG, CELL_FG, CELL_MIXED };
+
+static inline int cell_class(const uint8_t *t0, const uint8_t *t1, int j, int kx1) {
+    uint8_t a = t0[j], b = t0[j + kx1], c = t1[j], d = t1[j + kx1];
+    if ((a & b & c & d) == TS_TRI_FG) return CELL_FG;
+    if ((a | b | c | d) == TS_TRI_BG) return CELL_BG;
+    return CELL_MIXED;
+}
+
+/* Alpha: where all four surrounding work pixels are confident, their value; elsewhere the
+ * upsampled guided-filter model a.I + b on the full-resolution colour, blended with the
+ * confident share of the neighbours so the band's edge has no seam. */
+static void full_alpha_rows(void *arg, int begin, int end) {
+    const full_job *j = arg;
+    const work *k = j->k;
+    ts_matte *m = j->m;
+    int kx1 = k->w > 1 ? 1 : 0, kr = k->h > 1 ? k->w : 0;
+    for (int y = begin; y < end; y++) {
+        float wy = j->fy[y];
+        size_t r0 = (size_t)j->uy[y] * k->w;
+        const uint8_t *t0 = k->tri + r0, *t1 = t0 + kr;
+        const float *c0 = k->coef + r0 * 4, *c1 = c0 + (size_t)kr * 4;
+        uint16_t *arow = m->alpha + (size_t)y * m->w;
+        const uint8_t *irow = m->fg + (size_t)y * m->w * 3;
+        for (int cx = 0; cx < k->w; cx++) {
+            int xa = j->xs[cx], xb = j->xs[cx + 1];
+            if (xa == xb) continue;
+            int cls = cell_class(t0, t1, cx, kx1);
+            if (cls != CELL_MIXED) {
+                memset(arow + xa, cls == CELL_FG ? 0xff : 0, sizeof *arow * (size_t)(xb - xa));
+                continue;
+            }
+            int cx1 = cx + kx1;
+            /* The cell's left and right edges, interpolated vertically. */
+            float l[4], r[4];
+            for (int c = 0; c < 4; c++) {
+                l[c] = c0[cx * 4 + c] + wy * (c1[cx * 4 + c] - c0[cx * 4 + c]);
+                r[c] = c0[cx1 * 4 + c] + wy * (c1[cx1 * 4 + c] - c0[cx1 * 4 + c]);
+            }
+            float fl = (1 - wy) * (t0[cx] == TS_TRI_FG) + wy * (t1[cx] == TS_TRI_FG);
+            float fr = (1 - wy) * (t0[cx1] == TS_TRI_FG) + wy * (t1[cx1] == TS_TRI_FG);
+            float bl = (1 - wy) * (t0[cx] == TS_TRI_BG) + wy * (t1[cx] == TS_TRI_BG);
+            float br = (1 - wy) * (t0[cx1] == TS_TRI_BG) + wy * (t1[cx1] == TS_TRI_BG);
+            for (int x = xa; x < xb; x++) {
+                float wx = j->fx[x];
+                const uint8_t *I = irow + (size_t)x * 3;
+                float a = 0;
+                for (int c = 0; c < 3; c++)
+                    a += (l[c] + wx * (r[c] - l[c])) * (I[c] * (1.f / 255.f));
+                a += l[3] + wx * (r[3] - l[3]);
+                a = a < 0 ? 0 : a > 1 ? 1 : a;
+                float conf_fg = fl + wx * (fr - fl), conf_bg = bl + wx * (br - bl);
+                a = conf_fg + (1.f - conf_fg - conf_bg) * a;
+                a = a < 0 ? 0 : a > 1 ? 1 : a;
+                arow[x] = (uint16_t)(a * 65535.f + 0.5f);
+            }
+        }
+    }
+}
+
+/* Foreground colour where 0 < alpha < 1: the finest level of the multi-level solve, against the
+ * upsampled work solution; elsewhere the photo's colour stays. */
+static void full_fg_rows(void *arg, int begin, int end) {
+    const full_job *j = arg;
+    const work *k = j->k;
+    ts_matte *m = j->m;
+    int kx1 = k->w > 1 ? 1 : 0, kr = k->h > 1 ? k->w : 0;
+    const uint16_t *al = m->alpha;
+    for (int y = begin; y < end; y++) {
+        float wy = j->fy[y];
+        size_t r0 = (size_t)j->uy[y] * k->w;
+        const uint8_t *t0 = k->tri + r0, *t1 = t0 + kr;
+        const float *F0 = k->F + r0 * 3, *F1 = F0 + (size_t)kr * 3;
+        const float *B0 = k->B + r0 * 3, *B1 = B0 + (size_t)kr * 3;
+        size_t row = (size_t)y * m->w;
+        for (int cx = 0; cx < k->w; cx++) {
+            int xa = j->xs[cx], xb = j->xs[cx + 1];
+            if (xa == xb || cell_class(t0, t1, cx, kx1) != CELL_MIXED) continue;
+            int cx1 = cx + kx1;
+            float fl[3], fr[3], bl[3], br[3];
+            for (int c = 0; c < 3; c++) {
+                fl[c] = F0[cx * 3 + c] + wy * (F1[cx * 3 + c] - F0[cx * 3 + c]);
+                fr[c] = F0[cx1 * 3 + c] + wy * (F1[cx1 * 3 + c] - F0[cx1 * 3 + c]);
+                bl[c] = B0[cx * 3 + c] + wy * (B1[cx * 3 + c] - B0[cx * 3 + c]);
+                br[c] = B0[cx1 * 3 + c] + wy * (B1[cx1 * 3 + c] - B0[cx1 * 3 + c]);
+            }
+            for (int x = xa; x < xb; x++) {
+                size_t o = row + x;
+                uint16_t A = al[o];
+                if (A == 0 || A == 65535) continue;
+                float a = A * (1.f / 65535.f), wx = j->fx[x];
+                uint8_t *d = m->fg + o * 3;
+                float fu[3], bu[3], I[3], F[3];
+                for (int c = 0; c < 3; c++) {
+                    fu[c] = fl[c] + wx * (fr[c] - fl[c]);
+                    bu[c] = bl[c] + wx * (br[c] - bl[c]);
+                    I[c] = d[c] * (1.f / 255.f);
+                }
+                size_t nb[4] = {x > 0 ? o - 1 : o, x < m->w - 1 ? o + 1 : o, y > 0 ? o - m->w : o,
+                                y < m->h - 1 ? o + m->w : o};
+                float wsum = 0;
+                for (int n = 0; n < 4; n++)
+                    wsum +=
+                        TS_MATTE_FG_EPS + TS_MATTE_FG_GRAD * fabsf(a - al[nb[n]] * (1.f / 65535.f));
+                ts_matte_foreground_pixel(I, a, wsum, fu, bu, F);
+                for (int c = 0; c < 3; c++) d[c] = (uint8_t)(F[c] * 255.f + 0.5f);
+            }
+        }
+    }
+}
+
 ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, ts_matte **out) {
     if (!ctx || !p || !out) return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_photo_matte: NULL argument");
     ts_matte_options opts;
@@ -180,39 +328,55 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     int W = p->width, H = p->height, reg[4] = {0, 0, W, H};
     float eye_y = -1;
     const ts_face_analysis *subj = NULL;
+    const ts_face *faces = NULL;
+    int nf = 0, subject = -1;
     ts_status s = ts_photo_subject(ctx, p, &subj);
     if (s == TS_OK) {
-        const ts_face *faces;
-        int nf = 0;
         s = ts_photo_faces(ctx, p, &faces, &nf);
         if (s) return s;
         if (subj->face < 0 || subj->face >= nf)
             return ts_fail(ctx, TS_ERR_INTERNAL, "matte: subject index out of range");
         if (opts.region == TS_MATTE_HEAD_AND_SHOULDERS) head_region(&faces[subj->face], W, H, reg);
         eye_y = (subj->irises[0].y + subj->irises[1].y) / 2;
+        subject = subj->face;
     } else if (s != TS_ERR_NO_FACE || opts.region == TS_MATTE_HEAD_AND_SHOULDERS) {
         return s;
     }
     lap("faces", &t);
 
+    bool fg_started = false;
+    /* The full-resolution region decodes on a second thread meanwhile. */
+    decode_job dec = {.p = p, .r = {reg[0], reg[1], reg[2], reg[3]}};
+    pthread_t dec_th;
+    bool dec_started = pthread_create(&dec_th, NULL, decode_run, &dec) == 0;
+
     /* 2. The work image: the region in the analysis copy. */
     double scale;
+    work k = {0};
+    VipsImage *wimg = NULL;
+    unsigned char *wpx = NULL;
+    ts_matte *m = NULL;
+    int *xs = NULL, *uy = NULL, *ux = NULL;
+    float *fx = NULL, *fy = NULL;
     VipsImage *an = ts_photo_analysis(ctx, p, &scale);
-    if (!an) return TS_ERR_FORMAT;
+    if (!an) {
+        s = TS_ERR_FORMAT;
+        goto fail;
+    }
     double sx = (double)an->Xsize / W, sy = (double)an->Ysize / H;
     int ax = (int)floor(reg[0] * sx), ay = (int)floor(reg[1] * sy);
     int ax1 = (int)ceil((reg[0] + reg[2]) * sx), ay1 = (int)ceil((reg[1] + reg[3]) * sy);
     ax1 = ax1 > an->Xsize ? an->Xsize : ax1 <= ax ? ax + 1 : ax1;
     ay1 = ay1 > an->Ysize ? an->Ysize : ay1 <= ay ? ay + 1 : ay1;
-    work k = {.w = ax1 - ax, .h = ay1 - ay};
+    k.w = ax1 - ax, k.h = ay1 - ay;
     size_t wn = (size_t)k.w * k.h;
-    VipsImage *wimg = NULL;
     if (vips_extract_area(an, &wimg, ax, ay, k.w, k.h, NULL) != 0) {
         vips_error_clear();
-        return ts_fail(ctx, TS_ERR_INTERNAL, "matte: cannot cut the region");
+        s = ts_fail(ctx, TS_ERR_INTERNAL, "matte: cannot cut the region");
+        goto fail;
     }
     size_t len = 0;
-    unsigned char *wpx = vips_image_write_to_memory(wimg, &len);
+    wpx = vips_image_write_to_memory(wimg, &len);
     int wb = wimg->Bands;
     k.rgb = (ts_fimg){k.w, k.h, 3, malloc(sizeof(float) * wn * 3)};
     k.prob = malloc(sizeof(float) * wn);
@@ -221,8 +385,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     k.alpha = malloc(sizeof(float) * wn);
     k.F = malloc(sizeof(float) * wn * 3);
     k.B = malloc(sizeof(float) * wn * 3);
-    ts_matte *m = calloc(1, sizeof *m);
-    unsigned char *full = NULL;
+    m = calloc(1, sizeof *m);
     if (!wpx || wb < 3 || !k.rgb.px || !k.prob || !k.tri || !k.coef || !k.alpha || !k.F || !k.B ||
         !m) {
         s = ts_fail(ctx, wpx ? TS_ERR_NOMEM : TS_ERR_INTERNAL, "matte: out of memory");
@@ -233,9 +396,23 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     g_free(wpx);
     wpx = NULL;
 
-    s = ts_matte_segment(ctx, wimg, 1, k.prob);
+    s = ts_matte_segment(ctx, wimg, SEGMENT_MIRROR, k.prob);
     if (s) goto fail;
     lap("segmentation", &t);
+    /* Head and shoulders is a portrait of the subject alone: neighbours are cut away. */
+    if (opts.region == TS_MATTE_HEAD_AND_SHOULDERS && subject >= 0) {
+        ts_matte_face *mf = malloc(sizeof *mf * nf);
+        if (!mf) {
+            s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
+            goto fail;
+        }
+        for (int i = 0; i < nf; i++)
+            mf[i] = (ts_matte_face){
+                (float)((faces[i].x + faces[i].w / 2) * sx - ax), (float)(faces[i].y * sy - ay),
+                (float)((faces[i].y + faces[i].h) * sy - ay), (float)(faces[i].w * sx)};
+        ts_matte_isolate(k.prob, k.w, k.h, mf, nf, subject);
+        free(mf);
+    }
     double person = ts_matte_fill_holes(k.prob, k.w, k.h, HOLE_MAX_FRAC);
     if (person < MIN_PERSON_FRAC) {
         s = ts_fail(ctx, TS_ERR_NO_PERSON, "%s: no person found to cut out", p->path);
@@ -248,14 +425,18 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     band = band < 2 ? 2 : band;
     int y_top = eye_y >= 0 ? (int)lrint(eye_y * sy) - ay : k.h / 3;
     ts_matte_trimap(k.prob, k.w, k.h, band, HAIR_BAND_FACTOR * band, y_top, k.tri);
-    lap("holes + trimap", &t);
+    lap("isolate, holes, trimap", &t);
 
     /* 4. Alpha: in the band, the colour model's estimate where person and background colours
      * differ, the network's elsewhere; then the guided filter, pinned to the trimap. */
     for (size_t i = 0; i < wn; i++)
         k.alpha[i] = k.tri[i] == TS_TRI_FG ? 1.f : k.tri[i] == TS_TRI_BG ? 0.f : k.prob[i];
-    if (ts_matte_colour_alpha(&k.rgb, k.tri, HAIR_BAND_FACTOR * band * 2, k.alpha) != 0 ||
-        ts_matte_guided_coef(&k.rgb, k.alpha, GUIDED_RADIUS(band), GUIDED_EPS, k.coef) != 0) {
+    if (ts_matte_colour_alpha(&k.rgb, k.tri, HAIR_BAND_FACTOR * band * 2, k.alpha) != 0) {
+        s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
+        goto fail;
+    }
+    lap("colour model", &t);
+    if (ts_matte_guided_coef(&k.rgb, k.alpha, GUIDED_RADIUS(band), GUIDED_EPS, k.coef) != 0) {
         s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
         goto fail;
     }
@@ -265,132 +446,74 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         float a = c[0] * I[0] + c[1] * I[1] + c[2] * I[2] + c[3];
         k.alpha[i] = a < 0 ? 0 : a > 1 ? 1 : a;
     }
-    lap("guided filter", &t);
-
-    /* 5a. Foreground colour at the work resolution. */
-    if (opts.decontaminate && ts_matte_foreground_ml(&k.rgb, k.alpha, k.F, k.B) != 0) {
+    /* Holes the filter opened inside the person (a pocket at a hat's edge) are closed: they
+     * become sure person. */
+    if (ts_matte_close_alpha_holes(k.alpha, k.tri, k.w, k.h, HOLE_MAX_FRAC) != 0) {
         s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
         goto fail;
     }
-    lap("foreground (work)", &t);
+    lap("guided filter", &t);
+
+    /* 5a. Foreground colour at the work resolution, on a second thread while the full-resolution
+     * alpha is computed. */
+    fg_job fgj = {&k, 0};
+    pthread_t fg_th;
+    if (opts.decontaminate) fg_started = pthread_create(&fg_th, NULL, fg_run, &fgj) == 0;
+    if (opts.decontaminate && !fg_started) fg_run(&fgj);
 
     /* Full resolution. */
-    m->x = reg[0], m->y = reg[1], m->w = reg[2], m->h = reg[3];
-    size_t n = (size_t)m->w * m->h;
-    full = decode_region(ctx, p, reg);
-    if (!full) {
-        s = TS_ERR_FORMAT;
+    if (dec_started)
+        pthread_join(dec_th, NULL), dec_started = false;
+    else
+        decode_run(&dec);
+    lap("wait for decode", &t);
+    if (!dec.px) {
+        s = ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path, dec.err);
         goto fail;
     }
-    lap("decode region", &t);
+    m->x = reg[0], m->y = reg[1], m->w = reg[2], m->h = reg[3];
+    m->fg = dec.px;
+    dec.px = NULL;
+    size_t n = (size_t)m->w * m->h;
     m->alpha = malloc(sizeof *m->alpha * n);
-    m->fg = malloc(sizeof *m->fg * n * 3);
-    int *ux = malloc(sizeof *ux * m->w), *uy = malloc(sizeof *uy * m->h);
-    float *fx = malloc(sizeof *fx * m->w), *fy = malloc(sizeof *fy * m->h);
-    if (!m->alpha || !m->fg || !ux || !uy || !fx || !fy) {
-        free(ux), free(uy), free(fx), free(fy);
+    ux = malloc(sizeof *ux * m->w), uy = malloc(sizeof *uy * m->h);
+    fx = malloc(sizeof *fx * m->w), fy = malloc(sizeof *fy * m->h);
+    xs = malloc(sizeof *xs * (k.w + 1));
+    if (!m->alpha || !ux || !uy || !fx || !fy || !xs) {
         s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
         goto fail;
     }
     axis_map(m->w, m->x, sx, ax, k.w, ux, fx);
     axis_map(m->h, m->y, sy, ay, k.h, uy, fy);
-
-    /* 4b. Full-resolution alpha: where all four surrounding work pixels are confident, their
-     * value; elsewhere the upsampled guided-filter model on the full-resolution colour, blended
-     * with the confident share of the neighbours so the band's edge has no seam. */
-    int kx1 = k.w > 1 ? 1 : 0;
-    size_t kr = k.h > 1 ? (size_t)k.w : 0;
-    for (int y = 0; y < m->h; y++) {
-        float wy = fy[y];
-        size_t r0 = (size_t)uy[y] * k.w;
-        for (int x = 0; x < m->w; x++) {
-            size_t i00 = r0 + ux[x], i01 = i00 + kx1, i10 = i00 + kr, i11 = i10 + kx1;
-            uint8_t t00 = k.tri[i00], t01 = k.tri[i01], t10 = k.tri[i10], t11 = k.tri[i11];
-            size_t o = (size_t)y * m->w + x;
-            if ((t00 & t01 & t10 & t11) == TS_TRI_FG) {
-                m->alpha[o] = 1.f;
-                continue;
-            }
-            if ((t00 | t01 | t10 | t11) == TS_TRI_BG) {
-                m->alpha[o] = 0.f;
-                continue;
-            }
-            float wx = fx[x];
-            float w00 = (1 - wx) * (1 - wy), w01 = wx * (1 - wy), w10 = (1 - wx) * wy,
-                  w11 = wx * wy;
-            const unsigned char *I8 = full + o * 3;
-            float I[3] = {I8[0] * (1.f / 255.f), I8[1] * (1.f / 255.f), I8[2] * (1.f / 255.f)};
-            float a = 0, conf_fg = 0, conf_bg = 0;
-            const float *c00 = k.coef + i00 * 4, *c01 = k.coef + i01 * 4, *c10 = k.coef + i10 * 4,
-                        *c11 = k.coef + i11 * 4;
-            for (int c = 0; c < 4; c++) {
-                float v = w00 * c00[c] + w01 * c01[c] + w10 * c10[c] + w11 * c11[c];
-                a += c < 3 ? v * I[c] : v;
-            }
-            conf_fg = w00 * (t00 == TS_TRI_FG) + w01 * (t01 == TS_TRI_FG) +
-                      w10 * (t10 == TS_TRI_FG) + w11 * (t11 == TS_TRI_FG);
-            conf_bg = w00 * (t00 == TS_TRI_BG) + w01 * (t01 == TS_TRI_BG) +
-                      w10 * (t10 == TS_TRI_BG) + w11 * (t11 == TS_TRI_BG);
-            a = a < 0 ? 0 : a > 1 ? 1 : a;
-            a = conf_fg + (1.f - conf_fg - conf_bg) * a;
-            m->alpha[o] = a < 0 ? 0 : a > 1 ? 1 : a;
-        }
+    for (int c = 0, x = 0; c <= k.w; c++) {
+        while (x < m->w && ux[x] < c) x++;
+        xs[c] = x;
     }
+    full_job job = {&k, m, uy, xs, fx, fy};
+    ts_matte_parallel(m->h, full_alpha_rows, &job);
     lap("alpha (full)", &t);
-
-    /* 5b. Foreground colour at full resolution: the photo where opaque; in the band, the local
-     * solve against the upsampled work solution. */
-    for (int y = 0; y < m->h; y++) {
-        float wy = fy[y];
-        size_t r0 = (size_t)uy[y] * k.w;
-        for (int x = 0; x < m->w; x++) {
-            size_t o = (size_t)y * m->w + x;
-            float a = m->alpha[o];
-            uint16_t *d = m->fg + o * 3;
-            const unsigned char *I8 = full + o * 3;
-            if (a <= 0.f) {
-                d[0] = d[1] = d[2] = 0;
-                continue;
-            }
-            if (a >= 1.f || !opts.decontaminate) {
-                for (int c = 0; c < 3; c++) d[c] = (uint16_t)(I8[c] * 257);
-                continue;
-            }
-            float wx = fx[x];
-            float w00 = (1 - wx) * (1 - wy), w01 = wx * (1 - wy), w10 = (1 - wx) * wy,
-                  w11 = wx * wy;
-            size_t i00 = r0 + ux[x], i01 = i00 + kx1, i10 = i00 + kr, i11 = i10 + kx1;
-            float fu[3], bu[3], I[3], F[3];
-            for (int c = 0; c < 3; c++) {
-                fu[c] = w00 * k.F[i00 * 3 + c] + w01 * k.F[i01 * 3 + c] + w10 * k.F[i10 * 3 + c] +
-                        w11 * k.F[i11 * 3 + c];
-                bu[c] = w00 * k.B[i00 * 3 + c] + w01 * k.B[i01 * 3 + c] + w10 * k.B[i10 * 3 + c] +
-                        w11 * k.B[i11 * 3 + c];
-                I[c] = I8[c] * (1.f / 255.f);
-            }
-            float wsum = 0;
-            const float *al = m->alpha;
-            size_t nb[4] = {x > 0 ? o - 1 : o, x < m->w - 1 ? o + 1 : o, y > 0 ? o - m->w : o,
-                            y < m->h - 1 ? o + m->w : o};
-            for (int j = 0; j < 4; j++)
-                wsum += TS_MATTE_FG_EPS + TS_MATTE_FG_GRAD * fabsf(a - al[nb[j]]);
-            ts_matte_foreground_pixel(I, a, wsum, fu, bu, F);
-            for (int c = 0; c < 3; c++) d[c] = (uint16_t)lrintf(F[c] * 65535.f);
-        }
+    if (fg_started) pthread_join(fg_th, NULL), fg_started = false;
+    lap("foreground (work)", &t);
+    if (fgj.rc != 0) {
+        s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
+        goto fail;
     }
-    free(ux), free(uy), free(fx), free(fy);
+    if (opts.decontaminate) ts_matte_parallel(m->h, full_fg_rows, &job);
     lap("foreground (full)", &t);
     if (getenv("TRUESHOT_MATTE_TIMING"))
         fprintf(stderr, "matte: region %dx%d at %d,%d, work %dx%d, band %d px: %.1f ms\n", m->w,
                 m->h, m->x, m->y, k.w, k.h, band, now_ms() - t0);
-    g_free(full);
+    free(ux), free(uy), free(fx), free(fy), free(xs);
     g_object_unref(wimg);
     work_free(&k);
     *out = m;
     return TS_OK;
 fail:
+    if (dec_started) pthread_join(dec_th, NULL);
+    if (fg_started) pthread_join(fg_th, NULL);
+    g_free(dec.px);
     g_free(wpx);
-    g_free(full);
+    free(ux), free(uy), free(fx), free(fy), free(xs);
     if (wimg) g_object_unref(wimg);
     work_free(&k);
     ts_matte_free(m);

@@ -12,9 +12,10 @@
 #include "core/internal.h"
 
 struct ts_matte {
-    int x, y, w, h; /* region in photo pixels */
-    float *alpha;   /* w * h, in [0, 1] */
-    uint16_t *fg;   /* w * h * 3, foreground colour (sRGB, 0..65535); 0 where alpha == 0 */
+    int x, y, w, h;  /* region in photo pixels */
+    uint16_t *alpha; /* w * h, 0..65535 */
+    uint8_t *fg;     /* w * h * 3, foreground colour (sRGB bytes; g_malloc'd: the decoded region,
+                        overwritten where 0 < alpha < 1); meaningless where alpha == 0 */
 };
 
 /* A float image of one or more interleaved bands. */
@@ -36,6 +37,24 @@ ts_status ts_matte_segment(ts_ctx *ctx, VipsImage *region, int mirror, float *pr
  * image and are smaller than max_frac of it are set to 1. Returns the person's area fraction. */
 double ts_matte_fill_holes(float *prob, int w, int h, double max_frac);
 
+/* A face in work pixels, for the subject prior: centre line, box top, chin (box bottom), width. */
+typedef struct ts_matte_face {
+    float cx, top, chin, w;
+} ts_matte_face;
+
+/* The subject prior at (x, y) in [0, 1]: 1 inside the subject's expected silhouette (head, then
+ * shoulders widening below the chin), fading beyond it, and 0 where another face's silhouette
+ * is nearer (distances normalised by each face's size: a Voronoi split weighted by face size). */
+float ts_matte_subject_weight(const ts_matte_face *faces, int nf, int subject, float x, float y);
+
+/* Keeps only the subject in prob: multiplies it by the subject prior, then drops the person
+ * components (p >= 0.5, then their p >= 0.1 fringes) not joined to the subject's face. */
+void ts_matte_isolate(float *prob, int w, int h, const ts_matte_face *faces, int nf, int subject);
+
+/* Closes holes in a solved alpha: components of alpha < 0.5 that touch no side and cover at most
+ * max_frac of the image become 1 and sure person in tri. Returns 0, or -1 when out of memory. */
+int ts_matte_close_alpha_holes(float *alpha, uint8_t *tri, int w, int h, double max_frac);
+
 /* Trimap from the probability: confident foreground (p > 0.9) and background (p < 0.1), each
  * eroded by r pixels (the background by r_top above row y_top, for hair), the rest unknown. Erosion
  * windows are clipped at the image sides, so a body that runs off the side stays confident there.
@@ -53,13 +72,20 @@ int ts_matte_colour_alpha(const ts_fimg *rgb, const uint8_t *tri, int r, float *
  * value at a pixel of colour I is a . I + b. Returns 0, or -1 when out of memory. */
 int ts_matte_guided_coef(const ts_fimg *rgb, const float *p, int r, float eps, float *coef);
 
-/* Separable box mean of radius r over `bands` interleaved planes, windows clipped at the sides
- * (normalised by the pixels inside). In place. Returns 0, or -1 when out of memory. */
-int ts_matte_box_mean(float *img, int w, int h, int bands, int r);
+/* Box mean of radius r over `bands` interleaved planes (at most 64), windows clipped at the
+ * sides (normalised by the pixels inside), streamed: produce(arg, y, row) writes row y of the
+ * planes (w * bands floats; called for each row about twice, from any thread), consume(arg, y,
+ * mean) receives the means of row y (each row once). Rows are split between the cores. Returns
+ * 0, or -1 when out of memory. */
+int ts_matte_box_stream(int w, int h, int bands, int r,
+                        void (*produce)(void *arg, int y, float *row),
+                        void (*consume)(void *arg, int y, const float *mean), void *arg);
 
 /* Foreground and background colours (Germer et al. 2020, multi-level) for image rgb with
- * alpha; fg and bg are w x h x 3. Every level is solved over the whole image. Returns 0 / -1. */
-int ts_matte_foreground_ml(const ts_fimg *rgb, const float *alpha, float *fg, float *bg);
+ * alpha; fg and bg are w x h x 3. Coarse levels are solved over the whole image, fine ones only
+ * near 0 < alpha < 1 and near the trimap's band (tri may be NULL). Returns 0 / -1. */
+int ts_matte_foreground_ml(const ts_fimg *rgb, const float *alpha, const uint8_t *tri, float *fg,
+                           float *bg);
 
 /* The finest level of that solve at one full-resolution pixel of colour I and alpha a, whose
  * neighbours' F and B are taken from the coarse solution (f_up, b_up, upsampled) and whose

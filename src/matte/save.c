@@ -123,8 +123,9 @@ ts_status ts_matte_save_cutout(ts_ctx *ctx, const ts_matte *m, const char *path,
     if (sixteen) {
         uint16_t *px = malloc(n * 8);
         for (size_t i = 0; px && i < n; i++) {
-            memcpy(px + i * 4, m->fg + i * 3, 6);
-            px[i * 4 + 3] = (uint16_t)lrintf(m->alpha[i] * 65535.f);
+            bool on = m->alpha[i] != 0;
+            for (int c = 0; c < 3; c++) px[i * 4 + c] = on ? (uint16_t)(m->fg[i * 3 + c] * 257) : 0;
+            px[i * 4 + 3] = m->alpha[i];
         }
         return save_owned(
             ctx, wrap(ctx, px, n * 8, m->w, m->h, 4, VIPS_FORMAT_USHORT, VIPS_INTERPRETATION_RGB16),
@@ -132,8 +133,9 @@ ts_status ts_matte_save_cutout(ts_ctx *ctx, const ts_matte *m, const char *path,
     }
     uint8_t *px = malloc(n * 4);
     for (size_t i = 0; px && i < n; i++) {
-        for (int c = 0; c < 3; c++) px[i * 4 + c] = (uint8_t)((m->fg[i * 3 + c] + 128) / 257);
-        px[i * 4 + 3] = (uint8_t)lrintf(m->alpha[i] * 255.f);
+        uint8_t a = (uint8_t)((m->alpha[i] * 255u + 32767u) / 65535u);
+        for (int c = 0; c < 3; c++) px[i * 4 + c] = a ? m->fg[i * 3 + c] : 0;
+        px[i * 4 + 3] = a;
     }
     return save_owned(
         ctx, wrap(ctx, px, n * 4, m->w, m->h, 4, VIPS_FORMAT_UCHAR, VIPS_INTERPRETATION_sRGB),
@@ -147,10 +149,10 @@ static uint8_t *composite(const ts_matte *m, const uint8_t *bg, uint32_t rgb) {
     uint8_t *px = malloc(n * 3);
     float col[3] = {(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255};
     for (size_t i = 0; px && i < n; i++) {
-        float a = m->alpha[i];
+        float a = m->alpha[i] * (1.f / 65535.f);
         for (int c = 0; c < 3; c++) {
             float b = bg ? bg[i * 3 + c] : col[c];
-            float v = a * (m->fg[i * 3 + c] * (255.f / 65535.f)) + (1 - a) * b;
+            float v = a * m->fg[i * 3 + c] + (1 - a) * b;
             px[i * 3 + c] = (uint8_t)lrintf(v < 0 ? 0 : v > 255 ? 255 : v);
         }
     }
