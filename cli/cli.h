@@ -14,5 +14,6 @@ bool cli_tty(void);
 int cmd_demo(int argc, char **argv);
 int cmd_faces(int argc, char **argv);
 int cmd_matte(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif

@@ -16,6 +16,9 @@ static const char usage[] =
     "commands:\n"
     "  demo PHOTO [-o DIR]   find the face, cut out the person, and write a studio-grey\n"
     "                        headshot (DIR/headshot.jpg) and what was found (DIR/analysis.jpg)\n"
+    "  check PHOTO... [--json] [--html REPORT.html]\n"
+    "                        grade photos as headshot sources and say what to do\n"
+    "                        differently; ranks them and names the best\n"
     "  faces PHOTO... [--json]\n"
     "                        list the faces in each photo: box, score, keypoints, subject\n"
     "  matte PHOTO -o OUT [--alpha A.png] [--over COLOR|IMAGE]\n"
@@ -90,6 +93,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) return cmd_models();
     if (!strcmp(cmd, "faces")) return cmd_faces(argc - 1, argv + 1);
+    if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "matte")) return cmd_matte(argc - 1, argv + 1);
     return cli_fail(TS_ERR_ARGUMENT, "unknown command '%s' (try trueshot --help)", cmd);
 }

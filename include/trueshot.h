@@ -200,6 +200,89 @@ ts_status ts_matte_save_over_color(ts_ctx *ctx, const ts_matte *m, uint32_t rgb,
 ts_status ts_matte_save_over_image(ts_ctx *ctx, const ts_matte *m, const char *background,
                                    const char *path);
 
+/* ---- Photo check: headshot readiness --------------------------------------------------- */
+
+/* How usable one aspect of a photo is for a headshot. */
+typedef enum ts_verdict {
+    TS_VERDICT_GOOD,            /* nothing to do */
+    TS_VERDICT_COULD_BE_BETTER, /* usable; the tip says how to do better next time */
+    TS_VERDICT_NOT_USABLE,      /* a headshot made from this photo would show the problem */
+} ts_verdict;
+
+/* "good", "could be better" or "not usable" (the words the JSON report uses); "?" otherwise. */
+const char *ts_verdict_name(ts_verdict v);
+
+typedef struct ts_check_options {
+    size_t size;         /* sizeof(ts_check_options): set by _init */
+    int output_px;       /* side of the square headshot the photo is meant for, in pixels
+                            (default 1200: a LinkedIn / company-page photo) */
+    float face_fraction; /* face width over that side in the headshot (default 0.45) */
+    int scene;           /* 1 (default): also grade background and wardrobe, which runs the
+                            person segmentation network (~10 ms); 0: face components only */
+} ts_check_options;
+
+void ts_check_options_init(ts_check_options *o);
+
+#define TS_CHECK_RAW_MAX 8
+
+/* One graded aspect of a photo. Ids are stable (docs/check-json.md): faces, resolution,
+ * headroom, pose, eyes_open, gaze, expression, sharpness, noise, exposure, evenness, color_cast,
+ * compression, eyes_hidden, too_close, background, wardrobe. */
+typedef struct ts_check_component {
+    const char *id;                         /* stable identifier, e.g. "sharpness" */
+    const char *label;                      /* for people, e.g. "Sharpness" */
+    int score;                              /* 0..100; >= 75 good, >= 40 could be better */
+    ts_verdict verdict;                     /* follows from the score */
+    char tip[320];                          /* what to do, in plain words; "" when good */
+    int n_raw;                              /* measured values (units: docs/check.md) */
+    const char *raw_name[TS_CHECK_RAW_MAX]; /* e.g. "inter_eye_px" */
+    double raw[TS_CHECK_RAW_MAX];
+} ts_check_component;
+
+/* The grades of one photo. Owned by the caller (ts_check_report_free). Opaque. */
+typedef struct ts_check_report ts_check_report;
+
+/* A backdrop colour suggested for the person's clothing and hair. */
+typedef struct ts_backdrop {
+    const char *name;        /* e.g. "charcoal" */
+    uint32_t rgb;            /* 0xRRGGBB */
+    float contrast_clothing; /* CIELAB Delta E 1976 to the clothing colour */
+    float contrast_hair;     /* to the hair colour */
+} ts_backdrop;
+
+/* Grades p as a headshot source (docs/check.md). opt may be NULL for defaults (borrowed for the
+ * call). A photo without a face is not an error: the report's status is then TS_ERR_NO_FACE,
+ * its verdict "not usable" and its one component "faces" says why. Fails with
+ * TS_ERR_ARGUMENT, TS_ERR_NOMEM, TS_ERR_FORMAT (the pixels cannot be decoded), TS_ERR_MODEL or
+ * TS_ERR_INTERNAL; *out is untouched on failure. Face analysis is cached on p and reused. */
+ts_status ts_photo_check(ts_ctx *ctx, ts_photo *p, const ts_check_options *opt,
+                         ts_check_report **out);
+void ts_check_report_free(ts_check_report *r); /* NULL-safe */
+
+/* Headshot readiness 0..100 and its verdict: a weighted mean of the components, capped at 25
+ * above the worst one, and below 40 (not usable) when any component is not usable. */
+int ts_check_score(const ts_check_report *r);
+ts_verdict ts_check_verdict(const ts_check_report *r);
+/* TS_OK, or TS_ERR_NO_FACE when the photo has no face. */
+ts_status ts_check_status(const ts_check_report *r);
+/* The components, in the order of the id list above (borrowed: valid while r lives). */
+int ts_check_count(const ts_check_report *r);
+const ts_check_component *ts_check_component_at(const ts_check_report *r, int i);
+/* The component with this id, or NULL (not measured, or no face). */
+const ts_check_component *ts_check_find(const ts_check_report *r, const char *id);
+/* The subject's detection box (x, y, w, h in photo pixels) and inter-eye distance; returns 0
+ * when the photo has no face (outputs untouched), 1 otherwise. */
+int ts_check_face(const ts_check_report *r, float box[4], float *inter_eye_px);
+/* Suggested backdrop colours, best first (borrowed); returns how many (0 without scene). */
+int ts_check_backdrops(const ts_check_report *r, const ts_backdrop **out);
+
+/* Ranks n reports best first: order[] (n ints, caller-allocated) gets their indices. reason
+ * (cap bytes, may be NULL) gets why the first one won in words, e.g. "sharpest, most evenly lit
+ * and the only one with eyes open". Reports may be NULL (a photo that could not be read): they
+ * come last. Returns TS_ERR_ARGUMENT when order is NULL or n < 0. */
+ts_status ts_check_rank(const ts_check_report *const *reports, int n, int *order, char *reason,
+                        size_t cap);
+
 #ifdef __cplusplus
 }
 #endif
