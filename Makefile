@@ -26,7 +26,7 @@ demo:
 	@$(MAKE) --no-print-directory build
 	@if [ ! -x $(BUILD)/cli/trueshot ]; then \
 	    echo "make demo: $(BUILD)/cli/trueshot was not built (the CLI is not in the tree yet?)" >&2; exit 1; fi
-	$(BUILD)/cli/trueshot demo samples/sample.jpg -o out/
+	$(BUILD)/cli/trueshot make samples/sample.jpg -o out/
 
 test:
 	@scripts/setup.sh --test

@@ -12,6 +12,7 @@ int cli_fail(ts_status s, const char *fmt, ...) __attribute__((format(printf, 2,
 bool cli_tty(void);
 
 int cmd_demo(int argc, char **argv);
+int cmd_make(int argc, char **argv);
 int cmd_faces(int argc, char **argv);
 int cmd_matte(int argc, char **argv);
 int cmd_check(int argc, char **argv);

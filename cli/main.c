@@ -14,6 +14,8 @@ static const char usage[] =
     "usage: trueshot COMMAND [options]\n"
     "\n"
     "commands:\n"
+    "  make PHOTO... -o DIR  your best photo as a set of professional headshots (several looks\n"
+    "                        and crops), with a contact sheet and a report\n"
     "  demo PHOTO [-o DIR]   find the face, cut out the person, and write a studio-grey\n"
     "                        headshot (DIR/headshot.jpg) and what was found (DIR/analysis.jpg)\n"
     "  check PHOTO... [--json] [--html REPORT.html]\n"
@@ -91,6 +93,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
+    if (!strcmp(cmd, "make")) return cmd_make(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) return cmd_models();
     if (!strcmp(cmd, "faces")) return cmd_faces(argc - 1, argv + 1);
     if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);

@@ -1,5 +1,6 @@
 #include "render/param.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -88,8 +89,11 @@ int ts_param_set(const ts_param *p, void *params, const char *value, char *err, 
         for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
             if (!strcasecmp(value, named[i].name)) return *(uint32_t *)f = named[i].rgb, 0;
         const char *h = value[0] == '#' ? value + 1 : value;
-        unsigned long v = strtoul(h, &end, 16);
-        if (strlen(h) != 6 || *end) {
+        /* Exactly six hex digits: strtoul alone would take signs, "0x" and spaces. */
+        int hex = strlen(h) == 6;
+        for (int i = 0; hex && i < 6; i++) hex = isxdigit((unsigned char)h[i]) != 0;
+        unsigned long v = hex ? strtoul(h, &end, 16) : 0;
+        if (!hex) {
             snprintf(err, cap, "%s: '%s' is not a colour (#rrggbb or a name such as grey)", p->name,
                      value);
             return -1;

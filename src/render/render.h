@@ -57,6 +57,11 @@ typedef struct ts_stage {
 } ts_stage;
 
 extern const ts_stage ts_stage_frame;
+extern const ts_stage ts_stage_export;
+extern const ts_stage ts_stage_tone;
+extern const ts_stage ts_stage_light;
+extern const ts_stage ts_stage_retouch;
+extern const ts_stage ts_stage_background;
 
 /* Adds an edit (printf-style) to the job's list; silently drops past the limit. */
 void ts_render_edit(ts_render_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,0 +1,373 @@
+/* trueshot make: a set of professional headshots from the person's own best photo.
+ *
+ * photos -> check (pick the best) -> face analysis + matte (once) -> for each look and each of
+ * its outputs: frame, tone, light, retouch, background, export -> identity check and edit map
+ * per output -> report (JSON + HTML) and contact sheet. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "core/internal.h"
+#include "make_report.h"
+#include "render/export.h"
+#include "render/render.h"
+#include "styles/style.h"
+#include "verify/verify.h"
+
+#define MAX_PHOTOS 64
+#define MAX_STYLES 16
+
+/* Shown when no --style is given: a LinkedIn square, a corporate pair, a tech look, a creative
+ * one: several crops and backdrops to choose from. */
+static const char *const default_styles[] = {"linkedin", "corporate", "tech-startup", "creative"};
+
+static const char make_usage[] =
+    "usage: trueshot make PHOTO... -o DIR [options]\n"
+    "\n"
+    "Turns your best photo into a set of professional headshots: framed to each platform's\n"
+    "standard, on a studio backdrop cut out around your hair, light and colour corrected from\n"
+    "your face, blemishes removed with restraint. Your face's geometry is never changed: each\n"
+    "file is measured against the photo, and says in its metadata what was done to it.\n"
+    "\n"
+    "With several photos, `trueshot check` grades them and the best one is used (--all: every\n"
+    "photo). DIR gets the headshots, a contact sheet, an edit map per headshot (where the face\n"
+    "was changed), and report.html / report.json.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output DIR        where to write (created if missing)\n"
+    "  --style NAME|FILE       a look (repeat for several); default: linkedin, corporate,\n"
+    "                          tech-startup, creative. --list-styles shows the built-in ones;\n"
+    "                          FILE is your own style file (docs/styles.md)\n"
+    "  --crop T[:W[xH]]        render this template instead of the looks' own: square, 4x5,\n"
+    "                          2x3, 8x10 or tight, optionally with a size (e.g. square:800)\n"
+    "  --background B          a backdrop for every look: solid, vertical, radial, blur, keep\n"
+    "                          (the original), or a colour (#rrggbb, grey, navy, ...)\n"
+    "  --retouch 0..1          retouch strength (0: none; looks use about 0.3)\n"
+    "  --format F              jpeg (default), png, webp or avif\n"
+    "  --max-kb N              keep every file under N kilobytes (upload limits)\n"
+    "  --all                   render every photo, not only the best\n"
+    "  --list-styles           list the built-in looks and stop\n"
+    "  -h, --help              this help\n"
+    "\n"
+    "example:\n"
+    "  trueshot make me1.jpg me2.jpg -o headshots/ --style linkedin --style actor-commercial\n";
+
+typedef struct make_opts {
+    const char *dir, *photos[MAX_PHOTOS], *styles[MAX_STYLES];
+    int n_photos, n_styles, all;
+    const char *crop, *background, *retouch, *format, *max_kb;
+} make_opts;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int list_styles(void) {
+    const ts_style_info *info;
+    int n = ts_styles_builtins(&info);
+    for (int i = 0; i < n; i++) printf("  %-18s %s\n", info[i].id, info[i].description);
+    return 0;
+}
+
+/* Applies the command line's overrides to a loaded style. */
+static ts_status override(ts_ctx *ctx, ts_style *s, const make_opts *o) {
+    ts_status st = TS_OK;
+    if (o->retouch) st = ts_style_set(ctx, s, "retouch", "strength", o->retouch);
+    if (!st && o->background) {
+        static const char *const kinds[] = {"solid", "vertical", "radial", "blur", "keep", NULL};
+        int is_kind = 0;
+        for (int k = 0; kinds[k]; k++) is_kind |= !strcmp(o->background, kinds[k]);
+        if (is_kind) {
+            st = ts_style_set(ctx, s, "background", "kind", o->background);
+        } else {
+            st = ts_style_set(ctx, s, "background", "color", o->background);
+            if (!st) st = ts_style_set(ctx, s, "background", "auto", "no");
+        }
+    }
+    if (!st && o->format) st = ts_style_set(ctx, s, "export", "format", o->format);
+    if (!st && o->max_kb) st = ts_style_set(ctx, s, "export", "max_kb", o->max_kb);
+    return st;
+}
+
+/* The output's crop and size: the style's own, or --crop T[:W[xH]]. */
+static ts_status frame_for(ts_ctx *ctx, const ts_style *s, int i, const make_opts *o, void *params,
+                           char *crop, size_t cap) {
+    ts_status st = ts_style_frame_params(ctx, s, i, params);
+    if (st) return st;
+    const ts_param *pc = ts_param_find(ts_stage_frame.table, "crop");
+    if (o->crop) {
+        char spec[64], err[200];
+        snprintf(spec, sizeof spec, "%s", o->crop);
+        char *size = strchr(spec, ':');
+        if (size) *size++ = 0;
+        if (ts_param_set(pc, params, spec, err, sizeof err))
+            return ts_fail(ctx, TS_ERR_ARGUMENT, "--crop: %s", err);
+        if (size && ts_param_set(ts_param_find(ts_stage_frame.table, "width"), params,
+                                 strtok(size, "x"), err, sizeof err))
+            return ts_fail(ctx, TS_ERR_ARGUMENT, "--crop: %s", err);
+    }
+    ts_param_format(pc, params, crop, cap);
+    return TS_OK;
+}
+
+static void stem_of(const char *path, char *out, size_t cap) {
+    const char *b = strrchr(path, '/');
+    snprintf(out, cap, "%s", b ? b + 1 : path);
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out) *dot = 0;
+}
+
+/* Renders one output of one look; fills o. Returns the status of a failure that should stop the
+ * whole run (output not writable), TS_OK otherwise (a failed look is reported in o->error). */
+static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
+                            const ts_matte *matte, const ts_style *s, int i, const make_opts *mo,
+                            const char *stem, const ts_verify_floor *floor, make_output *o) {
+    char frame_params[512], why[300];
+    ts_status st = frame_for(ctx, s, i, mo, frame_params, o->crop, sizeof o->crop);
+    if (st) return st;
+    ts_render_job job = {0};
+    job.ctx = ctx, job.photo = p, job.face = face, job.matte = matte;
+    VipsImage *before = NULL, *after = NULL;
+    st = ts_stage_frame.run(&job, frame_params);
+    if (!st) before = ts_verify_snapshot(&job);
+    static const char *const middle[] = {"tone", "light", "retouch"};
+    for (int k = 0; !st && k < 3; k++) {
+        const ts_stage *stage = ts_styles_stage(middle[k]);
+        st = stage->run(&job, ts_style_params(s, middle[k]));
+    }
+    if (!st) after = ts_verify_snapshot(&job);
+    if (!st) st = ts_stage_background.run(&job, ts_style_params(s, "background"));
+    const export_params *ep = ts_style_params(s, "export");
+    ts_export_result er = {0};
+    if (!st) {
+        snprintf(o->path, sizeof o->path, "%s/%s-%s-%s%s", mo->dir, stem, o->look, o->crop,
+                 ts_export_extension(ep->format));
+        st = ts_export_write_ex(&job, ep, o->path, &er);
+    }
+    if (st) {
+        snprintf(o->error, sizeof o->error, "%s", ts_ctx_error(ctx));
+        goto done;
+    }
+    o->width = er.width, o->height = er.height, o->bytes = (long)er.bytes;
+    o->source_type = strcmp(er.source_type, "compositeSynthetic") ? "algorithmicallyEnhanced"
+                                                                  : "compositeSynthetic";
+    for (int k = 0; k < job.n_edits && k < MAKE_MAX_EDITS; k++)
+        snprintf(o->edits[o->n_edits++], sizeof o->edits[0], "%s", job.edits[k]);
+    for (int k = 0; k < job.n_notes && k < MAKE_MAX_NOTES; k++)
+        snprintf(o->notes[o->n_notes++], sizeof o->notes[0], "%s", job.notes[k]);
+    /* Authenticity: the face is measured against the photo on the canvas as the face edits
+     * left it (after tone, light and retouch), before the backdrop goes in: the backdrop changes
+     * no face pixel, but a new background shifts the mesh model's face-outline points by up to
+     * ~1.5% of the eye distance on unedited faces, which would hide the edits' own effect. The
+     * file as written is measured too and reported. */
+    ts_identity_result ir;
+    char vdir[] = "/tmp/trueshot-verify-XXXXXX", vpath[64] = "";
+    VipsImage *after8 = NULL;
+    if (after && mkdtemp(vdir) && vips_cast_uchar(after, &after8, NULL) == 0) {
+        snprintf(vpath, sizeof vpath, "%s/face.png", vdir);
+        if (vips_pngsave(after8, vpath, "compression", 1, NULL) != 0) vpath[0] = 0;
+    }
+    if (after8) g_object_unref(after8);
+    ts_identity_result wr;
+    if (ts_verify_identity(ctx, p, o->path, er.m, floor, &wr) == TS_OK)
+        o->id_written_mean = wr.mean;
+    if (vpath[0] && ts_verify_identity(ctx, p, vpath, job.m, floor, &ir) == TS_OK) {
+        o->id_mean = ir.mean, o->id_max = ir.max, o->id_ok = ir.pass;
+        if (!ir.pass) {
+            snprintf(o->error, sizeof o->error, "identity check failed: %s", ir.message);
+            unlink(o->path); /* a look that moved the face is not delivered */
+        }
+    } else {
+        snprintf(o->error, sizeof o->error, "identity check could not run: %s", ts_ctx_error(ctx));
+        unlink(o->path);
+    }
+    if (vpath[0]) unlink(vpath);
+    rmdir(vdir);
+    if (before && after) {
+        snprintf(o->edit_map, sizeof o->edit_map, "%s/%s-%s-%s-editmap.png", mo->dir, stem, o->look,
+                 o->crop);
+        if (ts_verify_edit_map(ctx, before, after, job.alpha, o->edit_map, NULL) != TS_OK)
+            o->edit_map[0] = 0;
+    }
+    (void)why;
+done:
+    if (before) g_object_unref(before);
+    if (after) g_object_unref(after);
+    ts_render_job_clear(&job);
+    return st == TS_ERR_WRITE ? st : TS_OK;
+}
+
+/* Picks the photo to use: the best by check, with the reason. */
+static int pick_best(ts_ctx *ctx, ts_photo **photos, int n, char *reason, size_t cap) {
+    if (n == 1) return 0;
+    ts_check_report *reports[MAX_PHOTOS] = {0};
+    for (int i = 0; i < n; i++)
+        if (photos[i] && ts_photo_check(ctx, photos[i], NULL, &reports[i]) != TS_OK)
+            reports[i] = NULL;
+    int order[MAX_PHOTOS];
+    int best = 0;
+    if (ts_check_rank((const ts_check_report *const *)reports, n, order, reason, cap) == TS_OK)
+        best = order[0];
+    for (int i = 0; i < n; i++) ts_check_report_free(reports[i]);
+    return best;
+}
+
+int cmd_make(int argc, char **argv) {
+    make_opts o = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(make_usage, stdout);
+            return 0;
+        } else if (!strcmp(a, "--list-styles")) {
+            return list_styles();
+        } else if (!strcmp(a, "--all")) {
+            o.all = 1;
+        } else if (a[0] == '-' && a[1] && !v) {
+            return cli_fail(TS_ERR_ARGUMENT, "make: %s needs a value (try trueshot make -h)", a);
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            o.dir = argv[++i];
+        } else if (!strcmp(a, "--style")) {
+            if (o.n_styles == MAX_STYLES) return cli_fail(TS_ERR_ARGUMENT, "make: too many looks");
+            o.styles[o.n_styles++] = argv[++i];
+        } else if (!strcmp(a, "--crop")) {
+            o.crop = argv[++i];
+        } else if (!strcmp(a, "--background")) {
+            o.background = argv[++i];
+        } else if (!strcmp(a, "--retouch")) {
+            o.retouch = argv[++i];
+        } else if (!strcmp(a, "--format")) {
+            o.format = argv[++i];
+        } else if (!strcmp(a, "--max-kb")) {
+            o.max_kb = argv[++i];
+        } else if (a[0] == '-' && a[1]) {
+            return cli_fail(TS_ERR_ARGUMENT, "make: unknown option '%s' (try trueshot make -h)", a);
+        } else {
+            if (o.n_photos == MAX_PHOTOS)
+                return cli_fail(TS_ERR_ARGUMENT, "make: at most %d photos", MAX_PHOTOS);
+            o.photos[o.n_photos++] = a;
+        }
+    }
+    if (!o.n_photos) return cli_fail(TS_ERR_ARGUMENT, "make: which photos? (trueshot make -h)");
+    if (!o.dir) return cli_fail(TS_ERR_ARGUMENT, "make: where to? give -o DIR");
+    if (!o.n_styles)
+        for (size_t k = 0; k < sizeof default_styles / sizeof default_styles[0]; k++)
+            o.styles[o.n_styles++] = default_styles[k];
+    /* "out/" and "out" are the same folder; keep the paths in the report clean. */
+    char dirbuf[1024];
+    snprintf(dirbuf, sizeof dirbuf, "%s", o.dir);
+    for (size_t n = strlen(dirbuf); n > 1 && dirbuf[n - 1] == '/'; n--) dirbuf[n - 1] = 0;
+    o.dir = dirbuf;
+
+    ts_ctx *ctx;
+    if (ts_ctx_new(NULL, &ctx) != TS_OK) return cli_fail(TS_ERR_INTERNAL, "%s", ts_last_error());
+    int rc = 0;
+    ts_style *styles[MAX_STYLES] = {0};
+    ts_photo *photos[MAX_PHOTOS] = {0};
+    make_output *outs = NULL;
+    /* Everything the user asked for is validated before any work starts. */
+    for (int i = 0; i < o.n_styles; i++) {
+        ts_status st = ts_style_load(ctx, o.styles[i], &styles[i]);
+        if (!st) st = override(ctx, styles[i], &o);
+        if (st) {
+            rc = cli_fail(st, "%s", ts_ctx_error(ctx));
+            goto done;
+        }
+    }
+    if (mkdir(o.dir, 0755) != 0 && errno != EEXIST) {
+        rc = cli_fail(TS_ERR_WRITE, "cannot create %s: %s", o.dir, strerror(errno));
+        goto done;
+    }
+    int n_ok = 0;
+    for (int i = 0; i < o.n_photos; i++) {
+        ts_status st = ts_photo_open(ctx, o.photos[i], &photos[i]);
+        if (st) {
+            int code = cli_fail(st, "%s", ts_ctx_error(ctx));
+            if (!rc) rc = code;
+        } else {
+            n_ok++;
+        }
+    }
+    if (!n_ok) goto done;
+    char reason[300] = "";
+    int best = pick_best(ctx, photos, o.n_photos, reason, sizeof reason);
+    int total = 0;
+    for (int i = 0; i < o.n_styles; i++) total += o.crop ? 1 : ts_style_output_count(styles[i]);
+    for (int pi = 0; pi < o.n_photos; pi++) {
+        if (!photos[pi] || (!o.all && pi != best)) continue;
+        double t0 = now_s();
+        ts_photo *p = photos[pi];
+        const ts_face_analysis *face;
+        ts_status st = ts_photo_subject(ctx, p, &face);
+        ts_matte *matte = NULL;
+        if (!st) st = ts_photo_matte(ctx, p, NULL, &matte);
+        ts_verify_floor floor = {0};
+        if (!st) st = ts_verify_noise_floor(ctx, p, &floor);
+        if (st) {
+            int code = cli_fail(st, "%s", ts_ctx_error(ctx));
+            if (!rc) rc = code;
+            ts_matte_free(matte);
+            continue;
+        }
+        if (o.n_photos > 1 && !o.all)
+            fprintf(stderr, "trueshot: using %s%s%s\n", o.photos[pi], reason[0] ? ": " : "",
+                    reason);
+        char stem[256];
+        stem_of(o.photos[pi], stem, sizeof stem);
+        free(outs);
+        outs = calloc((size_t)total, sizeof *outs);
+        int n = 0;
+        for (int si = 0; si < o.n_styles && outs; si++) {
+            int no = o.crop ? 1 : ts_style_output_count(styles[si]);
+            for (int k = 0; k < no; k++, n++) {
+                make_output *out = &outs[n];
+                /* A style given as a path is named by its file name. */
+                stem_of(o.styles[si], out->look, sizeof out->look);
+                if (cli_tty())
+                    fprintf(stderr, "\rtrueshot: rendering %d/%d: %-40s", n + 1, total, out->look);
+                st = render_one(ctx, p, face, matte, styles[si], k, &o, stem, &floor, out);
+                if (st) {
+                    if (cli_tty()) fputc('\n', stderr);
+                    rc = cli_fail(st, "%s", ts_ctx_error(ctx));
+                    ts_matte_free(matte);
+                    goto done;
+                }
+            }
+        }
+        if (cli_tty()) fprintf(stderr, "\r%-70s\r", "");
+        make_report r = {o.photos[pi], reason[0] && !o.all ? reason : NULL, floor.mean, outs, n,
+                         now_s() - t0};
+        int failed = 0;
+        for (int k = 0; k < n; k++) {
+            if (outs[k].error[0]) {
+                failed++;
+                fprintf(stderr, "trueshot: %s %s: %s\n", outs[k].look, outs[k].crop, outs[k].error);
+            } else {
+                printf("%s\n", outs[k].path);
+            }
+        }
+        char sheet[1100];
+        snprintf(sheet, sizeof sheet, "%s/report.html", o.dir);
+        if (make_write_report(&r, o.dir) != 0 || make_write_contact_sheet(&r, o.dir) != 0) {
+            rc = cli_fail(TS_ERR_WRITE, "cannot write the report in %s", o.dir);
+        } else {
+            printf("%s/contact-sheet.jpg\n%s\n", o.dir, sheet);
+        }
+        if (failed && !rc) rc = ts_status_exit_code(TS_ERR_INTERNAL);
+        ts_matte_free(matte);
+    }
+done:
+    free(outs);
+    for (int i = 0; i < o.n_styles; i++) ts_style_free(styles[i]);
+    for (int i = 0; i < o.n_photos; i++) ts_photo_unref(photos[i]);
+    ts_ctx_free(ctx);
+    return rc;
+}

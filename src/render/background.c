@@ -1,0 +1,541 @@
+/* background: studio backdrops built from the person's matte (docs/render-background.md).
+ *
+ * Kinds: keep (the photo's own background, nothing composited), solid, vertical gradient, radial
+ * gradient with vignette (the painted-paper studio look) and the original background blurred
+ * (shallow depth of field). The backdrop colour is a brand colour, a named grey, or by default a
+ * studio tone chosen to separate from the person's hair and clothing. Fine grain keeps the
+ * gradients from banding once saved as 8 bits; a soft contact shadow under the shoulders seats
+ * the person in the scene.
+ *
+ * Composite: out = fg a + backdrop (1 - a), by default on the sRGB-encoded values. The matte's
+ * alpha and the decontaminated foreground were both solved for I = a F + (1 - a) B on sRGB
+ * values (src/matte/foreground.c), so compositing in the same space puts back exactly the
+ * colours the matte was fitted to: over the photo's own background it returns the photo.
+ * Compositing in linear light (linear = yes) is the physically right blend for sub-pixel hair,
+ * but applied to an alpha fitted in sRGB it makes dark hair over a light backdrop thinner and
+ * lighter; the test suite measures both. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "render/render.h"
+
+enum { KIND_KEEP, KIND_SOLID, KIND_GRADIENT, KIND_RADIAL, KIND_BLUR, KIND_COUNT };
+static const char *const kind_names[] = {"keep", "solid", "gradient", "radial", "blur", NULL};
+static const char *const kind_words[KIND_COUNT] = {"", "a solid backdrop", "a graded backdrop",
+                                                   "a painted studio backdrop",
+                                                   "the original blurred (shallow depth of field)"};
+
+/* color's default: no colour given, so the tone is chosen automatically (when auto is on). */
+#define AUTO_COLOR 0x000001u
+
+typedef struct background_params {
+    int kind;
+    uint32_t color; /* 0xRRGGBB; AUTO_COLOR: none given */
+    int auto_pick;  /* choose the tone from hair and clothing when no colour is given */
+    float gradient; /* falloff, 0..1 (1: 1.5 stops from brightest to darkest) */
+    float vignette; /* corner darkening, 0..1 (1: 1 stop in the corners) */
+    float blur;     /* kind blur: Gaussian sigma as a fraction of the canvas width */
+    float grain;    /* sigma of the backdrop's grain, in 8-bit levels */
+    float shadow;   /* contact shadow strength, 0..1 */
+    int linear;     /* composite in linear light instead of on sRGB values */
+} background_params;
+
+static const ts_param background_table[] = {
+    TS_PARAM_ENUM(background_params, kind,
+                  "backdrop: keep (the photo's own), solid, gradient (vertical), radial (painted "
+                  "studio look), blur (the original, out of focus)",
+                  kind_names, KIND_RADIAL),
+    TS_PARAM_RGB(background_params, color,
+                 "backdrop colour (#rrggbb or grey, lightgrey, darkgrey, ...); #000001: none, "
+                 "chosen automatically",
+                 AUTO_COLOR),
+    {"auto",
+     "when no colour is given, choose a studio tone that separates from the hair and "
+     "the clothing (no: mid grey)",
+     TS_PT_BOOL, offsetof(background_params, auto_pick), 0, 1, 1, 0, NULL},
+    TS_PARAM_F32(background_params, gradient, "centre-to-edge falloff (1: 1.5 stops)", 0.f, 1.f,
+                 .35f),
+    TS_PARAM_F32(background_params, vignette, "corner darkening (1: one stop)", 0.f, 1.f, .15f),
+    TS_PARAM_F32(background_params, blur,
+                 "blur of the original background, sigma as a fraction of the width", 0.f, .05f,
+                 .012f),
+    TS_PARAM_F32(background_params, grain, "grain of the backdrop, sigma in 8-bit levels", 0.f, 4.f,
+                 1.5f),
+    TS_PARAM_F32(background_params, shadow, "soft contact shadow under the shoulders", 0.f, 1.f,
+                 .3f),
+    TS_PARAM_BOOL(background_params, linear, "composite in linear light instead of sRGB values", 0),
+    TS_PARAM_END};
+
+/* ---- colour ------------------------------------------------------------------------------- */
+
+static double srgb_to_lin(double v) { /* v in 0..1 */
+    return v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4);
+}
+
+static double lin_to_srgb(double v) {
+    return v <= 0.0031308 ? 12.92 * v : 1.055 * pow(v, 1 / 2.4) - 0.055;
+}
+
+/* CIELAB (D65) of an sRGB colour given as 0..255 values. */
+static void srgb_lab(const double rgb[3], double lab[3]) {
+    double r = srgb_to_lin(rgb[0] / 255), g = srgb_to_lin(rgb[1] / 255),
+           b = srgb_to_lin(rgb[2] / 255);
+    double x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047;
+    double y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    double z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883;
+    double e = 216.0 / 24389, k = 24389.0 / 27;
+    double fx = x > e ? cbrt(x) : (k * x + 16) / 116, fy = y > e ? cbrt(y) : (k * y + 16) / 116,
+           fz = z > e ? cbrt(z) : (k * z + 16) / 116;
+    lab[0] = 116 * fy - 16, lab[1] = 500 * (fx - fy), lab[2] = 200 * (fy - fz);
+}
+
+static void hex_rgb(uint32_t v, double rgb[3]) {
+    rgb[0] = (v >> 16) & 255, rgb[1] = (v >> 8) & 255, rgb[2] = v & 255;
+}
+
+static double delta_e(const double a[3], const double b[3]) {
+    return sqrt((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]) +
+                (a[2] - b[2]) * (a[2] - b[2]));
+}
+
+/* Studio tones (paper rolls and painted canvases). The greys are the named colours of the style
+ * files (render/param.c), in the order a photographer reaches for them; the colours follow. */
+static const struct {
+    const char *name;
+    uint32_t rgb;
+    int grey;
+} palette[] = {
+    {"mid grey", 0x8a8d91, 1},   {"light grey", 0xc9cbce, 1}, {"slate grey", 0x5e6369, 1},
+    {"dark grey", 0x3c3f43, 1},  {"pale grey", 0xe4e5e6, 1},  {"steel blue", 0x4a6a8a, 0},
+    {"navy", 0x1f2a44, 0},       {"teal", 0x2f6b6b, 0},       {"sage", 0x8c9a7c, 0},
+    {"warm beige", 0xd6c6ae, 0},
+};
+#define N_PALETTE ((int)(sizeof palette / sizeof palette[0]))
+
+/* Past this difference more contrast adds nothing: the outline already reads clearly. */
+#define SEPARATION_CAP 30.0
+/* A colour must beat the best grey by this much to be chosen. */
+#define COLOUR_PENALTY 8.0
+/* The face must not melt into the backdrop either. */
+#define SKIN_MIN 20.0
+
+/* ---- pixels ------------------------------------------------------------------------------- */
+
+/* im cast to float and held in memory (a new reference; NULL on failure). */
+static VipsImage *mem_float(VipsImage *im) {
+    VipsImage *f = NULL, *m = NULL;
+    if (im->BandFmt == VIPS_FORMAT_FLOAT) return vips_image_copy_memory(im); /* a ref if it is */
+    if (vips_cast_float(im, &f, NULL)) return NULL;
+    m = vips_image_copy_memory(f);
+    g_object_unref(f);
+    return m;
+}
+
+static void free_buffer(VipsImage *im, void *buf) {
+    (void)im;
+    free(buf);
+}
+
+/* A malloc'd float buffer as an image that frees it (NULL, buffer freed, on failure). */
+static VipsImage *wrap(float *buf, int w, int h, int bands) {
+    VipsImage *im = vips_image_new_from_memory(buf, sizeof *buf * (size_t)w * h * bands, w, h,
+                                               bands, VIPS_FORMAT_FLOAT);
+    if (!im) {
+        free(buf);
+        return NULL;
+    }
+    g_signal_connect(im, "postclose", G_CALLBACK(free_buffer), buf);
+    im->Type = bands == 3 ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W;
+    return im;
+}
+
+/* A Gaussian blur of sigma pixels of a float buffer (W x H x bands), into a new malloc'd buffer:
+ * averaged down by k so that the kernel stays short, blurred, then brought back up bilinearly.
+ * The result is smooth, so little is lost, and a sigma of 100 px costs what one of 4 does.
+ * Edges extend the nearest pixel. NULL when out of memory. */
+static float *soft_blur(const float *in, int W, int H, int bands, double sigma) {
+    size_t n = (size_t)W * H * bands;
+    float *out = malloc(sizeof *out * n);
+    if (!out) return NULL;
+    if (sigma < 0.3) return memcpy(out, in, sizeof *out * n);
+    int k = (int)fmax(1, floor(sigma / 3));
+    k = (int)fmin(k, fmax(1, fmin(W, H) / 8));
+    int sw = (W + k - 1) / k, sh = (H + k - 1) / k;
+    float *small = calloc((size_t)sw * sh * bands, sizeof *small);
+    if (!small) {
+        free(out);
+        return NULL;
+    }
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < bands; c++)
+                small[((size_t)(y / k) * sw + x / k) * bands + c] +=
+                    in[((size_t)y * W + x) * bands + c];
+    for (int y = 0; y < sh; y++)
+        for (int x = 0; x < sw; x++) {
+            int bw = (x + 1) * k > W ? W - x * k : k, bh = (y + 1) * k > H ? H - y * k : k;
+            for (int c = 0; c < bands; c++)
+                small[((size_t)y * sw + x) * bands + c] /= (float)(bw * bh);
+        }
+    VipsImage *si = vips_image_new_from_memory(small, sizeof *small * (size_t)sw * sh * bands, sw,
+                                               sh, bands, VIPS_FORMAT_FLOAT);
+    VipsImage *bl = NULL;
+    float *sb = NULL;
+    size_t len = 0;
+    if (si && vips_gaussblur(si, &bl, sigma / k, "min_ampl", 0.01, NULL) == 0)
+        sb = vips_image_write_to_memory(bl, &len);
+    if (si) g_object_unref(si);
+    if (bl) g_object_unref(bl);
+    free(small);
+    if (!sb || len != sizeof *sb * (size_t)sw * sh * bands) {
+        g_free(sb);
+        free(out);
+        return NULL;
+    }
+    /* Block centres sit at (i + 0.5) k - 0.5 in full-size pixels. */
+    for (int y = 0; y < H; y++) {
+        float fy = (y + 0.5f) / k - 0.5f;
+        fy = fy < 0 ? 0 : fy > sh - 1 ? (float)(sh - 1) : fy;
+        int y0 = (int)fy, y1 = y0 + 1 < sh ? y0 + 1 : y0;
+        float wy = fy - y0;
+        for (int x = 0; x < W; x++) {
+            float fx = (x + 0.5f) / k - 0.5f;
+            fx = fx < 0 ? 0 : fx > sw - 1 ? (float)(sw - 1) : fx;
+            int x0 = (int)fx, x1 = x0 + 1 < sw ? x0 + 1 : x0;
+            float wx = fx - x0;
+            const float *a = sb + ((size_t)y0 * sw + x0) * bands,
+                        *b = sb + ((size_t)y0 * sw + x1) * bands,
+                        *c = sb + ((size_t)y1 * sw + x0) * bands,
+                        *d = sb + ((size_t)y1 * sw + x1) * bands;
+            float *o = out + ((size_t)y * W + x) * bands;
+            for (int j = 0; j < bands; j++)
+                o[j] =
+                    (1 - wy) * ((1 - wx) * a[j] + wx * b[j]) + wy * ((1 - wx) * c[j] + wx * d[j]);
+        }
+    }
+    g_free(sb);
+    return out;
+}
+
+/* The mean CIELAB colour of fg over the box where alpha > amin, or 0 when fewer than nmin pixels
+ * qualify. Means are taken on sRGB values, then converted (a region's perceived colour). */
+static int region_lab(const float *fg, const float *al, int W, int H, double x0, double y0,
+                      double x1, double y1, double exclude_half, double cx, float amin, int nmin,
+                      double lab[3]) {
+    int ix0 = (int)fmax(0, floor(x0)), iy0 = (int)fmax(0, floor(y0));
+    int ix1 = (int)fmin(W, ceil(x1)), iy1 = (int)fmin(H, ceil(y1));
+    double s[3] = {0, 0, 0};
+    long n = 0;
+    for (int y = iy0; y < iy1; y++)
+        for (int x = ix0; x < ix1; x++) {
+            size_t i = (size_t)y * W + x;
+            if (al[i] <= amin || fabs(x + 0.5 - cx) < exclude_half) continue;
+            for (int c = 0; c < 3; c++) s[c] += fg[i * 3 + c];
+            n++;
+        }
+    if (n < nmin) return 0;
+    for (int c = 0; c < 3; c++) s[c] /= n;
+    srgb_lab(s, lab);
+    return 1;
+}
+
+/* The automatic backdrop tone (the rule: docs/render-background.md). Returns the palette
+ * index and the measured separations (-1 where a region was not visible). */
+static int choose_tone(const ts_render_job *job, const float *fg, const float *al, int W, int H,
+                       double *de_hair, double *de_cloth) {
+    const float(*L)[2] = (const float(*)[2])job->lm;
+    double cx = (L[234][0] + L[454][0]) / 2, fw = fmax(1, fabs(L[454][0] - L[234][0]));
+    double fh = fmax(1, hypot(L[152][0] - L[10][0], L[152][1] - L[10][1]));
+    double chin = L[152][1], top = L[10][1];
+    int nmin = (int)fmax(30, 0.002 * fw * fh);
+    double hair[3], cloth[3], skin[3];
+    /* Hair: the person above the forehead (mesh 10 sits at the hairline or just under it). */
+    int have_hair = region_lab(fg, al, W, H, cx - 0.45 * fw, top - 0.5 * fh, cx + 0.45 * fw,
+                               top - 0.06 * fh, 0, cx, 0.6f, nmin, hair);
+    /* Clothing: the shoulders below the chin, leaving out the neck (and an open collar). */
+    int have_cloth = region_lab(fg, al, W, H, cx - 1.7 * fw, chin + 0.45 * fh, cx + 1.7 * fw,
+                                chin + 2.2 * fh, 0.55 * fw, cx, 0.9f, nmin, cloth);
+    /* Skin: the cheeks (mesh 50 and 280). */
+    double r = 0.1 * fw;
+    int have_skin = region_lab(fg, al, W, H, L[50][0] - r, L[50][1] - r, L[50][0] + r, L[50][1] + r,
+                               0, cx, 0.9f, 4, skin);
+    double best = -1e9;
+    int pick = 0;
+    for (int i = 0; i < N_PALETTE; i++) {
+        double rgb[3], lab[3];
+        hex_rgb(palette[i].rgb, rgb);
+        srgb_lab(rgb, lab);
+        double dh = have_hair ? delta_e(lab, hair) : SEPARATION_CAP;
+        double dc = have_cloth ? delta_e(lab, cloth) : SEPARATION_CAP;
+        double ds = have_skin ? delta_e(lab, skin) : SEPARATION_CAP;
+        double score = fmin(SEPARATION_CAP, fmin(dh, dc));
+        if (ds < SKIN_MIN) score -= SKIN_MIN - ds;
+        if (!palette[i].grey) score -= COLOUR_PENALTY;
+        /* Ties go to the tone listed first (mid grey, then light grey, ...). */
+        score -= 0.01 * i;
+        if (score > best) best = score, pick = i;
+    }
+    double rgb[3], lab[3];
+    hex_rgb(palette[pick].rgb, rgb);
+    srgb_lab(rgb, lab);
+    *de_hair = have_hair ? delta_e(lab, hair) : -1;
+    *de_cloth = have_cloth ? delta_e(lab, cloth) : -1;
+    return pick;
+}
+
+/* Seeded, repeatable grain: an Irwin-Hall sum of four 16-bit uniforms from a hash of the pixel
+ * index, scaled to unit variance (zero mean; within 3.5 sigma, as a film grain is). */
+static inline float grain_at(uint64_t i) {
+    uint64_t z = i * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    double s = (double)(z & 0xffff) + (double)((z >> 16) & 0xffff) + (double)((z >> 32) & 0xffff) +
+               (double)(z >> 48);
+    return (float)((s / 65535.0 - 2.0) * 1.7320508075688772);
+}
+
+/* ---- the stage ---------------------------------------------------------------------------- */
+
+typedef struct bg_buffers {
+    VipsImage *rgb, *alpha, *fg; /* memory float copies (references) */
+} bg_buffers;
+
+static void buffers_free(bg_buffers *b) {
+    if (b->rgb) g_object_unref(b->rgb);
+    if (b->alpha) g_object_unref(b->alpha);
+    if (b->fg) g_object_unref(b->fg);
+}
+
+/* The original background with the person filled in from around them: the photo's own colour
+ * minus the person's share (rgb - a fg = (1 - a) B, the matte's own equation), blurred and
+ * divided by the blurred (1 - a), so no colour of the person bleeds into the blur. */
+static float *blurred_original(const float *rgb, const float *fg, const float *al, int W, int H,
+                               double sigma) {
+    size_t n = (size_t)W * H;
+    float *pre = malloc(sizeof *pre * n * 4), *out = malloc(sizeof *out * n * 3);
+    if (!pre || !out) {
+        free(pre), free(out);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        float a = al[i];
+        /* Nearly opaque pixels say little about what is behind them. */
+        float w = a > 0.98f ? 0.f : 1.f - a;
+        for (int c = 0; c < 3; c++) {
+            float v = rgb[i * 3 + c] - a * fg[i * 3 + c];
+            pre[i * 4 + c] = w > 0 && v > 0 ? v : 0.f;
+        }
+        pre[i * 4 + 3] = w;
+    }
+    float *bl = soft_blur(pre, W, H, 4, sigma);
+    free(pre);
+    if (!bl) {
+        free(out);
+        return NULL;
+    }
+    /* Where the person covers a wide area nothing is left to spread (the bottom of the frame):
+     * marked -1, filled by fill_holes. */
+    for (size_t i = 0; i < n; i++) {
+        float d = bl[i * 4 + 3];
+        for (int c = 0; c < 3; c++) out[i * 3 + c] = d > 1e-3f ? bl[i * 4 + c] / d : -1.f;
+    }
+    free(bl);
+    return out;
+}
+
+/* Fills pixels of bl left at -1 (no background within reach of the blur) by a wide blur of the
+ * rest, so the shoulders never reveal a hole in the backdrop. */
+static int fill_holes(float *bl, int W, int H) {
+    size_t n = (size_t)W * H;
+    long holes = 0;
+    for (size_t i = 0; i < n; i++) holes += bl[i * 3] < 0;
+    if (!holes) return 0;
+    float *pre = malloc(sizeof *pre * n * 4);
+    if (!pre) return -1;
+    for (size_t i = 0; i < n; i++) {
+        int ok = bl[i * 3] >= 0;
+        for (int c = 0; c < 3; c++) pre[i * 4 + c] = ok ? bl[i * 3 + c] : 0;
+        pre[i * 4 + 3] = (float)ok;
+    }
+    float *wide = soft_blur(pre, W, H, 4, 0.15 * fmax(W, H));
+    free(pre);
+    if (!wide) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (bl[i * 3] < 0)
+            for (int c = 0; c < 3; c++)
+                bl[i * 3 + c] = wide[i * 4 + 3] > 1e-4f ? wide[i * 4 + c] / wide[i * 4 + 3]
+                                                        : (float)(c == 0 ? 138 : 141);
+    free(wide);
+    return 0;
+}
+
+/* The contact shadow's density (0..1) per pixel: the alpha moved down and a little aside, blurred
+ * wide, and faded in from the chin down so it gathers around the shoulders, never around the
+ * hair. NULL when strength is 0. */
+static float *contact_shadow(const ts_render_job *job, const float *al, int W, int H) {
+    double ie = fmax(job->inter_eye, 4);
+    int dx = (int)lround(0.12 * ie), dy = (int)lround(0.35 * ie);
+    float *bl = soft_blur(al, W, H, 1, 0.6 * ie);
+    if (!bl) return NULL;
+    float *s = malloc(sizeof *s * (size_t)W * H);
+    if (!s) {
+        free(bl);
+        return NULL;
+    }
+    double chin = job->lm[152][1], y0 = chin - 0.2 * ie, y1 = chin + 1.2 * ie;
+    for (int y = 0; y < H; y++) {
+        double t = (y - y0) / (y1 - y0);
+        t = t < 0 ? 0 : t > 1 ? 1 : t;
+        float ramp = (float)(t * t * (3 - 2 * t));
+        int sy = y - dy < 0 ? 0 : y - dy;
+        for (int x = 0; x < W; x++) {
+            int sx = x - dx < 0 ? 0 : x - dx >= W ? W - 1 : x - dx;
+            s[(size_t)y * W + x] = ramp * bl[(size_t)sy * W + sx];
+        }
+    }
+    free(bl);
+    return s;
+}
+
+static ts_status background_run(ts_render_job *job, const void *params) {
+    const background_params *p = params;
+    ts_ctx *ctx = job->ctx;
+    if (p->kind == KIND_KEEP) return TS_OK;
+    if (!job->rgb) return ts_fail(ctx, TS_ERR_ARGUMENT, "background: no canvas (run frame first)");
+    if (!job->alpha || !job->fg) {
+        ts_render_note(job, "the person could not be cut out of this photo, so its own "
+                            "background was kept");
+        return TS_OK;
+    }
+    int W = job->rgb->Xsize, H = job->rgb->Ysize;
+    if (job->alpha->Xsize != W || job->alpha->Ysize != H || job->fg->Xsize != W ||
+        job->fg->Ysize != H || job->rgb->Bands != 3 || job->fg->Bands != 3 ||
+        job->alpha->Bands != 1)
+        return ts_fail(ctx, TS_ERR_INTERNAL, "background: canvas, alpha and fg differ in shape");
+    bg_buffers b = {mem_float(job->rgb), mem_float(job->alpha), mem_float(job->fg)};
+    if (!b.rgb || !b.alpha || !b.fg) {
+        buffers_free(&b);
+        return ts_fail(ctx, TS_ERR_INTERNAL, "background: %s", vips_error_buffer());
+    }
+    const float *rgb = (const float *)VIPS_IMAGE_ADDR(b.rgb, 0, 0);
+    const float *al = (const float *)VIPS_IMAGE_ADDR(b.alpha, 0, 0);
+    const float *fg = (const float *)VIPS_IMAGE_ADDR(b.fg, 0, 0);
+    size_t n = (size_t)W * H;
+
+    /* The tone. */
+    uint32_t tone = p->color;
+    int pick = -1;
+    double de_hair = -1, de_cloth = -1;
+    if (p->kind != KIND_BLUR && tone == AUTO_COLOR) {
+        if (p->auto_pick) {
+            pick = choose_tone(job, fg, al, W, H, &de_hair, &de_cloth);
+            tone = palette[pick].rgb;
+        } else {
+            tone = palette[0].rgb;
+        }
+    }
+    double col[3];
+    hex_rgb(tone, col);
+
+    /* The backdrop before light falloff: a flat tone, or the blurred original. */
+    float *blur = NULL;
+    if (p->kind == KIND_BLUR) {
+        blur = blurred_original(rgb, fg, al, W, H, p->blur * W);
+        if (!blur || fill_holes(blur, W, H)) {
+            free(blur);
+            buffers_free(&b);
+            return ts_fail(ctx, TS_ERR_NOMEM, "background: out of memory");
+        }
+    }
+    float *shadow = NULL;
+    if (p->shadow > 0 && p->kind != KIND_BLUR) {
+        shadow = contact_shadow(job, al, W, H);
+        if (!shadow) {
+            free(blur);
+            buffers_free(&b);
+            return ts_fail(ctx, TS_ERR_NOMEM, "background: out of memory");
+        }
+    }
+    float *out = malloc(sizeof *out * n * 3);
+    if (!out) {
+        free(blur), free(shadow);
+        buffers_free(&b);
+        return ts_fail(ctx, TS_ERR_NOMEM, "background: out of memory");
+    }
+
+    /* The light on the backdrop, in stops below its brightest point: the radial glow is centred
+     * behind the neck, where a background light is aimed; the vertical one is brightest at the
+     * top. The vignette darkens the corners of the frame. Falloff multiplies linear light; on
+     * the sRGB values that is a factor 2^(-stops / 2.2) (the sRGB curve's gamma). */
+    const float(*L)[2] = (const float(*)[2])job->lm;
+    double gx0 = (L[234][0] + L[454][0]) / 2, gy0 = L[152][1];
+    double R = hypot(fmax(gx0, W - gx0), fmax(gy0, H - gy0));
+    double Rc = hypot(W / 2.0, H / 2.0);
+    float inv_r2 = (float)(1 / (R * R)), inv_rc2 = (float)(1 / (Rc * Rc));
+    float gx = (float)gx0, gy = (float)gy0;
+    float g_stops = p->kind == KIND_SOLID ? 0.f : 1.5f * p->gradient;
+    float v_stops = p->kind == KIND_SOLID ? 0.f : p->vignette;
+    int kind = p->kind;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            size_t i = (size_t)y * W + x;
+            float stops = 0;
+            if (kind == KIND_GRADIENT) {
+                stops = g_stops * (y + 0.5f) / H;
+            } else if (kind == KIND_RADIAL) {
+                float dx = x + 0.5f - gx, dy = y + 0.5f - gy;
+                stops = g_stops * (dx * dx + dy * dy) * inv_r2;
+            }
+            if (v_stops > 0) {
+                float dx = x + 0.5f - W / 2.0f, dy = y + 0.5f - H / 2.0f;
+                float t = (sqrtf((dx * dx + dy * dy) * inv_rc2) - 0.45f) / 0.55f;
+                t = t < 0 ? 0 : t;
+                stops += v_stops * t * t * (3 - 2 * t);
+            }
+            float f = stops > 0 ? exp2f(-stops / 2.2f) : 1.f;
+            if (shadow) f *= 1.f - 0.55f * p->shadow * shadow[i];
+            float gr = p->grain > 0 ? p->grain * grain_at(i) : 0.f;
+            float a = al[i];
+            for (int c = 0; c < 3; c++) {
+                float base = blur ? blur[i * 3 + c] : (float)col[c];
+                float bg = base * f + gr;
+                float o;
+                if (a <= 0.f) {
+                    o = bg;
+                } else if (a >= 1.f) {
+                    o = fg[i * 3 + c];
+                } else if (p->linear) {
+                    double F = srgb_to_lin(fmax(0, fg[i * 3 + c]) / 255);
+                    double B = srgb_to_lin(fmax(0, bg) / 255);
+                    o = (float)(255 * lin_to_srgb(a * F + (1 - a) * B));
+                } else {
+                    o = a * fg[i * 3 + c] + (1 - a) * bg;
+                }
+                out[i * 3 + c] = o < 0.f ? 0.f : o > 255.f ? 255.f : o;
+            }
+        }
+    free(blur);
+    free(shadow);
+    VipsImage *im = wrap(out, W, H, 3);
+    VipsInterpretation interp = b.rgb->Type;
+    buffers_free(&b);
+    if (!im) return ts_fail(ctx, TS_ERR_INTERNAL, "background: %s", vips_error_buffer());
+    im->Type = interp;
+    ts_render_replace(&job->rgb, im);
+    job->background_replaced = 1;
+    if (p->kind == KIND_BLUR)
+        ts_render_edit(job, "replaced the background with %s", kind_words[p->kind]);
+    else if (pick >= 0)
+        ts_render_edit(job, "replaced the background with %s, %s #%06x (auto)", kind_words[p->kind],
+                       palette[pick].name, (unsigned)tone);
+    else
+        ts_render_edit(job, "replaced the background with %s, #%06x", kind_words[p->kind],
+                       (unsigned)tone);
+    return TS_OK;
+}
+
+const ts_stage ts_stage_background = {"background", 1, background_table, sizeof(background_params),
+                                      background_run};

@@ -1,0 +1,224 @@
+/* light: a fill light for hard side light, placed with the face mesh.
+ *
+ * The skin's mean luminance is measured on each side of the face's midline (the line through
+ * the nose bridge, mesh point 168, and the chin, 152). When one side is clearly darker, it is
+ * lifted by a smooth gain map in linear light, as a reflector on that side would: a broad ramp
+ * across the face (nothing on the lit side, rising through the midline to full on the shadow
+ * cheek), times a soft mask of the whole face that reaches a little beyond the mesh (ears, jaw,
+ * the hairline), times the person's alpha so the old background is not lit. The gain is solved
+ * from the measured sides so that at strength s the log ratio of the sides shrinks by s (1 makes
+ * them equal); the onset is soft, so a nearly balanced face is left alone and there is no jump
+ * at the threshold. rgb and fg get the same map. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "face/geometry.h"
+#include "face/regions.h"
+#include "render/render.h"
+
+typedef struct light_params {
+    float strength; /* 0 off, 1 sides made equal */
+    float balanced; /* dark / bright ratio from which the face counts as evenly lit */
+    float max_gain; /* most the shadow side is lifted, in stops */
+} light_params;
+
+static const ts_param light_table[] = {
+    TS_PARAM_F32(light_params, strength,
+                 "fill light on the shadow side: 0 off, 1 makes both sides of the face equal", 0, 1,
+                 0.5f),
+    TS_PARAM_F32(light_params, balanced,
+                 "luminance ratio of the darker to the brighter side above which the face counts "
+                 "as evenly lit (0.85 is about 5 L* apart)",
+                 0.5f, 1, 0.85f),
+    TS_PARAM_F32(light_params, max_gain, "most the shadow side is lifted, in stops", 0, 3, 1.5f),
+    TS_PARAM_END};
+
+/* ---- sRGB transfer, by table (as in tone.c) ----------------------------------------------- */
+
+#define LUT_N 4096
+static float dec_lut[LUT_N + 2];
+static float enc_lut[LUT_N + 2];
+static pthread_once_t lut_once = PTHREAD_ONCE_INIT;
+
+static void lut_init(void) {
+    for (int i = 0; i <= LUT_N + 1; i++) {
+        double v = fmin(1.0, (double)i / LUT_N);
+        dec_lut[i] = (float)(v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4));
+        double x = v * v;
+        enc_lut[i] = (float)(255 * (x <= 0.0031308 ? 12.92 * x : 1.055 * pow(x, 1 / 2.4) - 0.055));
+    }
+}
+
+/* (fminf and fmaxf are calls without -ffast-math; these inline) */
+static inline float clampf(float v, float lo, float hi) {
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static inline float dec(float v) {
+    float t = clampf(v, 0, 255) * (LUT_N / 255.f);
+    int i = (int)t;
+    return dec_lut[i] + (t - i) * (dec_lut[i + 1] - dec_lut[i]);
+}
+
+static inline float enc(float x) {
+    float t = sqrtf(clampf(x, 0, 1)) * LUT_N;
+    int i = (int)t;
+    return enc_lut[i] + (t - i) * (enc_lut[i + 1] - enc_lut[i]);
+}
+
+static float smoothstep(float a, float b, float x) {
+    float t = fminf(fmaxf((x - a) / (b - a), 0), 1);
+    return t * t * (3 - 2 * t);
+}
+
+/* The gain map: 1 + (G - 1) * ramp * reach, where ramp and reach are kept here (0..1). */
+typedef struct light_map {
+    int w, h;
+    float *shape; /* ramp * reach * alpha */
+    float g;      /* G - 1 */
+} light_map;
+
+static VipsImage *light_op(VipsImage *in, void *user) {
+    const light_map *lm = user;
+    size_t size;
+    float *px = vips_image_write_to_memory(in, &size);
+    if (!px) return NULL;
+    size_t n = (size_t)lm->w * lm->h;
+    for (size_t i = 0; i < n; i++) {
+        float k = lm->shape[i];
+        if (k <= 0) continue; /* untouched pixels keep their exact values */
+        float gain = 1 + lm->g * k, *p = px + i * 3;
+        for (int c = 0; c < 3; c++) p[c] = enc(gain * dec(p[c]));
+    }
+    VipsImage *out =
+        vips_image_new_from_memory_copy(px, size, in->Xsize, in->Ysize, 3, VIPS_FORMAT_FLOAT);
+    g_free(px);
+    if (out) out->Type = in->Type, out->Xres = in->Xres, out->Yres = in->Yres;
+    return out;
+}
+
+static ts_status light_run(ts_render_job *job, const void *params) {
+    const light_params *p = params;
+    pthread_once(&lut_once, lut_init);
+    VipsImage *im = job->rgb;
+    if (!im || im->Bands != 3 || im->BandFmt != VIPS_FORMAT_FLOAT)
+        return ts_fail(job->ctx, TS_ERR_ARGUMENT, "light: the canvas must be 3-band float");
+    if (p->strength <= 0) return TS_OK;
+    int w = im->Xsize, h = im->Ysize;
+    size_t n = (size_t)w * h;
+    const float(*L)[2] = job->lm;
+    /* The midline, and the unit normal pointing to the image's right. */
+    double ax = L[168][0], ay = L[168][1], dx = L[152][0] - ax, dy = L[152][1] - ay;
+    double len = hypot(dx, dy);
+    if (!(len > 1)) return TS_OK;
+    dx /= len, dy /= len;
+    double nx = -dy, ny = dx;
+    if (nx < 0) nx = -nx, ny = -ny;
+    /* half widths of the face on each side: the cheek contour points 234 (image left for an
+     * unmirrored photo) and 454 */
+    double u234 = (L[234][0] - ax) * nx + (L[234][1] - ay) * ny;
+    double u454 = (L[454][0] - ax) * nx + (L[454][1] - ay) * ny;
+    double half_l = fmax(fabs(fmin(u234, u454)), 0.2 * job->inter_eye);
+    double half_r = fmax(fabs(fmax(u234, u454)), 0.2 * job->inter_eye);
+
+    /* The masks are made over a box around the face, wide enough for the feather (they cost
+     * by the pixel); the map is 0 outside it. */
+    float feather = fmaxf(1, 0.33f * job->inter_eye);
+    float fx0 = INFINITY, fy0 = INFINITY, fx1 = -INFINITY, fy1 = -INFINITY;
+    for (int i = 0; i < TS_LANDMARKS; i++) {
+        fx0 = fminf(fx0, L[i][0]), fx1 = fmaxf(fx1, L[i][0]);
+        fy0 = fminf(fy0, L[i][1]), fy1 = fmaxf(fy1, L[i][1]);
+    }
+    int bx0 = (int)fmaxf(0, floorf(fx0 - 3.5f * feather));
+    int by0 = (int)fmaxf(0, floorf(fy0 - 3.5f * feather));
+    int bx1 = (int)fminf(w, ceilf(fx1 + 3.5f * feather));
+    int by1 = (int)fminf(h, ceilf(fy1 + 3.5f * feather));
+    if (bx1 - bx0 < 8 || by1 - by0 < 8) return TS_OK;
+    int bw = bx1 - bx0, bh = by1 - by0;
+    size_t bn = (size_t)bw * bh;
+    ts_face_mesh mesh;
+    memset(&mesh, 0, sizeof mesh);
+    for (int i = 0; i < TS_LANDMARKS; i++)
+        mesh.pts[i][0] = L[i][0] - bx0, mesh.pts[i][1] = L[i][1] - by0;
+    uint8_t *skin = malloc(bn), *face = malloc(bn);
+    float *px = vips_image_write_to_memory(im, NULL);
+    float *alpha = job->alpha ? vips_image_write_to_memory(job->alpha, NULL) : NULL;
+    float *shape = calloc(n, sizeof *shape);
+    ts_status st = TS_OK;
+    /* The reach: the whole face mesh, softened by a third of the inter-eye distance and
+     * stretched so it is full inside and fades out beyond the edge. */
+    if (!skin || !face || !px || !shape || (job->alpha && !alpha)) {
+        st = ts_fail(job->ctx, TS_ERR_NOMEM, "light: out of memory");
+        goto done;
+    }
+    if (ts_face_region_mask(&mesh, job->ctx->geom, TS_REGION_SKIN, bw, bh, 1, 0, skin) ||
+        ts_face_region_mask(&mesh, job->ctx->geom, TS_REGION_FACE, bw, bh, 1, feather, face)) {
+        st = TS_ERR_INTERNAL;
+        goto done;
+    }
+    /* Skin luminance by side, speculars left out (they are bright on the lit side only). */
+    double sum[2] = {0}, cnt[2] = {0};
+    for (int y = by0; y < by1; y++)
+        for (int x = bx0; x < bx1; x++) {
+            size_t i = (size_t)y * w + x, bi = (size_t)(y - by0) * bw + (x - bx0);
+            if (skin[bi] < 250) continue;
+            double u = (x + 0.5 - ax) * nx + (y + 0.5 - ay) * ny;
+            const float *q = px + i * 3;
+            double lum = 0.2126 * dec(q[0]) + 0.7152 * dec(q[1]) + 0.0722 * dec(q[2]);
+            if (lum > 0.9) continue;
+            int s = u > 0;
+            sum[s] += lum, cnt[s]++;
+        }
+    if (cnt[0] < 50 || cnt[1] < 50) goto done; /* profile: one side is not seen */
+    double m[2] = {sum[0] / cnt[0], sum[1] / cnt[1]};
+    int dark = m[0] < m[1] ? 0 : 1;
+    double ratio = m[dark] / fmax(m[1 - dark], 1e-6);
+    /* A soft onset: full strength from 0.1 below the balance threshold. */
+    double s = p->strength * smoothstep(p->balanced, p->balanced - 0.1f, (float)ratio);
+    if (s <= 0.001) goto done;
+    double half = dark ? half_r : half_l, sign = dark ? 1 : -1;
+    /* The shape, and the sums that give the new side means for a gain G:
+     * mean'[k] = m[k] + (G - 1) * sk[k]. */
+    double sk[2] = {0};
+    for (int y = by0; y < by1; y++)
+        for (int x = bx0; x < bx1; x++) {
+            size_t i = (size_t)y * w + x, bi = (size_t)(y - by0) * bw + (x - bx0);
+            double u = sign * ((x + 0.5 - ax) * nx + (y + 0.5 - ay) * ny) / half;
+            float r = smoothstep(-0.35f, 0.6f, (float)u);
+            float reach = fminf(1, face[bi] / 255.f * 1.6f);
+            float k = r * reach * (alpha ? alpha[i] : 1);
+            shape[i] = k;
+            if (skin[bi] >= 250 && k > 0) {
+                const float *q = px + i * 3;
+                double lum = 0.2126 * dec(q[0]) + 0.7152 * dec(q[1]) + 0.0722 * dec(q[2]);
+                if (lum > 0.9) continue;
+                double uu = (x + 0.5 - ax) * nx + (y + 0.5 - ay) * ny;
+                sk[uu > 0] += k * lum;
+            }
+        }
+    sk[0] /= cnt[0], sk[1] /= cnt[1];
+    /* Target ratio t = ratio^(1 - s): (m_d + g sk_d) = t (m_b + g sk_b). */
+    double t = pow(ratio, 1 - s), b = 1 - dark;
+    double den = sk[dark] - t * sk[(int)b];
+    if (!(den > 1e-9)) goto done;
+    double g = (t * m[(int)b] - m[dark]) / den;
+    g = fmin(g, pow(2, p->max_gain) - 1);
+    if (g <= 0.005) goto done;
+    light_map map = {w, h, shape, (float)g};
+    st = ts_render_map(job, light_op, &map, "light");
+    if (st == TS_OK)
+        ts_render_edit(job,
+                       "fill light on the %s side of the face (+%.1f stops; sides %.2f -> "
+                       "%.2f)",
+                       dark ? "image-right" : "image-left", log2(1 + g), ratio,
+                       (m[dark] + g * sk[dark]) / (m[(int)b] + g * sk[(int)b]));
+done:
+    free(skin), free(face), free(shape);
+    g_free(px), g_free(alpha);
+    return st;
+}
+
+const ts_stage ts_stage_light = {"light", 1, light_table, sizeof(light_params), light_run};

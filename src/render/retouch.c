@@ -1,0 +1,702 @@
+/* retouch: what a careful portrait retoucher does and no more (docs/render-retouch.md).
+ *
+ * - Small temporary blemishes: red, isolated, round spots in the skin are found as blobs of
+ *   redness (CIELAB a*) above a smoothed skin base, sized 0.02..0.1 of the inter-eye distance.
+ *   Elongated blobs (wrinkles, creases), dark or brown ones (moles), flat ones with sharp edges
+ *   (moles), and dense clusters (freckles, rosacea) are left alone. A spot is healed the way a
+ *   healing brush does: its smooth layer is replaced by a plane fitted to the ring around it,
+ *   and the fine texture is borrowed from a clean patch of skin nearby, so pores continue.
+ * - Under-eye darkness: inside a mask below each eye (mesh contours), luminance is lifted part
+ *   of the way toward the cheek's (at most half of the difference at strength 1).
+ * - Shine: specular highlights (brighter and less saturated than the local skin tone) are pulled
+ *   part of the way back toward that tone.
+ *
+ * Every change is a low-frequency change or a local heal: skin texture, moles, freckles, scars,
+ * wrinkles and the face's geometry stay. The stage works on the face's bounding box in CIELAB
+ * and adds the same per-pixel change to rgb and fg; pixels outside the skin mask never change. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "face/geometry.h"
+#include "face/regions.h"
+#include "render/render.h"
+
+typedef struct retouch_params {
+    float strength;  /* overall; 0 = off */
+    int blemishes;   /* remove small temporary blemishes */
+    float under_eye; /* share of the under-eye darkness lifted at strength 1 */
+    float shine;     /* share of the shine removed at strength 1 */
+} retouch_params;
+
+static const ts_param retouch_table[] = {
+    TS_PARAM_F32(retouch_params, strength, "overall retouch strength (0: off)", 0, 1, 0.35),
+    TS_PARAM_BOOL(retouch_params, blemishes, "remove small temporary blemishes (red spots)", 1),
+    TS_PARAM_F32(retouch_params, under_eye,
+                 "share of the under-eye darkness lifted at strength 1 (toward the cheek)", 0, 0.5,
+                 0.5),
+    TS_PARAM_F32(retouch_params, shine,
+                 "share of the shine (specular highlights) removed at strength 1", 0, 0.8, 0.7),
+    TS_PARAM_END};
+
+/* ---- colour ----------------------------------------------------------------------------- */
+
+static float lin_lut[1025]; /* sRGB code value / 255 * 1024 -> linear */
+static pthread_once_t lut_once = PTHREAD_ONCE_INIT;
+
+static void lut_init(void) {
+    for (int i = 0; i <= 1024; i++) {
+        double c = i / 1024.0;
+        lin_lut[i] = (float)(c <= 0.04045 ? c / 12.92 : pow((c + 0.055) / 1.055, 2.4));
+    }
+}
+
+static inline float to_linear(float v) {
+    float x = v * (1024.f / 255.f);
+    if (x <= 0) return 0;
+    if (x >= 1024) return 1;
+    int i = (int)x;
+    float t = x - i;
+    return lin_lut[i] + t * (lin_lut[i + 1] - lin_lut[i]);
+}
+
+static inline float to_srgb(float l) {
+    if (l <= 0) return 0;
+    if (l >= 1) return 255;
+    return 255.f * (l <= 0.0031308f ? 12.92f * l : 1.055f * powf(l, 1 / 2.4f) - 0.055f);
+}
+
+static inline float lab_f(float t) {
+    return t > 0.008856452f ? cbrtf(t) : t * 7.787037f + 16.f / 116.f;
+}
+static inline float lab_finv(float t) {
+    return t > 0.20689655f ? t * t * t : (t - 16.f / 116.f) / 7.787037f;
+}
+
+/* D65 white; sRGB primaries. */
+static void rgb_to_lab(const float *rgb, float *lab) {
+    float r = to_linear(rgb[0]), g = to_linear(rgb[1]), b = to_linear(rgb[2]);
+    float x = (0.4124564f * r + 0.3575761f * g + 0.1804375f * b) / 0.95047f;
+    float y = 0.2126729f * r + 0.7151522f * g + 0.0721750f * b;
+    float z = (0.0193339f * r + 0.1191920f * g + 0.9503041f * b) / 1.08883f;
+    float fx = lab_f(x), fy = lab_f(y), fz = lab_f(z);
+    lab[0] = 116.f * fy - 16.f, lab[1] = 500.f * (fx - fy), lab[2] = 200.f * (fy - fz);
+}
+
+static void lab_to_rgb(const float *lab, float *rgb) {
+    float fy = (lab[0] + 16.f) / 116.f, fx = fy + lab[1] / 500.f, fz = fy - lab[2] / 200.f;
+    float x = 0.95047f * lab_finv(fx), y = lab_finv(fy), z = 1.08883f * lab_finv(fz);
+    rgb[0] = to_srgb(3.2404542f * x - 1.5371385f * y - 0.4985314f * z);
+    rgb[1] = to_srgb(-0.9692660f * x + 1.8760108f * y + 0.0415560f * z);
+    rgb[2] = to_srgb(0.0556434f * x - 0.2040259f * y + 1.0572252f * z);
+}
+
+/* ---- planes ----------------------------------------------------------------------------- */
+
+/* Blurs n values spaced by stride, edges extended. Small sigmas use a sampled Gaussian; larger
+ * ones three box passes with running sums, whose cost does not grow with sigma. buf holds
+ * n + 2 * (3 sigma + 2) floats. */
+static void blur_line(float *p, int n, int stride, float sigma, float *buf, float *line) {
+    for (int i = 0; i < n; i++) line[i] = p[(size_t)i * stride];
+    if (sigma < 3) {
+        int kr = (int)ceilf(3 * sigma);
+        float k[32], ks = 0;
+        for (int j = -kr; j <= kr; j++) ks += k[j + kr] = expf(-0.5f * j * j / (sigma * sigma));
+        for (int j = 0; j < n + 2 * kr; j++)
+            buf[j] = line[j < kr ? 0 : j - kr >= n ? n - 1 : j - kr];
+        for (int i = 0; i < n; i++) {
+            float s = 0;
+            for (int j = 0; j <= 2 * kr; j++) s += k[j] * buf[i + j];
+            line[i] = s / ks;
+        }
+    } else {
+        int r = (int)lroundf((sqrtf(4 * sigma * sigma + 1) - 1) / 2);
+        for (int pass = 0; pass < 3; pass++) {
+            for (int j = 0; j < n + 2 * r; j++)
+                buf[j] = line[j < r ? 0 : j - r >= n ? n - 1 : j - r];
+            double s = 0;
+            for (int j = 0; j <= 2 * r; j++) s += buf[j];
+            for (int i = 0; i < n; i++) {
+                line[i] = (float)(s / (2 * r + 1));
+                if (i + 1 < n) s += buf[i + 2 * r + 1] - buf[i];
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) p[(size_t)i * stride] = line[i];
+}
+
+/* dst (h x w) = the transpose of src (w x h), in cache-sized blocks. */
+static void transpose(float *dst, const float *src, int w, int h) {
+    for (int y0 = 0; y0 < h; y0 += 32)
+        for (int x0 = 0; x0 < w; x0 += 32)
+            for (int y = y0; y < y0 + 32 && y < h; y++)
+                for (int x = x0; x < x0 + 32 && x < w; x++)
+                    dst[(size_t)x * h + y] = src[(size_t)y * w + x];
+}
+
+/* In-place Gaussian blur of a w x h plane; columns are blurred as rows of the transpose, which
+ * reads memory in order. Returns -1 when out of memory. */
+static int blur(float *a, int w, int h, float sigma) {
+    if (sigma <= 0.3f) return 0;
+    int m = w > h ? w : h, pad = (int)ceilf(3 * sigma) + 2;
+    float *buf = malloc(sizeof *buf * (size_t)(2 * m + 2 * pad));
+    float *t = malloc(sizeof *t * (size_t)w * h);
+    if (!buf || !t) {
+        free(buf), free(t);
+        return -1;
+    }
+    for (int y = 0; y < h; y++) blur_line(a + (size_t)y * w, w, 1, sigma, buf + m, buf);
+    transpose(t, a, w, h);
+    for (int x = 0; x < w; x++) blur_line(t + (size_t)x * h, h, 1, sigma, buf + m, buf);
+    transpose(a, t, h, w);
+    free(buf), free(t);
+    return 0;
+}
+
+/* Normalised convolution of three planes: dst[c] = blur(src[c] * wt) / blur(wt), the weighted
+ * local mean of src over the pixels wt trusts. Where no trusted pixel is near, dst keeps src.
+ * tmp holds n floats. */
+static int nblur3(float *const dst[3], float *const src[3], const float *wt, int w, int h,
+                  float sigma, float *tmp) {
+    size_t n = (size_t)w * h;
+    memcpy(tmp, wt, sizeof(float) * n);
+    if (blur(tmp, w, h, sigma)) return -1;
+    for (int c = 0; c < 3; c++) {
+        for (size_t i = 0; i < n; i++) dst[c][i] = src[c][i] * wt[i];
+        if (blur(dst[c], w, h, sigma)) return -1;
+        for (size_t i = 0; i < n; i++) dst[c][i] = tmp[i] > 1e-3f ? dst[c][i] / tmp[i] : src[c][i];
+    }
+    return 0;
+}
+
+/* Fills a polygon (even-odd rule, pixel centres) into mask with value 1. */
+static void fill_polygon(float *mask, int w, int h, const float (*pt)[2], int n) {
+    float y0 = INFINITY, y1 = -INFINITY;
+    for (int i = 0; i < n; i++) y0 = fminf(y0, pt[i][1]), y1 = fmaxf(y1, pt[i][1]);
+    int ya = (int)fmaxf(0, floorf(y0)), yb = (int)fminf(h - 1, ceilf(y1));
+    for (int y = ya; y <= yb; y++) {
+        float yc = y + 0.5f, xs[64];
+        int k = 0;
+        for (int i = 0, j = n - 1; i < n && k < 64; j = i++)
+            if ((pt[i][1] > yc) != (pt[j][1] > yc))
+                xs[k++] =
+                    pt[j][0] + (yc - pt[j][1]) * (pt[i][0] - pt[j][0]) / (pt[i][1] - pt[j][1]);
+        for (int a = 1; a < k; a++)
+            for (int b = a; b > 0 && xs[b - 1] > xs[b]; b--) {
+                float t = xs[b];
+                xs[b] = xs[b - 1], xs[b - 1] = t;
+            }
+        for (int a = 0; a + 1 < k; a += 2)
+            for (int x = (int)fmaxf(0, ceilf(xs[a] - 0.5f)); x < w && x + 0.5f < xs[a + 1]; x++)
+                mask[(size_t)y * w + x] = 1;
+    }
+}
+
+/* ---- the stage -------------------------------------------------------------------------- */
+
+/* Mesh contours below each eye (MediaPipe's rightEyeLower1 / rightEyeLower3 and the left
+ * counterparts): the under-eye mask is the band between them. Then a cheek point below. */
+static const int under_eye_upper[2][9] = {{130, 25, 110, 24, 23, 22, 26, 112, 243},
+                                          {359, 255, 339, 254, 253, 252, 256, 341, 463}};
+static const int under_eye_lower[2][9] = {{143, 111, 117, 118, 119, 120, 121, 128, 245},
+                                          {372, 340, 346, 347, 348, 349, 350, 357, 465}};
+static const int cheek_point[2] = {205, 425};
+
+/* A candidate blob of redness. */
+typedef struct blob {
+    float cx, cy, d, d_all; /* centroid, equivalent diameter (px) of the visible part, of all */
+    float elong, plateau;   /* major/minor axis ratio; share of the area near the peak */
+    float red, dark, yel;   /* at the peak: a* excess, L* deficit, b* excess */
+    int x0, y0, x1, y1, id; /* bounding box, label */
+    int ok;
+} blob;
+
+typedef struct work {
+    int w, h;
+    size_t n;
+    float ied;
+    float *lab[3], *skin, *core, *tmp, *tmp2;
+} work;
+
+/* Least-squares plane v = c0 + c1 dx + c2 dy through the skin core pixels of the ring
+ * r1 <= r <= r2 around (cx, cy) that are not to be avoided; returns 0, or -1 when the ring holds
+ * too few of them. */
+static int fit_plane(const float *v, const work *W, const uint8_t *avoid, float cx, float cy,
+                     float r1, float r2, double coef[3]) {
+    double S[3][3] = {{0}}, T[3] = {0};
+    int cnt = 0;
+    int xa = (int)fmaxf(0, cx - r2), xb = (int)fminf(W->w - 1, cx + r2);
+    int ya = (int)fmaxf(0, cy - r2), yb = (int)fminf(W->h - 1, cy + r2);
+    for (int y = ya; y <= yb; y++)
+        for (int x = xa; x <= xb; x++) {
+            size_t i = (size_t)y * W->w + x;
+            float dx = x - cx, dy = y - cy, r = sqrtf(dx * dx + dy * dy);
+            if (r < r1 || r > r2 || W->core[i] < 0.5f || avoid[i]) continue;
+            double f[3] = {1, dx, dy};
+            for (int a = 0; a < 3; a++) {
+                T[a] += f[a] * v[i];
+                for (int c = 0; c < 3; c++) S[a][c] += f[a] * f[c];
+            }
+            cnt++;
+        }
+    if (cnt < 12) return -1;
+    /* 3x3 solve by Cramer's rule, with a small ridge for stability. */
+    for (int a = 0; a < 3; a++) S[a][a] += 1e-6 * (S[0][0] + 1);
+    double det = S[0][0] * (S[1][1] * S[2][2] - S[1][2] * S[2][1]) -
+                 S[0][1] * (S[1][0] * S[2][2] - S[1][2] * S[2][0]) +
+                 S[0][2] * (S[1][0] * S[2][1] - S[1][1] * S[2][0]);
+    if (fabs(det) < 1e-12) return -1;
+    for (int c = 0; c < 3; c++) {
+        double M[3][3];
+        memcpy(M, S, sizeof M);
+        for (int a = 0; a < 3; a++) M[a][c] = T[a];
+        coef[c] = (M[0][0] * (M[1][1] * M[2][2] - M[1][2] * M[2][1]) -
+                   M[0][1] * (M[1][0] * M[2][2] - M[1][2] * M[2][0]) +
+                   M[0][2] * (M[1][0] * M[2][1] - M[1][1] * M[2][0])) /
+                  det;
+    }
+    return 0;
+}
+
+/* Finds and heals blemishes in lab_out (a copy of the Lab planes), weighting each heal by
+ * amount * skin. Returns the number healed, or -1 when out of memory. */
+static int heal_blemishes(work *W, float *out[3], float amount, float *touched) {
+    int w = W->w, h = W->h;
+    size_t n = W->n;
+    float ied = W->ied;
+    float *base_a = malloc(sizeof(float) * n), *base_b = malloc(sizeof(float) * n);
+    float *base_L = malloc(sizeof(float) * n), *sm[3] = {NULL, NULL, NULL}, *lo[3] = {0};
+    int *label = calloc(n, sizeof(int)), *stack = malloc(sizeof(int) * n);
+    int nb = 0, cap = 64, healed = 0;
+    blob *bl = malloc(sizeof(blob) * cap);
+    int fail = !base_a || !base_b || !base_L || !label || !stack || !bl;
+    for (int c = 0; c < 3 && !fail; c++) {
+        sm[c] = malloc(sizeof(float) * n), lo[c] = malloc(sizeof(float) * n);
+        fail = !sm[c] || !lo[c];
+    }
+    /* The skin base (wider than any blemish) and a lightly smoothed copy for measuring. */
+    float sig_base = 0.08f * ied, sig_s = fmaxf(0.7f, 0.006f * ied),
+          sig_t = fmaxf(1.f, 0.01f * ied);
+    if (!fail)
+        fail = nblur3((float *const[3]){base_L, base_a, base_b}, W->lab, W->core, w, h, sig_base,
+                      W->tmp);
+    for (int c = 0; c < 3 && !fail; c++) {
+        memcpy(sm[c], W->lab[c], sizeof(float) * n);
+        memcpy(lo[c], W->lab[c], sizeof(float) * n);
+        fail = blur(sm[c], w, h, sig_s) || blur(lo[c], w, h, sig_t);
+    }
+    if (fail) goto done;
+    /* Candidates: connected areas of the skin core where redness exceeds the base. */
+    const float t_low = 2.5f;
+    for (size_t i = 0; i < n; i++)
+        label[i] = (W->core[i] >= 0.5f && sm[1][i] - base_a[i] > t_low) ? -1 : 0;
+    for (int y0 = 0; y0 < h; y0++)
+        for (int x0 = 0; x0 < w; x0++) {
+            size_t i0 = (size_t)y0 * w + x0;
+            if (label[i0] != -1) continue;
+            if (nb == cap) {
+                blob *nbl = realloc(bl, sizeof(blob) * (cap *= 2));
+                if (!nbl) goto done;
+                bl = nbl;
+            }
+            blob *b = &bl[nb++];
+            memset(b, 0, sizeof *b);
+            b->id = nb, b->x0 = b->x1 = x0, b->y0 = b->y1 = y0;
+            int sp = 0;
+            stack[sp++] = (int)i0, label[i0] = nb;
+            double m0 = 0, mx = 0, my = 0, mxx = 0, myy = 0, mxy = 0;
+            float peak = -1;
+            while (sp) {
+                int i = stack[--sp], x = i % w, y = i / w;
+                m0++, mx += x, my += y, mxx += (double)x * x, myy += (double)y * y;
+                mxy += (double)x * y;
+                float r = sm[1][i] - base_a[i];
+                if (r > peak)
+                    peak = r, b->red = r, b->dark = base_L[i] - sm[0][i],
+                    b->yel = sm[2][i] - base_b[i];
+                if (x < b->x0) b->x0 = x;
+                if (x > b->x1) b->x1 = x;
+                if (y < b->y0) b->y0 = y;
+                if (y > b->y1) b->y1 = y;
+                const int nx[4] = {x - 1, x + 1, x, x}, ny[4] = {y, y, y - 1, y + 1};
+                for (int k = 0; k < 4; k++) {
+                    if (nx[k] < 0 || ny[k] < 0 || nx[k] >= w || ny[k] >= h) continue;
+                    int j = ny[k] * w + nx[k];
+                    if (label[j] == -1) label[j] = nb, stack[sp++] = j;
+                }
+            }
+            b->d_all = 2 * sqrtf((float)m0 / (float)M_PI);
+            /* Shape, size and profile of the visible part (above 35% of the peak), which a
+             * faint red neighbourhood merged in at the low threshold does not distort. */
+            m0 = mx = my = mxx = myy = mxy = 0;
+            int near_peak = 0;
+            for (int y = b->y0; y <= b->y1; y++)
+                for (int x = b->x0; x <= b->x1; x++) {
+                    size_t i = (size_t)y * w + x;
+                    float r = sm[1][i] - base_a[i];
+                    if (label[i] != nb || r < 0.35f * peak) continue;
+                    m0++, mx += x, my += y, mxx += (double)x * x, myy += (double)y * y;
+                    mxy += (double)x * y;
+                    /* Domed (a pimple) or flat-topped (a mole, a birthmark)? */
+                    near_peak += r >= 0.7f * peak;
+                }
+            b->cx = (float)(mx / m0), b->cy = (float)(my / m0);
+            b->d = 2 * sqrtf((float)m0 / (float)M_PI);
+            double vxx = mxx / m0 - b->cx * b->cx, vyy = myy / m0 - b->cy * b->cy,
+                   vxy = mxy / m0 - (double)b->cx * b->cy;
+            double tr = vxx + vyy, dt = sqrt(fmax(0, (vxx - vyy) * (vxx - vyy) / 4 + vxy * vxy));
+            double l1 = tr / 2 + dt, l2 = fmax(1e-6, tr / 2 - dt);
+            b->elong = (float)sqrt(l1 / l2);
+            b->plateau = near_peak / (float)m0;
+            /* Red and round, small, not dark or brown, not flat. */
+            b->ok = b->d >= 0.02f * ied && b->d <= 0.1f * ied && b->elong <= 2.2f &&
+                    b->red >= 5.f && b->red >= 0.9f * b->dark && b->red >= b->yel &&
+                    b->dark <= 18.f && b->plateau <= 0.6f;
+        }
+    /* Freckles, acne fields and rosacea come in clusters: leave dense groups alone. */
+    for (int a = 0; a < nb; a++) {
+        if (!bl[a].ok) continue;
+        int near = 0;
+        for (int c = 0; c < nb; c++)
+            if (c != a && bl[c].ok && hypotf(bl[c].cx - bl[a].cx, bl[c].cy - bl[a].cy) < 0.3f * ied)
+                near++;
+        if (near >= 4) bl[a].ok = -1;
+    }
+    /* What neither a ring nor a donor may use: the spots to heal and any strong local feature
+     * (a mole, a crease, a nostril's shadow). */
+    uint8_t *avoid = malloc(n);
+    if (!avoid) {
+        fail = 1;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        avoid[i] = (label[i] > 0 && bl[label[i] - 1].ok == 1) || sm[1][i] - base_a[i] > 5.f ||
+                   fabsf(sm[0][i] - base_L[i]) > 8.f;
+    for (int a = 0; a < nb; a++) {
+        blob *b = &bl[a];
+        if (b->ok != 1) continue;
+        /* The heal area: the blob grown by a margin, with soft edges. */
+        float rad = 0.7f * b->d + fmaxf(1.5f, 0.3f * b->d);
+        float r1 = rad + 1.f, r2 = rad * 1.8f + 3.f;
+        double plane[3][3], dplane[3][3] = {{0}};
+        int bad = 0;
+        for (int c = 0; c < 3 && !bad; c++)
+            bad = fit_plane(W->lab[c], W, avoid, b->cx, b->cy, r1, r2, plane[c]);
+        if (bad) continue;
+        /* A plane stands for the surroundings only on plain skin: where the ring crosses an
+         * edge (an eyelid crease, the side of the nose, a shadow) a fill would show. */
+        float grad_L = (float)hypot(plane[0][1], plane[0][2]) * r2,
+              grad_a = (float)hypot(plane[1][1], plane[1][2]) * r2;
+        if (grad_a > 7.f || (grad_L > 12.f && grad_a > 4.f)) continue;
+        /* The texture of the ring, to find a donor patch of the same character. */
+        double ring_e = 0, ring_n = 0;
+        for (int y = (int)fmaxf(0, b->cy - r2); y <= (int)fminf(h - 1, b->cy + r2); y++)
+            for (int x = (int)fmaxf(0, b->cx - r2); x <= (int)fminf(w - 1, b->cx + r2); x++) {
+                size_t i = (size_t)y * w + x;
+                float dx = x - b->cx, dy = y - b->cy, r = sqrtf(dx * dx + dy * dy);
+                if (r < r1 || r > r2 || W->core[i] < 0.5f || avoid[i]) continue;
+                float d = W->lab[0][i] - (float)(plane[0][0] + plane[0][1] * dx + plane[0][2] * dy);
+                ring_e += d * d, ring_n++;
+            }
+        ring_e /= fmax(1, ring_n);
+        /* Texture donor, as a healing brush takes it: a nearby patch of plain skin whose
+         * deviation from its own plane (all scales below the spot's) matches the ring's
+         * texture best; tried in 8 directions at two distances. */
+        int R = (int)ceilf(rad + 1), found = 0, ox = 0, oy = 0;
+        double best_cost = INFINITY;
+        for (int k = 0; k < 16; k++) {
+            float dist = (k < 8 ? 2.2f : 3.2f) * rad + 2.f, ang = (k % 8) * (float)M_PI / 4;
+            int qx = (int)lroundf(dist * cosf(ang)), qy = (int)lroundf(dist * sinf(ang));
+            float dcx = b->cx + qx, dcy = b->cy + qy;
+            int clean = 1;
+            for (int y = -R; y <= R && clean; y++)
+                for (int x = -R; x <= R; x++) {
+                    int sx = (int)lroundf(dcx) + x, sy = (int)lroundf(dcy) + y;
+                    if (sx < 0 || sy < 0 || sx >= w || sy >= h ||
+                        W->core[(size_t)sy * w + sx] < 0.5f || avoid[(size_t)sy * w + sx]) {
+                        clean = 0;
+                        break;
+                    }
+                }
+            if (!clean) continue;
+            double pl[3][3];
+            int pb = 0;
+            for (int c = 0; c < 3 && !pb; c++)
+                pb = fit_plane(W->lab[c], W, avoid, dcx, dcy, 0, rad + 1, pl[c]);
+            if (pb) continue;
+            double e = 0, ne = 0, red = 0, nr = 0;
+            for (int y = -R; y <= R; y++)
+                for (int x = -R; x <= R; x++) {
+                    size_t j = (size_t)((int)lroundf(dcy) + y) * w + (int)lroundf(dcx) + x;
+                    float dx = (int)lroundf(dcx) + x - dcx, dy = (int)lroundf(dcy) + y - dcy;
+                    float d = W->lab[0][j] - (float)(pl[0][0] + pl[0][1] * dx + pl[0][2] * dy);
+                    e += d * d, ne++;
+                    if (dx * dx + dy * dy < 0.5f * rad * rad)
+                        red += W->lab[1][j] - (pl[1][0] + pl[1][1] * dx + pl[1][2] * dy), nr++;
+                }
+            /* Texture of the ring's character, and no redness of its own in the middle. */
+            double cost = fabs(log((e / ne + 0.05) / (ring_e + 0.05))) + fmax(0, red / fmax(1, nr));
+            if (cost < best_cost) {
+                best_cost = cost, found = 1, ox = qx, oy = qy;
+                memcpy(dplane, pl, sizeof pl);
+            }
+        }
+        int xa = (int)fmaxf(0, floorf(b->cx - rad - 2)),
+            xb = (int)fminf(w - 1, ceilf(b->cx + rad + 2));
+        int ya = (int)fmaxf(0, floorf(b->cy - rad - 2)),
+            yb = (int)fminf(h - 1, ceilf(b->cy + rad + 2));
+        for (int y = ya; y <= yb; y++)
+            for (int x = xa; x <= xb; x++) {
+                size_t i = (size_t)y * w + x;
+                float dx = x - b->cx, dy = y - b->cy, r = sqrtf(dx * dx + dy * dy);
+                /* Full inside rad - 1, fading to 0 at rad + 1. */
+                float m = fminf(1, fmaxf(0, (rad + 1 - r) / 2));
+                m *= amount * W->skin[i];
+                if (m <= 0) continue;
+                int sx = x + ox, sy = y + oy;
+                int donor = found && sx >= 0 && sy >= 0 && sx < w && sy < h;
+                size_t j = donor ? (size_t)sy * w + sx : i;
+                for (int c = 0; c < 3; c++) {
+                    float fill = (float)(plane[c][0] + plane[c][1] * dx + plane[c][2] * dy);
+                    /* The donor's texture over the ring's plane; without a donor, the spot's
+                     * own finest texture (little of a spot lives there). */
+                    float tex = donor ? W->lab[c][j] - (float)(dplane[c][0] + dplane[c][1] * dx +
+                                                               dplane[c][2] * dy)
+                                      : W->lab[c][i] - lo[c][i];
+                    out[c][i] += m * (fill + tex - W->lab[c][i]);
+                }
+                touched[i] = 1;
+            }
+        healed++;
+    }
+    free(avoid);
+done:
+    free(base_a), free(base_b), free(base_L), free(label), free(stack), free(bl);
+    for (int c = 0; c < 3; c++) free(sm[c]), free(lo[c]);
+    return fail ? -1 : healed;
+}
+
+static ts_status retouch_run(ts_render_job *job, const void *params) {
+    const retouch_params *p = params;
+    ts_ctx *ctx = job->ctx;
+    if (p->strength <= 0 || !job->rgb || job->inter_eye <= 0) return TS_OK;
+    pthread_once(&lut_once, lut_init);
+    int CW = job->rgb->Xsize, CH = job->rgb->Ysize;
+    float ied = job->inter_eye;
+    /* The face's box on the canvas, with room for the blur kernels. */
+    float bx0 = INFINITY, by0 = INFINITY, bx1 = -INFINITY, by1 = -INFINITY;
+    for (int i = 0; i < 468; i++) {
+        bx0 = fminf(bx0, job->lm[i][0]), bx1 = fmaxf(bx1, job->lm[i][0]);
+        by0 = fminf(by0, job->lm[i][1]), by1 = fmaxf(by1, job->lm[i][1]);
+    }
+    float margin = 0.15f * ied + 4;
+    int x0 = (int)fmaxf(0, floorf(bx0 - margin)), y0 = (int)fmaxf(0, floorf(by0 - margin));
+    int x1 = (int)fminf(CW, ceilf(bx1 + margin)), y1 = (int)fminf(CH, ceilf(by1 + margin));
+    if (x1 - x0 < 8 || y1 - y0 < 8) return TS_OK; /* the face is off the canvas */
+    int w = x1 - x0, h = y1 - y0;
+    size_t n = (size_t)w * h;
+
+    ts_status st = TS_OK;
+    float *rgb = NULL, *fg = NULL, *planes = NULL;
+    uint8_t *skin8 = malloc(n);
+    VipsImage *crop = NULL, *fcrop = NULL;
+    if (vips_extract_area(job->rgb, &crop, x0, y0, w, h, NULL) ||
+        (job->fg && vips_extract_area(job->fg, &fcrop, x0, y0, w, h, NULL))) {
+        st = ts_fail(ctx, TS_ERR_INTERNAL, "retouch: %s", vips_error_buffer());
+        goto out;
+    }
+    size_t bytes;
+    rgb = vips_image_write_to_memory(crop, &bytes);
+    if (fcrop) fg = vips_image_write_to_memory(fcrop, &bytes);
+    /* Planes: L a b, L' a' b' (edited), skin, core, touched, two scratch planes. */
+    planes = malloc(sizeof(float) * n * 11);
+    if (!rgb || (fcrop && !fg) || !planes || !skin8) {
+        st = ts_fail(ctx, TS_ERR_NOMEM, "retouch: out of memory");
+        goto out;
+    }
+    work W = {w,
+              h,
+              n,
+              ied,
+              {planes, planes + n, planes + 2 * n},
+              planes + 6 * n,
+              planes + 7 * n,
+              planes + 9 * n,
+              planes + 10 * n};
+    float *out[3] = {planes + 3 * n, planes + 4 * n, planes + 5 * n}, *touched = planes + 8 * n;
+    ts_face_mesh mesh;
+    memset(&mesh, 0, sizeof mesh);
+    for (int i = 0; i < TS_MESH_POINTS; i++)
+        mesh.pts[i][0] = job->lm[i][0] - x0, mesh.pts[i][1] = job->lm[i][1] - y0;
+    st = ts_face_region_mask(&mesh, ctx->geom, TS_REGION_SKIN, w, h, 1, 0, skin8);
+    if (st) goto out;
+    for (size_t i = 0; i < n; i++) {
+        float lab[3];
+        rgb_to_lab(rgb + 3 * i, lab);
+        for (int c = 0; c < 3; c++) W.lab[c][i] = out[c][i] = lab[c];
+        W.skin[i] = skin8[i] / 255.f, touched[i] = 0;
+    }
+    /* The skin core: well inside the skin, away from eyes, brows, lips, nostrils and the face's
+     * edge, where statistics are not polluted by them. */
+    memcpy(W.core, W.skin, sizeof(float) * n);
+    if (blur(W.core, w, h, fmaxf(1, 0.02f * ied))) goto nomem;
+    for (size_t i = 0; i < n; i++) W.core[i] = W.core[i] > 0.97f ? 1.f : 0.f;
+
+    int healed = 0;
+    if (p->blemishes) {
+        healed = heal_blemishes(&W, out, fminf(1, 3 * p->strength), touched);
+        if (healed < 0) goto nomem;
+    }
+
+    /* Under-eye darkness: lift L* (and move a*, b*) toward the cheek's, a low-frequency change. */
+    float f_eye = p->strength * p->under_eye, lift_max = 0;
+    float *Lu = W.tmp2, *scratch = malloc(sizeof(float) * n * 3);
+    if (!scratch) goto nomem;
+    if (f_eye > 0) {
+        float *mask = scratch, *au = scratch + n, *bu = scratch + 2 * n;
+        memset(mask, 0, sizeof(float) * n);
+        for (int e = 0; e < 2; e++) {
+            float poly[18][2];
+            for (int k = 0; k < 9; k++) {
+                poly[k][0] = mesh.pts[under_eye_upper[e][k]][0];
+                poly[k][1] = mesh.pts[under_eye_upper[e][k]][1];
+                poly[17 - k][0] = mesh.pts[under_eye_lower[e][k]][0];
+                poly[17 - k][1] = mesh.pts[under_eye_lower[e][k]][1];
+            }
+            fill_polygon(mask, w, h, (const float(*)[2])poly, 18);
+        }
+        float sig_u = fmaxf(1, 0.03f * ied);
+        if (blur(mask, w, h, sig_u) ||
+            nblur3((float *const[3]){Lu, au, bu}, W.lab, W.skin, w, h, sig_u, W.tmp)) {
+            free(scratch);
+            goto nomem;
+        }
+        for (int e = 0; e < 2; e++) {
+            /* The cheek below: mean of the skin core in a disc. */
+            float cx = mesh.pts[cheek_point[e]][0], cy = mesh.pts[cheek_point[e]][1],
+                  rr = 0.12f * ied;
+            double s[3] = {0}, cnt = 0;
+            for (int y = (int)fmaxf(0, cy - rr); y <= (int)fminf(h - 1, cy + rr); y++)
+                for (int x = (int)fmaxf(0, cx - rr); x <= (int)fminf(w - 1, cx + rr); x++) {
+                    size_t i = (size_t)y * w + x;
+                    if (W.core[i] < 0.5f || hypotf(x - cx, y - cy) > rr) continue;
+                    for (int c = 0; c < 3; c++) s[c] += W.lab[c][i];
+                    cnt++;
+                }
+            if (cnt < 10) continue;
+            float ref[3] = {(float)(s[0] / cnt), (float)(s[1] / cnt), (float)(s[2] / cnt)};
+            /* This eye's half of the mask: the side of the face's midline it is on. */
+            float mx = 0.5f * (mesh.pts[168][0] + mesh.pts[6][0]);
+            float eye_x = mesh.pts[under_eye_upper[e][4]][0];
+            for (size_t i = 0; i < n; i++) {
+                int x = (int)(i % w);
+                if ((x < mx) != (eye_x < mx) || mask[i] <= 0) continue;
+                float m = fminf(1, 1.5f * mask[i]) * W.skin[i], def = ref[0] - Lu[i];
+                if (m <= 0 || def <= 0) continue;
+                float k = f_eye * m, dL = k * def, wc = fminf(1, def / 3);
+                out[0][i] += dL;
+                out[1][i] += k * wc * (ref[1] - au[i]);
+                out[2][i] += k * wc * (ref[2] - bu[i]);
+                touched[i] = 1;
+                if (dL > lift_max) lift_max = dL;
+            }
+        }
+    }
+
+    /* Shine: brighter and less saturated than the local skin tone. */
+    float f_shine = p->strength * p->shine;
+    double shine_area = 0, skin_area = 0;
+    if (f_shine > 0) {
+        float *Lw = scratch, *aw = scratch + n, *bw = scratch + 2 * n;
+        float *Lm = W.tmp2, *am = malloc(sizeof(float) * n * 2);
+        if (!am) {
+            free(scratch);
+            goto nomem;
+        }
+        float *bm = am + n, sig_w = 0.12f * ied, sig_m = fmaxf(1.5f, 0.015f * ied);
+        memcpy(Lm, W.lab[0], sizeof(float) * n);
+        memcpy(am, W.lab[1], sizeof(float) * n);
+        memcpy(bm, W.lab[2], sizeof(float) * n);
+        if (blur(Lm, w, h, sig_m) || blur(am, w, h, sig_m) || blur(bm, w, h, sig_m) ||
+            nblur3((float *const[3]){Lw, aw, bw}, W.lab, W.core, w, h, sig_w, W.tmp)) {
+            free(am), free(scratch);
+            goto nomem;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (W.skin[i] <= 0) continue;
+            skin_area += W.skin[i];
+            float cw = hypotf(aw[i], bw[i]), cm = hypotf(am[i], bm[i]);
+            float hue = atan2f(bw[i], aw[i]) * (float)(180 / M_PI);
+            /* Only where the local tone is skin (not hair falling over the forehead). */
+            if (cw < 8 || hue < 10 || hue > 90) continue;
+            float ex = Lm[i] - Lw[i];
+            float wl = fminf(1, fmaxf(0, (ex - 2) / 6));
+            float wc = fminf(1, fmaxf(0, (cw - cm) / (0.25f * cw)));
+            float k = f_shine * wl * wc * W.skin[i];
+            if (k <= 0) continue;
+            out[0][i] -= k * ex;
+            out[1][i] += k * (aw[i] - am[i]);
+            out[2][i] += k * (bw[i] - bm[i]);
+            touched[i] = 1;
+            if (wl * wc > 0.5f) shine_area += W.skin[i];
+        }
+        free(am);
+    }
+    free(scratch);
+
+    /* Back to sRGB where something changed; add the same change to the foreground colour. */
+    size_t n_touched = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!touched[i]) continue;
+        float lab[3] = {out[0][i], out[1][i], out[2][i]}, v[3];
+        lab_to_rgb(lab, v);
+        for (int c = 0; c < 3; c++) {
+            float d = v[c] - rgb[3 * i + c];
+            rgb[3 * i + c] = v[c];
+            if (fg) fg[3 * i + c] = fminf(255, fmaxf(0, fg[3 * i + c] + d));
+        }
+        n_touched++;
+    }
+    if (n_touched) {
+        VipsImage *pr =
+            vips_image_new_from_memory(rgb, n * 3 * sizeof(float), w, h, 3, VIPS_FORMAT_FLOAT);
+        VipsImage *pf =
+            fg ? vips_image_new_from_memory(fg, n * 3 * sizeof(float), w, h, 3, VIPS_FORMAT_FLOAT)
+               : NULL;
+        VipsImage *ir = NULL, *iff = NULL, *mr = NULL, *mf = NULL;
+        int ok = pr && (!fg || pf) && vips_insert(job->rgb, pr, &ir, x0, y0, NULL) == 0 &&
+                 (!fg || vips_insert(job->fg, pf, &iff, x0, y0, NULL) == 0);
+        if (ok) mr = vips_image_copy_memory(ir), mf = iff ? vips_image_copy_memory(iff) : NULL;
+        VipsImage *all[] = {pr, pf, ir, iff};
+        for (size_t k = 0; k < 4; k++)
+            if (all[k]) g_object_unref(all[k]);
+        if (!mr || (fg && !mf)) {
+            if (mr) g_object_unref(mr);
+            if (mf) g_object_unref(mf);
+            st = ts_fail(ctx, TS_ERR_INTERNAL, "retouch: %s", vips_error_buffer());
+            goto out;
+        }
+        ts_render_replace(&job->rgb, mr);
+        if (mf) ts_render_replace(&job->fg, mf);
+    }
+    if (healed) ts_render_edit(job, "removed %d small blemish%s", healed, healed == 1 ? "" : "es");
+    if (lift_max >= 0.5f)
+        ts_render_edit(job, "softened under-eye darkness (%.0f%% of the way to the cheek)",
+                       100 * f_eye);
+    if (skin_area > 0 && shine_area / skin_area >= 0.001)
+        ts_render_edit(job, "reduced shine by %.0f%% on %.1f%% of the skin", 100 * f_shine,
+                       100 * shine_area / skin_area);
+    goto out;
+nomem:
+    st = ts_fail(ctx, TS_ERR_NOMEM, "retouch: out of memory");
+out:
+    if (crop) g_object_unref(crop);
+    if (fcrop) g_object_unref(fcrop);
+    g_free(rgb), g_free(fg);
+    free(planes), free(skin8);
+    return st;
+}
+
+const ts_stage ts_stage_retouch = {"retouch", 1, retouch_table, sizeof(retouch_params),
+                                   retouch_run};

@@ -1,0 +1,586 @@
+/* tone: white balance, exposure, gentle contrast and a per-style grade, set from the face.
+ *
+ * The illuminant is estimated from what should be neutral or nearly so: the whites of the eyes
+ * (each eye opening minus its iris, the brightest part, which lids and lashes do not shade) and
+ * the teeth when the mouth is open. Neither is perfectly white, so each is compared with its own
+ * colour under daylight rather than with grey. The skin is then checked against the natural
+ * skin-tone region (CIELAB hue and chroma under D65): if the neutral cues leave it outside, or
+ * there are none, the skin is moved to the nearest natural colour, and no further. The cast is
+ * removed with a Bradford (von Kries in cone space) adaptation in linear light, so colours keep
+ * their relations and the skin's hue and chroma move only as much as the cast being removed; a
+ * photo without a cast is left alone (a dead zone of 1.5 Delta-E on the skin).
+ *
+ * Exposure: the skin's L* is brought into a band (dark skin stays dark: the lift is bounded by
+ * the eye whites and the person's highlights, which a dark-skinned face in a well-exposed photo
+ * already has near white), only when it is clearly under or over. Contrast is an S curve on
+ * the luminance pivoting at the skin, so it deepens shadows and opens highlights without
+ * changing the face's exposure or saturating colours. The grade (warmth, tint, saturation) is
+ * the style's look, applied last. Everything is one 3x3 matrix and one curve per pixel in
+ * linear light, applied to rgb and fg alike. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "face/geometry.h"
+#include "face/regions.h"
+#include "render/render.h"
+
+typedef struct tone_params {
+    float white_balance; /* strength of the cast removal */
+    float exposure;      /* strength of the exposure correction */
+    float skin_low;      /* skin L* below which the face is lifted */
+    float skin_high;     /* skin L* above which it is lowered */
+    float contrast;      /* S curve */
+    float warmth;        /* grade: + warmer, - cooler */
+    float tint;          /* grade: + magenta, - green */
+    float saturation;    /* grade: 1 unchanged */
+} tone_params;
+
+static const ts_param tone_table[] = {
+    TS_PARAM_F32(tone_params, white_balance,
+                 "remove the light's colour cast: 0 off, 1 all of the cast measured", 0, 1, 1),
+    TS_PARAM_F32(tone_params, exposure,
+                 "correct clear under or over exposure of the face: 0 off, 1 all the way to the "
+                 "band",
+                 0, 1, 0.8f),
+    TS_PARAM_F32(tone_params, skin_low,
+                 "skin L* below which a clearly underexposed face is lifted (bounded by the eye "
+                 "whites and highlights, so dark skin is not made lighter)",
+                 30, 70, 52),
+    TS_PARAM_F32(tone_params, skin_high, "skin L* above which an overexposed face is lowered", 60,
+                 95, 80),
+    TS_PARAM_F32(tone_params, contrast, "S curve around the skin's tone: 0 flat, 0.5 strong", 0,
+                 0.5f, 0.12f),
+    TS_PARAM_F32(tone_params, warmth, "grade: warmer (+) or cooler (-), 1 is about 600 K", -1, 1,
+                 0),
+    TS_PARAM_F32(tone_params, tint, "grade: magenta (+) or green (-)", -1, 1, 0),
+    TS_PARAM_F32(tone_params, saturation, "grade: colour saturation, 1 unchanged", 0, 2, 1),
+    TS_PARAM_END};
+
+/* ---- sRGB transfer, by table -------------------------------------------------------------- */
+
+#define LUT_N 4096
+static float dec_lut[LUT_N + 2]; /* encoded 0..255 in LUT_N steps -> linear 0..1 */
+static float enc_lut[LUT_N + 2]; /* sqrt(linear) in LUT_N steps -> encoded 0..255 */
+static pthread_once_t lut_once = PTHREAD_ONCE_INIT;
+
+static void lut_init(void) {
+    for (int i = 0; i <= LUT_N + 1; i++) {
+        double v = fmin(1.0, (double)i / LUT_N);
+        dec_lut[i] = (float)(v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4));
+        double x = v * v;
+        enc_lut[i] = (float)(255 * (x <= 0.0031308 ? 12.92 * x : 1.055 * pow(x, 1 / 2.4) - 0.055));
+    }
+}
+
+/* (fminf and fmaxf are calls without -ffast-math; these inline) */
+static inline float clampf(float v, float lo, float hi) {
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static inline float dec(float v) {
+    float t = clampf(v, 0, 255) * (LUT_N / 255.f);
+    int i = (int)t;
+    return dec_lut[i] + (t - i) * (dec_lut[i + 1] - dec_lut[i]);
+}
+
+static inline float enc(float x) {
+    float t = sqrtf(clampf(x, 0, 1)) * LUT_N;
+    int i = (int)t;
+    return enc_lut[i] + (t - i) * (enc_lut[i + 1] - enc_lut[i]);
+}
+
+/* ---- colour ------------------------------------------------------------------------------- */
+
+static const double RGB2XYZ[3][3] = {{0.4124564, 0.3575761, 0.1804375},
+                                     {0.2126729, 0.7151522, 0.0721750},
+                                     {0.0193339, 0.1191920, 0.9503041}};
+static const double XYZ2RGB[3][3] = {{3.2404542, -1.5371385, -0.4985314},
+                                     {-0.9692660, 1.8760108, 0.0415560},
+                                     {0.0556434, -0.2040259, 1.0572252}};
+static const double BRADFORD[3][3] = {
+    {0.8951, 0.2664, -0.1614}, {-0.7502, 1.7135, 0.0367}, {0.0389, -0.0685, 1.0296}};
+static const double BRADFORD_INV[3][3] = {{0.9869929, -0.1470543, 0.1599627},
+                                          {0.4323053, 0.5183603, 0.0492912},
+                                          {-0.0085287, 0.0400428, 0.9684867}};
+static const double D65[3] = {0.95047, 1.0, 1.08883};
+
+static void mat_vec(const double m[3][3], const double v[3], double out[3]) {
+    double t[3];
+    for (int i = 0; i < 3; i++) t[i] = m[i][0] * v[0] + m[i][1] * v[1] + m[i][2] * v[2];
+    memcpy(out, t, sizeof t);
+}
+
+static void mat_mul(const double a[3][3], const double b[3][3], double out[3][3]) {
+    double t[3][3];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            t[i][j] = a[i][0] * b[0][j] + a[i][1] * b[1][j] + a[i][2] * b[2][j];
+    memcpy(out, t, sizeof t);
+}
+
+static double luminance(const double rgb[3]) {
+    return 0.2126729 * rgb[0] + 0.7151522 * rgb[1] + 0.0721750 * rgb[2];
+}
+
+static double lab_f(double t) {
+    return t > 216.0 / 24389 ? cbrt(t) : (24389.0 / 27 * t + 16) / 116;
+}
+
+/* Linear sRGB -> CIELAB (D65). */
+static void lin_to_lab(const double rgb[3], double lab[3]) {
+    double xyz[3];
+    mat_vec(RGB2XYZ, rgb, xyz);
+    double fx = lab_f(xyz[0] / D65[0]), fy = lab_f(xyz[1]), fz = lab_f(xyz[2] / D65[2]);
+    lab[0] = 116 * fy - 16, lab[1] = 500 * (fx - fy), lab[2] = 200 * (fy - fz);
+}
+
+static double lab_finv(double f) {
+    return f * f * f > 216.0 / 24389 ? f * f * f : (116 * f - 16) * 27 / 24389;
+}
+
+static void lab_to_lin(const double lab[3], double rgb[3]) {
+    double fy = (lab[0] + 16) / 116, fx = fy + lab[1] / 500, fz = fy - lab[2] / 200;
+    double xyz[3] = {D65[0] * lab_finv(fx), lab_finv(fy), D65[2] * lab_finv(fz)};
+    mat_vec(XYZ2RGB, xyz, rgb);
+}
+
+static double lstar_to_y(double l) {
+    return lab_finv((l + 16) / 116);
+}
+
+/* The Bradford adaptation as cone gains: those that turn the colour n (linear RGB) into a
+ * neutral of the same luminance. */
+static void bradford_gains(const double n[3], double d[3]) {
+    double xyz[3], lms_n[3], lms_w[3];
+    mat_vec(RGB2XYZ, n, xyz);
+    double y = xyz[1] > 1e-9 ? xyz[1] : 1;
+    for (int k = 0; k < 3; k++) xyz[k] /= y;
+    mat_vec(BRADFORD, xyz, lms_n);
+    mat_vec(BRADFORD, D65, lms_w);
+    for (int k = 0; k < 3; k++) d[k] = lms_w[k] / fmax(lms_n[k], 1e-9);
+}
+
+/* The linear-RGB matrix of the cone gains d raised to the strength s. */
+static void bradford_matrix(const double d[3], double s, double out[3][3]) {
+    double g[3][3] = {{0}}, t[3][3];
+    for (int k = 0; k < 3; k++) g[k][k] = pow(d[k], s);
+    mat_mul(g, BRADFORD, t);
+    mat_mul(BRADFORD_INV, t, t);
+    mat_mul(t, RGB2XYZ, t);
+    mat_mul(XYZ2RGB, t, out);
+}
+
+/* ---- measuring ---------------------------------------------------------------------------- */
+
+/* What should look like under daylight (D65), as linear RGB relative to green: the brightest
+ * part of the eye whites (slightly warm: the sclera is not white, and light reaching it passes
+ * the lids) and the teeth (warmer). Measured on the development photos with neutral light
+ * (docs/render-tone-light.md). */
+static const double SCLERA_D65[3] = {1.12, 1.0, 0.93};
+static const double TEETH_D65[3] = {1.10, 1.0, 0.88};
+/* The natural skin-tone region in CIELAB under D65, across skin tones: hue angle and chroma
+ * (after the ISO/IEC 29794-5 natural-colour box, a* 5..25, b* 5..35, narrowed in hue). */
+/* L* of the brightest half of the eye whites in a well-exposed photo. */
+#define SCLERA_LSTAR 82.0
+/* The largest cone gain of a cast removal (tungsten 2900 K to D65 needs about 2.4 on S; a warm
+ * photo under a further cast can need more, and is then left partly warm). */
+#define MAX_CONE_GAIN 2.5
+#define SKIN_HUE_LO 35.0
+#define SKIN_HUE_HI 70.0
+#define SKIN_CHROMA_LO 10.0
+#define SKIN_CHROMA_HI 38.0
+
+typedef struct tone_measure {
+    double skin[3]; /* mean linear RGB of the lit skin */
+    int n_skin;
+    double sclera[3]; /* mean linear RGB of the brightest eye whites */
+    int n_sclera;
+    double teeth[3];
+    int n_teeth;
+    double person_hi; /* 99th percentile luminance of the person */
+} tone_measure;
+
+/* Mean of the pixels whose luminance lies in the [lo, hi] quantiles of the selected ones.
+ * idx lists n pixel indices into lin (3 floats each); y their luminances (reordered). */
+static int quantile_mean(const float *lin, const int *idx, float *y, int n, double lo, double hi,
+                         double out[3]) {
+    if (n <= 0) return 0;
+    float *s = malloc(sizeof *s * n);
+    if (!s) return 0;
+    memcpy(s, y, sizeof *s * n);
+    /* a histogram of luminance gives the quantiles without sorting */
+    enum { NB = 2048 };
+    int hist[NB] = {0};
+    for (int i = 0; i < n; i++) hist[(int)(fminf(fmaxf(s[i], 0), 1) * (NB - 1))]++;
+    int a = (int)(lo * n), b = (int)(hi * n), c = 0, blo = 0, bhi = NB - 1;
+    for (int k = 0; k < NB; k++) {
+        if (c <= a) blo = k;
+        c += hist[k];
+        if (c < b) bhi = k + 1;
+    }
+    free(s);
+    double sum[3] = {0};
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        int k = (int)(fminf(fmaxf(y[i], 0), 1) * (NB - 1));
+        if (k < blo || k > bhi) continue;
+        const float *p = lin + (size_t)idx[i] * 3;
+        for (int j = 0; j < 3; j++) sum[j] += p[j];
+        m++;
+    }
+    if (!m) return 0;
+    for (int j = 0; j < 3; j++) out[j] = sum[j] / m;
+    return m;
+}
+
+/* A channel at the top of the range has lost its share of the colour. */
+static bool clipped(const float *p) {
+    return p[0] > 0.95f || p[1] > 0.95f || p[2] > 0.95f;
+}
+
+static uint8_t *region_mask(ts_render_job *job, const ts_face_mesh *mesh, ts_face_region r, int w,
+                            int h, float feather) {
+    uint8_t *m = malloc((size_t)w * h);
+    if (m && ts_face_region_mask(mesh, job->ctx->geom, r, w, h, 1, feather, m) != TS_OK) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Measures the face in lin, linear RGB of w x h pixels whose origin is (ox, oy) on the canvas
+ * (a box around the face: the masks cost by the pixel). */
+static ts_status measure(ts_render_job *job, const float *lin, int w, int h, int ox, int oy,
+                         tone_measure *t) {
+    ts_face_mesh mesh;
+    memset(&mesh, 0, sizeof mesh);
+    for (int i = 0; i < TS_LANDMARKS; i++)
+        mesh.pts[i][0] = job->lm[i][0] - ox, mesh.pts[i][1] = job->lm[i][1] - oy;
+    size_t n = (size_t)w * h;
+    uint8_t *skin = region_mask(job, &mesh, TS_REGION_SKIN, w, h, 0);
+    uint8_t *eye_r = region_mask(job, &mesh, TS_REGION_RIGHT_EYE, w, h, 0);
+    uint8_t *eye_l = region_mask(job, &mesh, TS_REGION_LEFT_EYE, w, h, 0);
+    /* the irises, softened so their rim (the limbal ring) falls out too */
+    uint8_t *iris_r = region_mask(job, &mesh, TS_REGION_RIGHT_IRIS, w, h, 1.5f);
+    uint8_t *iris_l = region_mask(job, &mesh, TS_REGION_LEFT_IRIS, w, h, 1.5f);
+    uint8_t *mouth = region_mask(job, &mesh, TS_REGION_MOUTH, w, h, 0);
+    int *idx = malloc(sizeof *idx * n);
+    float *y = malloc(sizeof *y * n);
+    ts_status st = TS_OK;
+    if (!skin || !eye_r || !eye_l || !iris_r || !iris_l || !mouth || !idx || !y) {
+        st = ts_fail(job->ctx, TS_ERR_NOMEM, "tone: out of memory for the face masks");
+        goto done;
+    }
+    /* Skin: the lit part, without speculars and deep shadow. */
+    int m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (skin[i] >= 250) {
+            const float *p = lin + i * 3;
+            idx[m] = (int)i, y[m++] = 0.2126f * p[0] + 0.7152f * p[1] + 0.0722f * p[2];
+        }
+    t->n_skin = quantile_mean(lin, idx, y, m, 0.25, 0.92, t->skin);
+    double skin_y = luminance(t->skin);
+    /* Eye whites and teeth are told from the lids, lips and gums by being clearly less red than
+     * the skin (their chromaticity relative to the skin's, so whatever the cast); of those, the
+     * brighter half, out of the lids' shade. */
+    double skin_lr = log(fmax(t->skin[0], 1e-6) / fmax(t->skin[1], 1e-6));
+    m = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((eye_r[i] >= 250 && iris_r[i] == 0) || (eye_l[i] >= 250 && iris_l[i] == 0)) {
+            const float *p = lin + i * 3;
+            float yy = 0.2126f * p[0] + 0.7152f * p[1] + 0.0722f * p[2];
+            if (yy > 0.3 * skin_y && p[1] > 1e-4f && !clipped(p) &&
+                skin_lr - log(p[0] / p[1]) > 0.2)
+                idx[m] = (int)i, y[m++] = yy;
+        }
+    if (m >= 40) t->n_sclera = quantile_mean(lin, idx, y, m, 0.5, 0.98, t->sclera);
+    /* Whites in the lids' shade (darker than the skin) are no reference: shade is bluer and
+     * what is left of them mixes with the lids. */
+    if (luminance(t->sclera) < 0.9 * skin_y) t->n_sclera = 0;
+    m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (mouth[i] >= 250) {
+            const float *p = lin + i * 3;
+            float yy = 0.2126f * p[0] + 0.7152f * p[1] + 0.0722f * p[2];
+            if (yy > 0.6 * skin_y && p[1] > 1e-4f && !clipped(p) &&
+                skin_lr - log(p[0] / p[1]) > 0.2)
+                idx[m] = (int)i, y[m++] = yy;
+        }
+    double ied = job->inter_eye > 1 ? job->inter_eye : 1;
+    if (m > 0.01 * ied * ied) t->n_teeth = quantile_mean(lin, idx, y, m, 0.5, 0.98, t->teeth);
+done:
+    free(skin), free(eye_r), free(eye_l), free(iris_r), free(iris_l), free(mouth), free(idx),
+        free(y);
+    return st;
+}
+
+/* ---- deciding ----------------------------------------------------------------------------- */
+
+/* The skin's hue and chroma clamped into the natural region, at the same L*. */
+static void natural_skin(const double lab[3], double out[3]) {
+    double c = hypot(lab[1], lab[2]), h = atan2(lab[2], lab[1]) * 180 / M_PI;
+    double hc = fmin(fmax(h, SKIN_HUE_LO), SKIN_HUE_HI) * M_PI / 180;
+    double cc = fmin(fmax(c, SKIN_CHROMA_LO), SKIN_CHROMA_HI);
+    out[0] = lab[0], out[1] = cc * cos(hc), out[2] = cc * sin(hc);
+}
+
+static double delta_ab(const double a[3], const double b[3]) {
+    return hypot(a[1] - b[1], a[2] - b[2]);
+}
+
+typedef struct tone_plan {
+    double cone[3];     /* the applied Bradford cone gains (1, 1, 1: no cast removed) */
+    const char *source; /* what the estimate rests on */
+    double skin_before[3], skin_after[3]; /* Lab */
+    double gain;                          /* exposure */
+    double matrix[3][3];                  /* white balance, grade and exposure */
+    double pivot, contrast, saturation;
+} tone_plan;
+
+static void plan(const tone_params *p, const tone_measure *t, tone_plan *pl) {
+    memset(pl, 0, sizeof *pl);
+    lin_to_lab(t->skin, pl->skin_before);
+    /* Neutral cues, combined in log chromaticity, weighted by how many pixels they rest on. */
+    double lr = 0, lb = 0, wsum = 0;
+    if (t->n_sclera) {
+        double wgt = fmin(t->n_sclera, 400);
+        lr += wgt * log(t->sclera[0] / t->sclera[1] / SCLERA_D65[0]);
+        lb += wgt * log(t->sclera[2] / t->sclera[1] / SCLERA_D65[2]);
+        wsum += wgt, pl->source = "eye whites";
+    }
+    if (t->n_teeth) {
+        double wgt = 0.5 * fmin(t->n_teeth, 400);
+        lr += wgt * log(t->teeth[0] / t->teeth[1] / TEETH_D65[0]);
+        lb += wgt * log(t->teeth[2] / t->teeth[1] / TEETH_D65[2]);
+        wsum += wgt, pl->source = t->n_sclera ? "eye whites and teeth" : "teeth";
+    }
+    double d[3] = {1, 1, 1}, wb[3][3];
+    if (wsum > 0) {
+        /* the teeth alone are a weaker reference (gums, lips, mixed light in the mouth) */
+        double conf = t->n_sclera ? 1 : 0.5;
+        double n[3] = {exp(conf * lr / wsum), 1, exp(conf * lb / wsum)};
+        bradford_gains(n, d);
+    }
+    /* The skin after the neutral cues; if still outside the natural region, move it to the
+     * nearest natural colour with one more adaptation (what the skin alone says). */
+    double s1[3], lab1[3], nat[3];
+    bradford_matrix(d, 1, wb);
+    mat_vec(wb, t->skin, s1);
+    lin_to_lab(s1, lab1);
+    natural_skin(lab1, nat);
+    if (delta_ab(lab1, nat) > 0.5) {
+        /* the neutral that this skin correction amounts to: the colour white would have if the
+         * skin's gains skin -> natural skin were the light's */
+        double target[3], n2[3], d2[3];
+        lab_to_lin(nat, target);
+        for (int k = 0; k < 3; k++) n2[k] = s1[k] / fmax(target[k], 1e-6);
+        for (int k = 0; k < 3; k++) n2[k] /= fmax(n2[1], 1e-9);
+        bradford_gains(n2, d2);
+        for (int k = 0; k < 3; k++) d[k] *= d2[k];
+        pl->source = !pl->source                 ? "skin"
+                     : t->n_teeth && t->n_sclera ? "eye whites, teeth and skin"
+                     : t->n_sclera               ? "eye whites and skin"
+                                                 : "teeth and skin";
+    }
+    /* No more than a strong tungsten cast is removed: beyond that the light is mixed or a cue
+     * is wrong, and a global correction would make things worse. */
+    double big = 0;
+    for (int k = 0; k < 3; k++) big = fmax(big, fabs(log(d[k])));
+    if (big > log(MAX_CONE_GAIN))
+        for (int k = 0; k < 3; k++) d[k] = exp(log(d[k]) * log(MAX_CONE_GAIN) / big);
+    /* The correction at the chosen strength, with a dead zone for photos without a cast. */
+    double full[3], lab2[3];
+    bradford_matrix(d, 1, wb);
+    mat_vec(wb, t->skin, full);
+    lin_to_lab(full, lab2);
+    double s = delta_ab(lab2, pl->skin_before) < 1.5 ? 0 : p->white_balance;
+    for (int k = 0; k < 3; k++) pl->cone[k] = pow(d[k], s);
+    bradford_matrix(pl->cone, 1, wb);
+    double skin_wb[3];
+    mat_vec(wb, t->skin, skin_wb);
+
+    /* Exposure, only when the face is clearly under or over. A face darker than the band is
+     * lifted as far as the eye whites say (they are near white on anyone, so a dark-skinned
+     * face in a well-exposed photo is not lightened), or to the band's edge without them; the
+     * lift never takes the person's highlights past L* 96 or the skin past the band's top. */
+    double sy = luminance(skin_wb), lstar = 116 * lab_f(sy) - 16, gain = 1;
+    if (lstar < p->skin_low) {
+        double want = lstar_to_y(p->skin_low) / fmax(sy, 1e-6);
+        if (t->n_sclera) {
+            double sc[3];
+            mat_vec(wb, t->sclera, sc);
+            want = lstar_to_y(SCLERA_LSTAR) / fmax(luminance(sc), 1e-6);
+        }
+        double cap = fmin(4, lstar_to_y(p->skin_high) / fmax(sy, 1e-6));
+        if (t->person_hi > 0) cap = fmin(cap, lstar_to_y(96) / t->person_hi);
+        gain = fmax(1, fmin(want, cap));
+    } else if (lstar > p->skin_high) {
+        gain = lstar_to_y(p->skin_high) / sy;
+    }
+    /* less than a quarter stop is no clear error */
+    pl->gain = fabs(log2(gain)) < 0.25 ? 1 : pow(gain, p->exposure);
+
+    /* Grade: warmth and tint as channel gains that keep white's luminance. */
+    double g[3] = {exp(0.10 * p->warmth), exp(-0.06 * p->tint), exp(-0.10 * p->warmth)};
+    double gy = luminance(g);
+    double grade[3][3] = {{g[0] / gy, 0, 0}, {0, g[1] / gy, 0}, {0, 0, g[2] / gy}};
+    mat_mul(grade, wb, pl->matrix);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) pl->matrix[i][j] *= pl->gain;
+    double skin_out[3];
+    mat_vec(pl->matrix, t->skin, skin_out);
+    lin_to_lab(skin_out, pl->skin_after);
+    pl->pivot = fmin(fmax((116 * lab_f(luminance(skin_out)) - 16) / 100, 0.35), 0.7);
+    pl->contrast = p->contrast;
+    pl->saturation = p->saturation;
+}
+
+/* ---- applying ----------------------------------------------------------------------------- */
+
+typedef struct tone_apply {
+    float m[3][3];
+    float pivot, contrast, saturation;
+    float curve[LUT_N + 2]; /* encoded luminance (0..1, LUT_N steps) -> new encoded luminance */
+} tone_apply;
+
+static VipsImage *tone_op(VipsImage *in, void *user) {
+    const tone_apply *a = user;
+    size_t size;
+    float *px = vips_image_write_to_memory(in, &size);
+    if (!px) return NULL;
+    size_t n = (size_t)in->Xsize * in->Ysize;
+    for (size_t i = 0; i < n; i++) {
+        float *p = px + i * 3;
+        float l[3] = {dec(p[0]), dec(p[1]), dec(p[2])}, o[3];
+        for (int k = 0; k < 3; k++)
+            o[k] = a->m[k][0] * l[0] + a->m[k][1] * l[1] + a->m[k][2] * l[2];
+        float y = 0.2126f * o[0] + 0.7152f * o[1] + 0.0722f * o[2];
+        if (y > 1e-6f) {
+            /* the S curve acts on the encoded luminance; colours keep their ratios */
+            float t = enc(y) * (LUT_N / 255.f);
+            t = t > LUT_N ? LUT_N : t;
+            int k = (int)t;
+            float e = a->curve[k] + (t - k) * (a->curve[k + 1] - a->curve[k]);
+            float y2 = dec(e * 255), r = y2 / y;
+            for (int c = 0; c < 3; c++) o[c] = y2 + a->saturation * (o[c] * r - y2);
+        }
+        for (int c = 0; c < 3; c++) p[c] = enc(o[c]);
+    }
+    VipsImage *out =
+        vips_image_new_from_memory_copy(px, size, in->Xsize, in->Ysize, 3, VIPS_FORMAT_FLOAT);
+    g_free(px);
+    if (out) out->Type = in->Type, out->Xres = in->Xres, out->Yres = in->Yres;
+    return out;
+}
+
+/* The cast that the cone gains remove: a warm light needs its blue (short) cones raised. */
+static const char *cast_name(const double cone[3]) {
+    double l = log(cone[0]), m = log(cone[1]), s = log(cone[2]);
+    if (s - l > 0.06) return "warm";
+    if (l - s > 0.06) return "cool";
+    return m > (l + s) / 2 ? "magenta" : "green";
+}
+
+static ts_status tone_run(ts_render_job *job, const void *params) {
+    const tone_params *p = params;
+    pthread_once(&lut_once, lut_init);
+    VipsImage *im = job->rgb;
+    if (!im || im->Bands != 3 || im->BandFmt != VIPS_FORMAT_FLOAT)
+        return ts_fail(job->ctx, TS_ERR_ARGUMENT, "tone: the canvas must be 3-band float");
+    int w = im->Xsize, h = im->Ysize;
+    float *px = vips_image_write_to_memory(im, NULL);
+    if (!px) return ts_fail(job->ctx, TS_ERR_INTERNAL, "tone: %s", vips_error_buffer());
+    for (size_t i = 0; i < (size_t)w * h * 3; i++) px[i] = dec(px[i]);
+    tone_measure t;
+    memset(&t, 0, sizeof t);
+    /* The person's highlights (clothes, hair, speculars): the 99th percentile of luminance. */
+    float *alpha = job->alpha ? vips_image_write_to_memory(job->alpha, NULL) : NULL;
+    int hist[1024] = {0}, total = 0;
+    for (size_t i = 0; i < (size_t)w * h; i++)
+        if (!alpha || alpha[i] > 0.9f) {
+            const float *q = px + i * 3;
+            float yy = 0.2126f * q[0] + 0.7152f * q[1] + 0.0722f * q[2];
+            hist[(int)(fminf(fmaxf(yy, 0), 1) * 1023)]++, total++;
+        }
+    g_free(alpha);
+    for (int k = 1023, c = 0; k > 0; k--)
+        if ((c += hist[k]) >= total / 100) {
+            t.person_hi = k / 1023.0;
+            break;
+        }
+    /* The face's box, with a margin. */
+    float x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY;
+    for (int i = 0; i < TS_LANDMARKS; i++) {
+        x0 = fminf(x0, job->lm[i][0]), x1 = fmaxf(x1, job->lm[i][0]);
+        y0 = fminf(y0, job->lm[i][1]), y1 = fmaxf(y1, job->lm[i][1]);
+    }
+    float mg = 0.05f * (x1 - x0 + y1 - y0);
+    int bx0 = (int)fmaxf(0, floorf(x0 - mg)), by0 = (int)fmaxf(0, floorf(y0 - mg));
+    int bx1 = (int)fminf(w, ceilf(x1 + mg)), by1 = (int)fminf(h, ceilf(y1 + mg));
+    if (bx1 - bx0 < 8 || by1 - by0 < 8) {
+        g_free(px);
+        ts_render_note(job, "tone: the face is outside the frame; colour and exposure left as "
+                            "they are");
+        return TS_OK;
+    }
+    int bw = bx1 - bx0, bh = by1 - by0;
+    float *face = malloc(sizeof *face * 3 * (size_t)bw * bh);
+    if (!face) {
+        g_free(px);
+        return ts_fail(job->ctx, TS_ERR_NOMEM, "tone: out of memory");
+    }
+    for (int y = 0; y < bh; y++)
+        memcpy(face + (size_t)y * bw * 3, px + ((size_t)(by0 + y) * w + bx0) * 3,
+               sizeof *face * 3 * bw);
+    g_free(px);
+    ts_status st = measure(job, face, bw, bh, bx0, by0, &t);
+    free(face);
+    if (st) return st;
+    if (t.n_skin < 50) {
+        ts_render_note(job, "tone: too little skin visible to set colour and exposure");
+        return TS_OK;
+    }
+    tone_plan pl;
+    plan(p, &t, &pl);
+    if (getenv("TS_TONE_DEBUG"))
+        fprintf(stderr,
+                "tone: skin n=%d Lab %.1f %.1f %.1f -> %.1f %.1f %.1f; sclera n=%d rgb/g %.3f "
+                "%.3f Y %.3f; teeth n=%d rgb/g %.3f %.3f; hi %.3f; cone %.3f %.3f (%s) "
+                "gain %.3f\n",
+                t.n_skin, pl.skin_before[0], pl.skin_before[1], pl.skin_before[2], pl.skin_after[0],
+                pl.skin_after[1], pl.skin_after[2], t.n_sclera, t.sclera[0] / t.sclera[1],
+                t.sclera[2] / t.sclera[1], luminance(t.sclera), t.n_teeth, t.teeth[0] / t.teeth[1],
+                t.teeth[2] / t.teeth[1], t.person_hi, pl.cone[0], pl.cone[2],
+                pl.source ? pl.source : "-", pl.gain);
+    tone_apply *a = malloc(sizeof *a);
+    if (!a) return ts_fail(job->ctx, TS_ERR_NOMEM, "tone: out of memory");
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) a->m[i][j] = (float)pl.matrix[i][j];
+    a->saturation = (float)pl.saturation;
+    /* f(x) = x + c 4 x (1 - x) (x - pivot) / max: fixed at 0, the skin and 1; monotonic for
+     * c <= 0.5 at any pivot in 0.35..0.7. */
+    double pv = pl.pivot, c = pl.contrast;
+    for (int i = 0; i <= LUT_N + 1; i++) {
+        double x = fmin(1, (double)i / LUT_N);
+        a->curve[i] = (float)fmin(1, fmax(0, x + c * 4 * x * (1 - x) * (x - pv)));
+    }
+    st = ts_render_map(job, tone_op, a, "tone");
+    free(a);
+    if (st) return st;
+    if (fabs(log(pl.cone[0])) + fabs(log(pl.cone[1])) + fabs(log(pl.cone[2])) > 0.01)
+        ts_render_edit(job, "white balance: removed a %s cast (from the %s)", cast_name(pl.cone),
+                       pl.source ? pl.source : "skin");
+    if (fabs(log(pl.gain)) > 0.02)
+        ts_render_edit(job, "exposure %+.1f EV (skin L* %.0f -> %.0f)", log2(pl.gain),
+                       pl.skin_before[0], pl.skin_after[0]);
+    if (c > 0.001) ts_render_edit(job, "contrast %.2f", c);
+    if (p->warmth != 0 || p->tint != 0 || p->saturation != 1)
+        ts_render_edit(job, "grade: warmth %+.2f, tint %+.2f, saturation %.2f", p->warmth, p->tint,
+                       p->saturation);
+    return TS_OK;
+}
+
+const ts_stage ts_stage_tone = {"tone", 1, tone_table, sizeof(tone_params), tone_run};

@@ -1,0 +1,85 @@
+/* Authenticity checks on every output (DESIGN.md promise 1; docs/export-and-verify.md):
+ * - identity: face analysis re-run on the written file, compared with the photo's landmarks
+ *   through the inverse of the frame transform; the mean displacement must stay within 1% of
+ *   the inter-eye distance. The analysis's own noise floor (the same measure on a JPEG q95
+ *   re-encode of the photo) is reported beside it;
+ * - edit map: how much each face pixel changed between the framed photo and the canvas just
+ *   before the background stage, as a heat map over a dimmed grey of the face. */
+#ifndef TS_VERIFY_H
+#define TS_VERIFY_H
+
+#include <vips/vips.h>
+
+#include "render/render.h"
+#include "trueshot.h"
+
+/* The limit of promise 1: mean landmark displacement / inter-eye distance. */
+#define TS_VERIFY_IDENTITY_LIMIT 0.01
+
+/* The analysis's noise floor on one photo: the identity measure between the photo and a JPEG
+ * q95 re-encode of it (no geometric change at all). */
+typedef struct ts_verify_floor {
+    double mean, max; /* fractions of the inter-eye distance */
+} ts_verify_floor;
+
+typedef struct ts_identity_result {
+    /* The gate: the output resampled back into the photo's geometry (inverse of m), analysed,
+     * and compared with the photo's landmarks; fractions of the input's inter-eye distance. */
+    double mean, max;
+    double mean_px, max_px; /* the same in input photo pixels */
+    int worst;              /* the landmark with the largest displacement (mesh index) */
+    /* The output analysed as written, its landmarks mapped back through the inverse of m. This
+     * includes the analysis's re-framing noise (the face at another size and place in the
+     * frame): 0.6-1.1% on unedited frames, so it is reported, not gated on. */
+    double direct_mean, direct_max;
+    double inter_eye_px;   /* the input's */
+    ts_verify_floor floor; /* the noise floor (given, or measured by the call) */
+    int pass;              /* mean <= TS_VERIFY_IDENTITY_LIMIT */
+    char message[200];     /* one line for the report, e.g. "face geometry kept: ..." */
+} ts_identity_result;
+
+/* Measures the noise floor of p: encodes the photo as JPEG q95 to a private temporary file
+ * (a 0700 folder, removed before returning), analyses it and compares its landmarks with p's.
+ * Measure it once per photo and pass it to every ts_verify_identity of its looks. */
+ts_status ts_verify_noise_floor(ts_ctx *ctx, ts_photo *input, ts_verify_floor *out);
+
+/* Checks the identity promise for one written output: the output is resampled back into the
+ * photo's geometry through the inverse of m and analysed there (see ts_identity_result). m is the
+ * photo -> output transform (ts_render_job.m, or ts_export_result.m when export scaled the file),
+ * x' = m0 x + m1 y + m2, y' = m3 x + m4 y + m5. floor may be NULL: it is then measured now
+ * (ts_verify_noise_floor). A look that moves the face is not an error: the call returns TS_OK with
+ * r->pass = 0 and the message says by how much. Errors: TS_ERR_ARGUMENT (m not invertible),
+ * TS_ERR_READ / TS_ERR_FORMAT (output unreadable), TS_ERR_NO_FACE (no face found on the output: the
+ * message says so), TS_ERR_MODEL, TS_ERR_INTERNAL. r is untouched on error. */
+ts_status ts_verify_identity(ts_ctx *ctx, ts_photo *input, const char *output_path,
+                             const double m[6], const ts_verify_floor *floor,
+                             ts_identity_result *r);
+
+/* A new reference to the job's canvas as it is now (images are immutable, so a reference is a
+ * snapshot). The pipeline takes one right after frame ("before") and one right before the
+ * background stage ("after"), and passes both to ts_verify_edit_map; the caller unrefs them.
+ * NULL when the job has no canvas yet. */
+VipsImage *ts_verify_snapshot(const ts_render_job *job);
+
+/* What the edit map measured: per-pixel change = the largest |after - before| over R, G, B in
+ * 8-bit sRGB levels, over the pixels of the mask (alpha >= 0.5, or all when alpha is NULL). */
+typedef struct ts_edit_stats {
+    double mean;    /* mean change, levels */
+    double p99;     /* 99th percentile, levels */
+    double max;     /* levels */
+    double changed; /* fraction of mask pixels changed by more than 4 levels */
+    long pixels;    /* mask pixels */
+} ts_edit_stats;
+
+/* The change at which the heat map's colour scale saturates (levels of 0..255). */
+#define TS_EDIT_MAP_FULL_SCALE 32.0
+
+/* Renders the edit map of before -> after (canvases as in ts_render_job.rgb: 3-band float
+ * 0..255, the same size) to path (PNG, JPEG or WebP by extension; written atomically): a dimmed
+ * grey of before, with a magma-like heat colour where the change is, 0 to
+ * TS_EDIT_MAP_FULL_SCALE levels and beyond; outside the mask (alpha < 0.5) only the grey.
+ * alpha (1-band float 0..1, same size) may be NULL. stats may be NULL. All images borrowed. */
+ts_status ts_verify_edit_map(ts_ctx *ctx, VipsImage *before, VipsImage *after, VipsImage *alpha,
+                             const char *path, ts_edit_stats *stats);
+
+#endif

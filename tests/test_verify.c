@@ -1,0 +1,272 @@
+/* Authenticity checks (issue 6; DESIGN.md promise 1): a pure frame job (level, crop, scale)
+ * written as JPEG keeps the face within 1% of the eye distance on grace_hopper and two franck
+ * frames, also when export had to scale the file for a size cap; the same output with its face
+ * enlarged by 5% fails; the noise floor is small; the edit map shows where pixels changed and
+ * only there. */
+#include <dirent.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <vips/vips.h>
+
+#include "common.h"
+#include "core/internal.h"
+#include "render/export.h"
+#include "render/render.h"
+#include "verify/verify.h"
+
+typedef struct fixture {
+    ts_ctx *ctx;
+    char dir[256];
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    if (!f || ts_ctx_new(NULL, &f->ctx) != TS_OK) return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/ts-test-verify-XXXXXX");
+    if (!mkdtemp(f->dir)) return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    DIR *d = opendir(f->dir);
+    struct dirent *e;
+    char path[600];
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(path, sizeof path, "%s/%s", f->dir, e->d_name);
+            unlink(path);
+        }
+    if (d) closedir(d);
+    rmdir(f->dir);
+    ts_ctx_free(f->ctx);
+    free(f);
+    return 0;
+}
+
+/* A job framed from photo with frame's defaults and the given crop template. */
+static void frame_job(ts_ctx *ctx, ts_photo *p, const char *crop, ts_render_job *job) {
+    const ts_face_analysis *fa;
+    if (ts_photo_subject(ctx, p, &fa)) fail_msg("%s", ts_ctx_error(ctx));
+    memset(job, 0, sizeof *job);
+    job->ctx = ctx, job->photo = p, job->face = fa;
+    void *fp = calloc(1, ts_stage_frame.params_size);
+    ts_params_defaults(ts_stage_frame.table, fp);
+    char err[200];
+    assert_int_equal(
+        ts_param_set(ts_param_find(ts_stage_frame.table, "crop"), fp, crop, err, sizeof err), 0);
+    if (ts_stage_frame.run(job, fp)) fail_msg("%s", ts_ctx_error(ctx));
+    free(fp);
+}
+
+static void identity_of(void **state, const char *name, const char *crop) {
+    fixture *f = *state;
+    ts_photo *p;
+    assert_int_equal(ts_photo_open(f->ctx, ts_test_photo(name), &p), TS_OK);
+    ts_render_job job;
+    frame_job(f->ctx, p, crop, &job);
+    ts_verify_floor floor;
+    double t0 = g_get_monotonic_time();
+    if (ts_verify_noise_floor(f->ctx, p, &floor)) fail_msg("%s", ts_ctx_error(f->ctx));
+    double t_floor = (g_get_monotonic_time() - t0) / 1000;
+    assert_true(floor.mean < 0.005);
+
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s-%s.jpg", f->dir, name, crop);
+    export_params ep;
+    ts_params_defaults(ts_stage_export.table, &ep);
+    assert_int_equal(ts_export_write(&job, &ep, path), TS_OK);
+    ts_identity_result r;
+    t0 = g_get_monotonic_time();
+    if (ts_verify_identity(f->ctx, p, path, job.m, &floor, &r))
+        fail_msg("%s", ts_ctx_error(f->ctx));
+    double t_id = (g_get_monotonic_time() - t0) / 1000;
+    print_message("  %-17s %-6s aligned mean %.3f%% max %.3f%% | as written mean %.3f%% max "
+                  "%.3f%% | floor %.3f%% max %.3f%% | eye %.0f px | %.0f ms + floor %.0f ms\n",
+                  name, crop, 100 * r.mean, 100 * r.max, 100 * r.direct_mean, 100 * r.direct_max,
+                  100 * floor.mean, 100 * floor.max, r.inter_eye_px, t_id, t_floor);
+    assert_true(r.pass);
+    assert_true(r.mean <= TS_VERIFY_IDENTITY_LIMIT);
+    assert_true(r.max >= r.mean);
+    assert_non_null(strstr(r.message, "kept"));
+
+    /* The same through a size cap that makes export scale the file: the result's transform
+     * (frame times scale) maps it back. */
+    ep.max_kb = 30;
+    ts_export_result er;
+    snprintf(path, sizeof path, "%s/%s-%s-capped.jpg", f->dir, name, crop);
+    assert_int_equal(ts_export_write_ex(&job, &ep, path, &er), TS_OK);
+    if (er.scale < 1) {
+        ts_identity_result rc;
+        assert_int_equal(ts_verify_identity(f->ctx, p, path, er.m, &floor, &rc), TS_OK);
+        print_message("  %-17s capped to %dx%d q%d: aligned mean %.3f%% max %.3f%% | as "
+                      "written mean %.3f%%\n",
+                      name, er.width, er.height, er.quality, 100 * rc.mean, 100 * rc.max,
+                      100 * rc.direct_mean);
+        assert_true(rc.pass);
+    }
+    ts_render_job_clear(&job);
+    ts_photo_unref(p);
+}
+
+static void t_identity_grace(void **state) {
+    identity_of(state, "grace_hopper.jpg", "square");
+    identity_of(state, "grace_hopper.jpg", "tight");
+}
+
+static void t_identity_franck(void **state) {
+    identity_of(state, "franck_02045.jpg", "square");
+    identity_of(state, "franck_03909.jpg", "4x5");
+}
+
+/* A face enlarged by 5% about the eyes (a geometry change that a generative service might
+ * make) fails, and the message says by how much. */
+static void t_warped_fails(void **state) {
+    fixture *f = *state;
+    ts_photo *p;
+    assert_int_equal(ts_photo_open(f->ctx, ts_test_photo("grace_hopper.jpg"), &p), TS_OK);
+    ts_render_job job;
+    frame_job(f->ctx, p, "square", &job);
+    /* Scale the face region (a box around the landmarks) by 5% about the eye centre. */
+    float x0 = 1e9f, y0 = 1e9f, x1 = -1e9f, y1 = -1e9f;
+    for (int i = 0; i < TS_LANDMARKS; i++) {
+        x0 = fminf(x0, job.lm[i][0]), x1 = fmaxf(x1, job.lm[i][0]);
+        y0 = fminf(y0, job.lm[i][1]), y1 = fmaxf(y1, job.lm[i][1]);
+    }
+    double cx = (job.lm[468][0] + job.lm[473][0]) / 2, cy = (job.lm[468][1] + job.lm[473][1]) / 2;
+    int bx = (int)fmax(0, x0 - 20), by = (int)fmax(0, y0 - 20);
+    int bw = (int)fmin(job.rgb->Xsize, x1 + 20) - bx, bh = (int)fmin(job.rgb->Ysize, y1 + 20) - by;
+    const double k = 1.05;
+    VipsImage *big = NULL, *warped = NULL;
+    VipsArrayInt *area = vips_array_int_newv(4, bx, by, bw, bh);
+    assert_int_equal(vips_affine(job.rgb, &big, k, 0, 0, k, "oarea", area, "odx", cx - k * cx,
+                                 "ody", cy - k * cy, "interpolate",
+                                 vips_interpolate_bilinear_static(), NULL),
+                     0);
+    vips_area_unref(VIPS_AREA(area));
+    assert_int_equal(vips_insert(job.rgb, big, &warped, bx, by, NULL), 0);
+    g_object_unref(big);
+    ts_render_replace(&job.rgb, warped);
+    char path[400];
+    snprintf(path, sizeof path, "%s/warped.jpg", f->dir);
+    export_params ep;
+    ts_params_defaults(ts_stage_export.table, &ep);
+    assert_int_equal(ts_export_write(&job, &ep, path), TS_OK);
+    ts_identity_result r;
+    assert_int_equal(ts_verify_identity(f->ctx, p, path, job.m, NULL, &r), TS_OK);
+    print_message("  warped 5%%: aligned mean %.2f%% max %.2f%%, as written mean %.2f%% -> %s\n",
+                  100 * r.mean, 100 * r.max, 100 * r.direct_mean, r.message);
+    assert_false(r.pass);
+    assert_true(r.mean > 2 * TS_VERIFY_IDENTITY_LIMIT);
+    assert_non_null(strstr(r.message, "changed"));
+    /* A wrong transform (the frame's shifted by 3% of the eye distance) fails too. */
+    double m[6];
+    memcpy(m, job.m, sizeof m);
+    m[2] += 0.03 * job.inter_eye;
+    snprintf(path, sizeof path, "%s/plain.jpg", f->dir);
+    ts_render_job_clear(&job);
+    frame_job(f->ctx, p, "square", &job);
+    assert_int_equal(ts_export_write(&job, &ep, path), TS_OK);
+    assert_int_equal(ts_verify_identity(f->ctx, p, path, m, NULL, &r), TS_OK);
+    assert_false(r.pass);
+    assert_float_equal(r.mean, 0.03, 0.006);
+    /* Errors: a singular transform, an output without a face. */
+    double zero[6] = {0};
+    assert_int_equal(ts_verify_identity(f->ctx, p, path, zero, NULL, &r), TS_ERR_ARGUMENT);
+    VipsImage *grey = NULL;
+    assert_int_equal(vips_black(&grey, 600, 600, "bands", 3, NULL), 0);
+    snprintf(path, sizeof path, "%s/noface.png", f->dir);
+    assert_int_equal(vips_image_write_to_file(grey, path, NULL), 0);
+    g_object_unref(grey);
+    assert_int_equal(ts_verify_identity(f->ctx, p, path, job.m, NULL, &r), TS_ERR_NO_FACE);
+    assert_non_null(strstr(ts_ctx_error(f->ctx), "output"));
+    ts_render_job_clear(&job);
+    ts_photo_unref(p);
+}
+
+/* The RGB of the edit map at (x, y). */
+static void map_pixel(VipsImage *map, int x, int y, double rgb[3]) {
+    double *v;
+    int n;
+    assert_int_equal(vips_getpoint(map, &v, &n, x, y, NULL), 0);
+    for (int c = 0; c < 3; c++) rgb[c] = v[c];
+    g_free(v);
+}
+
+static void t_edit_map(void **state) {
+    fixture *f = *state;
+    ts_photo *p;
+    assert_int_equal(ts_photo_open(f->ctx, ts_test_photo("grace_hopper.jpg"), &p), TS_OK);
+    ts_render_job job;
+    frame_job(f->ctx, p, "square", &job);
+    VipsImage *before = ts_verify_snapshot(&job);
+    assert_non_null(before);
+    assert_ptr_equal(before, job.rgb);
+    /* A stage that brightens a patch on the cheek by 20 levels, and changes nothing else. */
+    int px = (int)job.lm[205][0] - 20, py = (int)job.lm[205][1] - 20, pw = 40, ph = 40;
+    VipsImage *patch = NULL, *lit = NULL, *after = NULL;
+    assert_int_equal(vips_extract_area(job.rgb, &patch, px, py, pw, ph, NULL), 0);
+    assert_int_equal(vips_linear1(patch, &lit, 1, 20, NULL), 0);
+    assert_int_equal(vips_insert(job.rgb, lit, &after, px, py, NULL), 0);
+    g_object_unref(patch), g_object_unref(lit);
+    ts_render_replace(&job.rgb, after);
+    VipsImage *snap = ts_verify_snapshot(&job);
+    /* The snapshot taken earlier is unaffected by the stage. */
+    assert_ptr_not_equal(snap, before);
+
+    char path[400];
+    snprintf(path, sizeof path, "%s/editmap.png", f->dir);
+    ts_edit_stats st;
+    if (ts_verify_edit_map(f->ctx, before, snap, NULL, path, &st))
+        fail_msg("%s", ts_ctx_error(f->ctx));
+    long W = before->Xsize, H = before->Ysize;
+    print_message("  edit map: mean %.3f p99 %.2f max %.2f changed %.4f%% of %ld px\n", st.mean,
+                  st.p99, st.max, 100 * st.changed, st.pixels);
+    assert_int_equal(st.pixels, W * H);
+    assert_float_equal(st.changed, (double)pw * ph / (W * H), 1e-4);
+    assert_true(st.max >= 19 && st.max <= 21); /* 20 levels, clipped at 255 in places */
+    VipsImage *map = vips_image_new_from_file(path, NULL);
+    assert_non_null(map);
+    assert_int_equal(map->Xsize, W);
+    double in[3], out[3];
+    map_pixel(map, px + pw / 2, py + ph / 2, in);
+    map_pixel(map, px - 30, py + ph / 2, out);
+    /* Unchanged: grey. Changed: a warm heat colour (magma at 20/32: red > blue, not grey). */
+    assert_true(fabs(out[0] - out[1]) < 2 && fabs(out[1] - out[2]) < 2);
+    assert_true(in[0] > in[2] + 40 && in[0] > in[1] + 40);
+    g_object_unref(map);
+
+    /* Identical canvases: nothing changed, and the map is grey everywhere. */
+    snprintf(path, sizeof path, "%s/nothing.jpg", f->dir);
+    assert_int_equal(ts_verify_edit_map(f->ctx, before, before, NULL, path, &st), TS_OK);
+    assert_float_equal(st.max, 0, 0);
+    assert_float_equal(st.changed, 0, 0);
+    /* Mismatched sizes are refused. */
+    VipsImage *small = NULL;
+    assert_int_equal(vips_extract_area(before, &small, 0, 0, 100, 100, NULL), 0);
+    assert_int_equal(ts_verify_edit_map(f->ctx, before, small, NULL, path, &st), TS_ERR_ARGUMENT);
+    g_object_unref(small);
+    g_object_unref(before), g_object_unref(snap);
+    ts_render_job_clear(&job);
+    ts_photo_unref(p);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(t_identity_grace, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_identity_franck, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_warped_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_edit_map, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
