@@ -545,16 +545,6 @@ static ts_status tone_run(ts_render_job *job, const void *params) {
     }
     tone_plan pl;
     plan(p, &t, &pl);
-    if (getenv("TS_TONE_DEBUG"))
-        fprintf(stderr,
-                "tone: skin n=%d Lab %.1f %.1f %.1f -> %.1f %.1f %.1f; sclera n=%d rgb/g %.3f "
-                "%.3f Y %.3f; teeth n=%d rgb/g %.3f %.3f; hi %.3f; cone %.3f %.3f (%s) "
-                "gain %.3f\n",
-                t.n_skin, pl.skin_before[0], pl.skin_before[1], pl.skin_before[2], pl.skin_after[0],
-                pl.skin_after[1], pl.skin_after[2], t.n_sclera, t.sclera[0] / t.sclera[1],
-                t.sclera[2] / t.sclera[1], luminance(t.sclera), t.n_teeth, t.teeth[0] / t.teeth[1],
-                t.teeth[2] / t.teeth[1], t.person_hi, pl.cone[0], pl.cone[2],
-                pl.source ? pl.source : "-", pl.gain);
     tone_apply *a = malloc(sizeof *a);
     if (!a) return ts_fail(job->ctx, TS_ERR_NOMEM, "tone: out of memory");
     for (int i = 0; i < 3; i++)
