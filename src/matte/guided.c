@@ -86,6 +86,9 @@ static void box_rows(void *arg, int begin, int end) {
         case 8:
             row_mean(vm, out, w, r, 8);
             break;
+        case 12:
+            row_mean(vm, out, w, r, 12);
+            break;
         case 13:
             row_mean(vm, out, w, r, 13);
             break;
@@ -177,12 +180,13 @@ static void coef_consume(void *arg, int y, const float *mean) {
     memcpy(g->coef + (size_t)y * g->rgb->w * 4, mean, sizeof *mean * g->rgb->w * 4);
 }
 
-int ts_matte_guided_coef(const ts_fimg *rgb, const float *p, int r, float eps, float *coef) {
+int ts_matte_guided_coef(const ts_fimg *rgb, const float *p, int r_fit, int r_avg, float eps,
+                         float *coef) {
     int w = rgb->w, h = rgb->h;
     guided_job g = {rgb, p, eps, malloc(sizeof(float) * (size_t)w * h * 4), coef};
     if (!g.ab) return -1;
-    int rc = ts_matte_box_stream(w, h, 13, r, guided_produce, guided_solve, &g);
-    if (rc == 0) rc = ts_matte_box_stream(w, h, 4, r, coef_produce, coef_consume, &g);
+    int rc = ts_matte_box_stream(w, h, 13, r_fit, guided_produce, guided_solve, &g);
+    if (rc == 0) rc = ts_matte_box_stream(w, h, 4, r_avg, coef_produce, coef_consume, &g);
     free(g.ab);
     return rc;
 }

@@ -27,7 +27,11 @@
 #define HAIR_BAND_FACTOR 2 /* above the eyes the band is this much wider */
 #define GUIDED_EPS 1e-4f
 #define SEGMENT_MIRROR 0 /* run the network on the mirror image too */
-#define GUIDED_RADIUS(band) ((band) / 2 > 2 ? (band) / 2 : 2)
+/* The guided filter fits its linear model over windows of 1.5 band (wide enough to take in the
+ * sure person and background beside the edge, which pin the model), then averages the
+ * coefficients over band / 2 (narrow, so the edge stays sharp). */
+#define GUIDED_FIT_RADIUS(band) ((band)*3 / 2 > 2 ? (band)*3 / 2 : 2)
+#define GUIDED_AVG_RADIUS(band) ((band) / 2 > 2 ? (band) / 2 : 2)
 
 void ts_matte_options_init(ts_matte_options *o) {
     if (!o) return;
@@ -154,11 +158,12 @@ typedef struct work {
     float *coef;  /* guided filter coefficients, 4 bands */
     float *alpha; /* work-resolution alpha */
     float *F, *B; /* foreground / background colour, 3 bands */
+    float *Bc;    /* local mean of the sure background in the band (NaN elsewhere), 3 bands */
 } work;
 
 static void work_free(work *k) {
     free(k->rgb.px), free(k->prob), free(k->tri), free(k->coef), free(k->alpha), free(k->F),
-        free(k->B);
+        free(k->B), free(k->Bc);
 }
 
 /* The full-resolution decode runs on its own thread while the work resolution is solved. */
@@ -258,6 +263,16 @@ static void full_alpha_rows(void *arg, int begin, int end) {
     }
 }
 
+/* The background colour for the last foreground solve at work pixel i: the multi-level solve's
+ * B, or where the sure background nearby is flat, its local mean (the colour model's B, weight
+ * in band 3 of Bc): on a plain backdrop the mean is exact, while the multi-level B, pulled by
+ * its smoothness terms, carries some of the person's colour into the edge. */
+static inline float bg_at(const float *B, const float *Bc, const uint8_t *t, int i, int c) {
+    if (t[i] != TS_TRI_UNKNOWN) return B[i * 3 + c]; /* Bc was not written there */
+    float w = Bc[i * 4 + 3];
+    return w * Bc[i * 4 + c] + (1.f - w) * B[i * 3 + c];
+}
+
 /* Foreground colour where 0 < alpha < 1: the finest level of the multi-level solve, against the
  * upsampled work solution; elsewhere the photo's colour stays. */
 static void full_fg_rows(void *arg, int begin, int end) {
@@ -272,6 +287,7 @@ static void full_fg_rows(void *arg, int begin, int end) {
         const uint8_t *t0 = k->tri + r0, *t1 = t0 + kr;
         const float *F0 = k->F + r0 * 3, *F1 = F0 + (size_t)kr * 3;
         const float *B0 = k->B + r0 * 3, *B1 = B0 + (size_t)kr * 3;
+        const float *C0 = k->Bc + r0 * 4, *C1 = C0 + (size_t)kr * 4;
         size_t row = (size_t)y * m->w;
         for (int cx = 0; cx < k->w; cx++) {
             int xa = j->xs[cx], xb = j->xs[cx + 1];
@@ -281,8 +297,10 @@ static void full_fg_rows(void *arg, int begin, int end) {
             for (int c = 0; c < 3; c++) {
                 fl[c] = F0[cx * 3 + c] + wy * (F1[cx * 3 + c] - F0[cx * 3 + c]);
                 fr[c] = F0[cx1 * 3 + c] + wy * (F1[cx1 * 3 + c] - F0[cx1 * 3 + c]);
-                bl[c] = B0[cx * 3 + c] + wy * (B1[cx * 3 + c] - B0[cx * 3 + c]);
-                br[c] = B0[cx1 * 3 + c] + wy * (B1[cx1 * 3 + c] - B0[cx1 * 3 + c]);
+                float b00 = bg_at(B0, C0, t0, cx, c), b01 = bg_at(B0, C0, t0, cx1, c);
+                float b10 = bg_at(B1, C1, t1, cx, c), b11 = bg_at(B1, C1, t1, cx1, c);
+                bl[c] = b00 + wy * (b10 - b00);
+                br[c] = b01 + wy * (b11 - b01);
             }
             for (int x = xa; x < xb; x++) {
                 size_t o = row + x;
@@ -385,9 +403,10 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     k.alpha = malloc(sizeof(float) * wn);
     k.F = malloc(sizeof(float) * wn * 3);
     k.B = malloc(sizeof(float) * wn * 3);
+    k.Bc = malloc(sizeof(float) * wn * 4);
     m = calloc(1, sizeof *m);
     if (!wpx || wb < 3 || !k.rgb.px || !k.prob || !k.tri || !k.coef || !k.alpha || !k.F || !k.B ||
-        !m) {
+        !k.Bc || !m) {
         s = ts_fail(ctx, wpx ? TS_ERR_NOMEM : TS_ERR_INTERNAL, "matte: out of memory");
         goto fail;
     }
@@ -431,12 +450,13 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
      * differ, the network's elsewhere; then the guided filter, pinned to the trimap. */
     for (size_t i = 0; i < wn; i++)
         k.alpha[i] = k.tri[i] == TS_TRI_FG ? 1.f : k.tri[i] == TS_TRI_BG ? 0.f : k.prob[i];
-    if (ts_matte_colour_alpha(&k.rgb, k.tri, HAIR_BAND_FACTOR * band * 2, k.alpha) != 0) {
+    if (ts_matte_colour_alpha(&k.rgb, k.tri, HAIR_BAND_FACTOR * band * 2, k.alpha, k.Bc) != 0) {
         s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
         goto fail;
     }
     lap("colour model", &t);
-    if (ts_matte_guided_coef(&k.rgb, k.alpha, GUIDED_RADIUS(band), GUIDED_EPS, k.coef) != 0) {
+    if (ts_matte_guided_coef(&k.rgb, k.alpha, GUIDED_FIT_RADIUS(band), GUIDED_AVG_RADIUS(band),
+                             GUIDED_EPS, k.coef) != 0) {
         s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
         goto fail;
     }

@@ -61,16 +61,22 @@ int ts_matte_close_alpha_holes(float *alpha, uint8_t *tri, int w, int h, double 
  */
 void ts_matte_trimap(const float *prob, int w, int h, int r, int r_top, int y_top, uint8_t *tri);
 
-/* Alpha from colour in the trimap's band: the local mean colours of the confident person (F)
- * and background (B) within radius r, and alpha = (I - B).(F - B) / |F - B|^2 where they
- * differ clearly; blended into alpha (which holds the network's estimate there) by how much
- * they differ. Returns 0, or -1 when out of memory. */
-int ts_matte_colour_alpha(const ts_fimg *rgb, const uint8_t *tri, int r, float *alpha);
+/* Alpha from colour in the trimap's band. Within radius r, the local mean colours of the
+ * confident background B and of the confident person, the latter twice, weighted towards its
+ * darker (Fd) and its brighter (Fb) colours; alpha is the least-squares fit of
+ * I - B = u (Fd - B) + v (Fb - B), u, v >= 0, alpha = u + v (the projection on the colour line
+ * (I - B).(F - B) / |F - B|^2 where the two are collinear), blended into alpha (which holds the
+ * network's estimate there) by how far apart person and background colours are. bg (w x h x 4,
+ * or NULL) receives, at band pixels, B and how flat the sure background is there (1 where the
+ * variance of its colours is within noise, down to 0). Returns 0, or -1 when out of memory. */
+int ts_matte_colour_alpha(const ts_fimg *rgb, const uint8_t *tri, int r, float *alpha, float *bg);
 
-/* Colour guided filter (He et al. 2013) of p with guide rgb, radius r, regulariser eps: writes
- * the averaged linear coefficients coef (w x h x 4: a_r, a_g, a_b, b), so that the filtered
- * value at a pixel of colour I is a . I + b. Returns 0, or -1 when out of memory. */
-int ts_matte_guided_coef(const ts_fimg *rgb, const float *p, int r, float eps, float *coef);
+/* Colour guided filter (He et al. 2013) of p with guide rgb, regulariser eps: the linear
+ * coefficients are fitted over windows of radius r_fit, then averaged over radius r_avg, into
+ * coef (w x h x 4: a_r, a_g, a_b, b), so that the filtered value at a pixel of colour I is
+ * a . I + b. Returns 0, or -1 when out of memory. */
+int ts_matte_guided_coef(const ts_fimg *rgb, const float *p, int r_fit, int r_avg, float eps,
+                         float *coef);
 
 /* Box mean of radius r over `bands` interleaved planes (at most 64), windows clipped at the
  * sides (normalised by the pixels inside), streamed: produce(arg, y, row) writes row y of the

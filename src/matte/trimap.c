@@ -116,59 +116,171 @@ done:
     free(sb);
 }
 
-/* The colour model's planes: masked colours and masks of sure person and sure background. */
+/* The colour model's planes (13): the sure person's colours and mask weighted towards its darker
+ * colours (1 - luma), then its brighter ones (luma); the sure background's colours, mask and
+ * squared colour (for its variance). */
+#define COLOUR_PLANES 13
+/* The sure background counts as flat (its local mean is its colour, within noise) below this
+ * variance (sum over the channels, 0..1 units: a standard deviation of ~3 levels per channel),
+ * and not at all above FLAT_VAR_MAX (~6.5 levels). */
+#define FLAT_VAR_FULL 0.0005f
+#define FLAT_VAR_MAX 0.002f
+
 typedef struct colour_job {
     const ts_fimg *rgb;
     const uint8_t *tri;
     float *alpha;
+    float *bg;
+    int hw, hh;    /* the half-resolution grid of the means */
+    float *planes; /* hw x hh x COLOUR_PLANES: the planes at half resolution */
+    float *means;  /* the same: their box means */
 } colour_job;
+
+/* The planes of one work pixel, added into o. */
+static inline void colour_planes(const float *I, uint8_t t, float *o) {
+    float fg = t == TS_TRI_FG, bg = t == TS_TRI_BG;
+    float l = 0.299f * I[0] + 0.587f * I[1] + 0.114f * I[2];
+    float fb = fg * l, fd = fg - fb;
+    o[0] += I[0] * fd, o[1] += I[1] * fd, o[2] += I[2] * fd, o[3] += fd;
+    o[4] += I[0] * fb, o[5] += I[1] * fb, o[6] += I[2] * fb, o[7] += fb;
+    o[8] += I[0] * bg, o[9] += I[1] * bg, o[10] += I[2] * bg, o[11] += bg;
+    o[12] += (I[0] * I[0] + I[1] * I[1] + I[2] * I[2]) * bg;
+}
+
+/* Rows begin..end of the planes at half resolution, into j->planes: the mean over each 2 x 2
+ * block (clipped). */
+static void colour_half_rows(void *arg, int begin, int end) {
+    const colour_job *j = arg;
+    for (int y = begin; y < end; y++) {
+        float *o = j->planes + (size_t)y * j->hw * COLOUR_PLANES;
+        int w = j->rgb->w, h = j->rgb->h, bands = j->rgb->bands;
+        int y0 = 2 * y, y1 = 2 * y + 1 < h ? 2 * y + 1 : y0;
+        memset(o, 0, sizeof *o * (size_t)j->hw * COLOUR_PLANES);
+        for (int x = 0; x < j->hw; x++, o += COLOUR_PLANES) {
+            int x0 = 2 * x, x1 = 2 * x + 1 < w ? 2 * x + 1 : x0;
+            int xs[2] = {x0, x1}, ys[2] = {y0, y1};
+            for (int b = 0; b < 2; b++)
+                for (int a = 0; a < 2; a++) {
+                    size_t i = (size_t)ys[b] * w + xs[a];
+                    colour_planes(j->rgb->px + i * bands, j->tri[i], o);
+                }
+            for (int c = 0; c < COLOUR_PLANES; c++) o[c] *= 0.25f;
+        }
+    }
+}
 
 static void colour_produce(void *arg, int y, float *o) {
     const colour_job *j = arg;
-    int w = j->rgb->w, bands = j->rgb->bands;
-    const float *I = j->rgb->px + (size_t)y * w * bands;
-    const uint8_t *t = j->tri + (size_t)y * w;
-    for (int x = 0; x < w; x++, I += bands, o += 8) {
-        float fg = t[x] == TS_TRI_FG, bg = t[x] == TS_TRI_BG;
-        o[0] = I[0] * fg, o[1] = I[1] * fg, o[2] = I[2] * fg, o[3] = fg;
-        o[4] = I[0] * bg, o[5] = I[1] * bg, o[6] = I[2] * bg, o[7] = bg;
-    }
+    memcpy(o, j->planes + (size_t)y * j->hw * COLOUR_PLANES,
+           sizeof *o * (size_t)j->hw * COLOUR_PLANES);
 }
 
-static void colour_consume(void *arg, int y, const float *mean) {
+static void colour_store(void *arg, int y, const float *mean) {
     const colour_job *j = arg;
-    int w = j->rgb->w, bands = j->rgb->bands;
-    const uint8_t *t = j->tri + (size_t)y * w;
-    float *alpha = j->alpha + (size_t)y * w;
-    for (int x = 0; x < w; x++) {
-        if (t[x] != TS_TRI_UNKNOWN) continue;
-        const float *o = mean + (size_t)x * 8, *I = j->rgb->px + ((size_t)y * w + x) * bands;
-        if (o[3] < 1e-3f || o[7] < 1e-3f) continue;
-        float d[3], e[3], dd = 0, ed = 0;
-        for (int c = 0; c < 3; c++) {
-            float F = o[c] / o[3], B = o[4 + c] / o[7];
-            d[c] = F - B;
-            e[c] = I[c] - B;
-            dd += d[c] * d[c];
-            ed += e[c] * d[c];
+    memcpy(j->means + (size_t)y * j->hw * COLOUR_PLANES, mean,
+           sizeof *mean * (size_t)j->hw * COLOUR_PLANES);
+}
+
+static inline float dot3(const float *a, const float *b) {
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+}
+
+/* The colour model at band pixel (x, y), from its planes' local means o. */
+static void colour_pixel(const colour_job *j, int x, int y, const float *o) {
+    int w = j->rgb->w;
+    size_t i = (size_t)y * w + x;
+    const float *I = j->rgb->px + i * j->rgb->bands;
+    float wf = o[3] + o[7];
+    if (j->bg) j->bg[i * 4 + 3] = 0;
+    if (wf < 1e-3f || o[11] < 1e-3f) return;
+    float d[3], e[3], d1[3], d2[3];
+    for (int c = 0; c < 3; c++) {
+        float B = o[8 + c] / o[11];
+        d[c] = (o[c] + o[4 + c]) / wf - B;
+        e[c] = I[c] - B;
+        d1[c] = o[3] > 1e-4f ? o[c] / o[3] - B : d[c];
+        d2[c] = o[7] > 1e-4f ? o[4 + c] / o[7] - B : d[c];
+    }
+    if (j->bg) {
+        float *bo = j->bg + i * 4, var = o[12] / o[11];
+        for (int c = 0; c < 3; c++) bo[c] = o[8 + c] / o[11], var -= bo[c] * bo[c];
+        float fl = (FLAT_VAR_MAX - var) / (FLAT_VAR_MAX - FLAT_VAR_FULL);
+        bo[3] = fl < 0 ? 0 : fl > 1 ? 1 : fl;
+    }
+    float dd = dot3(d, d), ed = dot3(e, d);
+    /* Colours closer than ~0.1 (in 0..1 units) say little; from ~0.25 apart, trust them. */
+    float trust = (dd - 0.01f) / 0.05f;
+    trust = trust < 0 ? 0 : trust > 1 ? 1 : trust;
+    /* Where the network sees (almost) no person, a busy background's colours (a flag, a
+     * bookshelf) would pass for foreground: it must see a little of one. */
+    float *alpha = j->alpha + i;
+    float seen = *alpha / 0.15f;
+    trust *= seen > 1 ? 1 : seen;
+    /* The colour line from B through the person's mean colour; where the darker and brighter
+     * person colours span a plane with B, the fit in that plane (a dark strand at the edge
+     * of lighter hair is not taken for a partly transparent one). */
+    float a = ed / (dd > 1e-6f ? dd : 1e-6f);
+    float s11 = dot3(d1, d1), s12 = dot3(d1, d2), s22 = dot3(d2, d2);
+    float r1 = dot3(e, d1), r2 = dot3(e, d2), det = s11 * s22 - s12 * s12;
+    if (s11 > 1e-6f && s22 > 1e-6f && det > 1e-4f * s11 * s22) {
+        float u = (s22 * r1 - s12 * r2) / det, v = (s11 * r2 - s12 * r1) / det;
+        if (u < 0)
+            u = 0, v = r2 / s22;
+        else if (v < 0)
+            v = 0, u = r1 / s11;
+        a = u + v;
+    }
+    a = a < 0 ? 0 : a > 1 ? 1 : a;
+    *alpha = trust * a + (1 - trust) * *alpha;
+}
+
+/* The band's pixels, rows begin..end: the means interpolated bilinearly from the half grid. */
+static void colour_rows(void *arg, int begin, int end) {
+    const colour_job *j = arg;
+    int w = j->rgb->w, hw = j->hw, hh = j->hh;
+    float o[COLOUR_PLANES];
+    for (int y = begin; y < end; y++) {
+        const uint8_t *t = j->tri + (size_t)y * w;
+        float v = (y + 0.5f) * 0.5f - 0.5f;
+        v = v < 0 ? 0 : v > hh - 1 ? (float)(hh - 1) : v;
+        int v0 = (int)v, v1 = v0 + 1 < hh ? v0 + 1 : v0;
+        float fy = v - v0;
+        const float *r0 = j->means + (size_t)v0 * hw * COLOUR_PLANES,
+                    *r1 = j->means + (size_t)v1 * hw * COLOUR_PLANES;
+        for (int x = 0; x < w; x++) {
+            if (t[x] != TS_TRI_UNKNOWN) continue;
+            float u = (x + 0.5f) * 0.5f - 0.5f;
+            u = u < 0 ? 0 : u > hw - 1 ? (float)(hw - 1) : u;
+            int u0 = (int)u, u1 = u0 + 1 < hw ? u0 + 1 : u0;
+            float fx = u - u0;
+            const float *p00 = r0 + (size_t)u0 * COLOUR_PLANES,
+                        *p01 = r0 + (size_t)u1 * COLOUR_PLANES;
+            const float *p10 = r1 + (size_t)u0 * COLOUR_PLANES,
+                        *p11 = r1 + (size_t)u1 * COLOUR_PLANES;
+            for (int c = 0; c < COLOUR_PLANES; c++) {
+                float top = p00[c] + fx * (p01[c] - p00[c]), bot = p10[c] + fx * (p11[c] - p10[c]);
+                o[c] = top + fy * (bot - top);
+            }
+            colour_pixel(j, x, y, o);
         }
-        /* Colours closer than ~0.1 (in 0..1 units) say little; from ~0.25 apart, trust them. */
-        float trust = (dd - 0.01f) / 0.05f;
-        trust = trust < 0 ? 0 : trust > 1 ? 1 : trust;
-        /* Where the network sees (almost) no person, a busy background's colours (a flag, a
-         * bookshelf) would pass for foreground: it must see a little of one. */
-        float seen = alpha[x] / 0.15f;
-        trust *= seen > 1 ? 1 : seen;
-        float a = ed / (dd > 1e-6f ? dd : 1e-6f);
-        a = a < 0 ? 0 : a > 1 ? 1 : a;
-        alpha[x] = trust * a + (1 - trust) * alpha[x];
     }
 }
 
-int ts_matte_colour_alpha(const ts_fimg *rgb, const uint8_t *tri, int r, float *alpha) {
-    /* Normalised convolution: box means of the masked colours over the box means of the masks. */
-    colour_job j = {rgb, tri, alpha};
-    return ts_matte_box_stream(rgb->w, rgb->h, 8, r, colour_produce, colour_consume, &j);
+int ts_matte_colour_alpha(const ts_fimg *rgb, const uint8_t *tri, int r, float *alpha, float *bg) {
+    /* Normalised convolution: box means of the masked colours over the box means of the masks.
+     * The means are smooth (r is several times the band): computed on a half-resolution grid
+     * (2 x 2 block means, radius r / 2) and interpolated at the band's pixels. */
+    int hw = (rgb->w + 1) / 2, hh = (rgb->h + 1) / 2;
+    size_t len = (size_t)hw * hh * COLOUR_PLANES;
+    colour_job j = {rgb, tri, alpha, bg, hw, hh, malloc(sizeof(float) * len * 2), NULL};
+    if (!j.planes) return -1;
+    j.means = j.planes + len;
+    ts_matte_parallel(hh, colour_half_rows, &j);
+    int hr = r / 2 > 1 ? r / 2 : 1;
+    int rc = ts_matte_box_stream(hw, hh, COLOUR_PLANES, hr, colour_produce, colour_store, &j);
+    if (rc == 0) ts_matte_parallel(rgb->h, colour_rows, &j);
+    free(j.planes);
+    return rc;
 }
 
 /* The expected silhouette of a person below a face, in face widths (docs/matte.md): the head
