@@ -26,9 +26,9 @@
  *                  the way that adds to the subject's own roll, so |roll| >= 25    -> pose
  *   cast           colour cast in linear light: R x1.3, B x0.7 (a warm, tungsten-like cast,
  *                  R/B ratio x1.86)                                                -> color_cast
- *   gradient       hard side light: linear light multiplied by a horizontal ramp from 0.25 at the
- *                  left edge of the face box to 1.0 at its right edge (constant outside) ->
- * evenness
+ *   gradient       hard side light: linear light multiplied by a horizontal ramp from 0.25 at one
+ *                  edge of the face box to 1.0 at the other (constant outside), darkening the
+ *                  side of the face box that is already the darker                -> evenness
  */
 #include <math.h>
 #include <stdio.h>
@@ -215,13 +215,32 @@ static VipsImage *rotate_about(VipsImage *in, double deg, double cx, double cy) 
     return t;
 }
 
-/* A 1-band float image W x H: 0.25 left of x0, 1.0 right of x0 + w, linear in between. */
-static VipsImage *side_ramp(int width, int height, double x0, double w) {
+/* Mean luminance (linear light) of the left half of a box over that of its right half. */
+static double box_left_right(VipsImage *im, const double box[4]) {
+    int x0 = (int)fmax(0, box[0]), y0 = (int)fmax(0, box[1]);
+    int x1 = (int)fmin(im->Xsize, box[0] + box[2]), y1 = (int)fmin(im->Ysize, box[1] + box[3]);
+    int xm = (x0 + x1) / 2;
+    if (xm - x0 < 2 || y1 - y0 < 2) return 1;
+    VipsImage *lin, *l, *r;
+    double ml, mr;
+    if (vips_colourspace(im, &lin, VIPS_INTERPRETATION_scRGB, NULL)) vdie("scRGB");
+    if (vips_extract_area(lin, &l, x0, y0, xm - x0, y1 - y0, NULL) ||
+        vips_extract_area(lin, &r, xm, y0, x1 - xm, y1 - y0, NULL) || vips_avg(l, &ml, NULL) ||
+        vips_avg(r, &mr, NULL))
+        vdie("box means");
+    g_object_unref(l), g_object_unref(r), g_object_unref(lin);
+    return mr > 0 ? ml / mr : 1;
+}
+
+/* A 1-band float image W x H: 0.25 left of x0, 1.0 right of x0 + w, linear in between; the
+ * mirror image (0.25 right of x0 + w) when flip is set. */
+static VipsImage *side_ramp(int width, int height, double x0, double w, int flip) {
     float *row = malloc(sizeof(float) * width);
     if (!row) die("out of memory", NULL);
     for (int x = 0; x < width; x++) {
         double f = (x + 0.5 - x0) / w;
         f = f < 0 ? 0 : f > 1 ? 1 : f;
+        if (flip) f = 1 - f;
         row[x] = (float)(0.25 + 0.75 * f);
     }
     VipsImage *r =
@@ -295,6 +314,13 @@ int main(int argc, char **argv) {
         if (vips_crop(im, &t, x0, y0, x1 - x0, y1 - y0, NULL)) vdie("crop");
         if (!(m = vips_image_copy_memory(t))) vdie("copy_memory");
         g_object_unref(t), g_object_unref(im), im = m;
+        /* A crop is no longer the camera's frame: drop the EXIF, whose focal length would now
+         * refer to a wider picture (and libvips rewrites the recorded pixel size on save, so
+         * check could not tell). */
+        gchar **fields = vips_image_get_fields(im);
+        for (int k = 0; fields[k]; k++)
+            if (!strncmp(fields[k], "exif-", 5)) vips_image_remove(im, fields[k]);
+        g_strfreev(fields);
         s.box[0] -= x0, s.box[1] -= y0;
         g_object_ref(im);
         save(im, "orig", "-");
@@ -321,7 +347,10 @@ int main(int argc, char **argv) {
     if (want("cast"))
         save(linear_light(im, (double[3]){1.3, 1.0, 0.7}, NULL), "cast", "color_cast");
     if (want("gradient")) {
-        VipsImage *ramp = side_ramp(w, h, s.box[0], s.box[2]);
+        /* Darken the side that is already the darker one, as rot25 adds to the subject's own
+         * roll: a ramp against the photo's own side light would even it out instead. */
+        int flip = box_left_right(im, s.box) > 1;
+        VipsImage *ramp = side_ramp(w, h, s.box[0], s.box[2], flip);
         save(linear_light(im, NULL, ramp), "gradient", "evenness");
         g_object_unref(ramp);
     }

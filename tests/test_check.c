@@ -69,6 +69,13 @@ static void t_usable_portraits(void **state) {
         assert_int_equal(verdict_of(r, "eyes_open"), TS_VERDICT_GOOD);
         assert_int_equal(verdict_of(r, "exposure"), TS_VERDICT_GOOD);
         assert_int_equal(verdict_of(r, "noise"), TS_VERDICT_GOOD);
+        /* Neither a tight webcam frame ending at the collar, nor a modest tilt, nor the webcam's
+         * JPEG grid on a smooth face is a problem for a headshot (docs/check.md). */
+        assert_int_equal(verdict_of(r, "headroom"), TS_VERDICT_GOOD);
+        assert_int_equal(verdict_of(r, "pose"), TS_VERDICT_GOOD);
+        assert_int_equal(verdict_of(r, "compression"), TS_VERDICT_GOOD);
+        assert_int_equal(verdict_of(r, "color_cast"), TS_VERDICT_GOOD);
+        assert_int_equal(verdict_of(r, "evenness"), TS_VERDICT_GOOD);
         ts_check_report_free(r);
     }
 }
@@ -94,6 +101,9 @@ static void t_problem_photos(void **state) {
     assert_true(f->raw[0] >= 2);
     assert_non_null(ts_check_find(r, "sharpness"));
     assert_non_null(ts_check_find(r, "pose"));
+    /* Shared with others: at best "could be better" overall, however good the rest. */
+    assert_true(ts_check_score(r) < 75);
+    assert_int_not_equal(ts_check_verdict(r), TS_VERDICT_GOOD);
     ts_check_report_free(r);
 }
 

@@ -23,7 +23,7 @@ if [ $? -eq 2 ] && "$ts" check --help 2>&1 | grep -q "unknown command"; then
     echo "SKIP: trueshot has no check command yet"
     exit 77
 fi
-# Thresholds are the targets. A documented shortfall would be passed here as
-# --short NAME=RATE with a comment saying why; there is none.
+# Thresholds are the targets, with no shortfall bar: a documented shortfall would be
+# passed here as --short NAME=RATE (or --short-false COMPONENT=RATE) with a comment saying why.
 exec "$eval" --trueshot "$ts" --degrade "$degrade" --subset --assert \
     --min-detect 0.95 --max-false 0.05 "$photos"

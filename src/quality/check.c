@@ -83,7 +83,7 @@ static float lab_f(float t) {
     return t > 0.008856f ? cbrtf(t) : 7.787f * t + 16.f / 116.f;
 }
 
-void q_lab(const uint8_t rgb[3], float lab[3]) {
+static const float *lin_lut(void) {
     static float lut[256];
     static bool ready;
     /* Benign race: every thread writes the same values. */
@@ -91,6 +91,16 @@ void q_lab(const uint8_t rgb[3], float lab[3]) {
         for (int i = 0; i < 256; i++) lut[i] = srgb_lin(i);
         ready = true;
     }
+    return lut;
+}
+
+double q_luminance(const uint8_t rgb[3]) {
+    const float *lut = lin_lut();
+    return 0.2126 * lut[rgb[0]] + 0.7152 * lut[rgb[1]] + 0.0722 * lut[rgb[2]];
+}
+
+void q_lab(const uint8_t rgb[3], float lab[3]) {
+    const float *lut = lin_lut();
     float r = lut[rgb[0]], g = lut[rgb[1]], b = lut[rgb[2]];
     /* sRGB (D65) to XYZ, normalised by the D65 white. */
     float x = (0.4124f * r + 0.3576f * g + 0.1805f * b) / 0.95047f;
@@ -164,6 +174,10 @@ static void aggregate(ts_check_report *r) {
      * worst component, and any "not usable" makes the photo not usable. */
     if (s > worst + 25) s = worst + 25;
     if (unusable && s > Q_UNUSABLE - 1) s = Q_UNUSABLE - 1;
+    /* Other people in the photo: the crop can leave them out, but a photo shared with others
+     * is at best "could be better" as a headshot source (issue 5: a warning, not a failure). */
+    const ts_check_component *faces = ts_check_find(r, "faces");
+    if (faces && faces->verdict != TS_VERDICT_GOOD && s > Q_GOOD - 1) s = Q_GOOD - 1;
     r->score = (int)floor(s);
     r->verdict = r->score >= Q_GOOD       ? TS_VERDICT_GOOD
                  : r->score >= Q_UNUSABLE ? TS_VERDICT_COULD_BE_BETTER

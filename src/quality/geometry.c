@@ -77,36 +77,49 @@ static void grade_headroom(q_input *in, ts_check_report *r) {
     ts_check_component *c = q_add(r, "headroom", "Room for the framing");
     const float(*L)[3] = in->a->landmarks;
     double fh = fmax(in->face_h, 1), cx = (L[234][0] + L[454][0]) / 2, ey = in->eye_mid[1];
-    /* The square the framing stage would cut: face width = face_fraction of its side, the eye
-     * line 40% from the top (the photographers' rule of placing the eyes near the upper third;
+    /* The square the framing would cut: face width = face_fraction of its side, the eye line
+     * 40% from the top (the photographers' rule of placing the eyes near the upper third;
      * OFIQ's CropOfTheFaceImage measures the same margins around the eye centres). How much of
-     * that square the photo holds, side by side, in units of the square's side. */
+     * that square the photo holds above the eyes and to each side, in units of its side. */
     double side = fmax(in->face_w, fh * 0.8) / in->opt->face_fraction;
-    double room[4] = {
-        ey / (0.4 * side),           /* above the eyes */
-        (in->H - ey) / (0.6 * side), /* below */
-        cx / (0.5 * side),           /* left */
-        (in->W - cx) / (0.5 * side), /* right */
-    };
-    int lim = 0;
-    for (int i = 1; i < 4; i++)
-        if (room[i] < room[lim]) lim = i;
-    double fit = fmin(room[lim], 1.5);
-    q_raw(c, "fit", fit);
-    q_raw(c, "above", room[0]);
-    q_raw(c, "below", room[1]);
-    q_raw(c, "left", room[2]);
-    q_raw(c, "right", room[3]);
-    /* Good: the whole square fits. Not usable when under 55% of it does: the framing would
-     * then cut through the hair or chin (crown ~0.65 face heights above the eyes). */
-    double s = q_up(fit, 0.55, 1.0);
+    double above = ey / (0.4 * side), below = (in->H - ey) / (0.6 * side);
+    double left = cx / (0.5 * side), right = (in->W - cx) / (0.5 * side);
+    /* Below the chin, in face heights (mesh 10 to 152). */
+    double chin = fmax(L[152][1], ey);
+    double below_chin = (in->H - chin) / fh;
+    q_raw(c, "fit", fmin(fmin(above, below), fmin(left, right)));
+    q_raw(c, "above", above);
+    q_raw(c, "below", below);
+    q_raw(c, "left", left);
+    q_raw(c, "right", right);
+    q_raw(c, "below_chin", below_chin);
+    /* Above: good when the photo holds the square with its eye line on the upper third (the
+     * photographers' rule of thirds; frame.c's templates put the eyes 0.33-0.42 from the top, and
+     * it raises them to 0.30 when the photo is short of room above), that is 0.83 of the room the
+     * 0.40 eye line wants; not usable under 0.55 (the framing would then cut through the hair;
+     * crown ~0.65 face heights above the eyes). The framing stage (src/render/frame.c) may zoom in
+     * on the face up to 1.8x to keep the canvas on the photo, so a photo that holds 80% of the
+     * square's width (the tight template's head size, 0.66 of the frame against the square's 0.52)
+     * still frames well: the sides are good from 0.8. Below, a photographer asks for the chin, the
+     * neck and the start of the shoulders, not for the chest: a frame that ends at the upper chest
+     * still makes a square head-and-shoulders crop (frame.c zooms in and lowers the eye line to
+     * complete it). So below is graded on the room under the chin: good from 0.10 face heights (the
+     * webcam frames of the development set end 0.11-0.30 under the chin, at the collar with the
+     * shoulder line in the picture, and frame well), not usable when the chin itself is at the edge
+     * (a cut chin cannot be framed). */
+    double sa = q_up(above, 0.55, 0.83);
+    double sl = q_up(left, 0.45, 0.8), sr = q_up(right, 0.45, 0.8);
+    double sb = q_up(below_chin, 0.0, 0.10);
+    double s = fmin(fmin(sa, sb), fmin(sl, sr));
     static const char *tips[4] = {
         "Leave more room above your head: step back, or hold the camera a little higher and "
         "tilt it down.",
-        "Show your shoulders: step back or zoom out so the photo reaches to mid-chest.",
+        "Show your neck and shoulders: step back or zoom out so the photo reaches at least to "
+        "your collar.",
         "Centre yourself: there is too little room on the left of your face.",
         "Centre yourself: there is too little room on the right of your face.",
     };
+    int lim = s == sa ? 0 : s == sb ? 1 : s == sl ? 2 : 3;
     q_grade(c, s, "%s", tips[lim]);
 }
 
@@ -116,17 +129,23 @@ static void grade_pose(q_input *in, ts_check_report *r) {
     q_raw(c, "yaw_deg", yaw);
     q_raw(c, "pitch_deg", pitch);
     q_raw(c, "roll_deg", roll);
-    /* ISO/IEC 19794-5 / ICAO 9303 allow +-5 degrees for a frontal passport image and OFIQ
-     * scores each angle as 100 cos^2 (20 degrees -> 88, 45 -> 50). A headshot is not a
-     * passport photo: a face turned up to ~20 degrees (shoulders angled, face to the lens) is
-     * the standard corporate pose and good; a three-quarter view (30-45) suits creative looks
-     * but most uses want eye contact, so it could be better; past 45 the far eye and cheek are
-     * foreshortened away (not usable, and the mesh itself is no longer reliable). Pitch is
-     * less forgiving (chin up reads arrogant, chin down doubles the chin): good to 12, not
-     * usable from 25. Roll can be straightened by the framing stage, so only strong tilt
-     * counts: good to 10, not usable from 30. */
-    double sy = q_down(fabs(yaw), 20, 45), sp = q_down(fabs(pitch), 12, 25),
-           sr = q_down(fabs(roll), 10, 30);
+    /* ISO/IEC 19794-5 / ICAO 9303 allow +-5 degrees for a frontal passport image and OFIQ scores
+     * each angle as 100 cos^2 (20 degrees -> 88, 45 -> 50). A headshot is not a passport photo: a
+     * face turned up to ~20 degrees (shoulders angled, face to the lens) is the standard corporate
+     * pose and good; a three-quarter view (30-45) suits creative looks but most uses want eye
+     * contact, so it could be better; past 45 the far eye and cheek are foreshortened away (not
+     * usable, and the mesh itself is no longer reliable). Pitch is less forgiving upward (chin up
+     * reads arrogant, and shows the nostrils): good to 12, not usable from 25. A slightly lowered
+     * chin is what portrait photographers ask for ("forehead forward and down", Peter Hurley, "The
+     * Headshot", 2015), and the mesh reads a camera held a little above the eyes as a lowered chin
+     * too: downward good to 15, not usable from 30 (the eyes look up from under the brows). Roll is
+     * corrected by `make`, which levels the eyes (src/render/frame.c), so a modest tilt costs only
+     * some of the picture around the face: good to 15 degrees, could be better from there with a
+     * tip, not usable from 35 (a tilt that large, once levelled, turns the neck and shoulders with
+     * it and no longer reads as a head held upright). */
+    double sy = q_down(fabs(yaw), 20, 45),
+           sp = pitch > 0 ? q_down(pitch, 12, 25) : q_down(-pitch, 15, 30),
+           sr = q_down(fabs(roll), 15, 35);
     if (sy <= sp && sy <= sr)
         q_grade(c, sy,
                 "Your face is turned %.0f degrees %s. Turn your face toward the camera; angling "
@@ -194,14 +213,19 @@ static void grade_gaze(q_input *in, ts_check_report *r) {
     q_raw(c, "x", rx);
     q_raw(c, "y", gy);
     double open = fmin(in->a->eye_open[0], in->a->eye_open[1]);
-    /* ISO/IEC 19794-5 asks the eyes to look at the camera; no standard gives a tolerance. Ours:
-     * good within 0.3 half eye widths (about 8 degrees of eye rotation), not usable past 0.75
-     * (eyes clearly aside). Not graded when the eyes are nearly shut: the irises are hidden. */
+    /* ISO/IEC 19794-5 asks the eyes to look at the camera; no standard gives a tolerance.
+     * People judge a gaze as "at me" over a cone several degrees either side of the lens
+     * (Gamer and Hecht, "Are you looking at me? Measuring the cone of gaze", J Exp Psychol
+     * Hum Percept Perform 2007), and the mesh's iris position at 30-50 px per eye is uncertain
+     * by about 0.1-0.15 half eye widths (the development photos judged by eye to hold the
+     * lens measure up to 0.42 with the head turned 19 degrees). Good within 0.45 half eye
+     * widths (about 12 degrees), not usable past 0.9 (eyes clearly aside). Not graded when
+     * the eyes are nearly shut: the irises are hidden. */
     if (open < 0.10) {
         q_grade(c, 100, NULL);
         return;
     }
-    q_grade(c, q_down(off, 0.3, 0.75),
+    q_grade(c, q_down(off, 0.45, 0.9),
             "You are looking %s, not at the camera. Look into the lens itself (on a phone, the "
             "small dot above the screen), not at the screen.",
             fabs(rx) >= fabs(ry) ? (rx > 0 ? "to the side" : "to the side")

@@ -65,6 +65,8 @@ double q_up(double x, double unusable, double good);
 /* The same where smaller is better. */
 double q_down(double x, double good, double unusable);
 
+/* Relative luminance Y (0..1, linear light) of an sRGB 8-bit pixel. */
+double q_luminance(const uint8_t rgb[3]);
 /* sRGB 8-bit to CIELAB (D65). */
 void q_lab(const uint8_t rgb[3], float lab[3]);
 /* CIELAB back to sRGB 0xRRGGBB, clamped. */
