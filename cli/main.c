@@ -1,4 +1,5 @@
 /* trueshot: the command line. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -79,6 +80,9 @@ static int cmd_models(void) {
 }
 
 int main(int argc, char **argv) {
+    /* A file-size limit (ulimit -f) must fail the write with a message, not kill the process
+     * and leave temporary files behind. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;
