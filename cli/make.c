@@ -16,6 +16,7 @@
 #include "core/internal.h"
 #include "make_report.h"
 #include "render/export.h"
+#include "render/pipeline.h"
 #include "render/render.h"
 #include "styles/style.h"
 #include "verify/verify.h"
@@ -125,84 +126,53 @@ static void stem_of(const char *path, char *out, size_t cap) {
     if (dot && dot != out) *dot = 0;
 }
 
-/* Renders one output of one look; fills o. Returns the status of a failure that should stop the
- * whole run (output not writable), TS_OK otherwise (a failed look is reported in o->error). */
+/* Renders one output of one look (ts_render_look); fills o. Returns the status of a failure
+ * that should stop the whole run (output not writable), TS_OK otherwise (a failed look is
+ * reported in o->error). */
 static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
                             const ts_matte *matte, const ts_style *s, int i, const make_opts *mo,
-                            const char *stem, const ts_verify_floor *floor, make_output *o) {
-    char frame_params[512], why[300];
+                            const char *stem, const ts_verify_floor *floor, ts_render_cache *cache,
+                            make_output *o) {
+    char frame_params[512];
     ts_status st = frame_for(ctx, s, i, mo, frame_params, o->crop, sizeof o->crop);
     if (st) return st;
-    ts_render_job job = {0};
-    job.ctx = ctx, job.photo = p, job.face = face, job.matte = matte;
-    VipsImage *before = NULL, *after = NULL;
-    st = ts_stage_frame.run(&job, frame_params);
-    if (!st) before = ts_verify_snapshot(&job);
-    static const char *const middle[] = {"tone", "light", "retouch"};
-    for (int k = 0; !st && k < 3; k++) {
-        const ts_stage *stage = ts_styles_stage(middle[k]);
-        st = stage->run(&job, ts_style_params(s, middle[k]));
-    }
-    if (!st) after = ts_verify_snapshot(&job);
-    if (!st) st = ts_stage_background.run(&job, ts_style_params(s, "background"));
     const export_params *ep = ts_style_params(s, "export");
-    ts_export_result er = {0};
-    if (!st) {
-        snprintf(o->path, sizeof o->path, "%s/%s-%s-%s%s", mo->dir, stem, o->look, o->crop,
-                 ts_export_extension(ep->format));
-        st = ts_export_write_ex(&job, ep, o->path, &er);
+    snprintf(o->path, sizeof o->path, "%s/%s-%s-%s%s", mo->dir, stem, o->look, o->crop,
+             ts_export_extension(ep->format));
+    snprintf(o->edit_map, sizeof o->edit_map, "%s/%s-%s-%s-editmap.png", mo->dir, stem, o->look,
+             o->crop);
+    ts_look_request req = {.style = s,
+                           .frame_params = frame_params,
+                           .path = o->path,
+                           .edit_map = o->edit_map,
+                           .floor = floor,
+                           .cache = cache};
+    ts_look_result *r = calloc(1, sizeof *r);
+    if (!r) return ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
+    st = ts_render_look(ctx, p, face, matte, &req, r);
+    if (!r->edit_map_written) o->edit_map[0] = 0;
+    if (r->error[0] && !r->width) o->path[0] = 0; /* nothing was written */
+    snprintf(o->error, sizeof o->error, "%s", r->error);
+    if (!r->error[0] || r->width) {
+        o->width = r->width, o->height = r->height, o->bytes = r->bytes;
+        o->source_type = strcmp(r->source_type, "compositeSynthetic") ? "algorithmicallyEnhanced"
+                                                                      : "compositeSynthetic";
+        for (int k = 0; k < r->n_edits && k < MAKE_MAX_EDITS; k++)
+            snprintf(o->edits[o->n_edits++], sizeof o->edits[0], "%s", r->edits[k]);
+        for (int k = 0; k < r->n_notes && k < MAKE_MAX_NOTES; k++)
+            snprintf(o->notes[o->n_notes++], sizeof o->notes[0], "%s", r->notes[k]);
+        o->id_mean = r->id_mean, o->id_max = r->id_max, o->id_ok = r->id_ok;
+        if (r->id_written_mean >= 0) o->id_written_mean = r->id_written_mean;
     }
-    if (st) {
-        snprintf(o->error, sizeof o->error, "%s", ts_ctx_error(ctx));
-        goto done;
-    }
-    o->width = er.width, o->height = er.height, o->bytes = (long)er.bytes;
-    o->source_type = strcmp(er.source_type, "compositeSynthetic") ? "algorithmicallyEnhanced"
-                                                                  : "compositeSynthetic";
-    for (int k = 0; k < job.n_edits && k < MAKE_MAX_EDITS; k++)
-        snprintf(o->edits[o->n_edits++], sizeof o->edits[0], "%s", job.edits[k]);
-    for (int k = 0; k < job.n_notes && k < MAKE_MAX_NOTES; k++)
-        snprintf(o->notes[o->n_notes++], sizeof o->notes[0], "%s", job.notes[k]);
-    /* Authenticity: the face is measured against the photo on the canvas as the face edits
-     * left it (after tone, light and retouch), before the backdrop goes in: the backdrop changes
-     * no face pixel, but a new background shifts the mesh model's face-outline points by up to
-     * ~1.5% of the eye distance on unedited faces, which would hide the edits' own effect. The
-     * file as written is measured too and reported. */
-    ts_identity_result ir;
-    char vdir[] = "/tmp/trueshot-verify-XXXXXX", vpath[64] = "";
-    VipsImage *after8 = NULL;
-    if (after && mkdtemp(vdir) && vips_cast_uchar(after, &after8, NULL) == 0) {
-        snprintf(vpath, sizeof vpath, "%s/face.png", vdir);
-        if (vips_pngsave(after8, vpath, "compression", 1, NULL) != 0) vpath[0] = 0;
-    }
-    if (after8) g_object_unref(after8);
-    ts_identity_result wr;
-    if (ts_verify_identity(ctx, p, o->path, er.m, floor, &wr) == TS_OK)
-        o->id_written_mean = wr.mean;
-    if (vpath[0] && ts_verify_identity(ctx, p, vpath, job.m, floor, &ir) == TS_OK) {
-        o->id_mean = ir.mean, o->id_max = ir.max, o->id_ok = ir.pass;
-        if (!ir.pass) {
-            snprintf(o->error, sizeof o->error, "identity check failed: %s", ir.message);
-            unlink(o->path); /* a look that moved the face is not delivered */
-        }
-    } else {
-        snprintf(o->error, sizeof o->error, "identity check could not run: %s", ts_ctx_error(ctx));
-        unlink(o->path);
-    }
-    if (vpath[0]) unlink(vpath);
-    rmdir(vdir);
-    if (before && after) {
-        snprintf(o->edit_map, sizeof o->edit_map, "%s/%s-%s-%s-editmap.png", mo->dir, stem, o->look,
-                 o->crop);
-        if (ts_verify_edit_map(ctx, before, after, job.alpha, o->edit_map, NULL) != TS_OK)
-            o->edit_map[0] = 0;
-    }
-    (void)why;
-done:
-    if (before) g_object_unref(before);
-    if (after) g_object_unref(after);
-    ts_render_job_clear(&job);
-    return st == TS_ERR_WRITE ? st : TS_OK;
+    if (getenv("TRUESHOT_TIMING"))
+        fprintf(stderr,
+                "trueshot: %s %s: frame %.0f tone %.0f light %.0f retouch %.0f background %.0f "
+                "export %.0f verify %.0f edit map %.0f = %.0f ms\n",
+                o->look, o->crop, 1e3 * r->t.frame, 1e3 * r->t.tone, 1e3 * r->t.light,
+                1e3 * r->t.retouch, 1e3 * r->t.background, 1e3 * r->t.export_, 1e3 * r->t.verify,
+                1e3 * r->t.edit_map, 1e3 * r->t.total);
+    free(r);
+    return st;
 }
 
 /* Picks the photo to use: the best by check, with the reason. */
@@ -324,6 +294,7 @@ int cmd_make(int argc, char **argv) {
         stem_of(o.photos[pi], stem, sizeof stem);
         free(outs);
         outs = calloc((size_t)total, sizeof *outs);
+        ts_render_cache *cache = ts_render_cache_new(); /* NULL: each look does its own work */
         int n = 0;
         for (int si = 0; si < o.n_styles && outs; si++) {
             int no = o.crop ? 1 : ts_style_output_count(styles[si]);
@@ -333,15 +304,17 @@ int cmd_make(int argc, char **argv) {
                 stem_of(o.styles[si], out->look, sizeof out->look);
                 if (cli_tty())
                     fprintf(stderr, "\rtrueshot: rendering %d/%d: %-40s", n + 1, total, out->look);
-                st = render_one(ctx, p, face, matte, styles[si], k, &o, stem, &floor, out);
+                st = render_one(ctx, p, face, matte, styles[si], k, &o, stem, &floor, cache, out);
                 if (st) {
                     if (cli_tty()) fputc('\n', stderr);
                     rc = cli_fail(st, "%s", ts_ctx_error(ctx));
+                    ts_render_cache_free(cache);
                     ts_matte_free(matte);
                     goto done;
                 }
             }
         }
+        ts_render_cache_free(cache);
         if (cli_tty()) fprintf(stderr, "\r%-70s\r", "");
         make_report r = {o.photos[pi], reason[0] && !o.all ? reason : NULL, floor.mean, outs, n,
                          now_s() - t0};

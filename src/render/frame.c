@@ -59,32 +59,47 @@ static void canvas_bounds(double s, double t, const double E[2], const double A[
     }
 }
 
-/* The matte's alpha as a 1-band float image (0..1) in photo coordinates over [ex, ey, ew, eh]. */
+/* The matte's alpha as a 1-band 16-bit image (0..65535) in photo coordinates over
+ * [ex, ey, ew, eh]; it reads the matte's own buffer (the matte outlives the job). */
 static VipsImage *matte_alpha(const ts_matte *mt, int ex, int ey, int ew, int eh) {
-    int mx, my, mw, mh;
-    ts_matte_region(mt, &mx, &my, &mw, &mh);
-    uint16_t *a = malloc(sizeof *a * (size_t)mw * mh);
-    if (!a || ts_matte_alpha16(mt, a) != TS_OK) {
-        free(a);
-        return NULL;
-    }
-    VipsImage *im = vips_image_new_from_memory_copy(a, sizeof *a * (size_t)mw * mh, mw, mh, 1,
-                                                    VIPS_FORMAT_USHORT);
-    free(a);
-    VipsImage *f = NULL, *e = NULL;
-    if (im && vips_linear1(im, &f, 1.0 / 65535, 0, NULL) == 0)
-        vips_embed(f, &e, mx - ex, my - ey, ew, eh, "extend", VIPS_EXTEND_BLACK, NULL);
+    VipsImage *im = vips_image_new_from_memory(mt->alpha, sizeof *mt->alpha * (size_t)mt->w * mt->h,
+                                               mt->w, mt->h, 1, VIPS_FORMAT_USHORT);
+    int mx = mt->x, my = mt->y;
+    /* Kept 16-bit until it is on the canvas: resampling integers is faster than floats, and
+     * 1/65535 is far below what any later stage can see. */
+    VipsImage *e = NULL;
+    if (im) vips_embed(im, &e, mx - ex, my - ey, ew, eh, "extend", VIPS_EXTEND_BLACK, NULL);
     if (im) g_object_unref(im);
-    if (f) g_object_unref(f);
     return e;
 }
+
+/* How to_canvas treats src's format. */
+enum {
+    KEEP_FORMAT, /* resample as it is (the 16-bit alpha) */
+    FLOAT_FIRST, /* cast to float, then resample: no rounding at all */
+    FLOAT_AFTER  /* resize in 8 bits (libvips' vectorised path, about twice as fast), then
+                    float for the rotation: rounded once, by the resize (half a level) */
+};
 
 /* Resamples src (photo coordinates, origin ex, ey) into the canvas: lanczos resize by s, then a
  * rotation-only affine, pixel centres aligned (libvips maps pixel corners). */
 static VipsImage *to_canvas(VipsImage *src, double s, double t, const double E[2],
-                            const double A[2], int ex, int ey, int W, int H, VipsExtend extend) {
-    VipsImage *res = NULL, *out = NULL;
-    if (vips_resize(src, &res, s, NULL)) return NULL;
+                            const double A[2], int ex, int ey, int W, int H, VipsExtend extend,
+                            int format) {
+    VipsImage *res = NULL, *out = NULL, *f = NULL;
+    if (format == FLOAT_FIRST) {
+        if (vips_cast_float(src, &f, NULL)) return NULL;
+        src = f;
+    }
+    int bad = vips_resize(src, &res, s, NULL);
+    if (f) g_object_unref(f), f = NULL;
+    if (bad) return NULL;
+    if (format == FLOAT_AFTER) {
+        bad = vips_cast_float(res, &f, NULL);
+        g_object_unref(res);
+        if (bad) return NULL;
+        res = f;
+    }
     double Er[2] = {s * (E[0] - ex) + 0.5 * s - 0.5, s * (E[1] - ey) + 0.5 * s - 0.5};
     double c = cos(t), sn = sin(t), a = c, b = sn, cc = -sn, d = c;
     double odx = A[0] - (a * Er[0] + b * Er[1]), ody = A[1] - (cc * Er[0] + d * Er[1]);
@@ -95,6 +110,109 @@ static VipsImage *to_canvas(VipsImage *src, double s, double t, const double E[2
     vips_area_unref(VIPS_AREA(area));
     g_object_unref(res);
     return out;
+}
+
+/* ---- the per-photo cache ---------------------------------------------------------------- */
+
+/* Half-resolution copies of what frame resamples, made once per photo: the photo, the
+ * foreground colour (the matte's estimate inside its region, the photo outside) and the alpha,
+ * each averaged 2 x 2 (an exact box filter). A canvas that shrinks the photo by 2 or more is
+ * resampled from them: a quarter of the pixels through a kernel half as long, which is what
+ * libvips' own thumbnailing does after a JPEG shrink-on-load. */
+struct ts_render_cache {
+    const ts_photo *photo;
+    const ts_matte *matte;
+    VipsImage *rgb2, *fg2, *alpha2; /* uchar 3-band, uchar 3-band, ushort 1-band */
+};
+
+ts_render_cache *ts_render_cache_new(void) {
+    return calloc(1, sizeof(ts_render_cache));
+}
+
+static void cache_clear(ts_render_cache *c) {
+    VipsImage **all[] = {&c->rgb2, &c->fg2, &c->alpha2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ts_render_replace(all[i], NULL);
+    c->photo = NULL, c->matte = NULL;
+}
+
+void ts_render_cache_free(ts_render_cache *c) {
+    if (!c) return;
+    cache_clear(c);
+    free(c);
+}
+
+/* im shrunk 2 x 2 by averaging, in memory; NULL on failure. */
+static VipsImage *half_of(VipsImage *im) {
+    VipsImage *h = NULL, *m = NULL;
+    if (vips_shrink(im, &h, 2, 2, NULL)) return NULL;
+    m = vips_image_copy_memory(h);
+    g_object_unref(h);
+    return m;
+}
+
+/* Fills c for the job's photo and matte (once). Returns 0, or -1 when it cannot (frame then
+ * works from the full-resolution images). */
+static int cache_fill(ts_render_cache *c, ts_render_job *job, VipsImage *full) {
+    if (c->rgb2 && c->photo == job->photo && c->matte == job->matte) return 0;
+    cache_clear(c);
+    c->rgb2 = half_of(full);
+    if (job->matte) {
+        const ts_matte *mt = job->matte;
+        VipsImage *m8 = vips_image_new_from_memory((void *)mt->fg, (size_t)mt->w * mt->h * 3, mt->w,
+                                                   mt->h, 3, VIPS_FORMAT_UCHAR);
+        VipsImage *ins = NULL, *a = matte_alpha(mt, 0, 0, full->Xsize, full->Ysize);
+        if (m8 && vips_insert(full, m8, &ins, mt->x, mt->y, NULL) == 0) c->fg2 = half_of(ins);
+        if (a) c->alpha2 = half_of(a);
+        VipsImage *all[] = {m8, ins, a};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            if (all[i]) g_object_unref(all[i]);
+    }
+    if (!c->rgb2 || (job->matte && (!c->fg2 || !c->alpha2))) {
+        cache_clear(c);
+        vips_error_clear();
+        return -1;
+    }
+    c->photo = job->photo, c->matte = job->matte;
+    return 0;
+}
+
+/* Materialises the canvas images (reference taken over; NULL when missing) into the job and
+ * sets its transform, landmarks and edits. */
+static ts_status finish(ts_render_job *job, VipsImage *rgb, VipsImage *alpha, VipsImage *fgc,
+                        double s, double t, const double E[2], const double A[2], int W, int H,
+                        const frame_params *p) {
+    ts_ctx *ctx = job->ctx;
+    const ts_face_analysis *f = job->face;
+    const float(*L)[3] = f->landmarks;
+    /* Materialise: later stages read these many times. */
+    VipsImage *rgb_mem = rgb ? vips_image_copy_memory(rgb) : NULL;
+    VipsImage *alpha_mem = alpha ? vips_image_copy_memory(alpha) : NULL;
+    VipsImage *fg_mem = fgc ? vips_image_copy_memory(fgc) : NULL;
+    if (rgb) g_object_unref(rgb);
+    if (alpha) g_object_unref(alpha);
+    if (fgc) g_object_unref(fgc);
+    if (!rgb_mem || (job->matte && (!alpha_mem || !fg_mem))) {
+        if (rgb_mem) g_object_unref(rgb_mem);
+        if (alpha_mem) g_object_unref(alpha_mem);
+        if (fg_mem) g_object_unref(fg_mem);
+        return ts_fail(ctx, TS_ERR_INTERNAL, "frame: %s", vips_error_buffer());
+    }
+    ts_render_replace(&job->rgb, rgb_mem);
+    ts_render_replace(&job->alpha, alpha_mem);
+    ts_render_replace(&job->fg, fg_mem);
+    double c = cos(t), sn = sin(t);
+    job->m[0] = s * c, job->m[1] = s * sn, job->m[3] = -s * sn, job->m[4] = s * c;
+    job->m[2] = A[0] - (job->m[0] * E[0] + job->m[1] * E[1]);
+    job->m[5] = A[1] - (job->m[3] * E[0] + job->m[4] * E[1]);
+    for (int i = 0; i < TS_LANDMARKS; i++) {
+        job->lm[i][0] = (float)(job->m[0] * L[i][0] + job->m[1] * L[i][1] + job->m[2]);
+        job->lm[i][1] = (float)(job->m[3] * L[i][0] + job->m[4] * L[i][1] + job->m[5]);
+    }
+    job->inter_eye = (float)(f->inter_eye_px * s);
+    if (p->level && fabs(t) > 0.2 * M_PI / 180)
+        ts_render_edit(job, "levelled the eyes (turned %.1f degrees)", -t * 180 / M_PI);
+    ts_render_edit(job, "cropped to %s %dx%d", crop_names[p->crop], W, H);
+    return TS_OK;
 }
 
 static ts_status frame_run(ts_render_job *job, const void *params) {
@@ -160,20 +278,45 @@ static ts_status frame_run(ts_render_job *job, const void *params) {
     int ex = (int)floor(fmax(0, box[0] - 4)), ey = (int)floor(fmax(0, box[1] - 4));
     int ex1 = (int)ceil(fmin(PW, box[2] + 4)), ey1 = (int)ceil(fmin(PH, box[3] + 4));
     if (ex1 - ex < 2 || ey1 - ey < 2) return ts_fail(ctx, TS_ERR_INTERNAL, "frame: empty crop");
-    VipsImage *region = NULL, *fl = NULL;
-    if (vips_extract_area(full, &region, ex, ey, ex1 - ex, ey1 - ey, NULL) ||
-        vips_cast_float(region, &fl, NULL)) {
-        if (region) g_object_unref(region);
-        return ts_fail(ctx, TS_ERR_INTERNAL, "frame: %s", vips_error_buffer());
+    /* Shrinking by 2.2 or more: from the half-resolution copies (the resize left is still a
+     * reduction, by 1.1 or more). Coordinates there: x / 2 for pixel corners, so a centre x
+     * lands at (x + 0.5) / 2 - 0.5. */
+    if (job->cache && s <= 1 / 2.2 && cache_fill(job->cache, job, full) == 0) {
+        const ts_render_cache *c = job->cache;
+        int hx = ex / 2, hy = ey / 2;
+        int hx1 = (ex1 + 1) / 2, hy1 = (ey1 + 1) / 2;
+        hx1 = hx1 > c->rgb2->Xsize ? c->rgb2->Xsize : hx1;
+        hy1 = hy1 > c->rgb2->Ysize ? c->rgb2->Ysize : hy1;
+        double E2[2] = {(E[0] + 0.5) / 2 - 0.5, (E[1] + 0.5) / 2 - 0.5};
+        VipsImage *src[3] = {c->rgb2, c->fg2, c->alpha2}, *got[3] = {NULL, NULL, NULL};
+        for (int k = 0; k < 3; k++) {
+            VipsImage *reg = NULL;
+            if (!src[k] || vips_extract_area(src[k], &reg, hx, hy, hx1 - hx, hy1 - hy, NULL))
+                continue;
+            got[k] = to_canvas(reg, 2 * s, t, E2, A, hx, hy, W, H,
+                               k == 2 ? VIPS_EXTEND_BLACK : VIPS_EXTEND_COPY,
+                               k == 2 ? KEEP_FORMAT : FLOAT_AFTER);
+            g_object_unref(reg);
+        }
+        VipsImage *alpha = NULL;
+        if (got[2] && vips_linear1(got[2], &alpha, 1.0 / 65535, 0, NULL)) alpha = NULL;
+        if (got[2]) g_object_unref(got[2]);
+        return finish(job, got[0], job->matte ? alpha : NULL, job->matte ? got[1] : NULL, s, t, E,
+                      A, W, H, p);
     }
+    VipsImage *region = NULL;
+    if (vips_extract_area(full, &region, ex, ey, ex1 - ex, ey1 - ey, NULL))
+        return ts_fail(ctx, TS_ERR_INTERNAL, "frame: %s", vips_error_buffer());
+    VipsImage *rgb = to_canvas(region, s, t, E, A, ex, ey, W, H, VIPS_EXTEND_COPY, FLOAT_FIRST);
     g_object_unref(region);
-    VipsImage *rgb = to_canvas(fl, s, t, E, A, ex, ey, W, H, VIPS_EXTEND_COPY);
-    g_object_unref(fl);
     VipsImage *alpha = NULL;
     if (job->matte) {
         VipsImage *a = matte_alpha(job->matte, ex, ey, ex1 - ex, ey1 - ey);
-        alpha = a ? to_canvas(a, s, t, E, A, ex, ey, W, H, VIPS_EXTEND_BLACK) : NULL;
+        VipsImage *a16 =
+            a ? to_canvas(a, s, t, E, A, ex, ey, W, H, VIPS_EXTEND_BLACK, KEEP_FORMAT) : NULL;
+        if (a16 && vips_linear1(a16, &alpha, 1.0 / 65535, 0, NULL)) alpha = NULL;
         if (a) g_object_unref(a);
+        if (a16) g_object_unref(a16);
     }
     /* The decontaminated foreground colour: the matte's estimate inside its region, the
      * photo's own pixels outside it (where alpha is 0 and it is never shown). */
@@ -182,45 +325,15 @@ static ts_status frame_run(ts_render_job *job, const void *params) {
         const ts_matte *mt = job->matte;
         VipsImage *m8 = vips_image_new_from_memory((void *)mt->fg, (size_t)mt->w * mt->h * 3, mt->w,
                                                    mt->h, 3, VIPS_FORMAT_UCHAR);
-        VipsImage *mf = NULL, *base = NULL, *ins = NULL, *reg = NULL;
-        int ok = m8 && vips_cast_float(m8, &mf, NULL) == 0 &&
-                 vips_extract_area(full, &reg, ex, ey, ex1 - ex, ey1 - ey, NULL) == 0 &&
-                 vips_cast_float(reg, &base, NULL) == 0 &&
-                 vips_insert(base, mf, &ins, mt->x - ex, mt->y - ey, NULL) == 0;
-        if (ok) fgc = to_canvas(ins, s, t, E, A, ex, ey, W, H, VIPS_EXTEND_COPY);
-        VipsImage *all[] = {m8, mf, base, ins, reg};
+        VipsImage *ins = NULL, *reg = NULL;
+        int ok = m8 && vips_extract_area(full, &reg, ex, ey, ex1 - ex, ey1 - ey, NULL) == 0 &&
+                 vips_insert(reg, m8, &ins, mt->x - ex, mt->y - ey, NULL) == 0;
+        if (ok) fgc = to_canvas(ins, s, t, E, A, ex, ey, W, H, VIPS_EXTEND_COPY, FLOAT_FIRST);
+        VipsImage *all[] = {m8, ins, reg};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
             if (all[i]) g_object_unref(all[i]);
     }
-    /* Materialise: later stages read these many times. */
-    VipsImage *rgb_mem = rgb ? vips_image_copy_memory(rgb) : NULL;
-    VipsImage *alpha_mem = alpha ? vips_image_copy_memory(alpha) : NULL;
-    VipsImage *fg_mem = fgc ? vips_image_copy_memory(fgc) : NULL;
-    if (rgb) g_object_unref(rgb);
-    if (alpha) g_object_unref(alpha);
-    if (fgc) g_object_unref(fgc);
-    if (!rgb_mem || (job->matte && (!alpha_mem || !fg_mem))) {
-        if (rgb_mem) g_object_unref(rgb_mem);
-        if (alpha_mem) g_object_unref(alpha_mem);
-        if (fg_mem) g_object_unref(fg_mem);
-        return ts_fail(ctx, TS_ERR_INTERNAL, "frame: %s", vips_error_buffer());
-    }
-    ts_render_replace(&job->rgb, rgb_mem);
-    ts_render_replace(&job->alpha, alpha_mem);
-    ts_render_replace(&job->fg, fg_mem);
-    double c = cos(t), sn = sin(t);
-    job->m[0] = s * c, job->m[1] = s * sn, job->m[3] = -s * sn, job->m[4] = s * c;
-    job->m[2] = A[0] - (job->m[0] * E[0] + job->m[1] * E[1]);
-    job->m[5] = A[1] - (job->m[3] * E[0] + job->m[4] * E[1]);
-    for (int i = 0; i < TS_LANDMARKS; i++) {
-        job->lm[i][0] = (float)(job->m[0] * L[i][0] + job->m[1] * L[i][1] + job->m[2]);
-        job->lm[i][1] = (float)(job->m[3] * L[i][0] + job->m[4] * L[i][1] + job->m[5]);
-    }
-    job->inter_eye = (float)(f->inter_eye_px * s);
-    if (p->level && fabs(t) > 0.2 * M_PI / 180)
-        ts_render_edit(job, "levelled the eyes (turned %.1f degrees)", -t * 180 / M_PI);
-    ts_render_edit(job, "cropped to %s %dx%d", crop_names[p->crop], W, H);
-    return TS_OK;
+    return finish(job, rgb, alpha, fgc, s, t, E, A, W, H, p);
 }
 
 const ts_stage ts_stage_frame = {"frame", 1, frame_table, sizeof(frame_params), frame_run};

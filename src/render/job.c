@@ -1,5 +1,9 @@
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "core/internal.h"
 #include "render/render.h"
@@ -34,6 +38,120 @@ ts_status ts_render_map(ts_render_job *job, ts_render_op op, void *user, const c
     }
     ts_render_replace(&job->rgb, a);
     if (b) ts_render_replace(&job->fg, b);
+    return TS_OK;
+}
+
+/* ---- per-pixel maps ----------------------------------------------------------------------- */
+
+static void free_buffer(VipsImage *im, void *buf) {
+    (void)im;
+    g_free(buf);
+}
+
+/* One half of a map: pixels [first, first + n) of one image. When ref_in is given (fg mapped
+ * after rgb), a pixel equal to rgb's input takes rgb's output: the op is per pixel, so the
+ * result is the same, and most of fg (where alpha is 1, and outside the matte) equals rgb. */
+typedef struct map_part {
+    ts_render_px_op op;
+    void *user;
+    const float *in, *ref_in, *ref_out;
+    float *out;
+    size_t first, n;
+} map_part;
+
+/* Whether pixel i is bit for bit the same in a and b. */
+static inline int same_px(const float *a, const float *b, size_t i) {
+    uint32_t x[3], y[3];
+    memcpy(x, a + 3 * i, sizeof x);
+    memcpy(y, b + 3 * i, sizeof y);
+    return x[0] == y[0] && x[1] == y[1] && x[2] == y[2];
+}
+
+static void *map_part_run(void *arg) {
+    const map_part *m = arg;
+    size_t end = m->first + m->n;
+    if (!m->ref_in) {
+        m->op(m->in, m->out, m->first, m->n, m->user);
+        return NULL;
+    }
+    size_t i = m->first;
+    while (i < end) {
+        size_t j = i;
+        while (j < end && same_px(m->in, m->ref_in, j)) j++;
+        if (j > i) memcpy(m->out + 3 * i, m->ref_out + 3 * i, 3 * sizeof(float) * (j - i));
+        i = j;
+        while (j < end && !same_px(m->in, m->ref_in, j)) j++;
+        if (j > i) m->op(m->in, m->out, i, j - i, m->user);
+        i = j;
+    }
+    return NULL;
+}
+
+/* Maps one image in two halves, the second on a thread of its own. */
+static void map_two(map_part *m) {
+    map_part h[2] = {*m, *m};
+    h[0].n = m->n / 2, h[1].first = m->first + h[0].n, h[1].n = m->n - h[0].n;
+    pthread_t th;
+    int threaded = m->n >= 65536 && pthread_create(&th, NULL, map_part_run, &h[1]) == 0;
+    map_part_run(&h[0]);
+    if (threaded)
+        pthread_join(th, NULL);
+    else
+        map_part_run(&h[1]);
+}
+
+/* A new image of in's shape around buf (freed with the image); NULL, buf freed, on failure. */
+static VipsImage *wrap_like(float *buf, VipsImage *in) {
+    VipsImage *im = vips_image_new_from_memory(buf, VIPS_IMAGE_SIZEOF_IMAGE(in), in->Xsize,
+                                               in->Ysize, in->Bands, VIPS_FORMAT_FLOAT);
+    if (!im) {
+        g_free(buf);
+        return NULL;
+    }
+    g_signal_connect(im, "postclose", G_CALLBACK(free_buffer), buf);
+    im->Type = in->Type, im->Xres = in->Xres, im->Yres = in->Yres;
+    return im;
+}
+
+ts_status ts_render_map_px(ts_render_job *job, ts_render_px_op op, void *user, const char *what) {
+    VipsImage *src[2] = {job->rgb, job->fg}, *mem[2] = {NULL, NULL}, *res[2] = {NULL, NULL};
+    int n_img = job->fg ? 2 : 1, ok = 1;
+    for (int k = 0; k < n_img && ok; k++) {
+        ok = src[k] && src[k]->Bands == 3 && src[k]->BandFmt == VIPS_FORMAT_FLOAT &&
+             (mem[k] = vips_image_copy_memory(src[k])) != NULL;
+        if (ok && k == 1) ok = mem[1]->Xsize == mem[0]->Xsize && mem[1]->Ysize == mem[0]->Ysize;
+    }
+    float *out[2] = {NULL, NULL};
+    for (int k = 0; k < n_img && ok; k++) {
+        size_t npx = (size_t)mem[k]->Xsize * mem[k]->Ysize;
+        out[k] = g_try_malloc(VIPS_IMAGE_SIZEOF_IMAGE(mem[k]));
+        if (!out[k]) {
+            ok = 0;
+            break;
+        }
+        map_part m = {op, user, (const float *)VIPS_IMAGE_ADDR(mem[k], 0, 0), NULL, NULL, out[k],
+                      0,  npx};
+        if (k == 1) m.ref_in = (const float *)VIPS_IMAGE_ADDR(mem[0], 0, 0), m.ref_out = out[0];
+        map_two(&m);
+    }
+    for (int k = 0; k < n_img && ok; k++) {
+        res[k] = wrap_like(out[k], mem[k]);
+        out[k] = NULL;
+        ok = res[k] != NULL;
+    }
+    for (int k = 0; k < 2; k++) {
+        g_free(out[k]);
+        if (mem[k]) g_object_unref(mem[k]);
+    }
+    if (!ok) {
+        for (int k = 0; k < 2; k++)
+            if (res[k]) g_object_unref(res[k]);
+        return ts_fail(job->ctx, TS_ERR_INTERNAL, "%s: %s", what,
+                       vips_error_buffer()[0] ? vips_error_buffer()
+                                              : "the canvas must be 3-band float");
+    }
+    ts_render_replace(&job->rgb, res[0]);
+    if (res[1]) ts_render_replace(&job->fg, res[1]);
     return TS_OK;
 }
 

@@ -81,23 +81,55 @@ typedef struct light_map {
     float g;      /* G - 1 */
 } light_map;
 
-static VipsImage *light_op(VipsImage *in, void *user) {
+static void light_op(const float *in, float *out, size_t first, size_t n, void *user) {
     const light_map *lm = user;
-    size_t size;
-    float *px = vips_image_write_to_memory(in, &size);
-    if (!px) return NULL;
-    size_t n = (size_t)lm->w * lm->h;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = first; i < first + n; i++) {
         float k = lm->shape[i];
-        if (k <= 0) continue; /* untouched pixels keep their exact values */
-        float gain = 1 + lm->g * k, *p = px + i * 3;
-        for (int c = 0; c < 3; c++) p[c] = enc(gain * dec(p[c]));
+        const float *p = in + i * 3;
+        float *q = out + i * 3;
+        if (k <= 0) { /* untouched pixels keep their exact values */
+            q[0] = p[0], q[1] = p[1], q[2] = p[2];
+            continue;
+        }
+        float gain = 1 + lm->g * k;
+        for (int c = 0; c < 3; c++) q[c] = enc(gain * dec(p[c]));
     }
-    VipsImage *out =
-        vips_image_new_from_memory_copy(px, size, in->Xsize, in->Ysize, 3, VIPS_FORMAT_FLOAT);
-    g_free(px);
-    if (out) out->Type = in->Type, out->Xres = in->Xres, out->Yres = in->Yres;
-    return out;
+}
+
+/* The face mask feathered by feather pixels, over bw x bh. So wide a feather leaves nothing
+ * finer than a few pixels, so the mask is made on a grid k = feather / 4 times coarser (the
+ * mask's own 4 x 4 supersampling and Gaussian, at that scale) and brought back bilinearly: the
+ * same soft reach, without rasterising and blurring every pixel of the box. */
+static int soft_face_mask(ts_render_job *job, const ts_face_mesh *mesh, int bw, int bh,
+                          float feather, uint8_t *out) {
+    int k = (int)(feather / 4);
+    k = k < 1 ? 1 : k > 8 ? 8 : k;
+    if (k == 1)
+        return ts_face_region_mask(mesh, job->ctx->geom, TS_REGION_FACE, bw, bh, 1, feather, out);
+    int sw = (bw + k - 1) / k, sh = (bh + k - 1) / k;
+    uint8_t *sm = malloc((size_t)sw * sh);
+    if (!sm || ts_face_region_mask(mesh, job->ctx->geom, TS_REGION_FACE, sw, sh, 1.0f / k,
+                                   feather / k, sm)) {
+        free(sm);
+        return -1;
+    }
+    for (int y = 0; y < bh; y++) {
+        float fy = (y + 0.5f) / k - 0.5f;
+        fy = fy < 0 ? 0 : fy > sh - 1 ? sh - 1 : fy;
+        int y0 = (int)fy, y1 = y0 + 1 < sh ? y0 + 1 : y0;
+        float ty = fy - y0;
+        const uint8_t *r0 = sm + (size_t)y0 * sw, *r1 = sm + (size_t)y1 * sw;
+        for (int x = 0; x < bw; x++) {
+            float fx = (x + 0.5f) / k - 0.5f;
+            fx = fx < 0 ? 0 : fx > sw - 1 ? sw - 1 : fx;
+            int x0 = (int)fx, x1 = x0 + 1 < sw ? x0 + 1 : x0;
+            float tx = fx - x0;
+            float top = r0[x0] + tx * (r0[x1] - r0[x0]), bot = r1[x0] + tx * (r1[x1] - r1[x0]);
+            out[(size_t)y * bw + x] = (uint8_t)(top + ty * (bot - top) + 0.5f);
+        }
+    }
+    free(sm);
+    return 0;
 }
 
 static ts_status light_run(ts_render_job *job, const void *params) {
@@ -144,8 +176,13 @@ static ts_status light_run(ts_render_job *job, const void *params) {
     for (int i = 0; i < TS_LANDMARKS; i++)
         mesh.pts[i][0] = L[i][0] - bx0, mesh.pts[i][1] = L[i][1] - by0;
     uint8_t *skin = malloc(bn), *face = malloc(bn);
-    float *px = vips_image_write_to_memory(im, NULL);
-    float *alpha = job->alpha ? vips_image_write_to_memory(job->alpha, NULL) : NULL;
+    /* read in place: frame leaves the canvas in memory */
+    VipsImage *mem = vips_image_copy_memory(im);
+    VipsImage *amem = job->alpha ? vips_image_copy_memory(job->alpha) : NULL;
+    const float *px = mem ? (const float *)VIPS_IMAGE_ADDR(mem, 0, 0) : NULL;
+    const float *alpha = amem && amem->BandFmt == VIPS_FORMAT_FLOAT && amem->Bands == 1
+                             ? (const float *)VIPS_IMAGE_ADDR(amem, 0, 0)
+                             : NULL;
     float *shape = calloc(n, sizeof *shape);
     ts_status st = TS_OK;
     /* The reach: the whole face mesh, softened by a third of the inter-eye distance and
@@ -155,7 +192,7 @@ static ts_status light_run(ts_render_job *job, const void *params) {
         goto done;
     }
     if (ts_face_region_mask(&mesh, job->ctx->geom, TS_REGION_SKIN, bw, bh, 1, 0, skin) ||
-        ts_face_region_mask(&mesh, job->ctx->geom, TS_REGION_FACE, bw, bh, 1, feather, face)) {
+        soft_face_mask(job, &mesh, bw, bh, feather, face)) {
         st = TS_ERR_INTERNAL;
         goto done;
     }
@@ -208,7 +245,7 @@ static ts_status light_run(ts_render_job *job, const void *params) {
     g = fmin(g, pow(2, p->max_gain) - 1);
     if (g <= 0.005) goto done;
     light_map map = {w, h, shape, (float)g};
-    st = ts_render_map(job, light_op, &map, "light");
+    st = ts_render_map_px(job, light_op, &map, "light");
     if (st == TS_OK)
         ts_render_edit(job,
                        "fill light on the %s side of the face (+%.1f stops; sides %.2f -> "
@@ -217,7 +254,8 @@ static ts_status light_run(ts_render_job *job, const void *params) {
                        (m[dark] + g * sk[dark]) / (m[(int)b] + g * sk[(int)b]));
 done:
     free(skin), free(face), free(shape);
-    g_free(px), g_free(alpha);
+    if (mem) g_object_unref(mem);
+    if (amem) g_object_unref(amem);
     return st;
 }
 

@@ -17,8 +17,17 @@
 #define TS_RENDER_MAX_NOTES 8
 #define TS_RENDER_MAX_EDITS 16
 
+/* Work on one photo that every look of it can share (frame's half-resolution copies of the
+ * photo, foreground and alpha). Optional: a job without one computes everything itself. Make
+ * one per photo and matte, free it before they are freed (it recognises them by address), and
+ * do not use it from two jobs at once. */
+typedef struct ts_render_cache ts_render_cache;
+ts_render_cache *ts_render_cache_new(void);    /* NULL when out of memory */
+void ts_render_cache_free(ts_render_cache *c); /* NULL-safe */
+
 typedef struct ts_render_job {
     ts_ctx *ctx;                  /* borrowed */
+    ts_render_cache *cache;       /* borrowed; may be NULL */
     ts_photo *photo;              /* borrowed */
     const ts_face_analysis *face; /* the subject, photo pixels; borrowed from the photo */
     const ts_matte *matte;        /* head-and-shoulders matte, photo pixels; borrowed */
@@ -75,6 +84,14 @@ void ts_render_replace(VipsImage **slot, VipsImage *im);
  * Returns TS_OK or an error set on the job's ctx. */
 typedef VipsImage *(*ts_render_op)(VipsImage *in, void *user);
 ts_status ts_render_map(ts_render_job *job, ts_render_op op, void *user, const char *what);
+
+/* The same for a per-pixel operation: op maps pixels [first, first + n) of in to out (both
+ * 3-band float buffers of the whole canvas, pixel i at 3 i); it may be called on several
+ * ranges at once from two threads, so it must only read user. The canvas is read in place (no
+ * copy) and the work is split between two threads; fg pixels equal to rgb's are not computed
+ * again but take rgb's result (the op must depend only on the pixel's value and index). */
+typedef void (*ts_render_px_op)(const float *in, float *out, size_t first, size_t n, void *user);
+ts_status ts_render_map_px(ts_render_job *job, ts_render_px_op op, void *user, const char *what);
 
 /* Frees the job's images. */
 void ts_render_job_clear(ts_render_job *job);

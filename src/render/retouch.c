@@ -15,6 +15,7 @@
  * wrinkles and the face's geometry stay. The stage works on the face's bounding box in CIELAB
  * and adds the same per-pixel change to rgb and fg; pixels outside the skin mask never change. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,20 +136,117 @@ static void transpose(float *dst, const float *src, int w, int h) {
                     dst[(size_t)x * h + y] = src[(size_t)y * w + x];
 }
 
+static int blur_full(float *a, int w, int h, float sigma);
+
+/* Sigma from which a blur is computed on a plane averaged down by k (sigma / 4, 2 to 4)
+ * and brought back bilinearly: what is left after such a blur is smooth at the scale of k
+ * pixels, so the result differs from the full-resolution blur by a small fraction of a level,
+ * at a fraction of the cost (the wide blurs are most of the stage's time). */
+#define BLUR_REDUCE_SIGMA 6.0f
+
 /* In-place Gaussian blur of a w x h plane; columns are blurred as rows of the transpose, which
- * reads memory in order. Returns -1 when out of memory. */
+ * reads memory in order. Wide blurs run at reduced resolution (BLUR_REDUCE_SIGMA). Returns -1
+ * when out of memory. */
 static int blur(float *a, int w, int h, float sigma) {
+    if (sigma < BLUR_REDUCE_SIGMA || w < 64 || h < 64) return blur_full(a, w, h, sigma);
+    int k = (int)(sigma / 4);
+    k = k < 2 ? 2 : k > 4 ? 4 : k;
+    int sw = (w + k - 1) / k, sh = (h + k - 1) / k;
+    float *sm = malloc(sizeof *sm * (size_t)sw * sh);
+    if (!sm) return -1;
+    /* box average (partial cells at the right and bottom edges average what they hold): row
+     * sums of k rows, then k columns of them */
+    float *acc = malloc(sizeof *acc * (size_t)w);
+    int *ix0 = malloc(sizeof *ix0 * (size_t)w), *ix1 = malloc(sizeof *ix1 * (size_t)w);
+    float *tx = malloc(sizeof *tx * (size_t)w);
+    if (!acc || !ix0 || !ix1 || !tx) {
+        free(sm), free(acc), free(ix0), free(ix1), free(tx);
+        return -1;
+    }
+    for (int y = 0; y < sh; y++) {
+        int ya = y * k, yb = ya + k < h ? ya + k : h;
+        memcpy(acc, a + (size_t)ya * w, sizeof *acc * (size_t)w);
+        for (int yy = ya + 1; yy < yb; yy++) {
+            const float *row = a + (size_t)yy * w;
+            for (int x = 0; x < w; x++) acc[x] += row[x];
+        }
+        float *dst = sm + (size_t)y * sw;
+        for (int x = 0; x < sw; x++) {
+            int xa = x * k, xb = xa + k < w ? xa + k : w;
+            float v = 0;
+            for (int xx = xa; xx < xb; xx++) v += acc[xx];
+            dst[x] = v / (float)((yb - ya) * (xb - xa));
+        }
+    }
+    free(acc);
+    /* the box average is itself a blur of variance (k^2 - 1) / 12 pixels^2 */
+    float s2 = sigma * sigma - (k * k - 1) / 12.f;
+    if (blur_full(sm, sw, sh, sqrtf(s2 > 0 ? s2 : 0) / k)) {
+        free(sm), free(ix0), free(ix1), free(tx);
+        return -1;
+    }
+    /* bilinear, cell centres at (x + 0.5) k - 0.5; the columns' taps are the same on every row */
+    for (int x = 0; x < w; x++) {
+        float fx = (x + 0.5f) / k - 0.5f;
+        fx = fx < 0 ? 0 : fx > sw - 1 ? sw - 1 : fx;
+        ix0[x] = (int)fx, ix1[x] = ix0[x] + 1 < sw ? ix0[x] + 1 : ix0[x], tx[x] = fx - ix0[x];
+    }
+    for (int y = 0; y < h; y++) {
+        float fy = (y + 0.5f) / k - 0.5f;
+        fy = fy < 0 ? 0 : fy > sh - 1 ? sh - 1 : fy;
+        int y0 = (int)fy, y1 = y0 + 1 < sh ? y0 + 1 : y0;
+        float ty = fy - y0;
+        const float *r0 = sm + (size_t)y0 * sw, *r1 = sm + (size_t)y1 * sw;
+        float *dst = a + (size_t)y * w;
+        for (int x = 0; x < w; x++) {
+            float top = r0[ix0[x]] + tx[x] * (r0[ix1[x]] - r0[ix0[x]]);
+            float bot = r1[ix0[x]] + tx[x] * (r1[ix1[x]] - r1[ix0[x]]);
+            dst[x] = top + ty * (bot - top);
+        }
+    }
+    free(sm), free(ix0), free(ix1), free(tx);
+    return 0;
+}
+
+/* Rows [r0, r1) of a (width w), blurred one by one. */
+typedef struct rows_job {
+    float *a, *buf;
+    int w, r0, r1, m;
+    float sigma;
+} rows_job;
+
+static void *blur_rows(void *arg) {
+    const rows_job *j = arg;
+    for (int y = j->r0; y < j->r1; y++)
+        blur_line(j->a + (size_t)y * j->w, j->w, 1, j->sigma, j->buf + j->m, j->buf);
+    return NULL;
+}
+
+/* Blurs the h rows of a (w wide), half of them on a second thread when there are enough. */
+static void blur_rows2(float *a, int w, int h, float sigma, float *buf0, float *buf1, int m) {
+    rows_job j[2] = {{a, buf0, w, 0, h / 2, m, sigma}, {a, buf1, w, h / 2, h, m, sigma}};
+    pthread_t th;
+    int threaded = (size_t)w * h >= 32768 && pthread_create(&th, NULL, blur_rows, &j[1]) == 0;
+    blur_rows(&j[0]);
+    if (threaded)
+        pthread_join(th, NULL);
+    else
+        blur_rows(&j[1]);
+}
+
+static int blur_full(float *a, int w, int h, float sigma) {
     if (sigma <= 0.3f) return 0;
     int m = w > h ? w : h, pad = (int)ceilf(3 * sigma) + 2;
-    float *buf = malloc(sizeof *buf * (size_t)(2 * m + 2 * pad));
+    size_t bl = (size_t)(2 * m + 2 * pad);
+    float *buf = malloc(sizeof *buf * bl * 2);
     float *t = malloc(sizeof *t * (size_t)w * h);
     if (!buf || !t) {
         free(buf), free(t);
         return -1;
     }
-    for (int y = 0; y < h; y++) blur_line(a + (size_t)y * w, w, 1, sigma, buf + m, buf);
+    blur_rows2(a, w, h, sigma, buf, buf + bl, m);
     transpose(t, a, w, h);
-    for (int x = 0; x < w; x++) blur_line(t + (size_t)x * h, h, 1, sigma, buf + m, buf);
+    blur_rows2(t, h, w, sigma, buf, buf + bl, m);
     transpose(a, t, h, w);
     free(buf), free(t);
     return 0;
@@ -157,17 +255,30 @@ static int blur(float *a, int w, int h, float sigma) {
 /* Normalised convolution of three planes: dst[c] = blur(src[c] * wt) / blur(wt), the weighted
  * local mean of src over the pixels wt trusts. Where no trusted pixel is near, dst keeps src.
  * tmp holds n floats. */
-static int nblur3(float *const dst[3], float *const src[3], const float *wt, int w, int h,
-                  float sigma, float *tmp) {
+static int nblur3_with(float *const dst[3], float *const src[3], const float *wt, int w, int h,
+                       float sigma, float *tmp, int (*blur_fn)(float *, int, int, float)) {
     size_t n = (size_t)w * h;
     memcpy(tmp, wt, sizeof(float) * n);
-    if (blur(tmp, w, h, sigma)) return -1;
+    if (blur_fn(tmp, w, h, sigma)) return -1;
     for (int c = 0; c < 3; c++) {
         for (size_t i = 0; i < n; i++) dst[c][i] = src[c][i] * wt[i];
-        if (blur(dst[c], w, h, sigma)) return -1;
+        if (blur_fn(dst[c], w, h, sigma)) return -1;
         for (size_t i = 0; i < n; i++) dst[c][i] = tmp[i] > 1e-3f ? dst[c][i] / tmp[i] : src[c][i];
     }
     return 0;
+}
+
+static int nblur3(float *const dst[3], float *const src[3], const float *wt, int w, int h,
+                  float sigma, float *tmp) {
+    return nblur3_with(dst, src, wt, w, h, sigma, tmp, blur);
+}
+
+/* The same, always at full resolution: for the blemish finder's skin base, whose small
+ * differences near the edges of the skin core (where the weights fall off) decide what counts
+ * as a spot. */
+static int nblur3_exact(float *const dst[3], float *const src[3], const float *wt, int w, int h,
+                        float sigma, float *tmp) {
+    return nblur3_with(dst, src, wt, w, h, sigma, tmp, blur_full);
 }
 
 /* Fills a polygon (even-odd rule, pixel centres) into mask with value 1. */
@@ -268,7 +379,7 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
     float *base_a = malloc(sizeof(float) * n), *base_b = malloc(sizeof(float) * n);
     float *base_L = malloc(sizeof(float) * n), *sm[3] = {NULL, NULL, NULL}, *lo[3] = {0};
     int *label = calloc(n, sizeof(int)), *stack = malloc(sizeof(int) * n);
-    int nb = 0, cap = 64, healed = 0;
+    int nb = 0, cap = 64, healed = 0, lo_done = 0;
     blob *bl = malloc(sizeof(blob) * cap);
     int fail = !base_a || !base_b || !base_L || !label || !stack || !bl;
     for (int c = 0; c < 3 && !fail; c++) {
@@ -279,12 +390,11 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
     float sig_base = 0.08f * ied, sig_s = fmaxf(0.7f, 0.006f * ied),
           sig_t = fmaxf(1.f, 0.01f * ied);
     if (!fail)
-        fail = nblur3((float *const[3]){base_L, base_a, base_b}, W->lab, W->core, w, h, sig_base,
-                      W->tmp);
+        fail = nblur3_exact((float *const[3]){base_L, base_a, base_b}, W->lab, W->core, w, h,
+                            sig_base, W->tmp);
     for (int c = 0; c < 3 && !fail; c++) {
         memcpy(sm[c], W->lab[c], sizeof(float) * n);
-        memcpy(lo[c], W->lab[c], sizeof(float) * n);
-        fail = blur(sm[c], w, h, sig_s) || blur(lo[c], w, h, sig_t);
+        fail = blur(sm[c], w, h, sig_s);
     }
     if (fail) goto done;
     /* Candidates: connected areas of the skin core where redness exceeds the base. */
@@ -446,6 +556,15 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
             xb = (int)fminf(w - 1, ceilf(b->cx + rad + 2));
         int ya = (int)fmaxf(0, floorf(b->cy - rad - 2)),
             yb = (int)fminf(h - 1, ceilf(b->cy + rad + 2));
+        if (!lo_done && !found) {
+            /* the finest texture, needed only by a heal without a donor: made on first use */
+            for (int c = 0; c < 3 && !fail; c++) {
+                memcpy(lo[c], W->lab[c], sizeof(float) * n);
+                fail = blur(lo[c], w, h, sig_t);
+            }
+            if (fail) break;
+            lo_done = 1;
+        }
         for (int y = ya; y <= yb; y++)
             for (int x = xa; x <= xb; x++) {
                 size_t i = (size_t)y * w + x;

@@ -446,34 +446,31 @@ typedef struct tone_apply {
     float curve[LUT_N + 2]; /* encoded luminance (0..1, LUT_N steps) -> new encoded luminance */
 } tone_apply;
 
-static VipsImage *tone_op(VipsImage *in, void *user) {
+static void tone_op(const float *in, float *out, size_t first, size_t n, void *user) {
     const tone_apply *a = user;
-    size_t size;
-    float *px = vips_image_write_to_memory(in, &size);
-    if (!px) return NULL;
-    size_t n = (size_t)in->Xsize * in->Ysize;
-    for (size_t i = 0; i < n; i++) {
-        float *p = px + i * 3;
+    /* locals, so the stores to out (which could alias *a for all the compiler knows) do not
+     * make it load them again for every pixel */
+    float m[3][3], sat = a->saturation;
+    memcpy(m, a->m, sizeof m);
+    const float *curve = a->curve;
+    for (size_t i = first; i < first + n; i++) {
+        const float *p = in + i * 3;
+        float *q = out + i * 3;
         float l[3] = {dec(p[0]), dec(p[1]), dec(p[2])}, o[3];
-        for (int k = 0; k < 3; k++)
-            o[k] = a->m[k][0] * l[0] + a->m[k][1] * l[1] + a->m[k][2] * l[2];
+        for (int k = 0; k < 3; k++) o[k] = m[k][0] * l[0] + m[k][1] * l[1] + m[k][2] * l[2];
         float y = 0.2126f * o[0] + 0.7152f * o[1] + 0.0722f * o[2];
         if (y > 1e-6f) {
             /* the S curve acts on the encoded luminance; colours keep their ratios */
             float t = enc(y) * (LUT_N / 255.f);
             t = t > LUT_N ? LUT_N : t;
             int k = (int)t;
-            float e = a->curve[k] + (t - k) * (a->curve[k + 1] - a->curve[k]);
+            float e = curve[k] + (t - k) * (curve[k + 1] - curve[k]);
             float y2 = dec(e * 255), r = y2 / y;
-            for (int c = 0; c < 3; c++) o[c] = y2 + a->saturation * (o[c] * r - y2);
+            for (int c = 0; c < 3; c++) o[c] = y2 + sat * (o[c] * r - y2);
         }
-        for (int c = 0; c < 3; c++) p[c] = enc(o[c]);
+        float r0 = enc(o[0]), r1 = enc(o[1]), r2 = enc(o[2]);
+        q[0] = r0, q[1] = r1, q[2] = r2;
     }
-    VipsImage *out =
-        vips_image_new_from_memory_copy(px, size, in->Xsize, in->Ysize, 3, VIPS_FORMAT_FLOAT);
-    g_free(px);
-    if (out) out->Type = in->Type, out->Xres = in->Xres, out->Yres = in->Yres;
-    return out;
 }
 
 /* The cast that the cone gains remove: a warm light needs its blue (short) cones raised. */
@@ -491,21 +488,29 @@ static ts_status tone_run(ts_render_job *job, const void *params) {
     if (!im || im->Bands != 3 || im->BandFmt != VIPS_FORMAT_FLOAT)
         return ts_fail(job->ctx, TS_ERR_ARGUMENT, "tone: the canvas must be 3-band float");
     int w = im->Xsize, h = im->Ysize;
-    float *px = vips_image_write_to_memory(im, NULL);
-    if (!px) return ts_fail(job->ctx, TS_ERR_INTERNAL, "tone: %s", vips_error_buffer());
-    for (size_t i = 0; i < (size_t)w * h * 3; i++) px[i] = dec(px[i]);
+    /* The canvas is read in place (frame leaves it in memory) and decoded where it is read. */
+    VipsImage *mem = vips_image_copy_memory(im);
+    VipsImage *amem = job->alpha ? vips_image_copy_memory(job->alpha) : NULL;
+    if (!mem || (job->alpha && !amem)) {
+        if (mem) g_object_unref(mem);
+        if (amem) g_object_unref(amem);
+        return ts_fail(job->ctx, TS_ERR_INTERNAL, "tone: %s", vips_error_buffer());
+    }
+    const float *px = (const float *)VIPS_IMAGE_ADDR(mem, 0, 0);
     tone_measure t;
     memset(&t, 0, sizeof t);
     /* The person's highlights (clothes, hair, speculars): the 99th percentile of luminance. */
-    float *alpha = job->alpha ? vips_image_write_to_memory(job->alpha, NULL) : NULL;
+    const float *alpha = amem && amem->BandFmt == VIPS_FORMAT_FLOAT && amem->Bands == 1
+                             ? (const float *)VIPS_IMAGE_ADDR(amem, 0, 0)
+                             : NULL;
     int hist[1024] = {0}, total = 0;
     for (size_t i = 0; i < (size_t)w * h; i++)
         if (!alpha || alpha[i] > 0.9f) {
             const float *q = px + i * 3;
-            float yy = 0.2126f * q[0] + 0.7152f * q[1] + 0.0722f * q[2];
+            float yy = 0.2126f * dec(q[0]) + 0.7152f * dec(q[1]) + 0.0722f * dec(q[2]);
             hist[(int)(fminf(fmaxf(yy, 0), 1) * 1023)]++, total++;
         }
-    g_free(alpha);
+    if (amem) g_object_unref(amem);
     for (int k = 1023, c = 0; k > 0; k--)
         if ((c += hist[k]) >= total / 100) {
             t.person_hi = k / 1023.0;
@@ -521,7 +526,7 @@ static ts_status tone_run(ts_render_job *job, const void *params) {
     int bx0 = (int)fmaxf(0, floorf(x0 - mg)), by0 = (int)fmaxf(0, floorf(y0 - mg));
     int bx1 = (int)fminf(w, ceilf(x1 + mg)), by1 = (int)fminf(h, ceilf(y1 + mg));
     if (bx1 - bx0 < 8 || by1 - by0 < 8) {
-        g_free(px);
+        g_object_unref(mem);
         ts_render_note(job, "tone: the face is outside the frame; colour and exposure left as "
                             "they are");
         return TS_OK;
@@ -529,13 +534,15 @@ static ts_status tone_run(ts_render_job *job, const void *params) {
     int bw = bx1 - bx0, bh = by1 - by0;
     float *face = malloc(sizeof *face * 3 * (size_t)bw * bh);
     if (!face) {
-        g_free(px);
+        g_object_unref(mem);
         return ts_fail(job->ctx, TS_ERR_NOMEM, "tone: out of memory");
     }
-    for (int y = 0; y < bh; y++)
-        memcpy(face + (size_t)y * bw * 3, px + ((size_t)(by0 + y) * w + bx0) * 3,
-               sizeof *face * 3 * bw);
-    g_free(px);
+    for (int y = 0; y < bh; y++) {
+        const float *row = px + ((size_t)(by0 + y) * w + bx0) * 3;
+        float *dst = face + (size_t)y * bw * 3;
+        for (int x = 0; x < 3 * bw; x++) dst[x] = dec(row[x]);
+    }
+    g_object_unref(mem);
     ts_status st = measure(job, face, bw, bh, bx0, by0, &t);
     free(face);
     if (st) return st;
@@ -557,7 +564,7 @@ static ts_status tone_run(ts_render_job *job, const void *params) {
         double x = fmin(1, (double)i / LUT_N);
         a->curve[i] = (float)fmin(1, fmax(0, x + c * 4 * x * (1 - x) * (x - pv)));
     }
-    st = ts_render_map(job, tone_op, a, "tone");
+    st = ts_render_map_px(job, tone_op, a, "tone");
     free(a);
     if (st) return st;
     if (fabs(log(pl.cone[0])) + fabs(log(pl.cone[1])) + fabs(log(pl.cone[2])) > 0.01)

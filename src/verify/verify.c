@@ -96,12 +96,67 @@ ts_status ts_verify_noise_floor(ts_ctx *ctx, ts_photo *input, ts_verify_floor *o
     return s;
 }
 
-/* The subject's landmarks on the output file after resampling it back into the photo's
- * geometry (the inverse of m), at the photo's analysis scale a, written to lm in photo pixels.
+/* Writes im (uchar) to a private temporary folder as a libvips native file (no encoding: it
+ * is read straight back) and analyses it; the copy is removed at once. lm (may be NULL)
+ * receives the subject's landmarks divided by a. what names the image in messages. */
+static ts_status analyse_image(ts_ctx *ctx, VipsImage *im, const char *what, double a,
+                               float (*lm)[2]) {
+    char why[300];
+    GError *gerr = NULL;
+    char *dir = g_dir_make_tmp("trueshot-verify-XXXXXX", &gerr);
+    if (!dir) {
+        ts_status s = ts_fail(ctx, TS_ERR_WRITE, "identity: cannot make a temporary folder: %s",
+                              gerr ? gerr->message : "?");
+        g_clear_error(&gerr);
+        return s;
+    }
+    char *path = g_build_filename(dir, "aligned.v", NULL);
+    ts_status s = TS_OK;
+    if (vips_image_write_to_file(im, path, NULL))
+        s = ts_fail(ctx, TS_ERR_WRITE, "identity: cannot write %s: %s", path,
+                    vips_why(why, sizeof why));
+    ts_photo *ph = NULL;
+    const ts_face_analysis *f = NULL;
+    if (!s) s = subject_of(ctx, path, what, &ph, &f);
+    if (!s)
+        for (int i = 0; i < TS_LANDMARKS; i++)
+            lm[i][0] = (float)(f->landmarks[i][0] / a), lm[i][1] = (float)(f->landmarks[i][1] / a);
+    ts_photo_unref(ph);
+    unlink(path);
+    rmdir(dir);
+    g_free(path);
+    g_free(dir);
+    return s;
+}
+
+/* The output as 3-band sRGB (alpha flattened), a new reference; NULL with the vips error set.
+ * A float canvas (3-band, 0..255) is cast to 8 bits, as the PNG the pipeline used to write of
+ * it held it; a decoded file goes through libvips' colour conversion, and keeps its format
+ * until it has been resampled. */
+static VipsImage *srgb_of(VipsImage *o) {
+    VipsImage *rgb = NULL;
+    if ((o->BandFmt == VIPS_FORMAT_FLOAT || o->BandFmt == VIPS_FORMAT_DOUBLE) && o->Bands == 3) {
+        if (vips_cast_uchar(o, &rgb, NULL)) return NULL;
+        rgb->Type = VIPS_INTERPRETATION_sRGB;
+        return rgb;
+    }
+    int ok = vips_colourspace(o, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
+    if (ok && vips_image_hasalpha(rgb)) {
+        VipsImage *flat = NULL;
+        ok = vips_flatten(rgb, &flat, NULL) == 0;
+        g_object_unref(rgb), rgb = flat;
+    }
+    if (!ok && rgb) g_object_unref(rgb), rgb = NULL;
+    return rgb;
+}
+
+/* The subject's landmarks on the output after resampling it back into the photo's geometry
+ * (the inverse of m), at the photo's analysis scale a, written to lm in photo pixels.
  * The analysis then sees the face where, and as large as, it saw it on the photo: its own
  * re-framing noise (0.6-1.1% of the eye distance on unedited frames, docs/export-and-verify.md)
- * drops out, and what remains is what the output changed. Outside the output: black. */
-static ts_status aligned_landmarks(ts_ctx *ctx, ts_photo *input, const char *output_path,
+ * drops out, and what remains is what the output changed. Outside the output: black. rgb is
+ * the output as 3-band sRGB (srgb_of; borrowed). */
+static ts_status aligned_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *rgb, const char *name,
                                    const double inv[6], float (*lm)[2]) {
     char why[300];
     double a = 1;
@@ -110,21 +165,11 @@ static ts_status aligned_landmarks(ts_ctx *ctx, ts_photo *input, const char *out
     /* output -> aligned, pixel centres: q = a (inv o) */
     double A[4] = {a * inv[0], a * inv[1], a * inv[3], a * inv[4]};
     double t[2] = {a * inv[2], a * inv[5]};
-    VipsImage *o = vips_image_new_from_file(output_path, NULL), *rgb = NULL, *pre = NULL;
-    VipsImage *back = NULL;
-    if (!o)
-        return ts_fail(ctx, TS_ERR_READ, "%s: cannot read the output: %s", output_path,
-                       vips_why(why, sizeof why));
-    int ok = vips_colourspace(o, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
-    g_object_unref(o);
-    if (ok && vips_image_hasalpha(rgb)) {
-        VipsImage *flat = NULL;
-        ok = vips_flatten(rgb, &flat, NULL) == 0;
-        g_object_unref(rgb), rgb = flat;
-    }
+    VipsImage *pre = NULL, *back = NULL;
+    int ok = 1;
     /* Shrinking by more than 1.5x: antialias first with a real resize, then the rest. */
     double sigma = sqrt(fabs(A[0] * A[3] - A[1] * A[2]));
-    if (ok && sigma < 1 / 1.5) {
+    if (sigma < 1 / 1.5) {
         ok = vips_resize(rgb, &pre, sigma, "kernel", VIPS_KERNEL_LANCZOS3, NULL) == 0;
         if (ok) {
             /* resized = sigma (o + 0.5) - 0.5, so o = (resized + 0.5) / sigma - 0.5. */
@@ -132,10 +177,9 @@ static ts_status aligned_landmarks(ts_ctx *ctx, ts_photo *input, const char *out
             t[0] += (A[0] + A[1]) * off, t[1] += (A[2] + A[3]) * off;
             for (int i = 0; i < 4; i++) A[i] /= sigma;
         }
-    } else if (ok) {
+    } else {
         pre = g_object_ref(rgb);
     }
-    if (rgb) g_object_unref(rgb);
     if (ok) {
         VipsInterpolate *bic = vips_interpolate_new("bicubic");
         VipsArrayInt *area = vips_array_int_newv(4, 0, 0, W, H);
@@ -150,48 +194,29 @@ static ts_status aligned_landmarks(ts_ctx *ctx, ts_photo *input, const char *out
         g_object_unref(bic);
     }
     if (pre) g_object_unref(pre);
+    VipsImage *u8 = NULL;
+    if (ok) ok = vips_cast_uchar(back, &u8, NULL) == 0;
+    if (back) g_object_unref(back);
     if (!ok) {
-        if (back) g_object_unref(back);
-        return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot resample the output: %s", output_path,
+        if (u8) g_object_unref(u8);
+        return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot resample the output: %s", name,
                        vips_why(why, sizeof why));
     }
-    /* ts_photo reads files: a lossless copy in a private folder, removed at once. */
-    GError *gerr = NULL;
-    char *dir = g_dir_make_tmp("trueshot-verify-XXXXXX", &gerr);
-    if (!dir) {
-        g_object_unref(back);
-        ts_status s = ts_fail(ctx, TS_ERR_WRITE, "identity: cannot make a temporary folder: %s",
-                              gerr ? gerr->message : "?");
-        g_clear_error(&gerr);
-        return s;
-    }
-    char *path = g_build_filename(dir, "aligned.v", NULL);
-    ts_status s = TS_OK;
-    VipsImage *u8 = NULL;
-    if (vips_cast_uchar(back, &u8, NULL) || vips_image_write_to_file(u8, path, NULL))
-        s = ts_fail(ctx, TS_ERR_WRITE, "identity: cannot write %s: %s", path,
-                    vips_why(why, sizeof why));
-    if (u8) g_object_unref(u8);
-    g_object_unref(back);
-    ts_photo *ph = NULL;
-    const ts_face_analysis *f = NULL;
-    if (!s) s = subject_of(ctx, path, "output (resampled into the photo's geometry)", &ph, &f);
-    if (!s)
-        for (int i = 0; i < TS_LANDMARKS; i++)
-            lm[i][0] = (float)(f->landmarks[i][0] / a), lm[i][1] = (float)(f->landmarks[i][1] / a);
-    ts_photo_unref(ph);
-    unlink(path);
-    rmdir(dir);
-    g_free(path);
-    g_free(dir);
+    ts_status s = analyse_image(ctx, u8, "output (resampled into the photo's geometry)", a, lm);
+    g_object_unref(u8);
+    if (s == TS_ERR_NO_FACE)
+        ts_fail(ctx, s,
+                "%s: no face found on the output (resampled into the photo's geometry), so its "
+                "identity cannot be checked",
+                name);
     return s;
 }
 
-ts_status ts_verify_identity(ts_ctx *ctx, ts_photo *input, const char *output_path,
-                             const double m[6], const ts_verify_floor *floor,
-                             ts_identity_result *r) {
-    if (!ctx || !input || !output_path || !m || !r)
-        return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_verify_identity: NULL argument");
+/* The identity measure of rgb (3-band sRGB uchar, borrowed) against input; see
+ * ts_verify_identity_image. */
+static ts_status identity_of(ts_ctx *ctx, ts_photo *input, VipsImage *rgb, const char *name,
+                             const char *direct_path, const double m[6],
+                             const ts_verify_floor *floor, unsigned flags, ts_identity_result *r) {
     double det = m[0] * m[4] - m[1] * m[3];
     if (!isfinite(det) || fabs(det) < 1e-12)
         return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_verify_identity: the transform is not invertible");
@@ -207,19 +232,48 @@ ts_status ts_verify_identity(ts_ctx *ctx, ts_photo *input, const char *output_pa
         fl = *floor;
     else if ((s = ts_verify_noise_floor(ctx, input, &fl)))
         return s;
-    /* As written: the file analysed as it is, its landmarks mapped back. */
-    ts_photo *out = NULL;
-    const ts_face_analysis *fo = NULL;
-    if ((s = subject_of(ctx, output_path, "output", &out, &fo))) return s;
-    displacement direct = compare(fin, fo, inv);
-    ts_photo_unref(out);
-    /* Aligned: the file mapped back first, then analysed. */
     ts_face_analysis *al = malloc(sizeof *al);
-    if (!al) return ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
     float(*lm)[2] = malloc(sizeof(float) * 2 * TS_LANDMARKS);
-    if (!lm || (s = aligned_landmarks(ctx, input, output_path, inv, lm))) {
+    if (!al || !lm) {
         free(al), free(lm);
-        return s ? s : ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
+        return ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
+    }
+    /* As it is: the output analysed at its own framing, its landmarks mapped back. */
+    displacement direct = {-1, -1, 0};
+    if (direct_path) {
+        /* the file itself, decoded as any photo is */
+        ts_photo *out = NULL;
+        const ts_face_analysis *fo = NULL;
+        if ((s = subject_of(ctx, direct_path, "output", &out, &fo))) {
+            free(al), free(lm);
+            return s;
+        }
+        direct = compare(fin, fo, inv);
+        ts_photo_unref(out);
+    } else if (flags & TS_VERIFY_DIRECT) {
+        VipsImage *u8 = NULL;
+        if (vips_cast_uchar(rgb, &u8, NULL)) {
+            char why[300];
+            free(al), free(lm);
+            return ts_fail(ctx, TS_ERR_INTERNAL, "%s: %s", name, vips_why(why, sizeof why));
+        }
+        s = analyse_image(ctx, u8, "output", 1, lm);
+        g_object_unref(u8);
+        if (s == TS_ERR_NO_FACE)
+            ts_fail(ctx, s, "%s: no face found on the output, so its identity cannot be checked",
+                    name);
+        if (s) {
+            free(al), free(lm);
+            return s;
+        }
+        for (int i = 0; i < TS_LANDMARKS; i++)
+            al->landmarks[i][0] = lm[i][0], al->landmarks[i][1] = lm[i][1];
+        direct = compare(fin, al, inv);
+    }
+    /* Aligned: the output mapped back first, then analysed. */
+    if ((s = aligned_landmarks(ctx, input, rgb, name, inv, lm))) {
+        free(al), free(lm);
+        return s;
     }
     for (int i = 0; i < TS_LANDMARKS; i++)
         al->landmarks[i][0] = lm[i][0], al->landmarks[i][1] = lm[i][1], al->landmarks[i][2] = 0;
@@ -233,7 +287,8 @@ ts_status ts_verify_identity(ts_ctx *ctx, ts_photo *input, const char *output_pa
     res.inter_eye_px = ie;
     res.mean_px = d.mean_px, res.max_px = d.max_px, res.worst = d.worst;
     res.mean = d.mean_px / ie, res.max = d.max_px / ie;
-    res.direct_mean = direct.mean_px / ie, res.direct_max = direct.max_px / ie;
+    res.direct_mean = direct.mean_px < 0 ? -1 : direct.mean_px / ie;
+    res.direct_max = direct.max_px < 0 ? -1 : direct.max_px / ie;
     res.floor = fl;
     res.pass = res.mean <= TS_VERIFY_IDENTITY_LIMIT;
     if (res.pass)
@@ -251,6 +306,51 @@ ts_status ts_verify_identity(ts_ctx *ctx, ts_photo *input, const char *output_pa
     return TS_OK;
 }
 
+ts_status ts_verify_identity_image(ts_ctx *ctx, ts_photo *input, VipsImage *output,
+                                   const char *name, const double m[6],
+                                   const ts_verify_floor *floor, unsigned flags,
+                                   ts_identity_result *r) {
+    if (!ctx || !input || !output || !m || !r)
+        return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_verify_identity_image: NULL argument");
+    if (!name) name = "output";
+    char why[300];
+    VipsImage *rgb = srgb_of(output);
+    if (!rgb)
+        return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot read the output: %s", name,
+                       vips_why(why, sizeof why));
+    ts_status s = identity_of(ctx, input, rgb, name, NULL, m, floor, flags, r);
+    g_object_unref(rgb);
+    return s;
+}
+
+ts_status ts_verify_identity(ts_ctx *ctx, ts_photo *input, const char *output_path,
+                             const double m[6], const ts_verify_floor *floor,
+                             ts_identity_result *r) {
+    if (!ctx || !input || !output_path || !m || !r)
+        return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_verify_identity: NULL argument");
+    char why[300];
+    VipsImage *o = vips_image_new_from_file(output_path, NULL);
+    if (!o) {
+        /* the reason as opening it as a photo gives it (missing, not an image, ...) */
+        vips_error_clear();
+        ts_photo *ph = NULL;
+        ts_status s = ts_photo_open(ctx, output_path, &ph);
+        ts_photo_unref(ph);
+        return s ? s
+                 : ts_fail(ctx, TS_ERR_READ, "%s: cannot read the output: %s", output_path,
+                           vips_why(why, sizeof why));
+    }
+    VipsImage *rgb = srgb_of(o);
+    g_object_unref(o);
+    if (!rgb)
+        return ts_fail(ctx, TS_ERR_READ, "%s: cannot read the output: %s", output_path,
+                       vips_why(why, sizeof why));
+    ts_status s =
+        identity_of(ctx, input, rgb, output_path, output_path, m, floor, TS_VERIFY_DIRECT, r);
+    g_object_unref(rgb);
+    return s;
+}
+
 /* ---- Edit map ------------------------------------------------------------------------------ */
 
 VipsImage *ts_verify_snapshot(const ts_render_job *job) {
@@ -260,14 +360,29 @@ VipsImage *ts_verify_snapshot(const ts_render_job *job) {
 }
 
 /* im as w x h x bands floats in a new buffer (g_free), or NULL. */
-static float *floats_of(VipsImage *im, int bands) {
+static float *floats_of(VipsImage *im, int bands, VipsImage **hold) {
+    *hold = NULL;
+    if (im->Bands != bands) return NULL;
+    if (im->BandFmt == VIPS_FORMAT_FLOAT) {
+        /* a canvas: read where it is (a reference when it is in memory already) */
+        *hold = vips_image_copy_memory(im);
+        return *hold ? (float *)VIPS_IMAGE_ADDR(*hold, 0, 0) : NULL;
+    }
     VipsImage *f = NULL;
-    if (im->Bands != bands || vips_cast_float(im, &f, NULL)) return NULL;
+    if (vips_cast_float(im, &f, NULL)) return NULL;
     size_t n = 0;
     float *px = vips_image_write_to_memory(f, &n);
     g_object_unref(f);
     if (px && n != sizeof(float) * (size_t)im->Xsize * im->Ysize * bands) g_free(px), px = NULL;
     return px;
+}
+
+/* Frees what floats_of returned. */
+static void floats_free(float *px, VipsImage *hold) {
+    if (hold)
+        g_object_unref(hold);
+    else
+        g_free(px);
 }
 
 /* A magma-like colour scale (after matplotlib's magma): perceptually ordered, dark to bright,
@@ -302,13 +417,14 @@ ts_status ts_verify_edit_map(ts_ctx *ctx, VipsImage *before, VipsImage *after, V
         vips_error_clear();
         return ts_fail(ctx, TS_ERR_ARGUMENT, "%s: unknown image format (use .png or .jpg)", path);
     }
-    float *b = floats_of(before, 3), *a = floats_of(after, 3),
-          *m = alpha ? floats_of(alpha, 1) : NULL;
+    VipsImage *hb = NULL, *ha = NULL, *hm = NULL;
+    float *b = floats_of(before, 3, &hb), *a = floats_of(after, 3, &ha),
+          *m = alpha ? floats_of(alpha, 1, &hm) : NULL;
     size_t n = (size_t)w * h;
     unsigned char *out = g_try_malloc(n * 3);
     char why[300];
     if (!b || !a || (alpha && !m) || !out) {
-        g_free(b), g_free(a), g_free(m), g_free(out);
+        floats_free(b, hb), floats_free(a, ha), floats_free(m, hm), g_free(out);
         return ts_fail(ctx, TS_ERR_INTERNAL,
                        "edit map: cannot read the canvases (3-band and "
                        "1-band images expected): %s",
@@ -320,25 +436,35 @@ ts_status ts_verify_edit_map(ts_ctx *ctx, VipsImage *before, VipsImage *after, V
     double sum = 0, mx = 0;
     for (size_t i = 0; i < n; i++) {
         const float *p = b + 3 * i, *q = a + 3 * i;
+        /* (inline comparisons: fmax, fmin and lround are calls without -ffast-math; every
+         * value rounded here is >= 0, so + 0.5 and truncation round as lround does) */
         double d = 0;
-        for (int c = 0; c < 3; c++) d = fmax(d, fabs((double)q[c] - p[c]));
+        for (int c = 0; c < 3; c++) {
+            double e = (double)q[c] - p[c];
+            e = e < 0 ? -e : e;
+            d = e > d ? e : d;
+        }
         double grey = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
         grey = 24 + 0.45 * (grey < 0 ? 0 : grey > 255 ? 255 : grey);
         unsigned char *o = out + 3 * i;
         if (m && m[i] < 0.5f) {
             /* Outside the person: darker still, so the face stands out. */
-            o[0] = o[1] = o[2] = (unsigned char)lround(grey * 0.6);
+            o[0] = o[1] = o[2] = (unsigned char)(grey * 0.6 + 0.5);
             continue;
         }
-        pixels++, sum += d, mx = fmax(mx, d), changed += d > 4;
-        hist[(int)fmin(BINS - 1, d * 4)]++;
+        pixels++, sum += d, mx = d > mx ? d : mx, changed += d > 4;
+        hist[d * 4 < BINS - 1 ? (int)(d * 4) : BINS - 1]++;
+        if (d == 0) {
+            o[0] = o[1] = o[2] = (unsigned char)(grey + 0.5); /* untouched: the grey alone */
+            continue;
+        }
         /* The heat colour covers the grey as the change grows; untouched pixels stay grey. */
-        double t = d / TS_EDIT_MAP_FULL_SCALE, cover = fmin(0.85, d / 6);
+        double t = d / TS_EDIT_MAP_FULL_SCALE, cover = d / 6 < 0.85 ? d / 6 : 0.85;
         unsigned char heat[3];
-        magma(0.15 + 0.85 * fmin(1, t), heat);
-        for (int c = 0; c < 3; c++) o[c] = (unsigned char)lround(grey + cover * (heat[c] - grey));
+        magma(0.15 + 0.85 * (t < 1 ? t : 1), heat);
+        for (int c = 0; c < 3; c++) o[c] = (unsigned char)(grey + cover * (heat[c] - grey) + 0.5);
     }
-    g_free(b), g_free(a), g_free(m);
+    floats_free(b, hb), floats_free(a, ha), floats_free(m, hm);
     if (stats) {
         memset(stats, 0, sizeof *stats);
         stats->pixels = pixels;
@@ -358,7 +484,13 @@ ts_status ts_verify_edit_map(ts_ctx *ctx, VipsImage *before, VipsImage *after, V
     int bad = !im;
     if (im) {
         im->Type = VIPS_INTERPRETATION_sRGB;
-        bad = vips_image_write_to_buffer(im, ext, &buf, &len, "strip", TRUE, NULL);
+        /* PNG at zlib level 1 with no row filter: a heat map over a flat grey compresses well
+         * anyway, and the default level costs more than the whole map. */
+        if (!g_ascii_strcasecmp(ext, ".png"))
+            bad = vips_pngsave_buffer(im, &buf, &len, "strip", TRUE, "compression", 1, "filter",
+                                      VIPS_FOREIGN_PNG_FILTER_NONE, NULL);
+        else
+            bad = vips_image_write_to_buffer(im, ext, &buf, &len, "strip", TRUE, NULL);
         g_object_unref(im);
     }
     g_free(out);

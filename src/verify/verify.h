@@ -55,6 +55,21 @@ ts_status ts_verify_identity(ts_ctx *ctx, ts_photo *input, const char *output_pa
                              const double m[6], const ts_verify_floor *floor,
                              ts_identity_result *r);
 
+/* ts_verify_identity_image's flags: also analyse the output as it is (direct_mean, direct_max);
+ * without it they are -1 and the call runs one face analysis instead of two. */
+#define TS_VERIFY_DIRECT 1u
+
+/* The identity measure of an output held in memory: a canvas (3-band float 0..255, as
+ * ts_render_job.rgb, cast to 8 bits as a file of it would hold) or a decoded image. What is
+ * measured is what ts_verify_identity measures on a file, without writing and decoding one: the
+ * output resampled back into the photo's geometry and analysed there (a full face analysis,
+ * detection included, of the output's pixels). name names the output in messages (may be NULL).
+ * Returns as ts_verify_identity. */
+ts_status ts_verify_identity_image(ts_ctx *ctx, ts_photo *input, VipsImage *output,
+                                   const char *name, const double m[6],
+                                   const ts_verify_floor *floor, unsigned flags,
+                                   ts_identity_result *r);
+
 /* A new reference to the job's canvas as it is now (images are immutable, so a reference is a
  * snapshot). The pipeline takes one right after frame ("before") and one right before the
  * background stage ("after"), and passes both to ts_verify_edit_map; the caller unrefs them.

@@ -1,0 +1,58 @@
+/* One look of one photo, end to end: the per-output pipeline of `trueshot make`, as a library
+ * call so the command and the benchmark (bench/bench_make.c) run the same code.
+ *
+ *   frame -> tone -> light -> retouch -> background -> export
+ *   -> identity gate on the pre-background canvas, identity of the file as written, edit map
+ *
+ * The photo's face analysis, matte and noise floor are computed once by the caller and shared
+ * by all its looks. */
+#ifndef TS_RENDER_PIPELINE_H
+#define TS_RENDER_PIPELINE_H
+
+#include "render/export.h"
+#include "render/render.h"
+#include "styles/style.h"
+#include "verify/verify.h"
+
+/* Seconds spent in each step of one look (wall clock). */
+typedef struct ts_look_timing {
+    double frame, tone, light, retouch, background, export_, verify, edit_map, total;
+} ts_look_timing;
+
+typedef struct ts_look_request {
+    const ts_style *style;    /* tone, light, retouch, background and export parameters */
+    const void *frame_params; /* the frame block for this output (ts_style_frame_params) */
+    const export_params *export_override; /* NULL: the style's export block */
+    const char *path;                     /* the file to write */
+    const char *edit_map;                 /* where to write the edit map; NULL or "": none */
+    const ts_verify_floor *floor;         /* the photo's noise floor (ts_verify_noise_floor) */
+    int no_verify; /* 1: skip the identity checks (benchmarks only: make always verifies) */
+    ts_render_cache *cache; /* the photo's shared work (ts_render_cache_new); may be NULL */
+} ts_look_request;
+
+typedef struct ts_look_result {
+    int width, height;
+    long bytes;
+    char source_type[32]; /* the IPTC DigitalSourceType written */
+    /* The gate: face analysis re-run on the canvas after the face edits (before the backdrop),
+     * mapped back to the photo; fractions of the inter-eye distance. */
+    double id_mean, id_max;
+    double id_written_mean; /* the same measured on the file as written; -1 when not measured */
+    int id_ok;
+    int edit_map_written;
+    char edits[TS_RENDER_MAX_EDITS][96];
+    int n_edits;
+    char notes[TS_RENDER_MAX_NOTES][200];
+    int n_notes;
+    char error[300];    /* non-empty when this look failed (its file is then removed) */
+    ts_look_timing t;   /* wall clock */
+    ts_look_timing cpu; /* CPU time of the process (all threads): steadier on a loaded machine */
+} ts_look_result;
+
+/* Renders, writes and verifies one output. A look that fails (a stage error, the identity gate)
+ * is reported in r->error with TS_OK returned, and no file is left; an error that should stop
+ * the whole run (the output cannot be written: TS_ERR_WRITE) is returned. */
+ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
+                         const ts_matte *matte, const ts_look_request *req, ts_look_result *r);
+
+#endif
