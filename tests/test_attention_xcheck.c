@@ -27,6 +27,7 @@
 
 #include "core/internal.h"
 #include "face/face.h"
+#include "face/mesh.h"
 #include "nn/runtime.h"
 
 #define CROP 192
@@ -38,24 +39,8 @@ static char cache[1024];
 static const char *photos[] = {"grace_hopper.jpg", "astronaut.png", "franck_02159.jpg",
                                "franck_04000.jpg", "faceapi_sample2.jpg"};
 
-/* Mesh indices of the refined points, in the order the attention model outputs them (MediaPipe's
- * tensors_to_face_landmarks_with_attention.pbtxt, LandmarksRefinementCalculator options). */
-static const int lips_idx[80] = {
-    61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0,  267, 269, 270, 409,
-    78, 95,  88, 178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312, 311, 310, 415,
-    76, 77,  90, 180, 85, 16, 315, 404, 320, 307, 306, 184, 74, 73, 72, 11, 302, 303, 304, 408,
-    62, 96,  89, 179, 86, 15, 316, 403, 319, 325, 292, 183, 42, 41, 38, 12, 268, 271, 272, 407};
-static const int left_eye_idx[71] = {
-    33,  7,   163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173, 130, 25,
-    110, 24,  23,  22,  26,  112, 243, 247, 30,  29,  27,  28,  56,  190, 226, 31,  228, 229,
-    230, 231, 232, 233, 244, 113, 225, 224, 223, 222, 221, 189, 35,  124, 46,  53,  52,  65,
-    143, 111, 117, 118, 119, 120, 121, 128, 245, 156, 70,  63,  105, 66,  107, 55,  193};
-static const int right_eye_idx[71] = {
-    263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398, 359, 255,
-    339, 254, 253, 252, 256, 341, 463, 467, 260, 259, 257, 258, 286, 414, 446, 261, 448, 449,
-    450, 451, 452, 453, 464, 342, 445, 444, 443, 442, 441, 413, 265, 353, 276, 283, 282, 295,
-    372, 340, 346, 347, 348, 349, 350, 357, 465, 383, 300, 293, 334, 296, 336, 285, 417};
-/* The eye contour proper: 9 lower points and 7 upper ones. */
+/* Mesh indices of the refined points: ts_mesh_lips_idx etc. in face/mesh.h.
+ * The eye contour proper: 9 lower points and 7 upper ones. */
 #define EYE_CONTOUR 16
 
 /* The photo as a float RGB image in [0, 1], at most 1024 px on its longer side. */
@@ -200,9 +185,9 @@ static void check_photo(ts_ctx *ctx, const char *name) {
     }
     double mesh_mean = sum / N_MESH;
     double lm, lx, lem, lex, rem, rex;
-    refined_vs_mesh(lips, 2, mesh, lips_idx, 80, &lm, &lx);
-    refined_vs_mesh(leye, 2, mesh, left_eye_idx, 71, &lem, &lex);
-    refined_vs_mesh(reye, 2, mesh, right_eye_idx, 71, &rem, &rex);
+    refined_vs_mesh(lips, 2, mesh, ts_mesh_lips_idx, 80, &lm, &lx);
+    refined_vs_mesh(leye, 2, mesh, ts_mesh_left_eye_idx, 71, &lem, &lex);
+    refined_vs_mesh(reye, 2, mesh, ts_mesh_right_eye_idx, 71, &rem, &rex);
     int li = iris_in_eye(liris, leye), ri = iris_in_eye(riris, reye);
 
     printf("xcheck %-20s crop %5.0f px  faceflag %.2f/%.2f  mesh mean %.2f max %.2f  "

@@ -35,7 +35,7 @@ void ts_face_expression_measure(const ts_face_mesh *m, ts_face_expression *out) 
         double gap = 0;
         for (int k = 0; k < 3; k++) gap += dist(m, eye_lids[e][k][0], eye_lids[e][k][1]);
         out->eye_open[e] = width > 0 ? (float)(gap / 3 / width) : 0.f;
-        double ax, ay, bx, by, ix, iy, tx = 0, ty = 0;
+        double ax, ay, bx, by, ix, iy, ty = 0;
         to_face(&f, m->pts[eye_corner[e][0]], &ax, &ay);
         to_face(&f, m->pts[eye_corner[e][1]], &bx, &by);
         to_face(&f, m->pts[iris_centre[e]], &ix, &iy);
@@ -44,7 +44,7 @@ void ts_face_expression_measure(const ts_face_mesh *m, ts_face_expression *out) 
             double ux, uy, lx, ly;
             to_face(&f, m->pts[eye_lids[e][k][0]], &ux, &uy);
             to_face(&f, m->pts[eye_lids[e][k][1]], &lx, &ly);
-            tx += (ux + lx) / 2, ty += (uy + ly) / 2;
+            ty += (uy + ly) / 2;
         }
         double half = width / 2 > 0 ? width / 2 : 1;
         out->gaze[e][0] = (float)((ix - (ax + bx) / 2) / half);

@@ -9,17 +9,17 @@
 
 /* Mesh indices of the refined points, in the order the attention model outputs them (MediaPipe
  * tensors_to_face_landmarks_with_attention.pbtxt, LandmarksRefinementCalculator options). */
-static const int lips_idx[80] = {
+const int ts_mesh_lips_idx[80] = {
     61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0,  267, 269, 270, 409,
     78, 95,  88, 178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312, 311, 310, 415,
     76, 77,  90, 180, 85, 16, 315, 404, 320, 307, 306, 184, 74, 73, 72, 11, 302, 303, 304, 408,
     62, 96,  89, 179, 86, 15, 316, 403, 319, 325, 292, 183, 42, 41, 38, 12, 268, 271, 272, 407};
-static const int left_eye_idx[71] = {
+const int ts_mesh_left_eye_idx[71] = {
     33,  7,   163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173, 130, 25,
     110, 24,  23,  22,  26,  112, 243, 247, 30,  29,  27,  28,  56,  190, 226, 31,  228, 229,
     230, 231, 232, 233, 244, 113, 225, 224, 223, 222, 221, 189, 35,  124, 46,  53,  52,  65,
     143, 111, 117, 118, 119, 120, 121, 128, 245, 156, 70,  63,  105, 66,  107, 55,  193};
-static const int right_eye_idx[71] = {
+const int ts_mesh_right_eye_idx[71] = {
     263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398, 359, 255,
     339, 254, 253, 252, 256, 341, 463, 467, 260, 259, 257, 258, 286, 414, 446, 261, 448, 449,
     450, 451, 452, 453, 464, 342, 445, 444, 443, 442, 441, 413, 265, 353, 276, 283, 282, 295,
@@ -134,14 +134,16 @@ static ts_status mesh_pass(ts_ctx *ctx, ts_photo *p, ts_face_roi r, ts_face_mesh
         for (int k = 0; k < 3; k++) crop[i][k] = mesh[i * 3 + k];
     /* Refinement replaces x and y of lips and eyes; depth stays the mesh's. */
     for (int i = 0; i < 80; i++)
-        crop[lips_idx[i]][0] = lips[2 * i], crop[lips_idx[i]][1] = lips[2 * i + 1];
+        crop[ts_mesh_lips_idx[i]][0] = lips[2 * i], crop[ts_mesh_lips_idx[i]][1] = lips[2 * i + 1];
     for (int i = 0; i < 71; i++) {
-        crop[left_eye_idx[i]][0] = leye[2 * i], crop[left_eye_idx[i]][1] = leye[2 * i + 1];
-        crop[right_eye_idx[i]][0] = reye[2 * i], crop[right_eye_idx[i]][1] = reye[2 * i + 1];
+        crop[ts_mesh_left_eye_idx[i]][0] = leye[2 * i],
+        crop[ts_mesh_left_eye_idx[i]][1] = leye[2 * i + 1];
+        crop[ts_mesh_right_eye_idx[i]][0] = reye[2 * i],
+        crop[ts_mesh_right_eye_idx[i]][1] = reye[2 * i + 1];
     }
     float zl = 0, zr = 0;
     for (int i = 0; i < EYE_CONTOUR; i++)
-        zl += crop[left_eye_idx[i]][2], zr += crop[right_eye_idx[i]][2];
+        zl += crop[ts_mesh_left_eye_idx[i]][2], zr += crop[ts_mesh_right_eye_idx[i]][2];
     for (int i = 0; i < 5; i++) {
         crop[468 + i][0] = liris[2 * i], crop[468 + i][1] = liris[2 * i + 1];
         crop[468 + i][2] = zl / EYE_CONTOUR;

@@ -6,6 +6,13 @@
 
 #define TS_MESH_POINTS 478
 
+/* Mesh indices of the attention model's refined points, in the order it outputs them: the
+ * lips (80), MediaPipe's "left" eye (71: mesh 33..133, the eye contour first, 16 points) and
+ * "right" eye (71). Source: MediaPipe's tensors_to_face_landmarks_with_attention.pbtxt. */
+extern const int ts_mesh_lips_idx[80];
+extern const int ts_mesh_left_eye_idx[71];
+extern const int ts_mesh_right_eye_idx[71];
+
 /* A region of interest: a square of side `size` photo pixels centred at (cx, cy), turned by
  * `rotation` radians (clockwise in the image, y down), so the eyes are level inside it. */
 typedef struct ts_face_roi {
