@@ -210,7 +210,7 @@ int main(int argc, char **argv) {
 
         /* Seed the keyer at the face. */
         ts_photo *p;
-        const ts_face *faces;
+        const ts_face *faces = NULL;
         int nf = 0;
         if (ts_photo_open(ctx, path, &p) || ts_photo_faces(ctx, p, &faces, &nf) || nf < 1)
             die(path, nf < 1 ? "no face to seed the key" : ts_ctx_error(ctx));

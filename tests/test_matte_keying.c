@@ -121,7 +121,7 @@ static void test_keys(void **state) {
     for (size_t f = 0; f < sizeof frames / sizeof *frames; f++) {
         const char *path = ts_test_photo(frames[f]);
         ts_photo *p;
-        const ts_face *faces;
+        const ts_face *faces = NULL;
         int nf = 0;
         if (ts_photo_open(ctx, path, &p) || ts_photo_faces(ctx, p, &faces, &nf) || nf < 1)
             fail_msg("%s: %s", frames[f], nf < 1 ? "no face" : ts_ctx_error(ctx));

@@ -302,7 +302,8 @@ static void invariants_on(const char *name) {
     int w = job.rgb->Xsize, h = job.rgb->Ysize;
     size_t n = (size_t)w * h;
     VipsImage *in_rgb = job.rgb, *in_fg = job.fg;
-    g_object_ref(in_rgb), g_object_ref(in_fg);
+    g_object_ref(in_rgb);
+    g_object_ref(in_fg);
     float *before = pixels(in_rgb), *fg_before = pixels(in_fg);
     double t0 = g_get_monotonic_time();
     if (retouch(&job, -1)) fail_msg("%s", ts_ctx_error(ctx));
@@ -338,7 +339,8 @@ static void invariants_on(const char *name) {
     /* At full strength the texture still stays (the heal and the lifts are low-frequency). */
     ts_render_replace(&job.rgb, in_rgb);
     ts_render_replace(&job.fg, in_fg);
-    g_object_ref(in_rgb), g_object_ref(in_fg);
+    g_object_ref(in_rgb);
+    g_object_ref(in_fg);
     if (retouch(&job, 1)) fail_msg("%s", ts_ctx_error(ctx));
     float *full = pixels(job.rgb);
     double e2 = texture_energy(full, w, h, skin, sigma);
