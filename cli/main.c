@@ -40,7 +40,8 @@ static const char usage[] =
     "exit codes:\n"
     "  0 ok, 1 failure, 2 bad usage, 3 unreadable file, 4 unsupported format,\n"
     "  5 image too large, 6 no face found, 7 model missing or invalid, 8 output not writable,\n"
-    "  9 out of memory, 10 internal error, 11 no person found\n"
+    "  9 out of memory, 10 internal error, 11 no person found, 12 a headshot failed the\n"
+    "  identity check (it would have changed your face) and was not written\n"
     "\n"
     "example:\n"
     "  trueshot demo samples/sample.jpg -o out/\n";

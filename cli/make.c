@@ -153,6 +153,7 @@ static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *fa
     if (!r->edit_map_written) o->edit_map[0] = 0;
     if (r->error[0] && !r->width) o->path[0] = 0; /* nothing was written */
     snprintf(o->error, sizeof o->error, "%s", r->error);
+    o->status = r->error[0] ? (r->status ? r->status : TS_ERR_INTERNAL) : TS_OK;
     if (!r->error[0] || r->width) {
         o->width = r->width, o->height = r->height, o->bytes = r->bytes;
         o->source_type = strcmp(r->source_type, "compositeSynthetic") ? "algorithmicallyEnhanced"
@@ -162,6 +163,7 @@ static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *fa
         for (int k = 0; k < r->n_notes && k < MAKE_MAX_NOTES; k++)
             snprintf(o->notes[o->n_notes++], sizeof o->notes[0], "%s", r->notes[k]);
         o->id_mean = r->id_mean, o->id_max = r->id_max, o->id_ok = r->id_ok;
+        o->id_total_mean = r->id_total_mean, o->id_frame_mean = r->id_frame_mean;
         if (r->id_written_mean >= 0) o->id_written_mean = r->id_written_mean;
     }
     if (getenv("TRUESHOT_TIMING"))
@@ -319,9 +321,11 @@ int cmd_make(int argc, char **argv) {
         make_report r = {o.photos[pi], reason[0] && !o.all ? reason : NULL, floor.mean, outs, n,
                          now_s() - t0};
         int failed = 0;
+        ts_status why = TS_OK;
         for (int k = 0; k < n; k++) {
             if (outs[k].error[0]) {
                 failed++;
+                if (why != TS_ERR_INTERNAL) why = outs[k].status;
                 fprintf(stderr, "trueshot: %s %s: %s\n", outs[k].look, outs[k].crop, outs[k].error);
             } else {
                 printf("%s\n", outs[k].path);
@@ -329,12 +333,19 @@ int cmd_make(int argc, char **argv) {
         }
         char sheet[1100];
         snprintf(sheet, sizeof sheet, "%s/report.html", o.dir);
-        if (make_write_report(&r, o.dir) != 0 || make_write_contact_sheet(&r, o.dir) != 0) {
+        int sheet_rc = -1;
+        if (make_write_report(&r, o.dir) != 0 ||
+            (sheet_rc = make_write_contact_sheet(&r, o.dir)) < 0) {
             rc = cli_fail(TS_ERR_WRITE, "cannot write the report in %s", o.dir);
         } else {
-            printf("%s/contact-sheet.jpg\n%s\n", o.dir, sheet);
+            if (sheet_rc == 0) printf("%s/contact-sheet.jpg\n", o.dir);
+            printf("%s\n", sheet);
         }
-        if (failed && !rc) rc = ts_status_exit_code(TS_ERR_INTERNAL);
+        if (failed == n && n > 0)
+            fprintf(
+                stderr, "trueshot: no headshot was written from %s (%s); see %s\n", o.photos[pi],
+                why == TS_ERR_IDENTITY ? "every look failed the identity check" : "errors", sheet);
+        if (failed && !rc) rc = ts_status_exit_code(why ? why : TS_ERR_INTERNAL);
         ts_matte_free(matte);
     }
 done:

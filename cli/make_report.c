@@ -33,11 +33,12 @@ static json_t *output_json(const make_output *o) {
                           o->crop, "file", o->path, "width", o->width, "height", o->height, "bytes",
                           (json_int_t)o->bytes, "edits", edits, "notes", notes);
     if (o->source_type) json_object_set_new(j, "digital_source_type", json_string(o->source_type));
-    json_object_set_new(j, "identity",
-                        json_pack("{s:f, s:f, s:f, s:b}", "mean_displacement_ied", o->id_mean,
-                                  "max_displacement_ied", o->id_max,
-                                  "as_written_mean_displacement_ied", o->id_written_mean, "ok",
-                                  o->id_ok));
+    json_object_set_new(
+        j, "identity",
+        json_pack("{s:f, s:f, s:f, s:f, s:f, s:b}", "mean_displacement_ied", o->id_mean,
+                  "max_displacement_ied", o->id_max, "vs_photo_mean_displacement_ied",
+                  o->id_total_mean, "framing_only_mean_displacement_ied", o->id_frame_mean,
+                  "as_written_mean_displacement_ied", o->id_written_mean, "ok", o->id_ok));
     if (o->edit_map[0]) json_object_set_new(j, "edit_map", json_string(o->edit_map));
     if (o->error[0]) json_object_set_new(j, "error", json_string(o->error));
     return j;
@@ -120,10 +121,12 @@ int make_write_report(const make_report *r, const char *dir) {
         }
         fprintf(f, "<p>%dx%d, %ld KB</p>", o->width, o->height, (o->bytes + 512) / 1024);
         fprintf(f,
-                "<p class=\"%s\">Identity: landmarks moved %.2f%% of the eye distance on "
-                "average (max %.2f%%) &mdash; %s</p>",
+                "<p class=\"%s\">Identity: the edits moved landmarks %.2f%% of the eye "
+                "distance on average (max %.2f%%; limit 1%%) &mdash; %s. Against the photo: "
+                "%.2f%%, of which framing alone reads %.2f%%.</p>",
                 o->id_ok ? "ok" : "bad", 100 * o->id_mean, 100 * o->id_max,
-                o->id_ok ? "still you" : "CHECK FAILED");
+                o->id_ok ? "still you" : "CHECK FAILED", 100 * o->id_total_mean,
+                100 * o->id_frame_mean);
         fputs("<p>Disclosed as <code>", f);
         html_escape(f, o->source_type ? o->source_type : "?");
         fputs("</code></p><ul>", f);
@@ -186,7 +189,7 @@ int make_write_contact_sheet(const make_report *r, const char *dir) {
             if (all[k]) g_object_unref(all[k]);
         if (ok) cells[n++] = cell;
     }
-    int rc = -1;
+    int rc = n > 0 ? -1 : 1; /* nothing to show: no sheet */
     VipsImage *sheet = NULL;
     if (n > 0 &&
         vips_arrayjoin(cells, &sheet, n, "across", n < 4 ? n : 4, "shim", 12, "background",

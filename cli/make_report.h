@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "trueshot.h"
+
 #define MAKE_MAX_EDITS 16
 #define MAKE_MAX_NOTES 8
 
@@ -17,13 +19,15 @@ typedef struct make_output {
     long bytes;
     const char *source_type; /* IPTC DigitalSourceType written in the XMP */
     double id_mean, id_max;  /* landmark displacement / inter-eye distance, face edits only */
-    double id_written_mean;  /* the same measured on the file as written (new background) */
-    int id_ok;               /* passed the identity check */
+    double id_total_mean, id_frame_mean; /* edited / framed-only canvas vs the photo */
+    double id_written_mean; /* the same measured on the file as written (new background) */
+    int id_ok;              /* passed the identity check */
     char edits[MAKE_MAX_EDITS][96];
     int n_edits;
     char notes[MAKE_MAX_NOTES][200];
     int n_notes;
-    char error[300]; /* non-empty when this look failed */
+    char error[300];  /* non-empty when this look failed */
+    ts_status status; /* why it failed (TS_ERR_IDENTITY: the identity check) */
 } make_output;
 
 typedef struct make_report {
@@ -38,6 +42,7 @@ typedef struct make_report {
 /* Writes DIR/report.json and DIR/report.html (atomically). Returns 0 or -1. */
 int make_write_report(const make_report *r, const char *dir);
 /* Writes DIR/contact-sheet.jpg: every output, labelled, on one sheet. Returns 0 or -1. */
+/* 0 written, 1 nothing to show (no output was written), -1 error. */
 int make_write_contact_sheet(const make_report *r, const char *dir);
 
 #endif

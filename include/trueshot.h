@@ -35,6 +35,7 @@ typedef enum ts_status {
     TS_ERR_WRITE,     /* an output could not be written */
     TS_ERR_INTERNAL,  /* a bug or a failure inside a dependency */
     TS_ERR_NO_PERSON, /* no person found to cut out */
+    TS_ERR_IDENTITY,  /* an output would move the face's geometry; it is not delivered */
 } ts_status;
 
 /* Short stable name of a status, e.g. "no-face". Never NULL. */

@@ -194,6 +194,60 @@ static void t_warped_fails(void **state) {
     ts_photo_unref(p);
 }
 
+/* The gate of `trueshot make` (ts_verify_identity_edits): the canvas after the face edits
+ * against the canvas right after frame. Identical canvases read exactly 0; a 20-level
+ * brightening of a cheek patch (appearance, not geometry) stays under the limit; the face
+ * enlarged by 3% about the eyes between the two fails. */
+static void t_edits_gate(void **state) {
+    fixture *f = *state;
+    ts_photo *p;
+    assert_int_equal(ts_photo_open(f->ctx, ts_test_photo("grace_hopper.jpg"), &p), TS_OK);
+    ts_render_job job;
+    frame_job(f->ctx, p, "square", &job);
+    VipsImage *before = ts_verify_snapshot(&job);
+    ts_identity_result r;
+    assert_int_equal(ts_verify_identity_edits(f->ctx, p, before, before, "same", job.m, NULL, &r),
+                     TS_OK);
+    print_message("  identical: edits %.4f%%, vs photo %.3f%%, framing %.3f%%\n", 100 * r.mean,
+                  100 * r.total_mean, 100 * r.frame_mean);
+    assert_float_equal(r.mean, 0, 1e-9);
+    assert_true(r.pass);
+    assert_true(r.frame_mean >= 0 && r.frame_mean < TS_VERIFY_IDENTITY_LIMIT);
+
+    int px = (int)job.lm[205][0] - 20, py = (int)job.lm[205][1] - 20;
+    VipsImage *patch = NULL, *lit = NULL, *bright = NULL;
+    assert_int_equal(vips_extract_area(before, &patch, px, py, 40, 40, NULL), 0);
+    assert_int_equal(vips_linear1(patch, &lit, 1, 20, NULL), 0);
+    assert_int_equal(vips_insert(before, lit, &bright, px, py, NULL), 0);
+    g_object_unref(patch), g_object_unref(lit);
+    assert_int_equal(ts_verify_identity_edits(f->ctx, p, before, bright, "bright", job.m, NULL, &r),
+                     TS_OK);
+    print_message("  brightened patch: edits %.3f%% max %.3f%%\n", 100 * r.mean, 100 * r.max);
+    assert_true(r.pass);
+    g_object_unref(bright);
+
+    /* The face enlarged by 3% about the eye centre. */
+    double cx = (job.lm[468][0] + job.lm[473][0]) / 2, cy = (job.lm[468][1] + job.lm[473][1]) / 2;
+    const double k = 1.03;
+    VipsImage *warped = NULL;
+    VipsArrayInt *area = vips_array_int_newv(4, 0, 0, before->Xsize, before->Ysize);
+    assert_int_equal(vips_affine(before, &warped, k, 0, 0, k, "oarea", area, "odx", cx - k * cx,
+                                 "ody", cy - k * cy, "interpolate",
+                                 vips_interpolate_bilinear_static(), NULL),
+                     0);
+    vips_area_unref(VIPS_AREA(area));
+    assert_int_equal(ts_verify_identity_edits(f->ctx, p, before, warped, "warped", job.m, NULL, &r),
+                     TS_OK);
+    print_message("  enlarged 3%%: edits %.3f%% -> %s\n", 100 * r.mean, r.message);
+    assert_false(r.pass);
+    assert_true(r.mean > 1.5 * TS_VERIFY_IDENTITY_LIMIT);
+    assert_non_null(strstr(r.message, "changed"));
+    g_object_unref(warped);
+    g_object_unref(before);
+    ts_render_job_clear(&job);
+    ts_photo_unref(p);
+}
+
 /* The RGB of the edit map at (x, y). */
 static void map_pixel(VipsImage *map, int x, int y, double rgb[3]) {
     double *v;
@@ -266,6 +320,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(t_identity_grace, setup, teardown),
         cmocka_unit_test_setup_teardown(t_identity_franck, setup, teardown),
         cmocka_unit_test_setup_teardown(t_warped_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_edits_gate, setup, teardown),
         cmocka_unit_test_setup_teardown(t_edit_map, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

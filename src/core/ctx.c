@@ -32,6 +32,8 @@ const char *ts_status_name(ts_status s) {
         return "internal";
     case TS_ERR_NO_PERSON:
         return "no-person";
+    case TS_ERR_IDENTITY:
+        return "identity";
     }
     return "unknown";
 }
@@ -61,6 +63,8 @@ int ts_status_exit_code(ts_status s) {
         return 10;
     case TS_ERR_NO_PERSON:
         return 11;
+    case TS_ERR_IDENTITY:
+        return 12;
     }
     return 1;
 }

@@ -85,6 +85,7 @@ void ts_photo_unref(ts_photo *p) {
     if (p->full) g_object_unref(p->full);
     free(p->faces);
     free(p->subject);
+    free(p->seeded_ref);
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->face_lock);
     free(p);

@@ -35,6 +35,9 @@ struct ts_photo {
     ts_face *faces;
     int n_faces;
     ts_face_analysis *subject;
+    float subject_roi[4];    /* the mesh's final crop: cx, cy, size, rotation (photo pixels) */
+    float subject_src_scale; /* pixels per photo pixel of the image that crop came from */
+    float (*seeded_ref)[2];  /* the identity check's reading of the photo itself (verify.c) */
     ts_status subject_status;
     char subject_error[512];
     double analysis_scale; /* analysis pixels per photo pixel */

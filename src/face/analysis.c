@@ -115,6 +115,9 @@ static ts_status analyse_locked(ts_ctx *ctx, ts_photo *p) {
     a->smile = x.smile;
     a->presence = mesh.presence;
     p->subject = a;
+    p->subject_roi[0] = mesh.roi.cx, p->subject_roi[1] = mesh.roi.cy;
+    p->subject_roi[2] = mesh.roi.size, p->subject_roi[3] = mesh.roi.rotation;
+    p->subject_src_scale = mesh.src_scale;
     return TS_OK;
 }
 
@@ -135,4 +138,14 @@ ts_status ts_photo_subject(ts_ctx *ctx, ts_photo *p, const ts_face_analysis **ou
     if (!s) *out = p->subject;
     pthread_mutex_unlock(&p->face_lock);
     return s;
+}
+
+ts_status ts_photo_subject_roi(ts_ctx *ctx, ts_photo *p, ts_face_roi *roi, float *src_scale) {
+    const ts_face_analysis *f;
+    ts_status s = ts_photo_subject(ctx, p, &f);
+    if (s) return s;
+    *roi =
+        (ts_face_roi){p->subject_roi[0], p->subject_roi[1], p->subject_roi[2], p->subject_roi[3]};
+    if (src_scale) *src_scale = p->subject_src_scale;
+    return TS_OK;
 }

@@ -58,33 +58,26 @@ ts_face_roi ts_face_roi_from_mesh(const ts_face_mesh *m) {
     return r;
 }
 
-/* Samples the ROI into a CROP x CROP RGB tensor in [0, 1] with libvips' affine transform on a
- * shrink-on-load copy sized so the crop is never upsampled from more than 2x decimated data. */
-static ts_status sample_roi(ts_ctx *ctx, ts_photo *p, ts_face_roi r, float *dst) {
-    VipsImage *t = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL, *warped = NULL;
-    /* The photo's analysis copy serves when the crop takes at least CROP of its pixels (the
-     * usual case); a small face in a big photo gets its own, sharper decode. */
-    double an_scale;
-    VipsImage *an = ts_photo_analysis(ctx, p, &an_scale);
-    if (!an) return TS_ERR_FORMAT;
-    if (r.size * an_scale >= CROP) {
-        t = g_object_ref(an);
-    } else {
-        double shrink = fmin(1.0, 2.0 * CROP / fmax(r.size, 1.0));
-        int tw = (int)lround(p->width * shrink), th = (int)lround(p->height * shrink);
-        tw = tw < 1 ? 1 : tw, th = th < 1 ? 1 : th;
-        if (vips_thumbnail(p->path, &t, tw, "height", th, NULL))
-            return ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path,
-                           vips_error_buffer());
-    }
-    double sx = (double)t->Xsize / p->width, sy = (double)t->Ysize / p->height;
-    /* Photo -> crop: (u, v) = k R(-rot) (x - c) + CROP/2, here in thumbnail coordinates. */
-    double k = CROP / (r.size * sx), c = cos(r.rotation), s = sin(r.rotation);
-    double a = k * c, b = k * s, cc = -k * s, d = k * c;
-    double tcx = r.cx * sx, tcy = r.cy * sy;
+/* Samples the ROI (photo pixels) into a CROP x CROP RGB tensor in [0, 1] from src, an image
+ * related to the photo by P (photo -> src pixels, x' = P0 x + P1 y + P2, y' = P3 x + P4 y + P5),
+ * with libvips' bilinear affine transform. name names src in messages. */
+static ts_status sample_roi_from(ts_ctx *ctx, VipsImage *src, const double P[6], ts_face_roi r,
+                                 const char *name, float *dst) {
+    VipsImage *rgb = NULL, *flat = NULL, *u8 = NULL, *warped = NULL;
+    /* Photo -> crop: (u, v) = K (x - c) + CROP/2 with K = k R(-rot); src -> crop: K P^-1. */
+    double k = CROP / r.size, c = cos(r.rotation), s = sin(r.rotation);
+    double K[4] = {k * c, k * s, -k * s, k * c};
+    double det = P[0] * P[4] - P[1] * P[3];
+    if (!isfinite(det) || fabs(det) < 1e-12)
+        return ts_fail(ctx, TS_ERR_ARGUMENT, "%s: face crop: singular transform", name);
+    double Pi[4] = {P[4] / det, -P[1] / det, -P[3] / det, P[0] / det};
+    double a = K[0] * Pi[0] + K[1] * Pi[2], b = K[0] * Pi[1] + K[1] * Pi[3];
+    double cc = K[2] * Pi[0] + K[3] * Pi[2], d = K[2] * Pi[1] + K[3] * Pi[3];
+    /* the ROI centre in src lands on the crop centre */
+    double tcx = P[0] * r.cx + P[1] * r.cy + P[2], tcy = P[3] * r.cx + P[4] * r.cy + P[5];
     double odx = CROP / 2.0 - (a * tcx + b * tcy), ody = CROP / 2.0 - (cc * tcx + d * tcy);
     VipsInterpolate *bil = vips_interpolate_new("bilinear");
-    int ok = vips_colourspace(t, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
+    int ok = vips_colourspace(src, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
     if (ok)
         ok = vips_image_hasalpha(rgb) ? vips_flatten(rgb, &flat, NULL) == 0
                                       : (flat = g_object_ref(rgb)) != NULL;
@@ -102,13 +95,12 @@ static ts_status sample_roi(ts_ctx *ctx, ts_photo *p, ts_face_roi r, float *dst)
     size_t len = 0;
     unsigned char *px = ok ? vips_image_write_to_memory(u8, &len) : NULL;
     int bands = u8 ? u8->Bands : 0;
-    VipsImage *all[] = {t, rgb, flat, u8, warped};
+    VipsImage *all[] = {rgb, flat, u8, warped};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]) g_object_unref(all[i]);
     if (!px || len != (size_t)CROP * CROP * bands || bands < 1) {
         g_free(px);
-        return ts_fail(ctx, TS_ERR_INTERNAL, "%s: face crop failed: %s", p->path,
-                       vips_error_buffer());
+        return ts_fail(ctx, TS_ERR_INTERNAL, "%s: face crop failed: %s", name, vips_error_buffer());
     }
     for (int i = 0; i < CROP * CROP; i++)
         for (int ch = 0; ch < 3; ch++)
@@ -117,12 +109,44 @@ static ts_status sample_roi(ts_ctx *ctx, ts_photo *p, ts_face_roi r, float *dst)
     return TS_OK;
 }
 
-/* One pass: crop, run the attention model, refine, map back to photo pixels. */
-static ts_status mesh_pass(ts_ctx *ctx, ts_photo *p, ts_face_roi r, ts_face_mesh *out) {
+/* The ROI from the photo: the analysis copy serves when the crop takes at least CROP of its
+ * pixels (the usual case); a small face in a big photo gets its own, sharper decode, sized so
+ * the crop is never upsampled from more than 2x decimated data. *scale receives the sampled
+ * image's pixels per photo pixel. */
+static ts_status sample_roi(ts_ctx *ctx, ts_photo *p, ts_face_roi r, float *dst, float *scale) {
+    VipsImage *t = NULL;
+    double an_scale;
+    VipsImage *an = ts_photo_analysis(ctx, p, &an_scale);
+    if (!an) return TS_ERR_FORMAT;
+    if (r.size * an_scale >= CROP) {
+        t = g_object_ref(an);
+    } else {
+        double shrink = fmin(1.0, 2.0 * CROP / fmax(r.size, 1.0));
+        int tw = (int)lround(p->width * shrink), th = (int)lround(p->height * shrink);
+        tw = tw < 1 ? 1 : tw, th = th < 1 ? 1 : th;
+        if (vips_thumbnail(p->path, &t, tw, "height", th, NULL))
+            return ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path,
+                           vips_error_buffer());
+    }
+    double sx = (double)t->Xsize / p->width, sy = (double)t->Ysize / p->height;
+    const double P[6] = {sx, 0, 0, 0, sy, 0};
+    ts_status s = sample_roi_from(ctx, t, P, r, p->path, dst);
+    g_object_unref(t);
+    *scale = (float)sqrt(sx * sy);
+    return s;
+}
+
+/* One pass: crop (from the photo, or from src through P when src is given), run the attention
+ * model, refine, map back to photo pixels. */
+static ts_status mesh_pass(ts_ctx *ctx, ts_photo *p, VipsImage *src, const double P[6],
+                           const char *name, ts_face_roi r, ts_face_mesh *out) {
     ts_nn_runtime *rt = ts_ctx_runtime(ctx, TS_MODEL_FACE_LANDMARK_ATTENTION);
     if (!rt) return TS_ERR_MODEL;
-    ts_status s = sample_roi(ctx, p, r, ts_nn_input(rt, 0).data);
+    float scale = 1;
+    ts_status s = src ? sample_roi_from(ctx, src, P, r, name, ts_nn_input(rt, 0).data)
+                      : sample_roi(ctx, p, r, ts_nn_input(rt, 0).data, &scale);
     if (s) return s;
+    out->src_scale = src ? (float)sqrt(fabs(P[0] * P[4] - P[1] * P[3])) : scale;
     char err[300];
     if (ts_nn_run(rt, err, sizeof err)) return ts_fail(ctx, TS_ERR_INTERNAL, "%s", err);
     const float *mesh = ts_nn_output(rt, 0).data, *lips = ts_nn_output(rt, 1).data,
@@ -166,12 +190,18 @@ ts_status ts_face_mesh_compute(ts_ctx *ctx, ts_photo *p, const ts_face_box *det,
                                ts_face_mesh *out) {
     if (!ctx || !p || !det || !out) return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_face_mesh: NULL");
     ts_face_mesh first;
-    ts_status s = mesh_pass(ctx, p, ts_face_roi_from_detection(det), &first);
+    ts_status s = mesh_pass(ctx, p, NULL, NULL, NULL, ts_face_roi_from_detection(det), &first);
     if (s) return s;
     /* The detection box is loose; the mesh's own box centres and levels the face better. */
     ts_face_mesh second;
-    s = mesh_pass(ctx, p, ts_face_roi_from_mesh(&first), &second);
+    s = mesh_pass(ctx, p, NULL, NULL, NULL, ts_face_roi_from_mesh(&first), &second);
     if (s) return s;
     *out = second;
     return TS_OK;
+}
+
+ts_status ts_face_mesh_on(ts_ctx *ctx, VipsImage *src, const double P[6], ts_face_roi roi,
+                          const char *name, ts_face_mesh *out) {
+    if (!ctx || !src || !P || !out) return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_face_mesh_on: NULL");
+    return mesh_pass(ctx, NULL, src, P, name ? name : "image", roi, out);
 }

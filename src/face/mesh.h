@@ -2,6 +2,8 @@
 #ifndef TS_FACE_MESH_H
 #define TS_FACE_MESH_H
 
+#include <vips/vips.h>
+
 #include "face/face.h"
 
 #define TS_MESH_POINTS 478
@@ -26,6 +28,7 @@ typedef struct ts_face_mesh {
     float pts[TS_MESH_POINTS][3];
     float presence;  /* probability that the crop holds a face */
     ts_face_roi roi; /* the crop the final pass ran on */
+    float src_scale; /* pixels per photo pixel of the image that crop was sampled from */
 } ts_face_mesh;
 
 /* The ROI MediaPipe derives from a detection: box centre, long side x 1.5, rotation from the
@@ -38,5 +41,19 @@ ts_face_roi ts_face_roi_from_mesh(const ts_face_mesh *m);
 /* Computes the mesh for the face found by det: a first pass on the detection's ROI, a second
  * on the ROI of the first pass's mesh. */
 ts_status ts_face_mesh_compute(ts_ctx *ctx, ts_photo *p, const ts_face_box *det, ts_face_mesh *out);
+
+/* One mesh pass at a given ROI (photo pixels) on src, an image related to the photo by P
+ * (photo -> src pixels, x' = P0 x + P1 y + P2, y' = P3 x + P4 y + P5): a rendered output (P
+ * its frame transform) or a copy of the photo. No detection: the crop is where roi puts it, so
+ * two images of the same face measured at the same ROI differ only by their pixels. Landmarks
+ * come out in photo pixels; out->presence says whether the crop held a face. src is sampled
+ * bilinearly: shrink it first to about out->src_scale of the photo pass it is compared with.
+ * name names src in messages. */
+ts_status ts_face_mesh_on(ts_ctx *ctx, VipsImage *src, const double P[6], ts_face_roi roi,
+                          const char *name, ts_face_mesh *out);
+
+/* The ROI the subject's mesh was computed on (photo pixels) and that pass's src_scale; runs
+ * the face analysis when it has not run yet (errors as ts_photo_subject). */
+ts_status ts_photo_subject_roi(ts_ctx *ctx, ts_photo *p, ts_face_roi *roi, float *src_scale);
 
 #endif

@@ -44,6 +44,81 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
         if (k == 2) LAP(retouch);
     }
     if (!st) after = ts_verify_snapshot(&job);
+    /* The identity gate (docs/export-and-verify.md), right after the face edits and before the
+     * backdrop: the canvas as tone, light and retouch left it against the canvas right after
+     * frame, both read by the same instrument (one mesh pass at the photo's own face crop,
+     * carried through the frame transform, averaged over small shifts of that crop); the
+     * frame is a similarity by construction, so what moves between the two is the edits'.
+     * When the edits move the landmarks more than the limit, they are applied at half and then
+     * a quarter of their strength (the canvas blended back toward the framed one), as a
+     * retoucher would back off; if even that fails, the look is not delivered. */
+    ts_identity_result ir;
+    int gate_ran = 0;
+    if (!st && !req->no_verify && before && after) {
+        static const double back_off[] = {1, 0.5, 0.25};
+        for (int k = 0; k < 3; k++) {
+            VipsImage *cand = NULL;
+            if (k == 0) {
+                cand = g_object_ref(after);
+            } else {
+                /* before + f (after - before) */
+                VipsImage *d = NULL;
+                int bad = vips_subtract(after, before, &d, NULL) ||
+                          vips_linear1(d, &cand, back_off[k], 0, NULL);
+                if (d) g_object_unref(d);
+                VipsImage *sum = NULL;
+                if (!bad) bad = vips_add(before, cand, &sum, NULL);
+                if (cand) g_object_unref(cand);
+                cand = sum;
+                if (!bad) {
+                    VipsImage *mem = vips_image_copy_memory(cand);
+                    g_object_unref(cand);
+                    cand = mem;
+                }
+                if (bad || !cand) {
+                    st = ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot scale the edits back: %s",
+                                 req->path, vips_error_buffer());
+                    vips_error_clear();
+                    break;
+                }
+            }
+            ts_status vs =
+                ts_verify_identity_edits(ctx, p, before, cand, req->path, job.m, req->floor, &ir);
+            if (vs) {
+                g_object_unref(cand);
+                snprintf(r->error, sizeof r->error, "identity check could not run: %s",
+                         ts_ctx_error(ctx));
+                st = vs;
+                break;
+            }
+            gate_ran = 1;
+            if (ir.pass || k == 2) {
+                if (k > 0) {
+                    g_object_unref(job.rgb), job.rgb = g_object_ref(cand);
+                    g_object_unref(after), after = g_object_ref(cand);
+                    ts_render_edit(&job,
+                                   "face edits applied at %.0f%% of the look's strength, to keep "
+                                   "the face's landmarks within 1%% of the eye distance",
+                                   100 * back_off[k]);
+                    r->id_strength = back_off[k];
+                } else {
+                    r->id_strength = 1;
+                }
+                g_object_unref(cand);
+                break;
+            }
+            g_object_unref(cand);
+        }
+        if (gate_ran) {
+            r->id_mean = ir.mean, r->id_max = ir.max, r->id_ok = ir.pass;
+            r->id_total_mean = ir.total_mean, r->id_frame_mean = ir.frame_mean;
+            if (!ir.pass) {
+                snprintf(r->error, sizeof r->error, "identity check failed: %s", ir.message);
+                st = TS_ERR_IDENTITY; /* a look that moved the face is not delivered */
+            }
+        }
+        LAP(verify);
+    }
     if (!st) st = ts_stage_background.run(&job, ts_style_params(req->style, "background"));
     LAP(background);
     const export_params *ep =
@@ -52,7 +127,8 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
     if (!st) st = ts_export_write_ex(&job, ep, req->path, &er);
     LAP(export_);
     if (st) {
-        snprintf(r->error, sizeof r->error, "%s", ts_ctx_error(ctx));
+        if (!r->error[0]) snprintf(r->error, sizeof r->error, "%s", ts_ctx_error(ctx));
+        r->status = st;
         goto done;
     }
     r->width = er.width, r->height = er.height, r->bytes = (long)er.bytes;
@@ -62,32 +138,15 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
     for (int k = 0; k < job.n_notes && k < TS_RENDER_MAX_NOTES; k++)
         snprintf(r->notes[r->n_notes++], sizeof r->notes[0], "%s", job.notes[k]);
     if (!req->no_verify) {
-        /* Authenticity: the face is measured against the photo on the canvas as the face edits
-         * left it (after tone, light and retouch), before the backdrop goes in: the backdrop
-         * changes no face pixel, but a new background shifts the mesh model's face-outline
-         * points by up to ~1.5% of the eye distance on unedited faces, which would hide the
-         * edits' own effect. The canvas is measured as the 8-bit image a lossless file of it
-         * would hold, without writing one. The file as written is decoded, measured too and
-         * reported. Each is a full face analysis (detection and mesh) of the output's pixels. */
-        ts_identity_result ir, wr;
+        /* The file as written (backdrop and encoding included), read by the same
+         * instrument against the photo: reported beside the gate. */
+        ts_identity_result wr;
         VipsImage *written = vips_image_new_from_file(req->path, NULL);
         if (written &&
             ts_verify_identity_image(ctx, p, written, req->path, er.m, req->floor, 0, &wr) == TS_OK)
             r->id_written_mean = wr.mean;
         if (!written) vips_error_clear();
         if (written) g_object_unref(written);
-        if (after && ts_verify_identity_image(ctx, p, after, "the canvas before the background",
-                                              job.m, req->floor, 0, &ir) == TS_OK) {
-            r->id_mean = ir.mean, r->id_max = ir.max, r->id_ok = ir.pass;
-            if (!ir.pass) {
-                snprintf(r->error, sizeof r->error, "identity check failed: %s", ir.message);
-                unlink(req->path); /* a look that moved the face is not delivered */
-            }
-        } else {
-            snprintf(r->error, sizeof r->error, "identity check could not run: %s",
-                     ts_ctx_error(ctx));
-            unlink(req->path);
-        }
         LAP(verify);
     }
     if (before && after && req->edit_map && req->edit_map[0])

@@ -37,6 +37,8 @@ typedef struct ts_look_result {
     /* The gate: face analysis re-run on the canvas after the face edits (before the backdrop),
      * mapped back to the photo; fractions of the inter-eye distance. */
     double id_mean, id_max;
+    double id_total_mean, id_frame_mean; /* after vs the photo; framed-only vs the photo */
+    double id_strength; /* the share of the face edits delivered (1, or 0.5 / 0.25 backed off) */
     double id_written_mean; /* the same measured on the file as written; -1 when not measured */
     int id_ok;
     int edit_map_written;
@@ -45,6 +47,7 @@ typedef struct ts_look_result {
     char notes[TS_RENDER_MAX_NOTES][200];
     int n_notes;
     char error[300];    /* non-empty when this look failed (its file is then removed) */
+    ts_status status;   /* why it failed: TS_ERR_IDENTITY, or the stage's status */
     ts_look_timing t;   /* wall clock */
     ts_look_timing cpu; /* CPU time of the process (all threads): steadier on a loaded machine */
 } ts_look_result;

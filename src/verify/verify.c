@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "face/mesh.h"
 #include "render/export.h"
 
 /* libvips' last message on one line, then cleared. */
@@ -43,6 +44,15 @@ static displacement compare(const ts_face_analysis *a, const ts_face_analysis *b
     return d;
 }
 
+/* Landmarks (x, y) as a face analysis for compare(); a new allocation or NULL. */
+static ts_face_analysis *as_analysis(const float (*lm)[2]) {
+    ts_face_analysis *a = calloc(1, sizeof *a);
+    if (a)
+        for (int i = 0; i < TS_LANDMARKS; i++)
+            a->landmarks[i][0] = lm[i][0], a->landmarks[i][1] = lm[i][1];
+    return a;
+}
+
 /* The subject of the file at path; the photo (returned in *ph) owns *f. A missing face is
  * reported as being missing from that file. */
 static ts_status subject_of(ts_ctx *ctx, const char *path, const char *what, ts_photo **ph,
@@ -57,6 +67,10 @@ static ts_status subject_of(ts_ctx *ctx, const char *path, const char *what, ts_
     return s;
 }
 
+static ts_status seeded_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *src, const double P[6],
+                                  const char *name, float (*lm)[2]);
+static ts_status reference_of(ts_ctx *ctx, ts_photo *p, ts_face_analysis **out);
+
 ts_status ts_verify_noise_floor(ts_ctx *ctx, ts_photo *input, ts_verify_floor *out) {
     if (!ctx || !input || !out) return ts_fail(ctx, TS_ERR_ARGUMENT, "noise floor: NULL argument");
     const ts_face_analysis *fin;
@@ -64,35 +78,36 @@ ts_status ts_verify_noise_floor(ts_ctx *ctx, ts_photo *input, ts_verify_floor *o
     if (s) return s;
     VipsImage *full = ts_photo_full(ctx, input);
     if (!full) return TS_ERR_FORMAT;
-    /* The copy holds the person's photo, so it lives in a private folder for milliseconds. */
-    GError *gerr = NULL;
-    char *dir = g_dir_make_tmp("trueshot-verify-XXXXXX", &gerr);
-    if (!dir) {
-        s = ts_fail(ctx, TS_ERR_WRITE, "noise floor: cannot make a temporary folder: %s",
-                    gerr ? gerr->message : "?");
-        g_clear_error(&gerr);
-        return s;
+    /* The re-encode stays in memory: it holds the person's photo. */
+    char why[300];
+    void *buf = NULL;
+    size_t len = 0;
+    VipsImage *copy = NULL;
+    if (vips_jpegsave_buffer(full, &buf, &len, "Q", 95, "strip", TRUE, NULL) ||
+        !(copy = vips_image_new_from_buffer(buf, len, "", NULL))) {
+        g_free(buf);
+        return ts_fail(ctx, TS_ERR_INTERNAL, "noise floor: cannot re-encode the photo: %s",
+                       vips_why(why, sizeof why));
     }
-    char *path = g_build_filename(dir, "reencoded.jpg", NULL), why[300];
-    ts_photo *copy = NULL;
-    const ts_face_analysis *fc = NULL;
-    if (vips_jpegsave(full, path, "Q", 95, "strip", TRUE, NULL)) {
-        s = ts_fail(ctx, TS_ERR_WRITE, "noise floor: cannot write %s: %s", path,
-                    vips_why(why, sizeof why));
-    } else {
-        s = subject_of(ctx, path, "re-encoded copy of the photo", &copy, &fc);
-    }
+    float(*lm)[2] = malloc(sizeof(float) * 2 * TS_LANDMARKS);
+    ts_face_analysis *fc = calloc(1, sizeof *fc);
+    static const double id[6] = {1, 0, 0, 0, 1, 0};
+    if (!lm || !fc)
+        s = ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
+    else
+        s = seeded_landmarks(ctx, input, copy, id, "the re-encoded copy of the photo", lm);
+    ts_face_analysis *ref = NULL;
+    if (!s) s = reference_of(ctx, input, &ref);
     if (!s) {
-        static const double id[6] = {1, 0, 0, 0, 1, 0};
-        displacement d = compare(fin, fc, id);
+        for (int i = 0; i < TS_LANDMARKS; i++)
+            fc->landmarks[i][0] = lm[i][0], fc->landmarks[i][1] = lm[i][1];
+        displacement d = compare(ref, fc, id);
         out->mean = d.mean_px / fin->inter_eye_px;
         out->max = d.max_px / fin->inter_eye_px;
     }
-    ts_photo_unref(copy);
-    unlink(path);
-    rmdir(dir);
-    g_free(path);
-    g_free(dir);
+    free(lm), free(fc), free(ref);
+    g_object_unref(copy);
+    g_free(buf);
     return s;
 }
 
@@ -150,66 +165,123 @@ static VipsImage *srgb_of(VipsImage *o) {
     return rgb;
 }
 
-/* The subject's landmarks on the output after resampling it back into the photo's geometry
- * (the inverse of m), at the photo's analysis scale a, written to lm in photo pixels.
- * The analysis then sees the face where, and as large as, it saw it on the photo: its own
- * re-framing noise (0.6-1.1% of the eye distance on unedited frames, docs/export-and-verify.md)
- * drops out, and what remains is what the output changed. Outside the output: black. rgb is
- * the output as 3-band sRGB (srgb_of; borrowed). */
-static ts_status aligned_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *rgb, const char *name,
-                                   const double inv[6], float (*lm)[2]) {
+/* The subject's landmarks on src (an image related to the photo by P: photo -> src pixels),
+ * measured by one mesh pass at the very crop the photo's own mesh ran on (the photo's final
+ * ROI, carried through P), written to lm in photo pixels. The network then sees the face where,
+ * and as large as, it saw it on the photo, so its re-framing noise (0.6-1.8% of the eye
+ * distance when an output is analysed from scratch: detection boxes and the mesh's own ROI
+ * move with the framing and the surroundings) drops out, and what remains is what the pixels
+ * changed. src is first shrunk (Lanczos 3) to the scale the photo's pass sampled at, so both
+ * crops are sampled alike. A crop without a face (presence < 0.5) is TS_ERR_NO_FACE. */
+static ts_status seeded_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *src, const double P[6],
+                                  const char *name, float (*lm)[2]) {
     char why[300];
-    double a = 1;
-    if (!ts_photo_analysis(ctx, input, &a)) return TS_ERR_FORMAT;
-    int W = (int)lround(ts_photo_width(input) * a), H = (int)lround(ts_photo_height(input) * a);
-    /* output -> aligned, pixel centres: q = a (inv o) */
-    double A[4] = {a * inv[0], a * inv[1], a * inv[3], a * inv[4]};
-    double t[2] = {a * inv[2], a * inv[5]};
-    VipsImage *pre = NULL, *back = NULL;
-    int ok = 1;
-    /* Shrinking by more than 1.5x: antialias first with a real resize, then the rest. */
-    double sigma = sqrt(fabs(A[0] * A[3] - A[1] * A[2]));
-    if (sigma < 1 / 1.5) {
-        ok = vips_resize(rgb, &pre, sigma, "kernel", VIPS_KERNEL_LANCZOS3, NULL) == 0;
-        if (ok) {
-            /* resized = sigma (o + 0.5) - 0.5, so o = (resized + 0.5) / sigma - 0.5. */
-            double off = 0.5 / sigma - 0.5;
-            t[0] += (A[0] + A[1]) * off, t[1] += (A[2] + A[3]) * off;
-            for (int i = 0; i < 4; i++) A[i] /= sigma;
-        }
+    ts_face_roi roi;
+    float src_scale = 1;
+    ts_status s = ts_photo_subject_roi(ctx, input, &roi, &src_scale);
+    if (s) return s;
+    double scale = sqrt(fabs(P[0] * P[4] - P[1] * P[3])), Q[6];
+    memcpy(Q, P, sizeof Q);
+    VipsImage *pre = NULL;
+    double f = src_scale / scale;
+    if (f < 0.95) {
+        if (vips_resize(src, &pre, f, "kernel", VIPS_KERNEL_LANCZOS3, NULL))
+            return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot resample the output: %s", name,
+                           vips_why(why, sizeof why));
+        /* resized = f (o + 0.5) - 0.5 */
+        for (int i = 0; i < 6; i++) Q[i] *= f;
+        Q[2] += 0.5 * f - 0.5, Q[5] += 0.5 * f - 0.5;
     } else {
-        pre = g_object_ref(rgb);
+        pre = g_object_ref(src);
     }
-    if (ok) {
-        VipsInterpolate *bic = vips_interpolate_new("bicubic");
-        VipsArrayInt *area = vips_array_int_newv(4, 0, 0, W, H);
-        VipsArrayDouble *black = vips_array_double_newv(1, 0.0);
-        /* Pixel centres: libvips maps corners, so shift half a pixel in and out. */
-        ok = vips_affine(pre, &back, A[0], A[1], A[2], A[3], "interpolate", bic, "oarea", area,
-                         "odx", t[0] + 0.5 * (A[0] + A[1]) - 0.5, "ody",
-                         t[1] + 0.5 * (A[2] + A[3]) - 0.5, "extend", VIPS_EXTEND_BLACK,
-                         "background", black, NULL) == 0;
-        vips_area_unref(VIPS_AREA(area));
-        vips_area_unref(VIPS_AREA(black));
-        g_object_unref(bic);
+    /* The crop at the ROI and at small shifts, zooms and turns of it, averaged: one pass's
+     * landmarks answer to small changes of tone as much as to geometry; the average of
+     * several crops answers to geometry. */
+    static const float jit[][4] = {{0, 0, 1, 0},     {0.03f, 0, 1, 0},  {-0.03f, 0, 1, 0},
+                                   {0, 0.03f, 1, 0}, {0, -0.03f, 1, 0}, {0, 0, 1.05f, 0},
+                                   {0, 0, 0.95f, 0}, {0, 0, 1, 0.035f}, {0, 0, 1, -0.035f}};
+    enum { NJ = sizeof jit / sizeof jit[0] };
+    double acc[TS_LANDMARKS][2] = {{0}};
+    float presence = 0;
+    ts_face_mesh *mesh = malloc(sizeof *mesh);
+    if (!mesh) s = ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
+    for (int j = 0; j < NJ && !s; j++) {
+        ts_face_roi r = roi;
+        r.cx += jit[j][0] * roi.size, r.cy += jit[j][1] * roi.size;
+        r.size *= jit[j][2], r.rotation += jit[j][3];
+        if ((s = ts_face_mesh_on(ctx, pre, Q, r, name, mesh))) break;
+        presence += mesh->presence / NJ;
+        for (int i = 0; i < TS_LANDMARKS; i++)
+            acc[i][0] += mesh->pts[i][0] / NJ, acc[i][1] += mesh->pts[i][1] / NJ;
     }
-    if (pre) g_object_unref(pre);
-    VipsImage *u8 = NULL;
-    if (ok) ok = vips_cast_uchar(back, &u8, NULL) == 0;
-    if (back) g_object_unref(back);
-    if (!ok) {
-        if (u8) g_object_unref(u8);
-        return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot resample the output: %s", name,
-                       vips_why(why, sizeof why));
+    free(mesh);
+    g_object_unref(pre);
+    if (s) return s;
+    if (presence < 0.5f)
+        return ts_fail(ctx, TS_ERR_NO_FACE,
+                       "%s: no face found on the output where the photo's face was mapped "
+                       "(presence %.2f), so its identity cannot be checked",
+                       name, presence);
+    for (int i = 0; i < TS_LANDMARKS; i++) lm[i][0] = (float)acc[i][0], lm[i][1] = (float)acc[i][1];
+    return TS_OK;
+}
+
+/* The photo's own landmarks as the identity check reads them (seeded_landmarks on the image
+ * the photo's mesh was sampled from), computed once and kept on the photo, as a new face
+ * analysis in *out (free()). */
+static ts_status reference_of(ts_ctx *ctx, ts_photo *p, ts_face_analysis **out) {
+    *out = NULL;
+    pthread_mutex_lock(&p->face_lock);
+    const float(*ref)[2] = (const float(*)[2])p->seeded_ref;
+    pthread_mutex_unlock(&p->face_lock);
+    if (!ref) {
+        ts_face_roi roi;
+        float sc = 1;
+        ts_status s = ts_photo_subject_roi(ctx, p, &roi, &sc);
+        if (s) return s;
+        double a = 1;
+        VipsImage *an = ts_photo_analysis(ctx, p, &a), *src = NULL;
+        if (!an) return TS_ERR_FORMAT;
+        double sx = 1, sy = 1;
+        if (fabs(sc - a) < 1e-6 * a) {
+            src = g_object_ref(an);
+            sx = (double)an->Xsize / p->width, sy = (double)an->Ysize / p->height;
+        } else if ((src = ts_photo_full(ctx, p))) {
+            g_object_ref(src); /* a small face: sampled from full resolution */
+        } else {
+            return TS_ERR_FORMAT;
+        }
+        float(*lm)[2] = malloc(sizeof(float) * 2 * TS_LANDMARKS);
+        const double P[6] = {sx, 0, 0, 0, sy, 0};
+        s = lm ? seeded_landmarks(ctx, p, src, P, p->path, lm)
+               : ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
+        g_object_unref(src);
+        if (s) {
+            free(lm);
+            return s;
+        }
+        pthread_mutex_lock(&p->face_lock);
+        if (!p->seeded_ref)
+            p->seeded_ref = lm;
+        else
+            free(lm);
+        ref = (const float(*)[2])p->seeded_ref;
+        pthread_mutex_unlock(&p->face_lock);
     }
-    ts_status s = analyse_image(ctx, u8, "output (resampled into the photo's geometry)", a, lm);
-    g_object_unref(u8);
-    if (s == TS_ERR_NO_FACE)
-        ts_fail(ctx, s,
-                "%s: no face found on the output (resampled into the photo's geometry), so its "
-                "identity cannot be checked",
-                name);
-    return s;
+    if (!(*out = as_analysis(ref))) return ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
+    return TS_OK;
+}
+
+/* The photo's subject and noise floor (the given one, or measured now). */
+static ts_status subject_and_floor(ts_ctx *ctx, ts_photo *input, const ts_verify_floor *floor,
+                                   const ts_face_analysis **fin, ts_verify_floor *fl) {
+    ts_status s = ts_photo_subject(ctx, input, fin);
+    if (s) return s;
+    if (floor) {
+        *fl = *floor;
+        return TS_OK;
+    }
+    return ts_verify_noise_floor(ctx, input, fl);
 }
 
 /* The identity measure of rgb (3-band sRGB uchar, borrowed) against input; see
@@ -225,13 +297,9 @@ static ts_status identity_of(ts_ctx *ctx, ts_photo *input, VipsImage *rgb, const
     inv[2] = -(inv[0] * m[2] + inv[1] * m[5]);
     inv[5] = -(inv[3] * m[2] + inv[4] * m[5]);
     const ts_face_analysis *fin;
-    ts_status s = ts_photo_subject(ctx, input, &fin);
-    if (s) return s;
     ts_verify_floor fl;
-    if (floor)
-        fl = *floor;
-    else if ((s = ts_verify_noise_floor(ctx, input, &fl)))
-        return s;
+    ts_status s = subject_and_floor(ctx, input, floor, &fin, &fl);
+    if (s) return s;
     ts_face_analysis *al = malloc(sizeof *al);
     float(*lm)[2] = malloc(sizeof(float) * 2 * TS_LANDMARKS);
     if (!al || !lm) {
@@ -270,16 +338,21 @@ static ts_status identity_of(ts_ctx *ctx, ts_photo *input, VipsImage *rgb, const
             al->landmarks[i][0] = lm[i][0], al->landmarks[i][1] = lm[i][1];
         direct = compare(fin, al, inv);
     }
-    /* Aligned: the output mapped back first, then analysed. */
-    if ((s = aligned_landmarks(ctx, input, rgb, name, inv, lm))) {
+    /* The gate: the output measured at the photo's own crop (seeded_landmarks). */
+    if ((s = seeded_landmarks(ctx, input, rgb, m, name, lm))) {
         free(al), free(lm);
         return s;
     }
     for (int i = 0; i < TS_LANDMARKS; i++)
         al->landmarks[i][0] = lm[i][0], al->landmarks[i][1] = lm[i][1], al->landmarks[i][2] = 0;
     static const double id[6] = {1, 0, 0, 0, 1, 0};
-    displacement d = compare(fin, al, id);
-    free(al), free(lm);
+    ts_face_analysis *ref = NULL;
+    if ((s = reference_of(ctx, input, &ref))) {
+        free(al), free(lm);
+        return s;
+    }
+    displacement d = compare(ref, al, id);
+    free(al), free(lm), free(ref);
 
     ts_identity_result res;
     memset(&res, 0, sizeof res);
@@ -290,6 +363,7 @@ static ts_status identity_of(ts_ctx *ctx, ts_photo *input, VipsImage *rgb, const
     res.direct_mean = direct.mean_px < 0 ? -1 : direct.mean_px / ie;
     res.direct_max = direct.max_px < 0 ? -1 : direct.max_px / ie;
     res.floor = fl;
+    res.total_mean = res.mean, res.total_max = res.max, res.frame_mean = -1;
     res.pass = res.mean <= TS_VERIFY_IDENTITY_LIMIT;
     if (res.pass)
         snprintf(res.message, sizeof res.message,
@@ -320,6 +394,66 @@ ts_status ts_verify_identity_image(ts_ctx *ctx, ts_photo *input, VipsImage *outp
                        vips_why(why, sizeof why));
     ts_status s = identity_of(ctx, input, rgb, name, NULL, m, floor, flags, r);
     g_object_unref(rgb);
+    return s;
+}
+
+ts_status ts_verify_identity_edits(ts_ctx *ctx, ts_photo *input, VipsImage *before,
+                                   VipsImage *after, const char *name, const double m[6],
+                                   const ts_verify_floor *floor, ts_identity_result *r) {
+    if (!ctx || !input || !before || !after || !m || !r)
+        return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_verify_identity_edits: NULL argument");
+    if (!name) name = "output";
+    const ts_face_analysis *fin;
+    ts_verify_floor fl;
+    ts_status s = subject_and_floor(ctx, input, floor, &fin, &fl);
+    if (s) return s;
+    char why[300];
+    float(*lb)[2] = malloc(sizeof(float) * 2 * TS_LANDMARKS);
+    float(*la)[2] = malloc(sizeof(float) * 2 * TS_LANDMARKS);
+    ts_face_analysis *fb = NULL, *fa = NULL;
+    VipsImage *rb = srgb_of(before), *ra = rb ? srgb_of(after) : NULL;
+    if (!lb || !la)
+        s = ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
+    else if (!rb || !ra)
+        s = ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot read the canvas: %s", name,
+                    vips_why(why, sizeof why));
+    if (!s) s = seeded_landmarks(ctx, input, rb, m, name, lb);
+    if (!s) s = seeded_landmarks(ctx, input, ra, m, name, la);
+    ts_face_analysis *ref = NULL;
+    if (!s) s = reference_of(ctx, input, &ref);
+    if (!s &&
+        (!(fb = as_analysis((const float(*)[2])lb)) || !(fa = as_analysis((const float(*)[2])la))))
+        s = ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
+    if (!s) {
+        static const double id[6] = {1, 0, 0, 0, 1, 0};
+        displacement e = compare(fb, fa, id), tot = compare(ref, fa, id), fr = compare(ref, fb, id);
+        ts_identity_result res;
+        memset(&res, 0, sizeof res);
+        double ie = fin->inter_eye_px;
+        res.inter_eye_px = ie;
+        res.mean_px = e.mean_px, res.max_px = e.max_px, res.worst = e.worst;
+        res.mean = e.mean_px / ie, res.max = e.max_px / ie;
+        res.total_mean = tot.mean_px / ie, res.total_max = tot.max_px / ie;
+        res.frame_mean = fr.mean_px / ie;
+        res.direct_mean = res.direct_max = -1;
+        res.floor = fl;
+        res.pass = res.mean <= TS_VERIFY_IDENTITY_LIMIT;
+        if (res.pass)
+            snprintf(res.message, sizeof res.message,
+                     "face geometry kept: the edits moved landmarks %.2f%% of the eye distance "
+                     "on average (max %.2f%%; %.2f%% against the photo, of which framing "
+                     "alone reads %.2f%%)",
+                     100 * res.mean, 100 * res.max, 100 * res.total_mean, 100 * res.frame_mean);
+        else
+            snprintf(res.message, sizeof res.message,
+                     "face geometry changed: the edits moved landmarks %.2f%% of the eye "
+                     "distance on average (limit %.0f%%; max %.2f%% at landmark %d)",
+                     100 * res.mean, 100 * TS_VERIFY_IDENTITY_LIMIT, 100 * res.max, res.worst);
+        *r = res;
+    }
+    if (rb) g_object_unref(rb);
+    if (ra) g_object_unref(ra);
+    free(lb), free(la), free(fb), free(fa), free(ref);
     return s;
 }
 

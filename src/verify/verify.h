@@ -32,6 +32,10 @@ typedef struct ts_identity_result {
      * includes the analysis's re-framing noise (the face at another size and place in the
      * frame): 0.6-1.1% on unedited frames, so it is reported, not gated on. */
     double direct_mean, direct_max;
+    /* ts_verify_identity_edits only (else -1): the edited canvas against the photo (total) and
+     * the framed, unedited canvas against the photo (frame): what the measuring instrument
+     * reads when the face is only resampled, not edited. */
+    double total_mean, total_max, frame_mean;
     double inter_eye_px;   /* the input's */
     ts_verify_floor floor; /* the noise floor (given, or measured by the call) */
     int pass;              /* mean <= TS_VERIFY_IDENTITY_LIMIT */
@@ -69,6 +73,19 @@ ts_status ts_verify_identity_image(ts_ctx *ctx, ts_photo *input, VipsImage *outp
                                    const char *name, const double m[6],
                                    const ts_verify_floor *floor, unsigned flags,
                                    ts_identity_result *r);
+
+/* The gate of `trueshot make`: what the face edits (tone, light, retouch) did to the face's
+ * geometry. before is the canvas right after frame, after the canvas right before the
+ * background (both as in ts_render_job.rgb, photo -> canvas transform m). Both are measured by
+ * the same instrument (one mesh pass at the photo's own crop carried through m, see
+ * docs/export-and-verify.md), and r->mean / r->max is the displacement of after's landmarks
+ * from before's: the frame is a similarity transform by construction, so any displacement
+ * between the two canvases is the edits'. r->total_* compares after with the photo's own
+ * landmarks, r->frame_mean before with them (the instrument's reading of resampling alone:
+ * large when a small face is enlarged). Returns as ts_verify_identity. */
+ts_status ts_verify_identity_edits(ts_ctx *ctx, ts_photo *input, VipsImage *before,
+                                   VipsImage *after, const char *name, const double m[6],
+                                   const ts_verify_floor *floor, ts_identity_result *r);
 
 /* A new reference to the job's canvas as it is now (images are immutable, so a reference is a
  * snapshot). The pipeline takes one right after frame ("before") and one right before the
