@@ -181,9 +181,12 @@ int make_write_contact_sheet(const make_report *r, const char *dir) {
         if (ok)
             ok = vips_embed(lab3, &pad, 5, 6, CELL, lab3->Ysize + 12, "extend", VIPS_EXTEND_WHITE,
                             NULL) == 0;
-        if (ok)
+        if (ok) {
+            VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
             ok = vips_join(emb, pad, &cell, VIPS_DIRECTION_VERTICAL, "expand", TRUE, "background",
-                           vips_array_double_newv(1, 255.0), NULL) == 0;
+                           white, NULL) == 0;
+            vips_area_unref(VIPS_AREA(white));
+        }
         VipsImage *all[] = {t, flat, label, lab3, emb, pad};
         for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
             if (all[k]) g_object_unref(all[k]);
@@ -191,14 +194,15 @@ int make_write_contact_sheet(const make_report *r, const char *dir) {
     }
     int rc = n > 0 ? -1 : 1; /* nothing to show: no sheet */
     VipsImage *sheet = NULL;
-    if (n > 0 &&
-        vips_arrayjoin(cells, &sheet, n, "across", n < 4 ? n : 4, "shim", 12, "background",
-                       vips_array_double_newv(1, 255.0), "halign", VIPS_ALIGN_CENTRE, NULL) == 0) {
+    VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
+    if (n > 0 && vips_arrayjoin(cells, &sheet, n, "across", n < 4 ? n : 4, "shim", 12, "background",
+                                white, "halign", VIPS_ALIGN_CENTRE, NULL) == 0) {
         char path[1100];
         snprintf(path, sizeof path, "%s/contact-sheet.jpg", dir);
         rc = cli_save_atomic(sheet, path);
         g_object_unref(sheet);
     }
+    vips_area_unref(VIPS_AREA(white));
     for (int i = 0; i < n; i++) g_object_unref(cells[i]);
     free(cells);
     return rc;
