@@ -109,12 +109,16 @@ static ts_status frame_for(ts_ctx *ctx, const ts_style *s, int i, const make_opt
         snprintf(spec, sizeof spec, "%s", o->crop);
         char *size = strchr(spec, ':');
         if (size) *size++ = 0;
+        char own[32];
+        ts_param_format(pc, params, own, sizeof own);
         if (ts_param_set(pc, params, spec, err, sizeof err))
             return ts_fail(ctx, TS_ERR_ARGUMENT, "--crop: %s", err);
-        /* The template's own eye line and head size, not the look's (a look that fills the
-         * frame with the head would make every template look alike). */
+        char now[32];
+        ts_param_format(pc, params, now, sizeof now);
+        /* Another template than the look's: its own eye line and head size, not the look's (a
+         * look that fills the frame with the head would make every template look alike). */
         static const char *const conv[] = {"eye_line", "head"};
-        for (int k = 0; k < 2; k++)
+        for (int k = 0; k < 2 && strcmp(own, now); k++)
             if (ts_param_set(ts_param_find(ts_stage_frame.table, conv[k]), params, "0", err,
                              sizeof err))
                 return ts_fail(ctx, TS_ERR_ARGUMENT, "--crop: %s", err);
