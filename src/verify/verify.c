@@ -194,6 +194,12 @@ static ts_status seeded_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *src, 
     } else {
         pre = g_object_ref(src);
     }
+    /* Nine crops read it: compute it once. */
+    VipsImage *mem = vips_image_copy_memory(pre);
+    g_object_unref(pre);
+    if (!(pre = mem))
+        return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot resample the output: %s", name,
+                       vips_why(why, sizeof why));
     /* The crop at the ROI and at small shifts, zooms and turns of it, averaged: one pass's
      * landmarks answer to small changes of tone as much as to geometry; the average of
      * several crops answers to geometry. */
