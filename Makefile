@@ -7,6 +7,7 @@
 #   make clean         remove build/, build-asan/ and out/ (the download cache stays)
 #   make format        clang-format -i every .c/.h file
 #   make format-check  fail if any .c/.h file is not clang-formatted
+#   make screenshots   the studio's screens in docs/screenshots/ (chromium; docs/testing-studio.md)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := demo
@@ -58,3 +59,10 @@ format-check:
 .PHONY: contact-sheet
 contact-sheet: build
 	$(BUILD)/bench/contact_sheet $(TRUESHOT_CACHE)/photos docs/contact-sheet.jpg
+
+# Screenshots of the studio's main screens (issue 7): docs/screenshots/*.png, made by Debian's
+# chromium driving a real `trueshot studio` (tests/studio/screenshots.mjs; docs/testing-studio.md).
+.PHONY: screenshots
+screenshots: build
+	@scripts/setup.sh --test
+	node tests/studio/screenshots.mjs docs/screenshots

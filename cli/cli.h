@@ -16,5 +16,6 @@ int cmd_make(int argc, char **argv);
 int cmd_faces(int argc, char **argv);
 int cmd_matte(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_studio(int argc, char **argv);
 
 #endif

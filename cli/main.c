@@ -27,6 +27,8 @@ static const char usage[] =
     "  matte PHOTO -o OUT [--alpha A.png] [--over COLOR|IMAGE]\n"
     "                        cut the person out at full resolution (transparent PNG), or place\n"
     "                        them on a colour or an image\n"
+    "  studio                the studio: a web page on this computer to check photos, get\n"
+    "                        live coaching from the webcam, and make headshots with previews\n"
     "  models                check that every neural model is installed and loads\n"
     "\n"
     "options:\n"
@@ -103,5 +105,6 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "faces")) return cmd_faces(argc - 1, argv + 1);
     if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "matte")) return cmd_matte(argc - 1, argv + 1);
+    if (!strcmp(cmd, "studio")) return cmd_studio(argc - 1, argv + 1);
     return cli_fail(TS_ERR_ARGUMENT, "unknown command '%s' (try trueshot --help)", cmd);
 }

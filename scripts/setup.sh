@@ -4,13 +4,15 @@
 #
 #   scripts/setup.sh          build/run needs: Debian packages, models, test photos
 #   scripts/setup.sh --test   also what the tests need: extra Debian packages and the reference
-#                             TFLite runtime (npm, from tests/ref/package-lock.json)
+#                             TFLite runtime (npm, from tests/ref/package-lock.json) and the
+#                             studio's browser test driver (npm, tests/studio/package-lock.json)
 #
 # The cache is ${TRUESHOT_CACHE:-$HOME/.cache/trueshot}:
 #   dl/       downloaded npm tarballs and .deb files (kept, so a repair needs no network)
 #   models/   *.tflite and the face geometry metadata
 #   photos/   test photos
 #   ref/      the reference TFLite runtime (node_modules), --test only
+#   studio/   playwright-core for the studio's browser tests (node_modules), --test only
 #
 # Safe to run again: a second run with everything in place re-checks the hashes of the final
 # files (about 20 MB) and downloads nothing.
@@ -35,7 +37,7 @@ for arg in "$@"; do
     case $arg in
     --test) test_mode=1 ;;
     -h | --help)
-        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -257,27 +259,38 @@ for id in "${!need_src[@]}"; do
     extract_src "$id"
 done
 
-# ---- reference TFLite runtime (tests only) -----------------------------------------------------
+# ---- npm packages for the tests (tests only) ---------------------------------------------------
+
+# npm_ci SRC DEST WHAT: `npm ci` of SRC/package.json + SRC/package-lock.json into $CACHE/DEST; npm
+# checks every tarball against the lockfile's integrity (SHA-512). Skipped when the installed copy
+# was made from the same two files (their SHA-256 is kept in DEST/.installed-sha256).
+npm_ci() {
+    local src=$1 dest=$CACHE/$2 what=$3 want have
+    if [ ! -f "$src/package.json" ] || [ ! -f "$src/package-lock.json" ]; then
+        log "warning: ${src#"$root"/}/package.json or package-lock.json is missing; skipping $what"
+        return 0
+    fi
+    want=$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -c1-64)
+    have=$(cat "$dest/.installed-sha256" 2>/dev/null || true)
+    if [ "$want" = "$have" ] && [ -d "$dest/node_modules" ]; then return 0; fi
+    log "installing $what (npm ci in $dest) ..."
+    mkdir -p "$dest"
+    rm -f "$dest/.installed-sha256"
+    cp "$src/package.json" "$src/package-lock.json" "$dest/"
+    (cd "$dest" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) \
+        >"$work/npm-ci.log" 2>&1 || {
+        cat "$work/npm-ci.log" >&2
+        die "npm ci in $dest failed"
+    }
+    printf '%s\n' "$want" >"$dest/.installed-sha256"
+}
 
 if [ $test_mode = 1 ]; then
-    ref_src=$root/tests/ref
-    if [ -f "$ref_src/package.json" ] && [ -f "$ref_src/package-lock.json" ]; then
-        want=$(cat "$ref_src/package.json" "$ref_src/package-lock.json" | sha256sum | cut -c1-64)
-        have=$(cat "$CACHE/ref/.installed-sha256" 2>/dev/null || true)
-        if [ "$want" != "$have" ] || [ ! -d "$CACHE/ref/node_modules" ]; then
-            log "installing the reference TFLite runtime (npm ci in $CACHE/ref) ..."
-            mkdir -p "$CACHE/ref"
-            rm -f "$CACHE/ref/.installed-sha256"
-            cp "$ref_src/package.json" "$ref_src/package-lock.json" "$CACHE/ref/"
-            (cd "$CACHE/ref" && npm ci --no-audit --no-fund --loglevel=error) >"$work/npm-ci.log" 2>&1 || {
-                cat "$work/npm-ci.log" >&2
-                die "npm ci in $CACHE/ref failed"
-            }
-            printf '%s\n' "$want" >"$CACHE/ref/.installed-sha256"
-        fi
-    else
-        log "warning: tests/ref/package.json or tests/ref/package-lock.json is missing; skipping the reference TFLite runtime"
-    fi
+    # the reference TFLite runtime (tfjs-tflite, LiteRT.js) for the golden tests
+    npm_ci "$root/tests/ref" ref "the reference TFLite runtime"
+    # the studio's browser tests: playwright-core drives Debian's /usr/bin/chromium (no browser
+    # download: playwright-core has no install script and is only ever given executablePath)
+    npm_ci "$root/tests/studio" studio "the studio test driver (playwright-core)"
 fi
 
 log "ready (cache: $CACHE; ${#f_dest[@]} files checked, ${#todo[@]} extracted)"

@@ -17,12 +17,6 @@ for f in grace_hopper.jpg astronaut.png franck_02221.jpg faceapi_sample6.jpg mes
         exit 1
     fi
 done
-# Until `trueshot check` exists (cli/check.c), there is nothing to measure: skip, don't fail.
-"$ts" check --help >/dev/null 2>&1
-if [ $? -eq 2 ] && "$ts" check --help 2>&1 | grep -q "unknown command"; then
-    echo "SKIP: trueshot has no check command yet"
-    exit 77
-fi
 # Thresholds are the targets, with no shortfall bar: a documented shortfall would be
 # passed here as --short NAME=RATE (or --short-false COMPONENT=RATE) with a comment saying why.
 exec "$eval" --trueshot "$ts" --degrade "$degrade" --subset --assert \
