@@ -488,13 +488,14 @@ int studio_render(ts_ctx *ctx, studio_photo *p, const studio_look_params *lp, js
         if (!st) before = ts_verify_snapshot(&job);
         if (!st) st = face_stages(&job, s, lp->brightness);
         if (!st) after = ts_verify_snapshot(&job);
-        if (!st) st = ts_stage_background.run(&job, ts_style_params(s, "background"));
-        if (!st) st = ts_export_write_ex(&job, ep, f.path, &er);
-        /* The gate, as in ts_render_look: the face as the face edits left it, before the
-         * backdrop, mapped back to the photo. */
-        if (!st)
-            st = ts_verify_identity_image(ctx, a->photo, after, "the canvas before the background",
-                                          job.m, &a->floor, 0, &ir);
+        /* The gate of ts_render_look: what the face edits did, backed off to 50% or 25% when
+         * they move the landmarks; a file is only written when it passes. */
+        double strength = 1;
+        if (!st && before && after)
+            st = ts_render_identity_gate(ctx, a->photo, &job, before, &after, &a->floor, &ir,
+                                         &strength);
+        if (!st && ir.pass) st = ts_stage_background.run(&job, ts_style_params(s, "background"));
+        if (!st && ir.pass) st = ts_export_write_ex(&job, ep, f.path, &er);
         if (st) {
             status = 500;
             snprintf(err, cap, "The file could not be made: %s", ts_ctx_error(ctx));

@@ -21,6 +21,55 @@ static double cpu_s(void) {
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+ts_status ts_render_identity_gate(ts_ctx *ctx, ts_photo *p, ts_render_job *job, VipsImage *before,
+                                  VipsImage **after, const ts_verify_floor *floor,
+                                  ts_identity_result *ir, double *strength) {
+    static const double back_off[] = {1, 0.5, 0.25};
+    const char *name = p->path;
+    for (int k = 0; k < 3; k++) {
+        VipsImage *cand = NULL;
+        if (k == 0) {
+            cand = g_object_ref(*after);
+        } else {
+            /* before + f (after - before), computed once */
+            VipsImage *d = NULL, *sum = NULL;
+            int bad = vips_subtract(*after, before, &d, NULL) ||
+                      vips_linear1(d, &cand, back_off[k], 0, NULL) ||
+                      vips_add(before, cand, &sum, NULL);
+            if (d) g_object_unref(d);
+            if (cand) g_object_unref(cand);
+            cand = bad ? NULL : vips_image_copy_memory(sum);
+            if (sum) g_object_unref(sum);
+            if (!cand) {
+                ts_status s = ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot scale the edits back: %s",
+                                      name, vips_error_buffer());
+                vips_error_clear();
+                return s;
+            }
+        }
+        ts_status s = ts_verify_identity_edits(ctx, p, before, cand, name, job->m, floor, ir);
+        if (s) {
+            g_object_unref(cand);
+            return s;
+        }
+        if (ir->pass || k == 2) {
+            *strength = back_off[k];
+            if (k > 0) {
+                g_object_unref(job->rgb), job->rgb = g_object_ref(cand);
+                g_object_unref(*after), *after = g_object_ref(cand);
+                ts_render_edit(job,
+                               "face edits applied at %.0f%% of the look's strength, to keep the "
+                               "face's landmarks within 1%% of the eye distance",
+                               100 * back_off[k]);
+            }
+            g_object_unref(cand);
+            return TS_OK;
+        }
+        g_object_unref(cand);
+    }
+    return TS_OK;
+}
+
 ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
                          const ts_matte *matte, const ts_look_request *req, ts_look_result *r) {
     if (!ctx || !p || !face || !req || !req->style || !req->frame_params || !req->path || !r)
@@ -53,65 +102,18 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
      * a quarter of their strength (the canvas blended back toward the framed one), as a
      * retoucher would back off; if even that fails, the look is not delivered. */
     ts_identity_result ir;
-    int gate_ran = 0;
     if (!st && !req->no_verify && before && after) {
-        static const double back_off[] = {1, 0.5, 0.25};
-        for (int k = 0; k < 3; k++) {
-            VipsImage *cand = NULL;
-            if (k == 0) {
-                cand = g_object_ref(after);
-            } else {
-                /* before + f (after - before) */
-                VipsImage *d = NULL;
-                int bad = vips_subtract(after, before, &d, NULL) ||
-                          vips_linear1(d, &cand, back_off[k], 0, NULL);
-                if (d) g_object_unref(d);
-                VipsImage *sum = NULL;
-                if (!bad) bad = vips_add(before, cand, &sum, NULL);
-                if (cand) g_object_unref(cand);
-                cand = sum;
-                if (!bad) {
-                    VipsImage *mem = vips_image_copy_memory(cand);
-                    g_object_unref(cand);
-                    cand = mem;
-                }
-                if (bad || !cand) {
-                    st = ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot scale the edits back: %s",
-                                 req->path, vips_error_buffer());
-                    vips_error_clear();
-                    break;
-                }
-            }
-            ts_status vs =
-                ts_verify_identity_edits(ctx, p, before, cand, req->path, job.m, req->floor, &ir);
-            if (vs) {
-                g_object_unref(cand);
-                snprintf(r->error, sizeof r->error, "identity check could not run: %s",
-                         ts_ctx_error(ctx));
-                st = vs;
-                break;
-            }
-            gate_ran = 1;
-            if (ir.pass || k == 2) {
-                if (k > 0) {
-                    g_object_unref(job.rgb), job.rgb = g_object_ref(cand);
-                    g_object_unref(after), after = g_object_ref(cand);
-                    ts_render_edit(&job,
-                                   "face edits applied at %.0f%% of the look's strength, to keep "
-                                   "the face's landmarks within 1%% of the eye distance",
-                                   100 * back_off[k]);
-                    r->id_strength = back_off[k];
-                } else {
-                    r->id_strength = 1;
-                }
-                g_object_unref(cand);
-                break;
-            }
-            g_object_unref(cand);
-        }
-        if (gate_ran) {
+        double strength = 1;
+        ts_status vs =
+            ts_render_identity_gate(ctx, p, &job, before, &after, req->floor, &ir, &strength);
+        if (vs) {
+            snprintf(r->error, sizeof r->error, "identity check could not run: %s",
+                     ts_ctx_error(ctx));
+            st = vs;
+        } else {
             r->id_mean = ir.mean, r->id_max = ir.max, r->id_ok = ir.pass;
             r->id_total_mean = ir.total_mean, r->id_frame_mean = ir.frame_mean;
+            r->id_strength = strength;
             if (!ir.pass) {
                 snprintf(r->error, sizeof r->error, "identity check failed: %s", ir.message);
                 st = TS_ERR_IDENTITY; /* a look that moved the face is not delivered */
@@ -120,6 +122,9 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
         LAP(verify);
     }
     if (!st) st = ts_stage_background.run(&job, ts_style_params(req->style, "background"));
+    /* Nothing after the backdrop reads the foreground colour: free it before the file and the
+     * checks, which are when the most memory is in use. */
+    ts_render_replace(&job.fg, NULL);
     LAP(background);
     const export_params *ep =
         req->export_override ? req->export_override : ts_style_params(req->style, "export");

@@ -52,6 +52,17 @@ typedef struct ts_look_result {
     ts_look_timing cpu; /* CPU time of the process (all threads): steadier on a loaded machine */
 } ts_look_result;
 
+/* The identity gate (docs/export-and-verify.md) on a job whose face edits are done: *after
+ * (the canvas after tone, light and retouch) against before (the canvas right after frame).
+ * When the edits move the landmarks more than 1% of the eye distance, they are blended back to
+ * 50% and then 25% of their strength; the job's canvas and *after are replaced by the kept
+ * version, an edit line says so, and *strength is the share kept. ir->pass says whether the
+ * last try passed (a failing look must not be delivered). Returns an error only when the check
+ * could not run. */
+ts_status ts_render_identity_gate(ts_ctx *ctx, ts_photo *p, ts_render_job *job, VipsImage *before,
+                                  VipsImage **after, const ts_verify_floor *floor,
+                                  ts_identity_result *ir, double *strength);
+
 /* Renders, writes and verifies one output. A look that fails (a stage error, the identity gate)
  * is reported in r->error with TS_OK returned, and no file is left; an error that should stop
  * the whole run (the output cannot be written: TS_ERR_WRITE) is returned. */
