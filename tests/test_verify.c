@@ -20,6 +20,7 @@
 #include "common.h"
 #include "core/internal.h"
 #include "render/export.h"
+#include "render/pipeline.h"
 #include "render/render.h"
 #include "verify/verify.h"
 
@@ -248,6 +249,79 @@ static void t_edits_gate(void **state) {
     ts_photo_unref(p);
 }
 
+/* make's gate with its back-off (ts_render_identity_gate): edits that pass are kept whole; a
+ * face enlarged by 5% reads over twice the limit and is refused as it is (not blended back into
+ * a ghost that would pass); a soft warp that reads between 1% and 2% is backed off: the canvas
+ * replaced by a blend toward the framed one, with an edit line saying so. */
+static void t_gate_back_off(void **state) {
+    fixture *f = *state;
+    ts_photo *p;
+    assert_int_equal(ts_photo_open(f->ctx, ts_test_photo("grace_hopper.jpg"), &p), TS_OK);
+    ts_render_job job;
+    frame_job(f->ctx, p, "square", &job);
+    VipsImage *before = ts_verify_snapshot(&job), *after = NULL;
+    /* a mild tone edit: 4 levels brighter everywhere */
+    assert_int_equal(vips_linear1(before, &after, 1, 4, NULL), 0);
+    ts_render_replace(&job.rgb, g_object_ref(after));
+    ts_identity_result r;
+    double strength = 0;
+    const int framed_edits = job.n_edits; /* frame's own lines */
+    assert_int_equal(ts_render_identity_gate(f->ctx, p, &job, before, &after, NULL, &r, &strength),
+                     TS_OK);
+    print_message("  +4 levels: edits %.3f%%, strength %.2f\n", 100 * r.mean, strength);
+    assert_true(r.pass);
+    assert_float_equal(strength, 1, 0);
+    assert_ptr_equal(job.rgb, after);
+    assert_int_equal(job.n_edits, framed_edits);
+    g_object_unref(after);
+
+    double cx = (job.lm[468][0] + job.lm[473][0]) / 2, cy = (job.lm[468][1] + job.lm[473][1]) / 2;
+    const double k = 1.05;
+    VipsArrayInt *area = vips_array_int_newv(4, 0, 0, before->Xsize, before->Ysize);
+    assert_int_equal(vips_affine(before, &after, k, 0, 0, k, "oarea", area, "odx", cx - k * cx,
+                                 "ody", cy - k * cy, "interpolate",
+                                 vips_interpolate_bilinear_static(), NULL),
+                     0);
+    vips_area_unref(VIPS_AREA(area));
+    VipsImage *warped = after;
+    g_object_ref(warped);
+    ts_render_replace(&job.rgb, g_object_ref(after));
+    assert_int_equal(ts_render_identity_gate(f->ctx, p, &job, before, &after, NULL, &r, &strength),
+                     TS_OK);
+    print_message("  enlarged 5%%: edits %.3f%%, strength %.2f, pass %d\n", 100 * r.mean, strength,
+                  r.pass);
+    assert_false(r.pass);
+    assert_float_equal(strength, 1, 0);
+    assert_true(r.mean > 2 * TS_VERIFY_IDENTITY_LIMIT);
+    g_object_unref(warped), g_object_unref(after);
+
+    /* 1.5%: between the limit and twice it */
+    const double k2 = 1.015;
+    area = vips_array_int_newv(4, 0, 0, before->Xsize, before->Ysize);
+    assert_int_equal(vips_affine(before, &after, k2, 0, 0, k2, "oarea", area, "odx", cx - k2 * cx,
+                                 "ody", cy - k2 * cy, "interpolate",
+                                 vips_interpolate_bilinear_static(), NULL),
+                     0);
+    vips_area_unref(VIPS_AREA(area));
+    warped = after;
+    g_object_ref(warped);
+    ts_render_replace(&job.rgb, g_object_ref(after));
+    int n0 = job.n_edits;
+    assert_int_equal(ts_render_identity_gate(f->ctx, p, &job, before, &after, NULL, &r, &strength),
+                     TS_OK);
+    print_message("  enlarged 1.5%%: edits %.3f%%, strength %.2f, pass %d\n", 100 * r.mean,
+                  strength, r.pass);
+    assert_true(r.pass);
+    assert_true(strength < 1);
+    assert_ptr_not_equal(after, warped);
+    assert_ptr_equal(job.rgb, after);
+    assert_int_equal(job.n_edits, n0 + 1);
+    assert_non_null(strstr(job.edits[n0], "face edits applied at"));
+    g_object_unref(warped), g_object_unref(after), g_object_unref(before);
+    ts_render_job_clear(&job);
+    ts_photo_unref(p);
+}
+
 /* The RGB of the edit map at (x, y). */
 static void map_pixel(VipsImage *map, int x, int y, double rgb[3]) {
     double *v;
@@ -321,6 +395,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(t_identity_franck, setup, teardown),
         cmocka_unit_test_setup_teardown(t_warped_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(t_edits_gate, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_gate_back_off, setup, teardown),
         cmocka_unit_test_setup_teardown(t_edit_map, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,7 +52,10 @@ ts_status ts_render_identity_gate(ts_ctx *ctx, ts_photo *p, ts_render_job *job, 
             g_object_unref(cand);
             return s;
         }
-        if (ir->pass || k == 2) {
+        /* Appearance edits read up to ~1.8% on small faces (docs/export-and-verify.md); a
+         * reading over twice the limit is geometry (a 3% enlargement reads 2.45%): refused as
+         * it is, never blended into a ghost that would pass. */
+        if (ir->pass || k == 2 || (k == 0 && ir->mean > 2 * TS_VERIFY_IDENTITY_LIMIT)) {
             *strength = back_off[k];
             if (k > 0) {
                 g_object_unref(job->rgb), job->rgb = g_object_ref(cand);

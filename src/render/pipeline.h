@@ -55,7 +55,8 @@ typedef struct ts_look_result {
 /* The identity gate (docs/export-and-verify.md) on a job whose face edits are done: *after
  * (the canvas after tone, light and retouch) against before (the canvas right after frame).
  * When the edits move the landmarks more than 1% of the eye distance, they are blended back to
- * 50% and then 25% of their strength; the job's canvas and *after are replaced by the kept
+ * 50% and then 25% of their strength (unless they read over 2%: that is geometry, refused as
+ * it is); the job's canvas and *after are replaced by the kept
  * version, an edit line says so, and *strength is the share kept. ir->pass says whether the
  * last try passed (a failing look must not be delivered). Returns an error only when the check
  * could not run. */
