@@ -26,6 +26,13 @@
 #define BAND_FRAC 0.012f   /* band half-width per side, fraction of the region's longer side */
 #define HAIR_BAND_FACTOR 2 /* above the eyes the band is this much wider */
 #define GUIDED_EPS 1e-4f
+#define ISLAND_ALPHA 0.05f /* alpha joining a band pixel to the person */
+#define BG_COLOUR_NEAR 3   /* colours for the background-colour test: within 3 band of it */
+/* After the guided filter, band pixels become sure background where the background-colour
+ * weight, scaled by (BG_HARD_P - p) / BG_HARD_P_RAMP, reaches BG_HARD. */
+#define BG_HARD 0.7f
+#define BG_HARD_P 0.5f
+#define BG_HARD_P_RAMP 0.3f
 #define SEGMENT_MIRROR 0 /* run the network on the mirror image too */
 /* The guided filter fits its linear model over windows of 1.5 band (wide enough to take in the
  * sure person and background beside the edge, which pin the model), then averages the
@@ -375,7 +382,8 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     unsigned char *wpx = NULL;
     ts_matte *m = NULL;
     int *xs = NULL, *uy = NULL, *ux = NULL;
-    float *fx = NULL, *fy = NULL;
+    float *fx = NULL, *fy = NULL, *bgw = NULL;
+    uint8_t *bgs = NULL;
     VipsImage *an = ts_photo_analysis(ctx, p, &scale);
     if (!an) {
         s = TS_ERR_FORMAT;
@@ -455,6 +463,17 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         goto fail;
     }
     lap("colour model", &t);
+    /* Band pixels of the background's own colours (a flag's stripes beside the hair) are
+     * background, whatever the colour line says. */
+    bgw = malloc(sizeof *bgw * wn);
+    bgs = malloc(wn);
+    if (!bgw || !bgs ||
+        ts_matte_bg_colour(&k.rgb, k.tri, k.prob, BG_COLOUR_NEAR * band, bgw, bgs) != 0) {
+        s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < wn; i++) k.alpha[i] *= 1.f - bgw[i];
+    lap("background colours", &t);
     if (ts_matte_guided_coef(&k.rgb, k.alpha, GUIDED_FIT_RADIUS(band), GUIDED_AVG_RADIUS(band),
                              GUIDED_EPS, k.coef) != 0) {
         s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
@@ -472,7 +491,25 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
         goto fail;
     }
+    /* Strong background colours, and clear ones where the network, too, leans to background,
+     * stay background after the filter (which spreads the hair's alpha over a cord beside it):
+     * sure background. Only those: elsewhere single pixels of a crowd behind the hair would be
+     * cut out of it (holes, a ragged edge). */
+    for (size_t i = 0; i < wn; i++) {
+        if (k.tri[i] != TS_TRI_UNKNOWN || bgw[i] <= 0) continue;
+        float q = (BG_HARD_P - k.prob[i]) / BG_HARD_P_RAMP;
+        if (bgs[i] || bgw[i] * (q < 0 ? 0 : q > 1 ? 1 : q) >= BG_HARD)
+            k.tri[i] = TS_TRI_BG, k.alpha[i] = 0;
+    }
+    free(bgw), free(bgs);
+    bgw = NULL, bgs = NULL;
     lap("guided filter", &t);
+    /* Specks of alpha that no path of some alpha joins to the person are background. */
+    if (ts_matte_drop_islands(k.alpha, k.tri, k.w, k.h, ISLAND_ALPHA) != 0) {
+        s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
+        goto fail;
+    }
+    lap("islands", &t);
 
     /* 5a. Foreground colour at the work resolution, on a second thread while the full-resolution
      * alpha is computed. */
@@ -533,7 +570,7 @@ fail:
     if (fg_started) pthread_join(fg_th, NULL);
     g_free(dec.px);
     g_free(wpx);
-    free(ux), free(uy), free(fx), free(fy), free(xs);
+    free(ux), free(uy), free(fx), free(fy), free(xs), free(bgw), free(bgs);
     if (wimg) g_object_unref(wimg);
     work_free(&k);
     ts_matte_free(m);

@@ -71,6 +71,19 @@ void ts_matte_trimap(const float *prob, int w, int h, int r, int r_top, int y_to
  * variance of its colours is within noise, down to 0). Returns 0, or -1 when out of memory. */
 int ts_matte_colour_alpha(const ts_fimg *rgb, const uint8_t *tri, int r, float *alpha, float *bg);
 
+/* How much each band pixel's colour belongs to the background rather than the person, in
+ * [0, 1] into bgw (w x h; 0 outside the band): colours frequent in the sure background and
+ * rare in the sure person, both taken within r_near of the band (RGB histograms), where the
+ * network's probability prob is not high. strong (w x h) is set to 1 at band pixels of a colour
+ * that is clearly and abundantly the background's, where prob is not high, else 0. Returns 0,
+ * or -1 when out of memory. */
+int ts_matte_bg_colour(const ts_fimg *rgb, const uint8_t *tri, const float *prob, int r_near,
+                       float *bgw, uint8_t *strong);
+
+/* Drops islands of alpha: band pixels not joined to the sure person through pixels of alpha >=
+ * thr (8-connected) become 0 and sure background in tri. Returns 0, or -1 when out of memory. */
+int ts_matte_drop_islands(float *alpha, uint8_t *tri, int w, int h, float thr);
+
 /* Colour guided filter (He et al. 2013) of p with guide rgb, regulariser eps: the linear
  * coefficients are fitted over windows of radius r_fit, then averaged over radius r_avg, into
  * coef (w x h x 4: a_r, a_g, a_b, b), so that the filtered value at a pixel of colour I is

@@ -1,5 +1,6 @@
 /* Trimap of the matte: confident person, confident background, and the band between them where
- * the alpha is solved. Also fills holes in the person before that. */
+ * the alpha is solved. Also fills holes in the person before that, and afterwards moves band
+ * pixels to the background: those of the background's own colours, and islands of alpha. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,4 +381,155 @@ void ts_matte_isolate(float *prob, int w, int h, const ts_matte_face *faces, int
     }
     free(stack);
     free(seen);
+}
+
+/* The background-colour test (docs/matte.md): RGB histograms of BGC_BINS bins per channel of
+ * the sure background and of the sure person within r_near of the band, each smoothed by
+ * [1 2 1] along every axis and normalised. A band pixel whose colour is at least as frequent in
+ * the background as a uniform spread (BGC_MIN_BG) and BGC_RATIO_LO times more frequent there
+ * than at the person's edge starts to count as background, fully from BGC_RATIO_HI: a flag's
+ * stripe or cord beside the hair, fur behind a head. Where the network is sure of the person
+ * (p >= BGC_P_HI) the test is off, fully on from BGC_P_LO down: a crowd behind the head holds
+ * the hair's own colours. */
+#define BGC_BINS 32
+#define BGC_RATIO_LO 16.f
+#define BGC_RATIO_HI 64.f
+#define BGC_MIN_BG 1.f
+#define BGC_P_HI 0.9f
+#define BGC_P_LO 0.5f
+/* A strong background colour: weight at least BGC_STRONG_W and BGC_STRONG_BG times the uniform
+ * density in the background (a flag's few colours, not a crowd's many), where p is below
+ * BGC_STRONG_P. */
+#define BGC_STRONG_W 0.7f
+#define BGC_STRONG_BG 20.f
+#define BGC_STRONG_P 0.8f
+
+static inline int bgc_bin(const float *I) {
+    int r = (int)(I[0] * BGC_BINS), g = (int)(I[1] * BGC_BINS), b = (int)(I[2] * BGC_BINS);
+    r = r < 0 ? 0 : r >= BGC_BINS ? BGC_BINS - 1 : r;
+    g = g < 0 ? 0 : g >= BGC_BINS ? BGC_BINS - 1 : g;
+    b = b < 0 ? 0 : b >= BGC_BINS ? BGC_BINS - 1 : b;
+    return (r * BGC_BINS + g) * BGC_BINS + b;
+}
+
+/* [1 2 1] / 4 along each axis of a BGC_BINS^3 histogram, clamped at the ends; then scaled so
+ * that the mean bin is 1. tmp has the histogram's size. */
+static void bgc_smooth(float *hist, float *tmp) {
+    const int n = BGC_BINS, stride[3] = {n * n, n, 1};
+    for (int axis = 0; axis < 3; axis++) {
+        int s = stride[axis];
+        for (int i = 0; i < n * n * n; i++) {
+            int c = i / s % n;
+            float lo = hist[c > 0 ? i - s : i], hi = hist[c < n - 1 ? i + s : i];
+            tmp[i] = 0.25f * (lo + hi) + 0.5f * hist[i];
+        }
+        memcpy(hist, tmp, sizeof *hist * (size_t)n * n * n);
+    }
+    double sum = 0;
+    for (int i = 0; i < n * n * n; i++) sum += hist[i];
+    float k = sum > 0 ? (float)(n * n * n / sum) : 0.f;
+    for (int i = 0; i < n * n * n; i++) hist[i] *= k;
+}
+
+/* The weights of rows begin..end, from the weight of each colour bin (above 1: a strong
+ * background colour, marked by + 2). */
+typedef struct bgc_job {
+    const ts_fimg *rgb;
+    const float *prob;
+    const uint8_t *band;
+    const float *bin_w;
+    float *bgw;
+    uint8_t *strong;
+} bgc_job;
+
+static void bgc_rows(void *arg, int begin, int end) {
+    const bgc_job *j = arg;
+    size_t w = (size_t)j->rgb->w;
+    for (size_t i = begin * w; i < end * w; i++) {
+        float g = (BGC_P_HI - j->prob[i]) / (BGC_P_HI - BGC_P_LO);
+        g = g < 0 ? 0 : g > 1 ? 1 : g;
+        float t = j->band[i] ? j->bin_w[bgc_bin(j->rgb->px + i * j->rgb->bands)] : 0.f;
+        bool sure = t > 1.5f;
+        j->bgw[i] = (sure ? t - 2.f : t) * g;
+        j->strong[i] = sure && j->prob[i] < BGC_STRONG_P;
+    }
+}
+
+int ts_matte_bg_colour(const ts_fimg *rgb, const uint8_t *tri, const float *prob, int r_near,
+                       float *bgw, uint8_t *strong) {
+    int w = rgb->w, h = rgb->h;
+    size_t n = (size_t)w * h, nb = (size_t)BGC_BINS * BGC_BINS * BGC_BINS;
+    float *hb = calloc(nb * 3, sizeof *hb);
+    uint8_t *band = malloc(n);
+    uint32_t *sat = malloc(sizeof *sat * (size_t)(w + 1) * (h + 1));
+    if (!hb || !band || !sat) {
+        free(hb), free(band), free(sat);
+        return -1;
+    }
+    float *hf = hb + nb, *tmp = hf + nb;
+    for (size_t i = 0; i < n; i++) band[i] = tri[i] == TS_TRI_UNKNOWN;
+    integral(band, w, h, sat);
+    /* Colours near the band only: the clothes far below say nothing of the hair. Every other
+     * pixel of every other row is sample enough. */
+    size_t W = (size_t)w + 1;
+    for (int y = 0; y < h; y += 2) {
+        int y0 = y - r_near < 0 ? 0 : y - r_near, y1 = y + r_near + 1 > h ? h : y + r_near + 1;
+        for (int x = 0; x < w; x += 2) {
+            size_t i = (size_t)y * w + x;
+            const float *I = rgb->px + i * rgb->bands;
+            if (tri[i] == TS_TRI_UNKNOWN) continue;
+            int x0 = x - r_near < 0 ? 0 : x - r_near, x1 = x + r_near + 1 > w ? w : x + r_near + 1;
+            if (sat[y1 * W + x1] - sat[y0 * W + x1] - sat[y1 * W + x0] + sat[y0 * W + x0])
+                (tri[i] == TS_TRI_BG ? hb : hf)[bgc_bin(I)] += 1.f;
+        }
+    }
+    bgc_smooth(hb, tmp);
+    bgc_smooth(hf, tmp);
+    /* The weight of each colour bin, once. */
+    float lo = logf(BGC_RATIO_LO), span = logf(BGC_RATIO_HI) - lo;
+    for (size_t b = 0; b < nb; b++) {
+        float s = hb[b] < BGC_MIN_BG ? 0.f : (logf(hb[b] / fmaxf(hf[b], 1e-3f)) - lo) / span;
+        s = s < 0 ? 0 : s > 1 ? 1 : s;
+        /* A strong background colour is marked by a weight above 1 (the flag's few colours). */
+        tmp[b] = s >= BGC_STRONG_W && hb[b] >= BGC_STRONG_BG ? s + 2.f : s;
+    }
+    bgc_job j = {rgb, prob, band, tmp, bgw, strong};
+    ts_matte_parallel(h, bgc_rows, &j);
+    free(hb), free(band), free(sat);
+    return 0;
+}
+
+int ts_matte_drop_islands(float *alpha, uint8_t *tri, int w, int h, float thr) {
+    size_t n = (size_t)w * h, top = 0;
+    int *stack = malloc(sizeof *stack * n);
+    uint8_t *seen = calloc(n, 1);
+    if (!stack || !seen) {
+        free(stack), free(seen);
+        return -1;
+    }
+    /* Seeds: the sure person; only its pixels beside something else need walking from. */
+    for (size_t i = 0; i < n; i++)
+        if (tri[i] == TS_TRI_FG) seen[i] = 1;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            size_t i = (size_t)y * w + x;
+            if (tri[i] == TS_TRI_FG && ((x > 0 && !seen[i - 1]) || (x < w - 1 && !seen[i + 1]) ||
+                                        (y > 0 && !seen[i - w]) || (y < h - 1 && !seen[i + w])))
+                stack[top++] = (int)i;
+        }
+    /* 8-connected: a strand one pixel wide running diagonally stays joined. */
+    while (top) {
+        int i = stack[--top], x = i % w, y = i / w;
+        for (int dy = -1; dy <= 1; dy++)
+            for (int dx = -1; dx <= 1; dx++) {
+                int xx = x + dx, yy = y + dy;
+                if (xx < 0 || yy < 0 || xx >= w || yy >= h) continue;
+                int j = yy * w + xx;
+                if (!seen[j] && alpha[j] >= thr) seen[j] = 1, stack[top++] = j;
+            }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!seen[i] && tri[i] == TS_TRI_UNKNOWN && alpha[i] > 0) alpha[i] = 0, tri[i] = TS_TRI_BG;
+    free(stack), free(seen);
+    return 0;
 }
