@@ -190,11 +190,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             return ret;
         }
         const char *cl = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoll(cl, NULL, 10) > options.max_upload) {
-            rq->answered = 1;
-            return studio_send_error(c, 413,
-                                     "This file is larger than the studio's limit of %ld MB.",
-                                     options.max_upload >> 20);
+        long long declared = cl ? strtoll(cl, NULL, 10) : 0;
+        if (declared > options.max_upload) {
+            /* Answered before the body only when the client waits for it (Expect:
+             * 100-continue) or the body is absurd: otherwise the client, still writing, would
+             * see the connection close instead of the answer. The body is read and dropped. */
+            if (header(c, "Expect") || declared > 8LL * options.max_upload) {
+                rq->answered = 1;
+                return studio_send_error(c, 413,
+                                         "This file is larger than the studio's limit of %ld MB.",
+                                         options.max_upload >> 20);
+            }
+            rq->too_big = 1;
         }
         return MHD_YES;
     }
