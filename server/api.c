@@ -43,30 +43,6 @@ static enum MHD_Result page_file(struct MHD_Connection *c, const char *url, stud
 
 /* ---- photos ---- */
 
-/* %XX and + in the X-Filename header; control characters and slashes become '_'. */
-static void filename_from(const char *in, char *out, size_t cap) {
-    size_t n = 0;
-    for (const char *s = in; *s && n + 1 < cap; s++) {
-        int ch = (unsigned char)*s;
-        if (ch == '%' && s[1] && s[2]) {
-            char hex[3] = {s[1], s[2], 0};
-            char *end;
-            long v = strtol(hex, &end, 16);
-            if (!*end) ch = (int)v, s += 2;
-        }
-        out[n++] = ch < 32 || ch == 127 || ch == '/' || ch == '\\' ? '_' : (char)ch;
-    }
-    out[n] = 0;
-    if (!n) snprintf(out, cap, "photo");
-    /* The name goes into JSON, which must be UTF-8. */
-    if (!g_utf8_validate(out, -1, NULL)) {
-        char *valid = g_utf8_make_valid(out, -1);
-        snprintf(out, cap, "%s", valid);
-        g_free(valid);
-        while (!g_utf8_validate(out, -1, NULL)) out[strlen(out) - 1] = 0; /* cut mid-character */
-    }
-}
-
 static enum MHD_Result photo_upload(struct MHD_Connection *c, studio_request *rq) {
     if (!rq->len) return studio_send_error(c, 400, "Send the photo's bytes as the request body.");
     if (studio_photo_count() >= studio_photo_limit())
@@ -87,7 +63,7 @@ static enum MHD_Result photo_upload(struct MHD_Connection *c, studio_request *rq
                                  "or WebP.");
     char name[256];
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Filename");
-    filename_from(h ? h : "photo", name, sizeof name);
+    studio_filename_from(h ? h : "photo", name, sizeof name);
     char id[STUDIO_ID_LEN], path[1200];
     studio_new_id(id);
     snprintf(path, sizeof path, "%s/%s", studio_session_dir(), id);

@@ -29,74 +29,12 @@
 #define PREVIEW_SIDE 720
 #define PREVIEW_CACHE 48
 
-static const char *const crops[] = {"square", "4x5", "2x3", "8x10", "tight", NULL};
 static const double crop_aspect[] = {1.0, 0.8, 2.0 / 3.0, 0.8, 1.0};
-static const char *const kinds[] = {"solid", "vertical", "gradient", "radial",
-                                    "blur",  "keep",     NULL};
-static const char *const formats[] = {"jpeg", "png", "webp", "avif", NULL};
-
-static int index_of(const char *const *list, const char *s) {
-    for (int i = 0; list[i]; i++)
-        if (!strcmp(list[i], s)) return i;
-    return -1;
-}
 
 static double now_ms(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-/* ---- parameters ---- */
-
-static int is_hex_colour(const char *s) {
-    return s[0] == '#' && strlen(s) == 7 && strspn(s + 1, "0123456789abcdefABCDEF") == 6;
-}
-
-static int number(const char *v, double lo, double hi, double *out) {
-    char *end;
-    double d = strtod(v, &end);
-    if (end == v || *end || !isfinite(d) || d < lo || d > hi) return -1;
-    *out = d;
-    return 0;
-}
-
-int studio_look_parse(studio_lookup get, void *user, studio_look_params *lp, char *err,
-                      size_t cap) {
-    memset(lp, 0, sizeof *lp);
-    lp->retouch = -1;
-    const char *v = get(user, "style");
-    const ts_style_info *info;
-    int n = ts_styles_builtins(&info), found = 0;
-    for (int i = 0; v && i < n; i++) found |= !strcmp(info[i].id, v);
-    if (!found)
-        return snprintf(err, cap, "Pick one of the built-in looks (style=linkedin, ...)."), -1;
-    snprintf(lp->style, sizeof lp->style, "%s", v);
-    if ((v = get(user, "background")) && v[0] && strcmp(v, "style")) {
-        if (index_of(kinds, v) < 0 && !is_hex_colour(v))
-            return snprintf(err, cap,
-                            "background is solid, vertical, radial, blur, keep, style or a "
-                            "colour #rrggbb."),
-                   -1;
-        snprintf(lp->background, sizeof lp->background, "%s", v);
-    }
-    if ((v = get(user, "crop")) && v[0] && strcmp(v, "style")) {
-        if (index_of(crops, v) < 0)
-            return snprintf(err, cap, "crop is square, 4x5, 2x3, 8x10, tight or style."), -1;
-        snprintf(lp->crop, sizeof lp->crop, "%s", v);
-    }
-    if ((v = get(user, "retouch")) && v[0] && strcmp(v, "style") && number(v, 0, 1, &lp->retouch))
-        return snprintf(err, cap, "retouch is a number from 0 to 1."), -1;
-    if ((v = get(user, "brightness")) && v[0] && number(v, -1, 1, &lp->brightness))
-        return snprintf(err, cap, "brightness is a number from -1 to 1."), -1;
-    lp->before = (v = get(user, "before")) && !strcmp(v, "1");
-    snprintf(lp->format, sizeof lp->format, "jpeg");
-    if ((v = get(user, "format")) && v[0]) {
-        if (index_of(formats, v) < 0)
-            return snprintf(err, cap, "format is jpeg, png, webp or avif."), -1;
-        snprintf(lp->format, sizeof lp->format, "%s", v);
-    }
-    return 0;
 }
 
 /* The style with the studio's overrides; NULL with err set. */
@@ -112,7 +50,7 @@ static ts_style *look_style(ts_ctx *ctx, const studio_look_params *lp, int file,
     if (!st && lp->background[0]) {
         if (!strcmp(lp->background, "vertical"))
             st = ts_style_set(ctx, s, "background", "kind", "gradient");
-        else if (index_of(kinds, lp->background) >= 0)
+        else if (studio_index_of(studio_kinds, lp->background) >= 0)
             st = ts_style_set(ctx, s, "background", "kind", lp->background);
         else {
             st = ts_style_set(ctx, s, "background", "color", lp->background);
@@ -151,7 +89,7 @@ static int look_frame(ts_ctx *ctx, const ts_style *s, const char *crop, int prev
     if (crop[0] && ts_param_set(pc, params, crop, e, sizeof e)) return -1;
     ts_param_format(pc, params, crop_out, crop_cap);
     if (preview_side > 0) {
-        int k = index_of(crops, crop_out);
+        int k = studio_index_of(studio_crops, crop_out);
         double a = k >= 0 ? crop_aspect[k] : 1.0;
         char w[16];
         snprintf(w, sizeof w, "%d", a >= 1 ? preview_side : (int)lround(preview_side * a));

@@ -136,7 +136,17 @@ typedef struct studio_look_params {
     char format[8];      /* file only: jpeg, png, webp, avif */
 } studio_look_params;
 
-/* Parses and validates a look's parameters from key/value lookups; returns 0 or -1 with err. */
+/* The names the studio accepts (NULL-terminated) and the index of s in such a list, or -1. */
+extern const char *const studio_crops[], *const studio_kinds[], *const studio_formats[];
+int studio_index_of(const char *const *list, const char *s);
+
+/* The display name of an upload from its X-Filename header: %XX decoded, control characters
+ * and slashes turned to '_', cut to valid UTF-8 (it goes into JSON), "photo" when empty. out
+ * holds at most cap - 1 bytes. Parses client input: fuzzed by fuzz/fuzz_studio.c. */
+void studio_filename_from(const char *in, char *out, size_t cap);
+
+/* Parses and validates a look's parameters from key/value lookups; returns 0 or -1 with err.
+ * Parses client input: fuzzed by fuzz/fuzz_studio.c. */
 typedef const char *(*studio_lookup)(void *user, const char *key);
 int studio_look_parse(studio_lookup get, void *user, studio_look_params *lp, char *err, size_t cap);
 
