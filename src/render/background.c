@@ -168,11 +168,17 @@ static float *soft_blur(const float *in, int W, int H, int bands, double sigma) 
         free(out);
         return NULL;
     }
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++)
+    /* (the same sums in the same order as cell by cell; the cell of a pixel is found by
+     * counting rather than dividing) */
+    for (int y = 0; y < H; y++) {
+        float *row = small + (size_t)(y / k) * sw * bands;
+        const float *src = in + (size_t)y * W * bands;
+        for (int x = 0, cx = 0, kx = 0; x < W; x++) {
             for (int c = 0; c < bands; c++)
-                small[((size_t)(y / k) * sw + x / k) * bands + c] +=
-                    in[((size_t)y * W + x) * bands + c];
+                row[(size_t)cx * bands + c] += src[(size_t)x * bands + c];
+            if (++kx == k) kx = 0, cx++;
+        }
+    }
     for (int y = 0; y < sh; y++)
         for (int x = 0; x < sw; x++) {
             int bw = (x + 1) * k > W ? W - x * k : k, bh = (y + 1) * k > H ? H - y * k : k;
@@ -195,16 +201,27 @@ static float *soft_blur(const float *in, int W, int H, int bands, double sigma) 
         return NULL;
     }
     /* Block centres sit at (i + 0.5) k - 0.5 in full-size pixels. */
+    /* the columns' taps are the same on every row */
+    int *tx = malloc(sizeof *tx * (size_t)W * 2);
+    float *twx = malloc(sizeof *twx * (size_t)W);
+    if (!tx || !twx) {
+        free(tx), free(twx), g_free(sb), free(out);
+        return NULL;
+    }
+    for (int x = 0; x < W; x++) {
+        float fx = (x + 0.5f) / k - 0.5f;
+        fx = fx < 0 ? 0 : fx > sw - 1 ? (float)(sw - 1) : fx;
+        tx[2 * x] = (int)fx, tx[2 * x + 1] = tx[2 * x] + 1 < sw ? tx[2 * x] + 1 : tx[2 * x];
+        twx[x] = fx - tx[2 * x];
+    }
     for (int y = 0; y < H; y++) {
         float fy = (y + 0.5f) / k - 0.5f;
         fy = fy < 0 ? 0 : fy > sh - 1 ? (float)(sh - 1) : fy;
         int y0 = (int)fy, y1 = y0 + 1 < sh ? y0 + 1 : y0;
         float wy = fy - y0;
         for (int x = 0; x < W; x++) {
-            float fx = (x + 0.5f) / k - 0.5f;
-            fx = fx < 0 ? 0 : fx > sw - 1 ? (float)(sw - 1) : fx;
-            int x0 = (int)fx, x1 = x0 + 1 < sw ? x0 + 1 : x0;
-            float wx = fx - x0;
+            int x0 = tx[2 * x], x1 = tx[2 * x + 1];
+            float wx = twx[x];
             const float *a = sb + ((size_t)y0 * sw + x0) * bands,
                         *b = sb + ((size_t)y0 * sw + x1) * bands,
                         *c = sb + ((size_t)y1 * sw + x0) * bands,
@@ -215,6 +232,7 @@ static float *soft_blur(const float *in, int W, int H, int bands, double sigma) 
                     (1 - wy) * ((1 - wx) * a[j] + wx * b[j]) + wy * ((1 - wx) * c[j] + wx * d[j]);
         }
     }
+    free(tx), free(twx);
     g_free(sb);
     return out;
 }
@@ -295,6 +313,63 @@ static inline float grain_at(uint64_t i) {
     double s = (double)(z & 0xffff) + (double)((z >> 16) & 0xffff) + (double)((z >> 32) & 0xffff) +
                (double)(z >> 48);
     return (float)((s / 65535.0 - 2.0) * 1.7320508075688772);
+}
+
+/* The backdrop and the person over it, for rows [first, first + n) (two threads take half the
+ * rows each; every pixel depends only on its own inputs). */
+typedef struct bg_comp {
+    const float *rgb, *fg, *al, *blur, *shadow;
+    float *out;
+    int W, H, kind, linear;
+    float shadow_k, grain, inv_r2, inv_rc2, gx, gy, g_stops, v_stops;
+    double col[3];
+} bg_comp;
+
+static void composite_rows(size_t first, size_t n, void *user) {
+    const bg_comp *b = user;
+    const float *fg = b->fg, *al = b->al, *blur = b->blur, *shadow = b->shadow;
+    float *out = b->out;
+    int W = b->W, H = b->H, kind = b->kind;
+    float inv_r2 = b->inv_r2, inv_rc2 = b->inv_rc2, gx = b->gx, gy = b->gy;
+    float g_stops = b->g_stops, v_stops = b->v_stops;
+    for (int y = (int)first; y < (int)(first + n); y++)
+        for (int x = 0; x < W; x++) {
+            size_t i = (size_t)y * W + x;
+            float stops = 0;
+            if (kind == KIND_GRADIENT) {
+                stops = g_stops * (y + 0.5f) / H;
+            } else if (kind == KIND_RADIAL) {
+                float dx = x + 0.5f - gx, dy = y + 0.5f - gy;
+                stops = g_stops * (dx * dx + dy * dy) * inv_r2;
+            }
+            if (v_stops > 0) {
+                float dx = x + 0.5f - W / 2.0f, dy = y + 0.5f - H / 2.0f;
+                float t = (sqrtf((dx * dx + dy * dy) * inv_rc2) - 0.45f) / 0.55f;
+                t = t < 0 ? 0 : t;
+                stops += v_stops * t * t * (3 - 2 * t);
+            }
+            float f = stops > 0 ? exp2f(-stops / 2.2f) : 1.f;
+            if (shadow) f *= 1.f - 0.55f * b->shadow_k * shadow[i];
+            float gr = b->grain > 0 ? b->grain * grain_at(i) : 0.f;
+            float a = al[i];
+            for (int c = 0; c < 3; c++) {
+                float base = blur ? blur[i * 3 + c] : (float)b->col[c];
+                float bg = base * f + gr;
+                float o;
+                if (a <= 0.f) {
+                    o = bg;
+                } else if (a >= 1.f) {
+                    o = fg[i * 3 + c];
+                } else if (b->linear) {
+                    double F = srgb_to_lin(fmax(0, fg[i * 3 + c]) / 255);
+                    double B = srgb_to_lin(fmax(0, bg) / 255);
+                    o = (float)(255 * lin_to_srgb(a * F + (1 - a) * B));
+                } else {
+                    o = a * fg[i * 3 + c] + (1 - a) * bg;
+                }
+                out[i * 3 + c] = o < 0.f ? 0.f : o > 255.f ? 255.f : o;
+            }
+        }
 }
 
 /* ---- the stage ---------------------------------------------------------------------------- */
@@ -474,49 +549,26 @@ static ts_status background_run(ts_render_job *job, const void *params) {
     double gx0 = (L[234][0] + L[454][0]) / 2, gy0 = L[152][1];
     double R = hypot(fmax(gx0, W - gx0), fmax(gy0, H - gy0));
     double Rc = hypot(W / 2.0, H / 2.0);
-    float inv_r2 = (float)(1 / (R * R)), inv_rc2 = (float)(1 / (Rc * Rc));
-    float gx = (float)gx0, gy = (float)gy0;
-    float g_stops = p->kind == KIND_SOLID ? 0.f : 1.5f * p->gradient;
-    float v_stops = p->kind == KIND_SOLID ? 0.f : p->vignette;
-    int kind = p->kind;
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            size_t i = (size_t)y * W + x;
-            float stops = 0;
-            if (kind == KIND_GRADIENT) {
-                stops = g_stops * (y + 0.5f) / H;
-            } else if (kind == KIND_RADIAL) {
-                float dx = x + 0.5f - gx, dy = y + 0.5f - gy;
-                stops = g_stops * (dx * dx + dy * dy) * inv_r2;
-            }
-            if (v_stops > 0) {
-                float dx = x + 0.5f - W / 2.0f, dy = y + 0.5f - H / 2.0f;
-                float t = (sqrtf((dx * dx + dy * dy) * inv_rc2) - 0.45f) / 0.55f;
-                t = t < 0 ? 0 : t;
-                stops += v_stops * t * t * (3 - 2 * t);
-            }
-            float f = stops > 0 ? exp2f(-stops / 2.2f) : 1.f;
-            if (shadow) f *= 1.f - 0.55f * p->shadow * shadow[i];
-            float gr = p->grain > 0 ? p->grain * grain_at(i) : 0.f;
-            float a = al[i];
-            for (int c = 0; c < 3; c++) {
-                float base = blur ? blur[i * 3 + c] : (float)col[c];
-                float bg = base * f + gr;
-                float o;
-                if (a <= 0.f) {
-                    o = bg;
-                } else if (a >= 1.f) {
-                    o = fg[i * 3 + c];
-                } else if (p->linear) {
-                    double F = srgb_to_lin(fmax(0, fg[i * 3 + c]) / 255);
-                    double B = srgb_to_lin(fmax(0, bg) / 255);
-                    o = (float)(255 * lin_to_srgb(a * F + (1 - a) * B));
-                } else {
-                    o = a * fg[i * 3 + c] + (1 - a) * bg;
-                }
-                out[i * 3 + c] = o < 0.f ? 0.f : o > 255.f ? 255.f : o;
-            }
-        }
+    bg_comp cp = {rgb,
+                  fg,
+                  al,
+                  blur,
+                  shadow,
+                  out,
+                  W,
+                  H,
+                  p->kind,
+                  p->linear,
+                  p->shadow,
+                  p->grain,
+                  (float)(1 / (R * R)),
+                  (float)(1 / (Rc * Rc)),
+                  (float)gx0,
+                  (float)gy0,
+                  p->kind == KIND_SOLID ? 0.f : 1.5f * p->gradient,
+                  p->kind == KIND_SOLID ? 0.f : p->vignette,
+                  {col[0], col[1], col[2]}};
+    ts_render_split2(composite_rows, &cp, (size_t)H, 64);
     free(blur);
     free(shadow);
     VipsImage *im = wrap(out, W, H, 3);
@@ -525,9 +577,12 @@ static ts_status background_run(ts_render_job *job, const void *params) {
     if (!im) return ts_fail(ctx, TS_ERR_INTERNAL, "background: %s", vips_error_buffer());
     im->Type = interp;
     ts_render_replace(&job->rgb, im);
-    job->background_replaced = 1;
+    /* The blurred original is the photo's own background, algorithmically changed; every other
+     * kind is a generated backdrop (the disclosed DigitalSourceType follows, export.c). */
+    job->background_replaced = p->kind != KIND_BLUR;
+    job->background_blurred = p->kind == KIND_BLUR;
     if (p->kind == KIND_BLUR)
-        ts_render_edit(job, "replaced the background with %s", kind_words[p->kind]);
+        ts_render_edit(job, "blurred the original background (shallow depth of field)");
     else if (pick >= 0)
         ts_render_edit(job, "replaced the background with %s, %s #%06x (auto)", kind_words[p->kind],
                        palette[pick].name, (unsigned)tone);

@@ -188,8 +188,9 @@ char *ts_export_xmp(const ts_render_job *job, const char *extra_edit) {
         g_string_append(x, n ? "; " : ": ");
         xml_text(x, extra_edit);
     }
-    g_string_append(x, job->background_replaced ? ". The background is generated."
-                                                : ". No pixel was generated.");
+    g_string_append(x, job->background_replaced  ? ". The background is generated."
+                       : job->background_blurred ? ". The background is the photo's own, blurred."
+                                                 : ". No pixel was generated.");
     g_string_append(x, "</rdf:li>\n    </rdf:Alt>\n   </dc:description>\n");
     g_string_append(x, "   <trueshot:Edits>\n    <rdf:Seq>\n");
     for (int i = 0; i < n + (extra_edit != NULL); i++) {

@@ -1,3 +1,4 @@
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -7,6 +8,25 @@
 
 #include "core/internal.h"
 #include "render/render.h"
+#include "render/srgb.h"
+
+float ts_srgb_dec_lut[TS_SRGB_LUT_N + 2];
+float ts_srgb_enc_lut[TS_SRGB_LUT_N + 2];
+static pthread_once_t srgb_once = PTHREAD_ONCE_INIT;
+
+static void srgb_fill(void) {
+    for (int i = 0; i <= TS_SRGB_LUT_N + 1; i++) {
+        double v = fmin(1.0, (double)i / TS_SRGB_LUT_N);
+        ts_srgb_dec_lut[i] = (float)(v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4));
+        double x = v * v;
+        ts_srgb_enc_lut[i] =
+            (float)(255 * (x <= 0.0031308 ? 12.92 * x : 1.055 * pow(x, 1 / 2.4) - 0.055));
+    }
+}
+
+void ts_srgb_init(void) {
+    pthread_once(&srgb_once, srgb_fill);
+}
 
 void ts_render_edit(ts_render_job *job, const char *fmt, ...) {
     if (job->n_edits >= TS_RENDER_MAX_EDITS) return;
@@ -100,16 +120,22 @@ static void map_two(map_part *m) {
         map_part_run(&h[1]);
 }
 
-/* A new image of in's shape around buf (freed with the image); NULL, buf freed, on failure. */
-static VipsImage *wrap_like(float *buf, VipsImage *in) {
-    VipsImage *im = vips_image_new_from_memory(buf, VIPS_IMAGE_SIZEOF_IMAGE(in), in->Xsize,
-                                               in->Ysize, in->Bands, VIPS_FORMAT_FLOAT);
+VipsImage *ts_render_wrap(void *buf, size_t bytes, int w, int h, int bands, VipsBandFormat fmt) {
+    VipsImage *im = vips_image_new_from_memory(buf, bytes, w, h, bands, fmt);
     if (!im) {
         g_free(buf);
         return NULL;
     }
     g_signal_connect(im, "postclose", G_CALLBACK(free_buffer), buf);
-    im->Type = in->Type, im->Xres = in->Xres, im->Yres = in->Yres;
+    im->Type = bands == 3 ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W;
+    return im;
+}
+
+/* A new image of in's shape around buf (freed with the image); NULL, buf freed, on failure. */
+static VipsImage *wrap_like(float *buf, VipsImage *in) {
+    VipsImage *im = ts_render_wrap(buf, VIPS_IMAGE_SIZEOF_IMAGE(in), in->Xsize, in->Ysize,
+                                   in->Bands, VIPS_FORMAT_FLOAT);
+    if (im) im->Type = in->Type, im->Xres = in->Xres, im->Yres = in->Yres;
     return im;
 }
 
@@ -152,6 +178,37 @@ ts_status ts_render_map_px(ts_render_job *job, ts_render_px_op op, void *user, c
     }
     ts_render_replace(&job->rgb, res[0]);
     if (res[1]) ts_render_replace(&job->fg, res[1]);
+    return TS_OK;
+}
+
+typedef struct split_part {
+    ts_render_range_fn fn;
+    void *user;
+    size_t first, n;
+} split_part;
+
+static void *split_run(void *arg) {
+    const split_part *p = arg;
+    p->fn(p->first, p->n, p->user);
+    return NULL;
+}
+
+void ts_render_split2(ts_render_range_fn fn, void *user, size_t n, size_t min_n) {
+    split_part h = {fn, user, n / 2, n - n / 2};
+    pthread_t th;
+    int threaded = n >= min_n && pthread_create(&th, NULL, split_run, &h) == 0;
+    fn(0, n / 2, user);
+    if (threaded)
+        pthread_join(th, NULL);
+    else
+        fn(h.first, h.n, user);
+}
+
+ts_status ts_render_colour_canvas(ts_render_job *job, const char *stage) {
+    ts_srgb_init();
+    VipsImage *im = job->rgb;
+    if (!im || im->Bands != 3 || im->BandFmt != VIPS_FORMAT_FLOAT)
+        return ts_fail(job->ctx, TS_ERR_ARGUMENT, "%s: the canvas must be 3-band float", stage);
     return TS_OK;
 }
 

@@ -48,6 +48,7 @@ typedef struct ts_render_job {
     float inter_eye; /* canvas pixels */
 
     int background_replaced; /* set by the background stage: changes the disclosed source type */
+    int background_blurred;  /* the photo's own background, blurred (not generated) */
     /* What was done, for the XMP edit list and the report ("levelled 2.1°", ...). */
     char edits[TS_RENDER_MAX_EDITS][96];
     int n_edits;
@@ -92,6 +93,27 @@ ts_status ts_render_map(ts_render_job *job, ts_render_op op, void *user, const c
  * again but take rgb's result (the op must depend only on the pixel's value and index). */
 typedef void (*ts_render_px_op)(const float *in, float *out, size_t first, size_t n, void *user);
 ts_status ts_render_map_px(ts_render_job *job, ts_render_px_op op, void *user, const char *what);
+
+/* Runs fn on [0, n) in two halves, the second on a thread of its own when n is at least min_n
+ * (else both here). fn must only read user and write what its own range owns. */
+typedef void (*ts_render_range_fn)(size_t first, size_t n, void *user);
+void ts_render_split2(ts_render_range_fn fn, void *user, size_t n, size_t min_n);
+
+/* What a stage measured on the canvas frame made, kept with that canvas in the job's cache, so a
+ * later look that gets the same canvas (ts_render_cache) skips the measuring. get copies the
+ * size bytes kept under key into out and returns 1, when the job's rgb is still the canvas frame
+ * made (the stage runs first after frame) and a put for it stored key; else 0. put keeps a copy
+ * (silently nothing without a cache, or when out of memory). */
+int ts_render_memo_get(const ts_render_job *job, const char *key, void *out, size_t size);
+void ts_render_memo_put(ts_render_job *job, const char *key, const void *data, size_t size);
+
+/* For the colour stages: TS_OK when the canvas is 3-band float (and the sRGB tables of
+ * render/srgb.h are ready), else an error on the job's ctx naming stage. */
+ts_status ts_render_colour_canvas(ts_render_job *job, const char *stage);
+
+/* A memory image of w x h x bands samples of fmt around buf (g_malloc'd, bytes long), which it
+ * owns: freed with the image, or at once when NULL is returned. */
+VipsImage *ts_render_wrap(void *buf, size_t bytes, int w, int h, int bands, VipsBandFormat fmt);
 
 /* Frees the job's images. */
 void ts_render_job_clear(ts_render_job *job);

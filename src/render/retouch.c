@@ -16,6 +16,7 @@
  * and adds the same per-pixel change to rgb and fg; pixels outside the skin mask never change. */
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,7 @@
 #include "face/geometry.h"
 #include "face/regions.h"
 #include "render/render.h"
+#include "render/srgb.h"
 
 typedef struct retouch_params {
     float strength;  /* overall; 0 = off */
@@ -68,8 +70,24 @@ static inline float to_srgb(float l) {
     return 255.f * (l <= 0.0031308f ? 12.92f * l : 1.055f * powf(l, 1 / 2.4f) - 0.055f);
 }
 
+/* The cube root of t > 0: a first guess from the exponent bits, then Newton steps in double
+ * (the last leaves it within a few parts in 10^-8 of cbrtf's, far below a float's step near 1,
+ * at a fraction of libm's cost: the conversion runs on every pixel of the face's box). */
+static inline float cbrt_pos(float t) {
+    uint32_t u;
+    memcpy(&u, &t, sizeof u);
+    u = u / 3 + 709921077u;
+    float g;
+    memcpy(&g, &u, sizeof g);
+    double y = g, x = t;
+    y = (2 * y + x / (y * y)) * (1.0 / 3);
+    y = (2 * y + x / (y * y)) * (1.0 / 3);
+    y = (2 * y + x / (y * y)) * (1.0 / 3);
+    return (float)y;
+}
+
 static inline float lab_f(float t) {
-    return t > 0.008856452f ? cbrtf(t) : t * 7.787037f + 16.f / 116.f;
+    return t > 0.008856452f ? cbrt_pos(t) : t * 7.787037f + 16.f / 116.f;
 }
 static inline float lab_finv(float t) {
     return t > 0.20689655f ? t * t * t : (t - 16.f / 116.f) / 7.787037f;
@@ -94,38 +112,6 @@ static void lab_to_rgb(const float *lab, float *rgb) {
 }
 
 /* ---- planes ----------------------------------------------------------------------------- */
-
-/* Blurs n values spaced by stride, edges extended. Small sigmas use a sampled Gaussian; larger
- * ones three box passes with running sums, whose cost does not grow with sigma. buf holds
- * n + 2 * (3 sigma + 2) floats. */
-static void blur_line(float *p, int n, int stride, float sigma, float *buf, float *line) {
-    for (int i = 0; i < n; i++) line[i] = p[(size_t)i * stride];
-    if (sigma < 3) {
-        int kr = (int)ceilf(3 * sigma);
-        float k[32], ks = 0;
-        for (int j = -kr; j <= kr; j++) ks += k[j + kr] = expf(-0.5f * j * j / (sigma * sigma));
-        for (int j = 0; j < n + 2 * kr; j++)
-            buf[j] = line[j < kr ? 0 : j - kr >= n ? n - 1 : j - kr];
-        for (int i = 0; i < n; i++) {
-            float s = 0;
-            for (int j = 0; j <= 2 * kr; j++) s += k[j] * buf[i + j];
-            line[i] = s / ks;
-        }
-    } else {
-        int r = (int)lroundf((sqrtf(4 * sigma * sigma + 1) - 1) / 2);
-        for (int pass = 0; pass < 3; pass++) {
-            for (int j = 0; j < n + 2 * r; j++)
-                buf[j] = line[j < r ? 0 : j - r >= n ? n - 1 : j - r];
-            double s = 0;
-            for (int j = 0; j <= 2 * r; j++) s += buf[j];
-            for (int i = 0; i < n; i++) {
-                line[i] = (float)(s / (2 * r + 1));
-                if (i + 1 < n) s += buf[i + 2 * r + 1] - buf[i];
-            }
-        }
-    }
-    for (int i = 0; i < n; i++) p[(size_t)i * stride] = line[i];
-}
 
 /* dst (h x w) = the transpose of src (w x h), in cache-sized blocks. */
 static void transpose(float *dst, const float *src, int w, int h) {
@@ -208,47 +194,98 @@ static int blur(float *a, int w, int h, float sigma) {
     return 0;
 }
 
-/* Rows [r0, r1) of a (width w), blurred one by one. */
-typedef struct rows_job {
-    float *a, *buf;
-    int w, r0, r1, m;
+/* The columns [x0, x1) of src (w x h), blurred along y into dst (edges extended): small sigmas
+ * by a sampled Gaussian, larger ones by three box passes with running sums, whose cost does not
+ * grow with sigma. Each column gets exactly the arithmetic a line of its own would (the same
+ * sums in the same order), but the loops run along rows, so they stream through memory and
+ * vectorise across the columns. The box passes go src -> tmp -> tmp2 -> dst; the Gaussian
+ * src -> dst (then distinct from src). acc and facc are per-column accumulators. */
+typedef struct vblur_job {
+    const float *src;
+    float *dst, *tmp, *tmp2;
+    double *acc;
+    float *facc;
+    int w, h;
     float sigma;
-} rows_job;
+} vblur_job;
 
-static void *blur_rows(void *arg) {
-    const rows_job *j = arg;
-    for (int y = j->r0; y < j->r1; y++)
-        blur_line(j->a + (size_t)y * j->w, j->w, 1, j->sigma, j->buf + j->m, j->buf);
-    return NULL;
+static void vblur_cols(const vblur_job *j, int x0, int x1) {
+    int w = j->w, h = j->h;
+    float sigma = j->sigma;
+    if (sigma < 3) {
+        int kr = (int)ceilf(3 * sigma);
+        float k[32], ks = 0;
+        for (int t = -kr; t <= kr; t++) ks += k[t + kr] = expf(-0.5f * t * t / (sigma * sigma));
+        float *s = j->facc;
+        for (int i = 0; i < h; i++) {
+            for (int x = x0; x < x1; x++) s[x] = 0;
+            for (int t = 0; t <= 2 * kr; t++) {
+                int y = i + t - kr;
+                y = y < 0 ? 0 : y >= h ? h - 1 : y;
+                const float *row = j->src + (size_t)y * w;
+                float kt = k[t];
+                for (int x = x0; x < x1; x++) s[x] += kt * row[x];
+            }
+            float *o = j->dst + (size_t)i * w;
+            for (int x = x0; x < x1; x++) o[x] = s[x] / ks;
+        }
+        return;
+    }
+    int r = (int)lroundf((sqrtf(4 * sigma * sigma + 1) - 1) / 2);
+    double *acc = j->acc, norm = 2 * r + 1;
+    const float *in = j->src;
+    for (int pass = 0; pass < 3; pass++) {
+        float *out = pass == 2 ? j->dst : pass == 0 ? j->tmp : j->tmp2;
+        for (int x = x0; x < x1; x++) acc[x] = 0;
+        for (int t = 0; t <= 2 * r; t++) {
+            int y = t - r < 0 ? 0 : t - r >= h ? h - 1 : t - r;
+            const float *row = in + (size_t)y * w;
+            for (int x = x0; x < x1; x++) acc[x] += row[x];
+        }
+        for (int i = 0; i < h; i++) {
+            float *o = out + (size_t)i * w;
+            for (int x = x0; x < x1; x++) o[x] = (float)(acc[x] / norm);
+            if (i + 1 < h) {
+                int ya = i + r + 1 >= h ? h - 1 : i + r + 1, yb = i - r < 0 ? 0 : i - r;
+                const float *ra = in + (size_t)ya * w, *rb = in + (size_t)yb * w;
+                for (int x = x0; x < x1; x++) acc[x] += ra[x] - rb[x];
+            }
+        }
+        in = out;
+    }
 }
 
-/* Blurs the h rows of a (w wide), half of them on a second thread when there are enough. */
-static void blur_rows2(float *a, int w, int h, float sigma, float *buf0, float *buf1, int m) {
-    rows_job j[2] = {{a, buf0, w, 0, h / 2, m, sigma}, {a, buf1, w, h / 2, h, m, sigma}};
-    pthread_t th;
-    int threaded = (size_t)w * h >= 32768 && pthread_create(&th, NULL, blur_rows, &j[1]) == 0;
-    blur_rows(&j[0]);
-    if (threaded)
-        pthread_join(th, NULL);
-    else
-        blur_rows(&j[1]);
+static void vblur_range(size_t first, size_t n, void *user) {
+    vblur_job *j = user;
+    vblur_cols(j, (int)first, (int)(first + n));
+}
+
+/* src (w x h) blurred along y into dst (may be src); tmp, tmp2: w x h floats of scratch, acc
+ * w doubles, facc w floats. The columns are split between two threads. */
+static void vblur(const float *src, float *dst, float *tmp, float *tmp2, double *acc, float *facc,
+                  int w, int h, float sigma) {
+    float *out = sigma < 3 && dst == src ? tmp : dst;
+    vblur_job j = {src, out, tmp, tmp2, acc, facc, w, h, sigma};
+    ts_render_split2(vblur_range, &j, (size_t)w, (size_t)w * h >= 32768 ? 2 : (size_t)w + 1);
+    if (out != dst) memcpy(dst, out, sizeof *dst * (size_t)w * h);
 }
 
 static int blur_full(float *a, int w, int h, float sigma) {
     if (sigma <= 0.3f) return 0;
-    int m = w > h ? w : h, pad = (int)ceilf(3 * sigma) + 2;
-    size_t bl = (size_t)(2 * m + 2 * pad);
-    float *buf = malloc(sizeof *buf * bl * 2);
-    float *t = malloc(sizeof *t * (size_t)w * h);
-    if (!buf || !t) {
-        free(buf), free(t);
+    size_t n = (size_t)w * h;
+    int m = w > h ? w : h;
+    float *t = malloc(sizeof *t * n * 2), *facc = malloc(sizeof *facc * (size_t)m);
+    double *acc = malloc(sizeof *acc * (size_t)m);
+    if (!t || !facc || !acc) {
+        free(t), free(facc), free(acc);
         return -1;
     }
-    blur_rows2(a, w, h, sigma, buf, buf + bl, m);
+    /* along x: on the transpose, where x runs down the columns (a is scratch meanwhile) */
     transpose(t, a, w, h);
-    blur_rows2(t, h, w, sigma, buf, buf + bl, m);
+    vblur(t, t, a, t + n, acc, facc, h, w, sigma);
     transpose(a, t, h, w);
-    free(buf), free(t);
+    vblur(a, a, t, t + n, acc, facc, w, h, sigma);
+    free(t), free(facc), free(acc);
     return 0;
 }
 
@@ -284,8 +321,8 @@ static int nblur3_exact(float *const dst[3], float *const src[3], const float *w
 /* Fills a polygon (even-odd rule, pixel centres) into mask with value 1. */
 static void fill_polygon(float *mask, int w, int h, const float (*pt)[2], int n) {
     float y0 = INFINITY, y1 = -INFINITY;
-    for (int i = 0; i < n; i++) y0 = fminf(y0, pt[i][1]), y1 = fmaxf(y1, pt[i][1]);
-    int ya = (int)fmaxf(0, floorf(y0)), yb = (int)fminf(h - 1, ceilf(y1));
+    for (int i = 0; i < n; i++) y0 = ts_minf(y0, pt[i][1]), y1 = ts_maxf(y1, pt[i][1]);
+    int ya = (int)ts_maxf(0, floorf(y0)), yb = (int)ts_minf(h - 1, ceilf(y1));
     for (int y = ya; y <= yb; y++) {
         float yc = y + 0.5f, xs[64];
         int k = 0;
@@ -299,7 +336,7 @@ static void fill_polygon(float *mask, int w, int h, const float (*pt)[2], int n)
                 xs[b] = xs[b - 1], xs[b - 1] = t;
             }
         for (int a = 0; a + 1 < k; a += 2)
-            for (int x = (int)fmaxf(0, ceilf(xs[a] - 0.5f)); x < w && x + 0.5f < xs[a + 1]; x++)
+            for (int x = (int)ts_maxf(0, ceilf(xs[a] - 0.5f)); x < w && x + 0.5f < xs[a + 1]; x++)
                 mask[(size_t)y * w + x] = 1;
     }
 }
@@ -337,8 +374,8 @@ static int fit_plane(const float *v, const work *W, const uint8_t *avoid, float 
                      float r1, float r2, double coef[3]) {
     double S[3][3] = {{0}}, T[3] = {0};
     int cnt = 0;
-    int xa = (int)fmaxf(0, cx - r2), xb = (int)fminf(W->w - 1, cx + r2);
-    int ya = (int)fmaxf(0, cy - r2), yb = (int)fminf(W->h - 1, cy + r2);
+    int xa = (int)ts_maxf(0, cx - r2), xb = (int)ts_minf(W->w - 1, cx + r2);
+    int ya = (int)ts_maxf(0, cy - r2), yb = (int)ts_minf(W->h - 1, cy + r2);
     for (int y = ya; y <= yb; y++)
         for (int x = xa; x <= xb; x++) {
             size_t i = (size_t)y * W->w + x;
@@ -383,12 +420,12 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
     blob *bl = malloc(sizeof(blob) * cap);
     int fail = !base_a || !base_b || !base_L || !label || !stack || !bl;
     for (int c = 0; c < 3 && !fail; c++) {
-        sm[c] = malloc(sizeof(float) * n), lo[c] = malloc(sizeof(float) * n);
-        fail = !sm[c] || !lo[c];
+        sm[c] = malloc(sizeof(float) * n);
+        fail = !sm[c];
     }
     /* The skin base (wider than any blemish) and a lightly smoothed copy for measuring. */
-    float sig_base = 0.08f * ied, sig_s = fmaxf(0.7f, 0.006f * ied),
-          sig_t = fmaxf(1.f, 0.01f * ied);
+    float sig_base = 0.08f * ied, sig_s = ts_maxf(0.7f, 0.006f * ied),
+          sig_t = ts_maxf(1.f, 0.01f * ied);
     if (!fail)
         fail = nblur3_exact((float *const[3]){base_L, base_a, base_b}, W->lab, W->core, w, h,
                             sig_base, W->tmp);
@@ -487,7 +524,7 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
         blob *b = &bl[a];
         if (b->ok != 1) continue;
         /* The heal area: the blob grown by a margin, with soft edges. */
-        float rad = 0.7f * b->d + fmaxf(1.5f, 0.3f * b->d);
+        float rad = 0.7f * b->d + ts_maxf(1.5f, 0.3f * b->d);
         float r1 = rad + 1.f, r2 = rad * 1.8f + 3.f;
         double plane[3][3], dplane[3][3] = {{0}};
         int bad = 0;
@@ -501,8 +538,8 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
         if (grad_a > 7.f || (grad_L > 12.f && grad_a > 4.f)) continue;
         /* The texture of the ring, to find a donor patch of the same character. */
         double ring_e = 0, ring_n = 0;
-        for (int y = (int)fmaxf(0, b->cy - r2); y <= (int)fminf(h - 1, b->cy + r2); y++)
-            for (int x = (int)fmaxf(0, b->cx - r2); x <= (int)fminf(w - 1, b->cx + r2); x++) {
+        for (int y = (int)ts_maxf(0, b->cy - r2); y <= (int)ts_minf(h - 1, b->cy + r2); y++)
+            for (int x = (int)ts_maxf(0, b->cx - r2); x <= (int)ts_minf(w - 1, b->cx + r2); x++) {
                 size_t i = (size_t)y * w + x;
                 float dx = x - b->cx, dy = y - b->cy, r = sqrtf(dx * dx + dy * dy);
                 if (r < r1 || r > r2 || W->core[i] < 0.5f || avoid[i]) continue;
@@ -552,15 +589,16 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
                 memcpy(dplane, pl, sizeof pl);
             }
         }
-        int xa = (int)fmaxf(0, floorf(b->cx - rad - 2)),
-            xb = (int)fminf(w - 1, ceilf(b->cx + rad + 2));
-        int ya = (int)fmaxf(0, floorf(b->cy - rad - 2)),
-            yb = (int)fminf(h - 1, ceilf(b->cy + rad + 2));
+        int xa = (int)ts_maxf(0, floorf(b->cx - rad - 2)),
+            xb = (int)ts_minf(w - 1, ceilf(b->cx + rad + 2));
+        int ya = (int)ts_maxf(0, floorf(b->cy - rad - 2)),
+            yb = (int)ts_minf(h - 1, ceilf(b->cy + rad + 2));
         if (!lo_done && !found) {
             /* the finest texture, needed only by a heal without a donor: made on first use */
             for (int c = 0; c < 3 && !fail; c++) {
-                memcpy(lo[c], W->lab[c], sizeof(float) * n);
-                fail = blur(lo[c], w, h, sig_t);
+                lo[c] = malloc(sizeof(float) * n);
+                fail = !lo[c] ||
+                       (memcpy(lo[c], W->lab[c], sizeof(float) * n), blur(lo[c], w, h, sig_t));
             }
             if (fail) break;
             lo_done = 1;
@@ -570,7 +608,7 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
                 size_t i = (size_t)y * w + x;
                 float dx = x - b->cx, dy = y - b->cy, r = sqrtf(dx * dx + dy * dy);
                 /* Full inside rad - 1, fading to 0 at rad + 1. */
-                float m = fminf(1, fmaxf(0, (rad + 1 - r) / 2));
+                float m = ts_minf(1, ts_maxf(0, (rad + 1 - r) / 2));
                 m *= amount * W->skin[i];
                 if (m <= 0) continue;
                 int sx = x + ox, sy = y + oy;
@@ -596,6 +634,48 @@ done:
     return fail ? -1 : healed;
 }
 
+/* The box to CIELAB (and the skin mask to 0..1), for a range of pixels. */
+typedef struct to_lab_job {
+    const float *rgb;
+    const uint8_t *skin8;
+    work *W;
+    float *const *out;
+    float *touched;
+} to_lab_job;
+
+static void to_lab_range(size_t first, size_t n, void *user) {
+    const to_lab_job *j = user;
+    work *W = j->W;
+    for (size_t i = first; i < first + n; i++) {
+        float lab[3];
+        rgb_to_lab(j->rgb + 3 * i, lab);
+        for (int c = 0; c < 3; c++) W->lab[c][i] = j->out[c][i] = lab[c];
+        W->skin[i] = j->skin8[i] / 255.f, j->touched[i] = 0;
+    }
+}
+
+/* The edited pixels back to sRGB, the same change added to the foreground colour. */
+typedef struct from_lab_job {
+    float *const *out;
+    const float *touched;
+    float *rgb, *fg;
+} from_lab_job;
+
+static void from_lab_range(size_t first, size_t n, void *user) {
+    const from_lab_job *j = user;
+    float *rgb = j->rgb, *fg = j->fg;
+    for (size_t i = first; i < first + n; i++) {
+        if (!j->touched[i]) continue;
+        float lab[3] = {j->out[0][i], j->out[1][i], j->out[2][i]}, v[3];
+        lab_to_rgb(lab, v);
+        for (int c = 0; c < 3; c++) {
+            float d = v[c] - rgb[3 * i + c];
+            rgb[3 * i + c] = v[c];
+            if (fg) fg[3 * i + c] = ts_minf(255, ts_maxf(0, fg[3 * i + c] + d));
+        }
+    }
+}
+
 static ts_status retouch_run(ts_render_job *job, const void *params) {
     const retouch_params *p = params;
     ts_ctx *ctx = job->ctx;
@@ -606,12 +686,12 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
     /* The face's box on the canvas, with room for the blur kernels. */
     float bx0 = INFINITY, by0 = INFINITY, bx1 = -INFINITY, by1 = -INFINITY;
     for (int i = 0; i < 468; i++) {
-        bx0 = fminf(bx0, job->lm[i][0]), bx1 = fmaxf(bx1, job->lm[i][0]);
-        by0 = fminf(by0, job->lm[i][1]), by1 = fmaxf(by1, job->lm[i][1]);
+        bx0 = ts_minf(bx0, job->lm[i][0]), bx1 = ts_maxf(bx1, job->lm[i][0]);
+        by0 = ts_minf(by0, job->lm[i][1]), by1 = ts_maxf(by1, job->lm[i][1]);
     }
     float margin = 0.15f * ied + 4;
-    int x0 = (int)fmaxf(0, floorf(bx0 - margin)), y0 = (int)fmaxf(0, floorf(by0 - margin));
-    int x1 = (int)fminf(CW, ceilf(bx1 + margin)), y1 = (int)fminf(CH, ceilf(by1 + margin));
+    int x0 = (int)ts_maxf(0, floorf(bx0 - margin)), y0 = (int)ts_maxf(0, floorf(by0 - margin));
+    int x1 = (int)ts_minf(CW, ceilf(bx1 + margin)), y1 = (int)ts_minf(CH, ceilf(by1 + margin));
     if (x1 - x0 < 8 || y1 - y0 < 8) return TS_OK; /* the face is off the canvas */
     int w = x1 - x0, h = y1 - y0;
     size_t n = (size_t)w * h;
@@ -650,21 +730,17 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
         mesh.pts[i][0] = job->lm[i][0] - x0, mesh.pts[i][1] = job->lm[i][1] - y0;
     st = ts_face_region_mask(&mesh, ctx->geom, TS_REGION_SKIN, w, h, 1, 0, skin8);
     if (st) goto out;
-    for (size_t i = 0; i < n; i++) {
-        float lab[3];
-        rgb_to_lab(rgb + 3 * i, lab);
-        for (int c = 0; c < 3; c++) W.lab[c][i] = out[c][i] = lab[c];
-        W.skin[i] = skin8[i] / 255.f, touched[i] = 0;
-    }
+    to_lab_job tl = {rgb, skin8, &W, out, touched};
+    ts_render_split2(to_lab_range, &tl, n, 65536);
     /* The skin core: well inside the skin, away from eyes, brows, lips, nostrils and the face's
      * edge, where statistics are not polluted by them. */
     memcpy(W.core, W.skin, sizeof(float) * n);
-    if (blur(W.core, w, h, fmaxf(1, 0.02f * ied))) goto nomem;
+    if (blur(W.core, w, h, ts_maxf(1, 0.02f * ied))) goto nomem;
     for (size_t i = 0; i < n; i++) W.core[i] = W.core[i] > 0.97f ? 1.f : 0.f;
 
     int healed = 0;
     if (p->blemishes) {
-        healed = heal_blemishes(&W, out, fminf(1, 3 * p->strength), touched);
+        healed = heal_blemishes(&W, out, ts_minf(1, 3 * p->strength), touched);
         if (healed < 0) goto nomem;
     }
 
@@ -685,7 +761,7 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
             }
             fill_polygon(mask, w, h, (const float(*)[2])poly, 18);
         }
-        float sig_u = fmaxf(1, 0.03f * ied);
+        float sig_u = ts_maxf(1, 0.03f * ied);
         if (blur(mask, w, h, sig_u) ||
             nblur3((float *const[3]){Lu, au, bu}, W.lab, W.skin, w, h, sig_u, W.tmp)) {
             free(scratch);
@@ -696,8 +772,8 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
             float cx = mesh.pts[cheek_point[e]][0], cy = mesh.pts[cheek_point[e]][1],
                   rr = 0.12f * ied;
             double s[3] = {0}, cnt = 0;
-            for (int y = (int)fmaxf(0, cy - rr); y <= (int)fminf(h - 1, cy + rr); y++)
-                for (int x = (int)fmaxf(0, cx - rr); x <= (int)fminf(w - 1, cx + rr); x++) {
+            for (int y = (int)ts_maxf(0, cy - rr); y <= (int)ts_minf(h - 1, cy + rr); y++)
+                for (int x = (int)ts_maxf(0, cx - rr); x <= (int)ts_minf(w - 1, cx + rr); x++) {
                     size_t i = (size_t)y * w + x;
                     if (W.core[i] < 0.5f || hypotf(x - cx, y - cy) > rr) continue;
                     for (int c = 0; c < 3; c++) s[c] += W.lab[c][i];
@@ -708,12 +784,11 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
             /* This eye's half of the mask: the side of the face's midline it is on. */
             float mx = 0.5f * (mesh.pts[168][0] + mesh.pts[6][0]);
             float eye_x = mesh.pts[under_eye_upper[e][4]][0];
-            for (size_t i = 0; i < n; i++) {
-                int x = (int)(i % w);
-                if ((x < mx) != (eye_x < mx) || mask[i] <= 0) continue;
-                float m = fminf(1, 1.5f * mask[i]) * W.skin[i], def = ref[0] - Lu[i];
+            for (size_t i = 0, x = 0; i < n; i++, x = x + 1 == (size_t)w ? 0 : x + 1) {
+                if (((float)x < mx) != (eye_x < mx) || mask[i] <= 0) continue;
+                float m = ts_minf(1, 1.5f * mask[i]) * W.skin[i], def = ref[0] - Lu[i];
                 if (m <= 0 || def <= 0) continue;
-                float k = f_eye * m, dL = k * def, wc = fminf(1, def / 3);
+                float k = f_eye * m, dL = k * def, wc = ts_minf(1, def / 3);
                 out[0][i] += dL;
                 out[1][i] += k * wc * (ref[1] - au[i]);
                 out[2][i] += k * wc * (ref[2] - bu[i]);
@@ -733,7 +808,7 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
             free(scratch);
             goto nomem;
         }
-        float *bm = am + n, sig_w = 0.12f * ied, sig_m = fmaxf(1.5f, 0.015f * ied);
+        float *bm = am + n, sig_w = 0.12f * ied, sig_m = ts_maxf(1.5f, 0.015f * ied);
         memcpy(Lm, W.lab[0], sizeof(float) * n);
         memcpy(am, W.lab[1], sizeof(float) * n);
         memcpy(bm, W.lab[2], sizeof(float) * n);
@@ -745,13 +820,14 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
         for (size_t i = 0; i < n; i++) {
             if (W.skin[i] <= 0) continue;
             skin_area += W.skin[i];
-            float cw = hypotf(aw[i], bw[i]), cm = hypotf(am[i], bm[i]);
-            float hue = atan2f(bw[i], aw[i]) * (float)(180 / M_PI);
-            /* Only where the local tone is skin (not hair falling over the forehead). */
-            if (cw < 8 || hue < 10 || hue > 90) continue;
+            float cw = sqrtf(aw[i] * aw[i] + bw[i] * bw[i]);
+            /* Only where the local tone is skin (not hair falling over the forehead): a hue
+             * of 10 to 90 degrees, b >= a tan 10 with a >= 0 (no arc tangent per pixel). */
+            if (cw < 8 || aw[i] < 0 || bw[i] < 0.17632698f * aw[i]) continue;
+            float cm = sqrtf(am[i] * am[i] + bm[i] * bm[i]);
             float ex = Lm[i] - Lw[i];
-            float wl = fminf(1, fmaxf(0, (ex - 2) / 6));
-            float wc = fminf(1, fmaxf(0, (cw - cm) / (0.25f * cw)));
+            float wl = ts_minf(1, ts_maxf(0, (ex - 2) / 6));
+            float wc = ts_minf(1, ts_maxf(0, (cw - cm) / (0.25f * cw)));
             float k = f_shine * wl * wc * W.skin[i];
             if (k <= 0) continue;
             out[0][i] -= k * ex;
@@ -763,20 +839,12 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
         free(am);
     }
     free(scratch);
-
-    /* Back to sRGB where something changed; add the same change to the foreground colour. */
+    /* Back to sRGB where something changed; add the same change to the foreground
+                        colour. */
     size_t n_touched = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!touched[i]) continue;
-        float lab[3] = {out[0][i], out[1][i], out[2][i]}, v[3];
-        lab_to_rgb(lab, v);
-        for (int c = 0; c < 3; c++) {
-            float d = v[c] - rgb[3 * i + c];
-            rgb[3 * i + c] = v[c];
-            if (fg) fg[3 * i + c] = fminf(255, fmaxf(0, fg[3 * i + c] + d));
-        }
-        n_touched++;
-    }
+    for (size_t i = 0; i < n; i++) n_touched += touched[i] != 0;
+    from_lab_job fl = {out, touched, rgb, fg};
+    ts_render_split2(from_lab_range, &fl, n, 65536);
     if (n_touched) {
         VipsImage *pr =
             vips_image_new_from_memory(rgb, n * 3 * sizeof(float), w, h, 3, VIPS_FORMAT_FLOAT);

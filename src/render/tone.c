@@ -26,6 +26,7 @@
 #include "face/geometry.h"
 #include "face/regions.h"
 #include "render/render.h"
+#include "render/srgb.h"
 
 typedef struct tone_params {
     float white_balance; /* strength of the cast removal */
@@ -58,39 +59,6 @@ static const ts_param tone_table[] = {
     TS_PARAM_F32(tone_params, tint, "grade: magenta (+) or green (-)", -1, 1, 0),
     TS_PARAM_F32(tone_params, saturation, "grade: colour saturation, 1 unchanged", 0, 2, 1),
     TS_PARAM_END};
-
-/* ---- sRGB transfer, by table -------------------------------------------------------------- */
-
-#define LUT_N 4096
-static float dec_lut[LUT_N + 2]; /* encoded 0..255 in LUT_N steps -> linear 0..1 */
-static float enc_lut[LUT_N + 2]; /* sqrt(linear) in LUT_N steps -> encoded 0..255 */
-static pthread_once_t lut_once = PTHREAD_ONCE_INIT;
-
-static void lut_init(void) {
-    for (int i = 0; i <= LUT_N + 1; i++) {
-        double v = fmin(1.0, (double)i / LUT_N);
-        dec_lut[i] = (float)(v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4));
-        double x = v * v;
-        enc_lut[i] = (float)(255 * (x <= 0.0031308 ? 12.92 * x : 1.055 * pow(x, 1 / 2.4) - 0.055));
-    }
-}
-
-/* (fminf and fmaxf are calls without -ffast-math; these inline) */
-static inline float clampf(float v, float lo, float hi) {
-    return v < lo ? lo : v > hi ? hi : v;
-}
-
-static inline float dec(float v) {
-    float t = clampf(v, 0, 255) * (LUT_N / 255.f);
-    int i = (int)t;
-    return dec_lut[i] + (t - i) * (dec_lut[i + 1] - dec_lut[i]);
-}
-
-static inline float enc(float x) {
-    float t = sqrtf(clampf(x, 0, 1)) * LUT_N;
-    int i = (int)t;
-    return enc_lut[i] + (t - i) * (enc_lut[i + 1] - enc_lut[i]);
-}
 
 /* ---- colour ------------------------------------------------------------------------------- */
 
@@ -214,7 +182,7 @@ static int quantile_mean(const float *lin, const int *idx, float *y, int n, doub
     /* a histogram of luminance gives the quantiles without sorting */
     enum { NB = 2048 };
     int hist[NB] = {0};
-    for (int i = 0; i < n; i++) hist[(int)(fminf(fmaxf(s[i], 0), 1) * (NB - 1))]++;
+    for (int i = 0; i < n; i++) hist[(int)(ts_minf(ts_maxf(s[i], 0), 1) * (NB - 1))]++;
     int a = (int)(lo * n), b = (int)(hi * n), c = 0, blo = 0, bhi = NB - 1;
     for (int k = 0; k < NB; k++) {
         if (c <= a) blo = k;
@@ -225,7 +193,7 @@ static int quantile_mean(const float *lin, const int *idx, float *y, int n, doub
     double sum[3] = {0};
     int m = 0;
     for (int i = 0; i < n; i++) {
-        int k = (int)(fminf(fmaxf(y[i], 0), 1) * (NB - 1));
+        int k = (int)(ts_minf(ts_maxf(y[i], 0), 1) * (NB - 1));
         if (k < blo || k > bhi) continue;
         const float *p = lin + (size_t)idx[i] * 3;
         for (int j = 0; j < 3; j++) sum[j] += p[j];
@@ -443,8 +411,28 @@ static void plan(const tone_params *p, const tone_measure *t, tone_plan *pl) {
 typedef struct tone_apply {
     float m[3][3];
     float pivot, contrast, saturation;
-    float curve[LUT_N + 2]; /* encoded luminance (0..1, LUT_N steps) -> new encoded luminance */
+    float curve[TS_SRGB_LUT_N +
+                2]; /* encoded luminance (0..1, TS_SRGB_LUT_N steps) -> new encoded luminance */
 } tone_apply;
+
+/* One pixel of tone_op (the reference; the vector path below computes the same). */
+static inline void tone_px(const float *p, float *q, const float m[3][3], float sat,
+                           const float *curve) {
+    float l[3] = {ts_srgb_dec(p[0]), ts_srgb_dec(p[1]), ts_srgb_dec(p[2])}, o[3];
+    for (int k = 0; k < 3; k++) o[k] = m[k][0] * l[0] + m[k][1] * l[1] + m[k][2] * l[2];
+    float y = 0.2126f * o[0] + 0.7152f * o[1] + 0.0722f * o[2];
+    if (y > 1e-6f) {
+        /* the S curve acts on the encoded luminance; colours keep their ratios */
+        float t = ts_srgb_enc(y) * (TS_SRGB_LUT_N / 255.f);
+        t = t > TS_SRGB_LUT_N ? TS_SRGB_LUT_N : t;
+        int k = (int)t;
+        float e = curve[k] + (t - k) * (curve[k + 1] - curve[k]);
+        float y2 = ts_srgb_dec(e * 255), r = y2 / y;
+        for (int c = 0; c < 3; c++) o[c] = y2 + sat * (o[c] * r - y2);
+    }
+    float r0 = ts_srgb_enc(o[0]), r1 = ts_srgb_enc(o[1]), r2 = ts_srgb_enc(o[2]);
+    q[0] = r0, q[1] = r1, q[2] = r2;
+}
 
 static void tone_op(const float *in, float *out, size_t first, size_t n, void *user) {
     const tone_apply *a = user;
@@ -453,24 +441,40 @@ static void tone_op(const float *in, float *out, size_t first, size_t n, void *u
     float m[3][3], sat = a->saturation;
     memcpy(m, a->m, sizeof m);
     const float *curve = a->curve;
-    for (size_t i = first; i < first + n; i++) {
+    size_t i = first, end = first + n;
+#ifdef __SSE2__
+    for (; i + 4 <= end; i += 4) {
         const float *p = in + i * 3;
-        float *q = out + i * 3;
-        float l[3] = {dec(p[0]), dec(p[1]), dec(p[2])}, o[3];
-        for (int k = 0; k < 3; k++) o[k] = m[k][0] * l[0] + m[k][1] * l[1] + m[k][2] * l[2];
-        float y = 0.2126f * o[0] + 0.7152f * o[1] + 0.0722f * o[2];
-        if (y > 1e-6f) {
-            /* the S curve acts on the encoded luminance; colours keep their ratios */
-            float t = enc(y) * (LUT_N / 255.f);
-            t = t > LUT_N ? LUT_N : t;
-            int k = (int)t;
-            float e = curve[k] + (t - k) * (curve[k + 1] - curve[k]);
-            float y2 = dec(e * 255), r = y2 / y;
-            for (int c = 0; c < 3; c++) o[c] = y2 + sat * (o[c] * r - y2);
+        __m128 l[3], o[3];
+        ts_load3x4(p, l);
+        for (int c = 0; c < 3; c++) l[c] = ts_srgb_dec4(l[c]);
+        for (int k = 0; k < 3; k++)
+            o[k] = _mm_add_ps(_mm_add_ps(_mm_mul_ps(_mm_set1_ps(m[k][0]), l[0]),
+                                         _mm_mul_ps(_mm_set1_ps(m[k][1]), l[1])),
+                              _mm_mul_ps(_mm_set1_ps(m[k][2]), l[2]));
+        __m128 y = _mm_add_ps(_mm_add_ps(_mm_mul_ps(_mm_set1_ps(0.2126f), o[0]),
+                                         _mm_mul_ps(_mm_set1_ps(0.7152f), o[1])),
+                              _mm_mul_ps(_mm_set1_ps(0.0722f), o[2]));
+        __m128 lit = _mm_cmpgt_ps(y, _mm_set1_ps(1e-6f));
+        if (_mm_movemask_ps(lit)) {
+            __m128 t = _mm_mul_ps(ts_srgb_enc4(y), _mm_set1_ps(TS_SRGB_LUT_N / 255.f));
+            t = _mm_min_ps(t, _mm_set1_ps(TS_SRGB_LUT_N));
+            __m128 e = ts_lut4(curve, t);
+            __m128 y2 = ts_srgb_dec4(_mm_mul_ps(e, _mm_set1_ps(255)));
+            /* unlit lanes divide by 1 and are not used */
+            __m128 r =
+                _mm_div_ps(y2, _mm_or_ps(_mm_and_ps(lit, y), _mm_andnot_ps(lit, _mm_set1_ps(1))));
+            for (int c = 0; c < 3; c++) {
+                __m128 v = _mm_add_ps(
+                    y2, _mm_mul_ps(_mm_set1_ps(sat), _mm_sub_ps(_mm_mul_ps(o[c], r), y2)));
+                o[c] = _mm_or_ps(_mm_and_ps(lit, v), _mm_andnot_ps(lit, o[c]));
+            }
         }
-        float r0 = enc(o[0]), r1 = enc(o[1]), r2 = enc(o[2]);
-        q[0] = r0, q[1] = r1, q[2] = r2;
+        for (int c = 0; c < 3; c++) o[c] = ts_srgb_enc4(o[c]);
+        ts_store3x4(out + i * 3, o);
     }
+#endif
+    for (; i < end; i++) tone_px(in + i * 3, out + i * 3, m, sat, curve);
 }
 
 /* The cast that the cone gains remove: a warm light needs its blue (short) cones raised. */
@@ -481,12 +485,31 @@ static const char *cast_name(const double cone[3]) {
     return m > (l + s) / 2 ? "magenta" : "green";
 }
 
-static ts_status tone_run(ts_render_job *job, const void *params) {
-    const tone_params *p = params;
-    pthread_once(&lut_once, lut_init);
+/* The luminance histogram of the person (alpha > 0.9; everything without a matte), for a range
+ * of pixels; the first half of the canvas counts into hist[0], the second into hist[1]. */
+typedef struct hi_job {
+    const float *px, *alpha;
+    int hist[2][1024], total[2];
+} hi_job;
+
+static void hi_range(size_t first, size_t n, void *user) {
+    hi_job *j = user;
+    int half = first > 0, *hist = j->hist[half], total = 0;
+    const float *alpha = j->alpha;
+    for (size_t i = first; i < first + n; i++)
+        if (!alpha || alpha[i] > 0.9f) {
+            const float *q = j->px + i * 3;
+            float yy = 0.2126f * ts_srgb_dec(q[0]) + 0.7152f * ts_srgb_dec(q[1]) +
+                       0.0722f * ts_srgb_dec(q[2]);
+            hist[(int)(ts_minf(ts_maxf(yy, 0), 1) * 1023)]++, total++;
+        }
+    j->total[half] += total;
+}
+
+/* Measures the canvas (the person's highlights, then the face) into t; *outside set (and t
+ * left empty) when the face is not on it. */
+static ts_status measure_canvas(ts_render_job *job, tone_measure *t, int *outside) {
     VipsImage *im = job->rgb;
-    if (!im || im->Bands != 3 || im->BandFmt != VIPS_FORMAT_FLOAT)
-        return ts_fail(job->ctx, TS_ERR_ARGUMENT, "tone: the canvas must be 3-band float");
     int w = im->Xsize, h = im->Ysize;
     /* The canvas is read in place (frame leaves it in memory) and decoded where it is read. */
     VipsImage *mem = vips_image_copy_memory(im);
@@ -497,38 +520,33 @@ static ts_status tone_run(ts_render_job *job, const void *params) {
         return ts_fail(job->ctx, TS_ERR_INTERNAL, "tone: %s", vips_error_buffer());
     }
     const float *px = (const float *)VIPS_IMAGE_ADDR(mem, 0, 0);
-    tone_measure t;
-    memset(&t, 0, sizeof t);
+    memset(t, 0, sizeof *t);
     /* The person's highlights (clothes, hair, speculars): the 99th percentile of luminance. */
     const float *alpha = amem && amem->BandFmt == VIPS_FORMAT_FLOAT && amem->Bands == 1
                              ? (const float *)VIPS_IMAGE_ADDR(amem, 0, 0)
                              : NULL;
-    int hist[1024] = {0}, total = 0;
-    for (size_t i = 0; i < (size_t)w * h; i++)
-        if (!alpha || alpha[i] > 0.9f) {
-            const float *q = px + i * 3;
-            float yy = 0.2126f * dec(q[0]) + 0.7152f * dec(q[1]) + 0.0722f * dec(q[2]);
-            hist[(int)(fminf(fmaxf(yy, 0), 1) * 1023)]++, total++;
-        }
+    hi_job hj = {px, alpha, {{0}}, {0}};
+    ts_render_split2(hi_range, &hj, (size_t)w * h, 65536);
+    int hist[1024], total = hj.total[0] + hj.total[1];
+    for (int k = 0; k < 1024; k++) hist[k] = hj.hist[0][k] + hj.hist[1][k];
     if (amem) g_object_unref(amem);
     for (int k = 1023, c = 0; k > 0; k--)
         if ((c += hist[k]) >= total / 100) {
-            t.person_hi = k / 1023.0;
+            t->person_hi = k / 1023.0;
             break;
         }
     /* The face's box, with a margin. */
     float x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY;
     for (int i = 0; i < TS_LANDMARKS; i++) {
-        x0 = fminf(x0, job->lm[i][0]), x1 = fmaxf(x1, job->lm[i][0]);
-        y0 = fminf(y0, job->lm[i][1]), y1 = fmaxf(y1, job->lm[i][1]);
+        x0 = ts_minf(x0, job->lm[i][0]), x1 = ts_maxf(x1, job->lm[i][0]);
+        y0 = ts_minf(y0, job->lm[i][1]), y1 = ts_maxf(y1, job->lm[i][1]);
     }
     float mg = 0.05f * (x1 - x0 + y1 - y0);
-    int bx0 = (int)fmaxf(0, floorf(x0 - mg)), by0 = (int)fmaxf(0, floorf(y0 - mg));
-    int bx1 = (int)fminf(w, ceilf(x1 + mg)), by1 = (int)fminf(h, ceilf(y1 + mg));
+    int bx0 = (int)ts_maxf(0, floorf(x0 - mg)), by0 = (int)ts_maxf(0, floorf(y0 - mg));
+    int bx1 = (int)ts_minf(w, ceilf(x1 + mg)), by1 = (int)ts_minf(h, ceilf(y1 + mg));
     if (bx1 - bx0 < 8 || by1 - by0 < 8) {
         g_object_unref(mem);
-        ts_render_note(job, "tone: the face is outside the frame; colour and exposure left as "
-                            "they are");
+        *outside = 1;
         return TS_OK;
     }
     int bw = bx1 - bx0, bh = by1 - by0;
@@ -540,12 +558,31 @@ static ts_status tone_run(ts_render_job *job, const void *params) {
     for (int y = 0; y < bh; y++) {
         const float *row = px + ((size_t)(by0 + y) * w + bx0) * 3;
         float *dst = face + (size_t)y * bw * 3;
-        for (int x = 0; x < 3 * bw; x++) dst[x] = dec(row[x]);
+        for (int x = 0; x < 3 * bw; x++) dst[x] = ts_srgb_dec(row[x]);
     }
     g_object_unref(mem);
-    ts_status st = measure(job, face, bw, bh, bx0, by0, &t);
+    ts_status st = measure(job, face, bw, bh, bx0, by0, t);
     free(face);
+    return st;
+}
+
+static ts_status tone_run(ts_render_job *job, const void *params) {
+    const tone_params *p = params;
+    ts_status st = ts_render_colour_canvas(job, "tone");
     if (st) return st;
+    /* What the canvas says: measured, or kept from a look that had the same canvas. */
+    tone_measure t;
+    if (!ts_render_memo_get(job, "tone", &t, sizeof t)) {
+        int outside = 0;
+        st = measure_canvas(job, &t, &outside);
+        if (st) return st;
+        if (outside) {
+            ts_render_note(job, "tone: the face is outside the frame; colour and exposure left "
+                                "as they are");
+            return TS_OK;
+        }
+        ts_render_memo_put(job, "tone", &t, sizeof t);
+    }
     if (t.n_skin < 50) {
         ts_render_note(job, "tone: too little skin visible to set colour and exposure");
         return TS_OK;
@@ -560,8 +597,8 @@ static ts_status tone_run(ts_render_job *job, const void *params) {
     /* f(x) = x + c 4 x (1 - x) (x - pivot) / max: fixed at 0, the skin and 1; monotonic for
      * c <= 0.5 at any pivot in 0.35..0.7. */
     double pv = pl.pivot, c = pl.contrast;
-    for (int i = 0; i <= LUT_N + 1; i++) {
-        double x = fmin(1, (double)i / LUT_N);
+    for (int i = 0; i <= TS_SRGB_LUT_N + 1; i++) {
+        double x = fmin(1, (double)i / TS_SRGB_LUT_N);
         a->curve[i] = (float)fmin(1, fmax(0, x + c * 4 * x * (1 - x) * (x - pv)));
     }
     st = ts_render_map_px(job, tone_op, a, "tone");

@@ -76,14 +76,25 @@ ts_status ts_verify_noise_floor(ts_ctx *ctx, ts_photo *input, ts_verify_floor *o
     const ts_face_analysis *fin;
     ts_status s = ts_photo_subject(ctx, input, &fin);
     if (s) return s;
-    VipsImage *full = ts_photo_full(ctx, input);
-    if (!full) return TS_ERR_FORMAT;
-    /* The re-encode stays in memory: it holds the person's photo. */
+    /* The image the photo's own reading was sampled from (the analysis copy; the full photo
+     * for a small face), re-encoded: the same pixels but for JPEG's rounding. The re-encode
+     * stays in memory: it holds the person's photo. */
+    ts_face_roi roi;
+    float sc = 1;
+    double a = 1;
+    if ((s = ts_photo_subject_roi(ctx, input, &roi, &sc))) return s;
+    VipsImage *an = ts_photo_analysis(ctx, input, &a);
+    if (!an) return TS_ERR_FORMAT;
+    int use_an = fabs(sc - a) < 1e-6 * a;
+    VipsImage *src = use_an ? an : ts_photo_full(ctx, input);
+    if (!src) return TS_ERR_FORMAT;
+    double P[6] = {1, 0, 0, 0, 1, 0};
+    if (use_an) P[0] = (double)an->Xsize / input->width, P[4] = (double)an->Ysize / input->height;
     char why[300];
     void *buf = NULL;
     size_t len = 0;
     VipsImage *copy = NULL;
-    if (vips_jpegsave_buffer(full, &buf, &len, "Q", 95, "strip", TRUE, NULL) ||
+    if (vips_jpegsave_buffer(src, &buf, &len, "Q", 95, "strip", TRUE, NULL) ||
         !(copy = vips_image_new_from_buffer(buf, len, "", NULL))) {
         g_free(buf);
         return ts_fail(ctx, TS_ERR_INTERNAL, "noise floor: cannot re-encode the photo: %s",
@@ -95,7 +106,7 @@ ts_status ts_verify_noise_floor(ts_ctx *ctx, ts_photo *input, ts_verify_floor *o
     if (!lm || !fc)
         s = ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
     else
-        s = seeded_landmarks(ctx, input, copy, id, "the re-encoded copy of the photo", lm);
+        s = seeded_landmarks(ctx, input, copy, P, "the re-encoded copy of the photo", lm);
     ts_face_analysis *ref = NULL;
     if (!s) s = reference_of(ctx, input, &ref);
     if (!s) {

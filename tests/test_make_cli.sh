@@ -1,0 +1,169 @@
+#!/bin/bash
+# `trueshot make` end to end on real photos, and the DESIGN.md promises it carries (issue 6):
+# identity on every output (report.json), input untouched, no temporary or partial file after a
+# failure (an unwritable folder, a full disk simulated with ulimit -f), bad input with distinct
+# exit codes, honest metadata read back from the written files, best-photo choice, --all,
+# --format, --max-kb, contact sheet and reports. docs/testing-make.md lists what each check means.
+#   tests/test_make_cli.sh BUILD/cli/trueshot REPO
+set -u
+ts=$1
+repo=$2
+photos=${TRUESHOT_CACHE:-$HOME/.cache/trueshot}/photos
+sample=$repo/samples/sample.jpg
+tmp=$(mktemp -d)
+trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+expect() { # expect NAME CONDITION-STATUS (0 = true)
+    if [ "$2" -eq 0 ]; then ok; else bad "$1"; fi
+}
+run() { # run NAME EXPECTED_RC CMD...: stdout in $tmp/out, stderr in $tmp/err
+    local name=$1 want=$2
+    shift 2
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    if [ "$rc" -eq "$want" ]; then ok; else bad "$name: exit $rc, expected $want; stderr: $(head -c 400 "$tmp/err")"; fi
+}
+no_leftovers() { # NAME DIR: no temporary files, and every image there decodes completely
+    local f
+    if ls -A "$2" 2>/dev/null | grep -q 'tmp'; then bad "$1: temporary files left: $(ls -A "$2")"; else ok; fi
+    for f in "$2"/*.jpg "$2"/*.png "$2"/*.webp; do
+        [ -e "$f" ] || continue
+        vips avg "$f" >/dev/null 2>&1 || bad "$1: partial or unreadable file $f"
+    done
+}
+json_check() { # json_check NAME FILE JQ-EXPR: the expression must print true
+    local r
+    r=$(jq -r "$3" "$2" 2>&1)
+    [ "$r" = true ] && ok || bad "$1: $3 on $2 gave $r"
+}
+have() { [ -f "$photos/$1" ]; }
+command -v jq >/dev/null || { echo "jq is needed: run scripts/setup.sh --test"; exit 1; }
+
+# --- Identity, input untouched, reports, honest metadata: four looks of the bundled sample ------
+before=$(sha256sum <"$sample")
+run make-sample 0 "$ts" make "$sample" -o "$tmp/a" --style linkedin --style corporate \
+    --style actor-theatrical --style dating-social --crop 4x5:400
+expect input-untouched "$([ "$before" = "$(sha256sum <"$sample")" ]; echo $?)"
+json_check report-parses "$tmp/a/report.json" '(.outputs | length) == 4'
+json_check identity-all-ok "$tmp/a/report.json" \
+    '[.outputs[] | .identity.ok and .identity.mean_displacement_ied <= 0.01] | all'
+json_check no-errors "$tmp/a/report.json" '[.outputs[] | has("error") | not] | all'
+json_check files-exist "$tmp/a/report.json" '[.outputs[] | .file | test("-4x5\\.jpg$")] | all'
+for f in $(jq -r '.outputs[].file' "$tmp/a/report.json"); do
+    [ -f "$f" ] && [ "$(vipsheader -f width "$f")x$(vipsheader -f height "$f")" = 400x500 ] && ok ||
+        bad "output $f missing or not 400x500"
+    grep -q "$(basename "$f")" "$tmp/a/report.html" && ok || bad "report.html does not show $f"
+done
+vipsheader "$tmp/a/contact-sheet.jpg" >/dev/null 2>&1 && ok || bad "contact sheet"
+node -e 'JSON.parse(require("fs").readFileSync(process.argv[1]))' "$tmp/a/report.json" 2>/dev/null &&
+    ok || bad "report.json does not parse in node"
+no_leftovers make-sample "$tmp/a"
+# Honest: a generated backdrop is compositeSynthetic, the blurred original (dating-social) and
+# --background keep are corrections only; the creator tool and the edit list are there.
+xmp() { vipsheader -f xmp-data "$1" 2>/dev/null | base64 -d 2>/dev/null; }
+for look in linkedin corporate actor-theatrical; do
+    xmp "$tmp/a/sample-$look-4x5.jpg" | grep -q 'digitalsourcetype/compositeSynthetic' && ok ||
+        bad "$look: not disclosed as compositeSynthetic"
+done
+xmp "$tmp/a/sample-linkedin-4x5.jpg" | grep -q '<xmp:CreatorTool>trueshot [0-9]' && ok || bad "CreatorTool"
+xmp "$tmp/a/sample-linkedin-4x5.jpg" | grep -q 'trueshot:Edits' && ok || bad "edit list"
+json_check source-type-in-report "$tmp/a/report.json" \
+    '[.outputs[] | .digital_source_type] == ["compositeSynthetic","compositeSynthetic","compositeSynthetic","algorithmicallyEnhanced"]'
+# The blurred original (dating-social) is the photo's own background: no generated pixel.
+xmp "$tmp/a/sample-dating-social-4x5.jpg" | grep -q 'digitalsourcetype/algorithmicallyEnhanced' && ok ||
+    bad "dating-social (blurred original): not algorithmicallyEnhanced"
+xmp "$tmp/a/sample-dating-social-4x5.jpg" | grep -q "the photo's own, blurred" && ok ||
+    bad "dating-social: the description does not say the background is the photo's own"
+
+run keep 0 "$ts" make "$sample" -o "$tmp/k" --style corporate --crop square:400 --background keep
+xmp "$tmp/k/sample-corporate-square.jpg" | grep -q 'digitalsourcetype/algorithmicallyEnhanced' && ok ||
+    bad "--background keep: not algorithmicallyEnhanced"
+xmp "$tmp/k/sample-corporate-square.jpg" | grep -q 'compositeSynthetic' && bad "keep says compositeSynthetic" || ok
+
+# --- Bad input: a distinct exit code and a message that names the problem; nothing written ------
+run missing-photo 3 "$ts" make "$tmp/nope.jpg" -o "$tmp/b1"
+grep -q "nope.jpg" "$tmp/err" && ok || bad "missing photo message: $(cat "$tmp/err")"
+echo "not a photo" >"$tmp/notes.jpg"
+run not-an-image 4 "$ts" make "$tmp/notes.jpg" -o "$tmp/b2"
+grep -q "not an image" "$tmp/err" && ok || bad "not-an-image message: $(cat "$tmp/err")"
+if have baboon.jpg; then
+    run no-face 6 "$ts" make "$photos/baboon.jpg" -o "$tmp/b3"
+    grep -q "no face" "$tmp/err" && ok || bad "no-face message: $(cat "$tmp/err")"
+fi
+run bad-style-name 2 "$ts" make "$sample" -o "$tmp/b4" --style zzz
+grep -q "academic, actor-commercial" "$tmp/err" && grep -q "tech-startup" "$tmp/err" && ok ||
+    bad "bad style name does not list the built-ins: $(cat "$tmp/err")"
+run misspelt-style 2 "$ts" make "$sample" -o "$tmp/b4" --style corprate
+grep -q "did you mean corporate" "$tmp/err" && ok || bad "misspelt style: $(cat "$tmp/err")"
+printf 'name = Mine\nversion = 2\n\n[background]\ncolor = x12\n' >"$tmp/mine.style"
+"$ts" make "$sample" -o "$tmp/b5" --style "$tmp/mine.style" >/dev/null 2>"$tmp/err"
+rc=$?
+[ "$rc" -ne 0 ] && grep -q "mine.style:5: background.color" "$tmp/err" && ok ||
+    bad "bad style file: exit $rc, message $(cat "$tmp/err")"
+run retouch-2 2 "$ts" make "$sample" -o "$tmp/b6" --retouch 2
+grep -q "retouch" "$tmp/err" && ok || bad "--retouch 2 message: $(cat "$tmp/err")"
+run bad-format 2 "$ts" make "$sample" -o "$tmp/b7" --format gif
+for d in b2 b4 b5 b6 b7; do [ -e "$tmp/$d" ] && [ -n "$(ls -A "$tmp/$d")" ] && bad "$d: files written on bad input"; done
+ok
+
+# --- Nothing lost on failure: an unwritable folder, a full disk -----------------------------
+if [ "$(id -u)" -ne 0 ]; then
+    mkdir "$tmp/ro" && chmod 0500 "$tmp/ro"
+    run unwritable 8 "$ts" make "$sample" -o "$tmp/ro" --style linkedin --crop square:400
+    grep -q "$tmp/ro" "$tmp/err" && ok || bad "unwritable message: $(cat "$tmp/err")"
+    expect unwritable-empty "$([ -z "$(ls -A "$tmp/ro")" ]; echo $?)"
+    chmod 0700 "$tmp/ro"
+else
+    # root ignores permission bits: a folder that cannot be created stands in.
+    echo x >"$tmp/file"
+    run unwritable 8 "$ts" make "$sample" -o "$tmp/file/out" --style linkedin --crop square:400
+    grep -q "$tmp/file/out" "$tmp/err" && ok || bad "unwritable message: $(cat "$tmp/err")"
+fi
+# A full disk: ulimit -f caps every file at 400 KB. SIGXFSZ is ignored so a write over the cap
+# fails with EFBIG, as a write to a full disk fails with ENOSPC (a signal would kill any program
+# before it could clean up). The LinkedIn square fits; the 8x10 at 2400x3000 does not, so the
+# run fails part way: a clear message naming the file, a non-zero exit, and no temporary or
+# half-written file in the folder.
+(
+    trap '' XFSZ
+    ulimit -f 400
+    exec "$ts" make "$sample" -o "$tmp/full" --style linkedin --style actor-theatrical
+) >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ "$rc" -ne 0 ] && ok || bad "full disk: exit 0"
+grep -q "cannot write .*full/.*File too large" "$tmp/err" && ok || bad "full disk message: $(cat "$tmp/err")"
+no_leftovers full-disk "$tmp/full"
+[ ! -e "$tmp/full/sample-actor-theatrical-8x10.jpg" ] && ok || bad "full disk: the failed output exists"
+expect input-untouched-after-failures "$([ "$before" = "$(sha256sum <"$sample")" ]; echo $?)"
+
+# --- Several photos: the best is chosen and the reason printed; --all renders each ------------
+if have franck_02159.jpg && have grace_hopper.jpg; then
+    p1=$photos/franck_02159.jpg p2=$photos/grace_hopper.jpg
+    run best 0 "$ts" make "$p1" "$p2" -o "$tmp/best" --style linkedin --crop square:400
+    grep -q "^trueshot: using .*\.jpg: ." "$tmp/err" && ok || bad "no 'using PHOTO: reason': $(cat "$tmp/err")"
+    json_check best-report "$tmp/best/report.json" '(.why_this_photo | length) > 0 and (.outputs | length) == 1'
+    used=$(sed -n 's/^trueshot: using \([^:]*\):.*/\1/p' "$tmp/err")
+    json_check best-is-used "$tmp/best/report.json" ".photo == \"$used\""
+    run all 0 "$ts" make "$p1" "$p2" -o "$tmp/all" --all --style linkedin --crop square:400
+    [ -f "$tmp/all/franck_02159-linkedin-square.jpg" ] && [ -f "$tmp/all/grace_hopper-linkedin-square.jpg" ] &&
+        ok || bad "--all: $(ls "$tmp/all")"
+fi
+
+# --- Formats and the size cap ---------------------------------------------------------------
+for fmt in png webp; do
+    run "format-$fmt" 0 "$ts" make "$sample" -o "$tmp/f$fmt" --style linkedin --crop square:400 --format $fmt
+    loader=$(vipsheader -f vips-loader "$tmp/f$fmt/sample-linkedin-square.$fmt" 2>/dev/null)
+    [ "$loader" = "${fmt}load" ] && ok || bad "--format $fmt wrote '$loader'"
+done
+run max-kb 0 "$ts" make "$sample" -o "$tmp/cap" --style linkedin --style corporate --max-kb 150
+n=0
+for f in $(jq -r '.outputs[].file' "$tmp/cap/report.json"); do
+    n=$((n + 1))
+    [ "$(stat -c %s "$f")" -le $((150 * 1024)) ] && ok || bad "--max-kb 150: $f is $(stat -c %s "$f") bytes"
+done
+[ "$n" -eq 3 ] && ok || bad "--max-kb: $n outputs"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
