@@ -195,6 +195,30 @@ static void t_warped_fails(void **state) {
     ts_photo_unref(p);
 }
 
+/* in with a side x side patch at (x, y) made `levels` brighter: a new image. */
+static VipsImage *brightened(VipsImage *in, int x, int y, int side, double levels) {
+    VipsImage *patch = NULL, *lit = NULL, *out = NULL;
+    assert_int_equal(vips_extract_area(in, &patch, x, y, side, side, NULL), 0);
+    assert_int_equal(vips_linear1(patch, &lit, 1, levels, NULL), 0);
+    assert_int_equal(vips_insert(in, lit, &out, x, y, NULL), 0);
+    g_object_unref(patch), g_object_unref(lit);
+    return out;
+}
+
+/* in (a canvas of job) with everything enlarged by k about the eye centre: a new image. */
+static VipsImage *enlarged(VipsImage *in, const ts_render_job *job, double k) {
+    double cx = (job->lm[468][0] + job->lm[473][0]) / 2,
+           cy = (job->lm[468][1] + job->lm[473][1]) / 2;
+    VipsImage *out = NULL;
+    VipsArrayInt *area = vips_array_int_newv(4, 0, 0, in->Xsize, in->Ysize);
+    assert_int_equal(vips_affine(in, &out, k, 0, 0, k, "oarea", area, "odx", cx - k * cx, "ody",
+                                 cy - k * cy, "interpolate", vips_interpolate_bilinear_static(),
+                                 NULL),
+                     0);
+    vips_area_unref(VIPS_AREA(area));
+    return out;
+}
+
 /* The gate of `trueshot make` (ts_verify_identity_edits): the canvas after the face edits
  * against the canvas right after frame. Identical canvases read exactly 0; a 20-level
  * brightening of a cheek patch (appearance, not geometry) stays under the limit; the face
@@ -215,12 +239,8 @@ static void t_edits_gate(void **state) {
     assert_true(r.pass);
     assert_true(r.frame_mean >= 0 && r.frame_mean < TS_VERIFY_IDENTITY_LIMIT);
 
-    int px = (int)job.lm[205][0] - 20, py = (int)job.lm[205][1] - 20;
-    VipsImage *patch = NULL, *lit = NULL, *bright = NULL;
-    assert_int_equal(vips_extract_area(before, &patch, px, py, 40, 40, NULL), 0);
-    assert_int_equal(vips_linear1(patch, &lit, 1, 20, NULL), 0);
-    assert_int_equal(vips_insert(before, lit, &bright, px, py, NULL), 0);
-    g_object_unref(patch), g_object_unref(lit);
+    VipsImage *bright =
+        brightened(before, (int)job.lm[205][0] - 20, (int)job.lm[205][1] - 20, 40, 20);
     assert_int_equal(ts_verify_identity_edits(f->ctx, p, before, bright, "bright", job.m, NULL, &r),
                      TS_OK);
     print_message("  brightened patch: edits %.3f%% max %.3f%%\n", 100 * r.mean, 100 * r.max);
@@ -228,15 +248,7 @@ static void t_edits_gate(void **state) {
     g_object_unref(bright);
 
     /* The face enlarged by 3% about the eye centre. */
-    double cx = (job.lm[468][0] + job.lm[473][0]) / 2, cy = (job.lm[468][1] + job.lm[473][1]) / 2;
-    const double k = 1.03;
-    VipsImage *warped = NULL;
-    VipsArrayInt *area = vips_array_int_newv(4, 0, 0, before->Xsize, before->Ysize);
-    assert_int_equal(vips_affine(before, &warped, k, 0, 0, k, "oarea", area, "odx", cx - k * cx,
-                                 "ody", cy - k * cy, "interpolate",
-                                 vips_interpolate_bilinear_static(), NULL),
-                     0);
-    vips_area_unref(VIPS_AREA(area));
+    VipsImage *warped = enlarged(before, &job, 1.03);
     assert_int_equal(ts_verify_identity_edits(f->ctx, p, before, warped, "warped", job.m, NULL, &r),
                      TS_OK);
     print_message("  enlarged 3%%: edits %.3f%% -> %s\n", 100 * r.mean, r.message);
@@ -275,14 +287,7 @@ static void t_gate_back_off(void **state) {
     assert_int_equal(job.n_edits, framed_edits);
     g_object_unref(after);
 
-    double cx = (job.lm[468][0] + job.lm[473][0]) / 2, cy = (job.lm[468][1] + job.lm[473][1]) / 2;
-    const double k = 1.05;
-    VipsArrayInt *area = vips_array_int_newv(4, 0, 0, before->Xsize, before->Ysize);
-    assert_int_equal(vips_affine(before, &after, k, 0, 0, k, "oarea", area, "odx", cx - k * cx,
-                                 "ody", cy - k * cy, "interpolate",
-                                 vips_interpolate_bilinear_static(), NULL),
-                     0);
-    vips_area_unref(VIPS_AREA(area));
+    after = enlarged(before, &job, 1.05);
     VipsImage *warped = after;
     g_object_ref(warped);
     ts_render_replace(&job.rgb, g_object_ref(after));
@@ -296,13 +301,7 @@ static void t_gate_back_off(void **state) {
     g_object_unref(warped), g_object_unref(after);
 
     /* 1.5%: between the limit and twice it */
-    const double k2 = 1.015;
-    area = vips_array_int_newv(4, 0, 0, before->Xsize, before->Ysize);
-    assert_int_equal(vips_affine(before, &after, k2, 0, 0, k2, "oarea", area, "odx", cx - k2 * cx,
-                                 "ody", cy - k2 * cy, "interpolate",
-                                 vips_interpolate_bilinear_static(), NULL),
-                     0);
-    vips_area_unref(VIPS_AREA(area));
+    after = enlarged(before, &job, 1.015);
     warped = after;
     g_object_ref(warped);
     ts_render_replace(&job.rgb, g_object_ref(after));
@@ -342,12 +341,7 @@ static void t_edit_map(void **state) {
     assert_ptr_equal(before, job.rgb);
     /* A stage that brightens a patch on the cheek by 20 levels, and changes nothing else. */
     int px = (int)job.lm[205][0] - 20, py = (int)job.lm[205][1] - 20, pw = 40, ph = 40;
-    VipsImage *patch = NULL, *lit = NULL, *after = NULL;
-    assert_int_equal(vips_extract_area(job.rgb, &patch, px, py, pw, ph, NULL), 0);
-    assert_int_equal(vips_linear1(patch, &lit, 1, 20, NULL), 0);
-    assert_int_equal(vips_insert(job.rgb, lit, &after, px, py, NULL), 0);
-    g_object_unref(patch), g_object_unref(lit);
-    ts_render_replace(&job.rgb, after);
+    ts_render_replace(&job.rgb, brightened(job.rgb, px, py, pw, 20));
     VipsImage *snap = ts_verify_snapshot(&job);
     /* The snapshot taken earlier is unaffected by the stage. */
     assert_ptr_not_equal(snap, before);

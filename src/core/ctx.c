@@ -69,6 +69,16 @@ int ts_status_exit_code(ts_status s) {
     return 1;
 }
 
+const char *ts_vips_why(char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", vips_error_buffer());
+    vips_error_clear();
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = 0;
+    for (char *p = buf; *p; p++)
+        if (*p == '\n') *p = ' ';
+    return buf;
+}
+
 ts_status ts_fail(ts_ctx *ctx, ts_status s, const char *fmt, ...) {
     char *dst = ctx ? ctx->err : last_error;
     size_t cap = ctx ? sizeof ctx->err : sizeof last_error;

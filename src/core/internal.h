@@ -62,6 +62,10 @@ VipsImage *ts_photo_full(ts_ctx *ctx, ts_photo *p);
 
 /* Sets ctx's error message (printf-style) and returns s, so callers can write
  * `return ts_fail(ctx, TS_ERR_READ, "...", ...)`. The message is set once, where detected. */
+/* libvips' last error message on one line (newlines and trailing blanks removed), copied to buf
+ * and cleared from libvips; returns buf. For messages such as "cannot write X: <why>". */
+const char *ts_vips_why(char *buf, size_t cap);
+
 ts_status ts_fail(ts_ctx *ctx, ts_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

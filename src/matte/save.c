@@ -11,15 +11,6 @@
 
 #include "matte/matte.h"
 
-/* The message libvips left, on one line, then cleared. */
-static const char *vips_why(char *buf, size_t cap) {
-    snprintf(buf, cap, "%s", vips_error_buffer());
-    vips_error_clear();
-    for (char *p = buf; *p; p++)
-        if (*p == '\n') *p = (p[1] ? ' ' : 0);
-    return buf;
-}
-
 static const char *extension(const char *path) {
     const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
     return dot && (!slash || dot > slash) ? dot : NULL;
@@ -56,7 +47,8 @@ ts_status ts_matte_save_atomic(ts_ctx *ctx, VipsImage *im, const char *path) {
              ext ? ext : ".png");
     if (vips_image_write_to_file(im, tmp, NULL) != 0) {
         unlink(tmp);
-        return ts_fail(ctx, TS_ERR_WRITE, "cannot write %s: %s", path, vips_why(why, sizeof why));
+        return ts_fail(ctx, TS_ERR_WRITE, "cannot write %s: %s", path,
+                       ts_vips_why(why, sizeof why));
     }
     if (rename(tmp, path) != 0) {
         int e = errno;
@@ -212,7 +204,7 @@ static uint8_t *cover(ts_ctx *ctx, const char *file, int w, int h, ts_status *st
         if (all[i]) g_object_unref(all[i]);
     if (!px) {
         *st = ts_fail(ctx, im ? TS_ERR_FORMAT : TS_ERR_READ, "%s: cannot use as background: %s",
-                      file, vips_why(why, sizeof why));
+                      file, ts_vips_why(why, sizeof why));
         return NULL;
     }
     /* Into malloc'd memory: the caller frees with free(). */

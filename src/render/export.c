@@ -55,17 +55,6 @@ const char *ts_export_extension(int format) {
     return format >= 0 && format < TS_EXPORT_FORMATS ? extensions[format][0] : "";
 }
 
-/* libvips' last message on one line, then cleared. */
-static const char *vips_why(char *buf, size_t cap) {
-    snprintf(buf, cap, "%s", vips_error_buffer());
-    vips_error_clear();
-    size_t n = strlen(buf);
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = 0;
-    for (char *p = buf; *p; p++)
-        if (*p == '\n') *p = ' ';
-    return buf;
-}
-
 /* ---- Encoding ------------------------------------------------------------------------------ */
 
 static int encode(VipsImage *im, int format, int q, int effort, void **buf, size_t *len) {
@@ -108,7 +97,7 @@ int ts_export_available(int format, char *why, size_t cap) {
             if (!ok) {
                 char vw[160];
                 snprintf(r, sizeof r, "this libvips cannot write %s (%s)", format_labels[format],
-                         vips_why(vw, sizeof vw));
+                         ts_vips_why(vw, sizeof vw));
                 if (format == TS_EXPORT_AVIF)
                     snprintf(r, sizeof r,
                              "this libvips cannot write AVIF: it needs libheif with an AV1 "
@@ -398,11 +387,11 @@ ts_status ts_export_write_ex(ts_render_job *job, const export_params *p, const c
     VipsBlob *icc = NULL;
     if (vips_profile_load("sRGB", &icc, NULL))
         return ts_fail(ctx, TS_ERR_INTERNAL, "export: no sRGB profile: %s",
-                       vips_why(why, sizeof why));
+                       ts_vips_why(why, sizeof why));
     VipsImage *base = fresh_pixels(job->rgb);
     if (!base) {
         vips_area_unref(VIPS_AREA(icc));
-        return ts_fail(ctx, TS_ERR_INTERNAL, "export: %s", vips_why(why, sizeof why));
+        return ts_fail(ctx, TS_ERR_INTERNAL, "export: %s", ts_vips_why(why, sizeof why));
     }
     int W = base->Xsize, H = base->Ysize, shorter = W < H ? W : H;
     double k = 1, k_min = shorter > p->min_side ? (double)p->min_side / shorter : 1;
@@ -439,7 +428,7 @@ ts_status ts_export_write_ex(ts_render_job *job, const export_params *p, const c
     if (fit < 0) {
         attempt_clear(&a);
         return ts_fail(ctx, TS_ERR_INTERNAL, "export: cannot encode %s: %s",
-                       format_labels[p->format], vips_why(why, sizeof why));
+                       format_labels[p->format], ts_vips_why(why, sizeof why));
     }
     ts_status s = ts_write_file_atomic(ctx, path, a.buf, a.len);
     if (s) {

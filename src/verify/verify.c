@@ -11,17 +11,6 @@
 #include "face/mesh.h"
 #include "render/export.h"
 
-/* libvips' last message on one line, then cleared. */
-static const char *vips_why(char *buf, size_t cap) {
-    snprintf(buf, cap, "%s", vips_error_buffer());
-    vips_error_clear();
-    size_t n = strlen(buf);
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = 0;
-    for (char *p = buf; *p; p++)
-        if (*p == '\n') *p = ' ';
-    return buf;
-}
-
 /* ---- Identity ------------------------------------------------------------------------------ */
 
 typedef struct displacement {
@@ -51,6 +40,17 @@ static ts_face_analysis *as_analysis(const float (*lm)[2]) {
         for (int i = 0; i < TS_LANDMARKS; i++)
             a->landmarks[i][0] = lm[i][0], a->landmarks[i][1] = lm[i][1];
     return a;
+}
+
+/* The result's figures for displacement d, against an inter-eye distance of ie pixels. */
+static ts_identity_result result_of(displacement d, double ie, const ts_verify_floor *fl) {
+    ts_identity_result r;
+    memset(&r, 0, sizeof r);
+    r.inter_eye_px = ie;
+    r.mean_px = d.mean_px, r.max_px = d.max_px, r.worst = d.worst;
+    r.mean = d.mean_px / ie, r.max = d.max_px / ie;
+    r.floor = *fl;
+    return r;
 }
 
 /* The subject of the file at path; the photo (returned in *ph) owns *f. A missing face is
@@ -100,7 +100,7 @@ ts_status ts_verify_noise_floor(ts_ctx *ctx, ts_photo *input, ts_verify_floor *o
         !(copy = vips_image_new_from_buffer(buf, len, "", NULL))) {
         g_free(buf);
         return ts_fail(ctx, TS_ERR_INTERNAL, "noise floor: cannot re-encode the photo: %s",
-                       vips_why(why, sizeof why));
+                       ts_vips_why(why, sizeof why));
     }
     float(*lm)[2] = malloc(sizeof(float) * 2 * TS_LANDMARKS);
     ts_face_analysis *fc = calloc(1, sizeof *fc);
@@ -142,7 +142,7 @@ static ts_status analyse_image(ts_ctx *ctx, VipsImage *im, const char *what, dou
     ts_status s = TS_OK;
     if (vips_image_write_to_file(im, path, NULL))
         s = ts_fail(ctx, TS_ERR_WRITE, "identity: cannot write %s: %s", path,
-                    vips_why(why, sizeof why));
+                    ts_vips_why(why, sizeof why));
     ts_photo *ph = NULL;
     const ts_face_analysis *f = NULL;
     if (!s) s = subject_of(ctx, path, what, &ph, &f);
@@ -208,14 +208,14 @@ static ts_status seeded_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *src, 
     }
     if (vips_extract_area(src, &part, x0, y0, x1 - x0, y1 - y0, NULL))
         return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot resample the output: %s", name,
-                       vips_why(why, sizeof why));
+                       ts_vips_why(why, sizeof why));
     Q[2] -= x0, Q[5] -= y0;
     if (f < 0.95) {
         int bad = vips_resize(part, &pre, f, "kernel", VIPS_KERNEL_LANCZOS3, NULL);
         g_object_unref(part);
         if (bad)
             return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot resample the output: %s", name,
-                           vips_why(why, sizeof why));
+                           ts_vips_why(why, sizeof why));
         /* resized = f (o + 0.5) - 0.5 */
         for (int i = 0; i < 6; i++) Q[i] *= f;
         Q[2] += 0.5 * f - 0.5, Q[5] += 0.5 * f - 0.5;
@@ -227,7 +227,7 @@ static ts_status seeded_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *src, 
     g_object_unref(pre);
     if (!(pre = mem))
         return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot resample the output: %s", name,
-                       vips_why(why, sizeof why));
+                       ts_vips_why(why, sizeof why));
     /* The crop at the ROI and at small shifts, zooms and turns of it, averaged: one pass's
      * landmarks answer to small changes of tone as much as to geometry; the average of
      * several crops answers to geometry. */
@@ -357,7 +357,7 @@ static ts_status identity_of(ts_ctx *ctx, ts_photo *input, VipsImage *rgb, const
         if (vips_cast_uchar(rgb, &u8, NULL)) {
             char why[300];
             free(al), free(lm);
-            return ts_fail(ctx, TS_ERR_INTERNAL, "%s: %s", name, vips_why(why, sizeof why));
+            return ts_fail(ctx, TS_ERR_INTERNAL, "%s: %s", name, ts_vips_why(why, sizeof why));
         }
         s = analyse_image(ctx, u8, "output", 1, lm);
         g_object_unref(u8);
@@ -388,15 +388,10 @@ static ts_status identity_of(ts_ctx *ctx, ts_photo *input, VipsImage *rgb, const
     displacement d = compare(ref, al, id);
     free(al), free(lm), free(ref);
 
-    ts_identity_result res;
-    memset(&res, 0, sizeof res);
     double ie = fin->inter_eye_px;
-    res.inter_eye_px = ie;
-    res.mean_px = d.mean_px, res.max_px = d.max_px, res.worst = d.worst;
-    res.mean = d.mean_px / ie, res.max = d.max_px / ie;
+    ts_identity_result res = result_of(d, ie, &fl);
     res.direct_mean = direct.mean_px < 0 ? -1 : direct.mean_px / ie;
     res.direct_max = direct.max_px < 0 ? -1 : direct.max_px / ie;
-    res.floor = fl;
     res.total_mean = res.mean, res.total_max = res.max, res.frame_mean = -1;
     res.pass = res.mean <= TS_VERIFY_IDENTITY_LIMIT;
     if (res.pass)
@@ -425,7 +420,7 @@ ts_status ts_verify_identity_image(ts_ctx *ctx, ts_photo *input, VipsImage *outp
     VipsImage *rgb = srgb_of(output);
     if (!rgb)
         return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot read the output: %s", name,
-                       vips_why(why, sizeof why));
+                       ts_vips_why(why, sizeof why));
     ts_status s = identity_of(ctx, input, rgb, name, NULL, m, floor, flags, r);
     g_object_unref(rgb);
     return s;
@@ -450,7 +445,7 @@ ts_status ts_verify_identity_edits(ts_ctx *ctx, ts_photo *input, VipsImage *befo
         s = ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
     else if (!rb || !ra)
         s = ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot read the canvas: %s", name,
-                    vips_why(why, sizeof why));
+                    ts_vips_why(why, sizeof why));
     if (!s) s = seeded_landmarks(ctx, input, rb, m, name, lb);
     if (!s) s = seeded_landmarks(ctx, input, ra, m, name, la);
     ts_face_analysis *ref = NULL;
@@ -461,16 +456,11 @@ ts_status ts_verify_identity_edits(ts_ctx *ctx, ts_photo *input, VipsImage *befo
     if (!s) {
         static const double id[6] = {1, 0, 0, 0, 1, 0};
         displacement e = compare(fb, fa, id), tot = compare(ref, fa, id), fr = compare(ref, fb, id);
-        ts_identity_result res;
-        memset(&res, 0, sizeof res);
         double ie = fin->inter_eye_px;
-        res.inter_eye_px = ie;
-        res.mean_px = e.mean_px, res.max_px = e.max_px, res.worst = e.worst;
-        res.mean = e.mean_px / ie, res.max = e.max_px / ie;
+        ts_identity_result res = result_of(e, ie, &fl);
         res.total_mean = tot.mean_px / ie, res.total_max = tot.max_px / ie;
         res.frame_mean = fr.mean_px / ie;
         res.direct_mean = res.direct_max = -1;
-        res.floor = fl;
         res.pass = res.mean <= TS_VERIFY_IDENTITY_LIMIT;
         if (res.pass)
             snprintf(res.message, sizeof res.message,
@@ -506,13 +496,13 @@ ts_status ts_verify_identity(ts_ctx *ctx, ts_photo *input, const char *output_pa
         ts_photo_unref(ph);
         return s ? s
                  : ts_fail(ctx, TS_ERR_READ, "%s: cannot read the output: %s", output_path,
-                           vips_why(why, sizeof why));
+                           ts_vips_why(why, sizeof why));
     }
     VipsImage *rgb = srgb_of(o);
     g_object_unref(o);
     if (!rgb)
         return ts_fail(ctx, TS_ERR_READ, "%s: cannot read the output: %s", output_path,
-                       vips_why(why, sizeof why));
+                       ts_vips_why(why, sizeof why));
     ts_status s =
         identity_of(ctx, input, rgb, output_path, output_path, m, floor, TS_VERIFY_DIRECT, r);
     g_object_unref(rgb);
@@ -596,7 +586,7 @@ ts_status ts_verify_edit_map(ts_ctx *ctx, VipsImage *before, VipsImage *after, V
         return ts_fail(ctx, TS_ERR_INTERNAL,
                        "edit map: cannot read the canvases (3-band and "
                        "1-band images expected): %s",
-                       vips_why(why, sizeof why));
+                       ts_vips_why(why, sizeof why));
     }
     /* Change histogram in quarter levels, for the percentile. */
     enum { BINS = 1024 };
@@ -664,7 +654,7 @@ ts_status ts_verify_edit_map(ts_ctx *ctx, VipsImage *before, VipsImage *after, V
     g_free(out);
     if (bad)
         return ts_fail(ctx, TS_ERR_INTERNAL, "edit map: cannot encode %s: %s", path,
-                       vips_why(why, sizeof why));
+                       ts_vips_why(why, sizeof why));
     ts_status s = ts_write_file_atomic(ctx, path, buf, len);
     g_free(buf);
     return s;
