@@ -3,6 +3,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -40,4 +43,22 @@ void ts_test_mesh_of(const char *path, ts_face_mesh *m) {
     if (ts_face_mesh_compute(ctx, p, &faces[s], m)) fail_msg("%s", ts_ctx_error(ctx));
     ts_photo_unref(p);
     ts_ctx_free(ctx);
+}
+
+int ts_test_tmpdir(char *dir, size_t cap, const char *what) {
+    snprintf(dir, cap, "/tmp/ts-test-%s-XXXXXX", what);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+void ts_test_rmdir(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[1200];
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    if (d) closedir(d);
+    rmdir(dir);
 }

@@ -8,6 +8,11 @@
 const char *ts_test_cache(void);
 /* Path of a development photo in the cache (static buffer, valid until the next call). */
 const char *ts_test_photo(const char *name);
+/* A new private folder /tmp/ts-test-WHAT-XXXXXX in dir; 0, or -1 when it cannot be made. */
+int ts_test_tmpdir(char *dir, size_t cap, const char *what);
+/* Removes the files in dir (one level) and dir itself. */
+void ts_test_rmdir(const char *dir);
+
 /* Detects the subject in the photo at path and computes its mesh; fails the test otherwise. */
 void ts_test_mesh_of(const char *path, ts_face_mesh *m);
 

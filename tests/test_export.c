@@ -54,8 +54,7 @@ static void frame_job(fixture *f, const char *photo) {
 static int setup_photo(void **state, const char *photo) {
     fixture *f = calloc(1, sizeof *f);
     if (!f || ts_ctx_new(NULL, &f->ctx) != TS_OK) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/ts-test-export-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
+    if (ts_test_tmpdir(f->dir, sizeof f->dir, "export")) return -1;
     frame_job(f, ts_test_photo(photo));
     *state = f;
     return 0;
@@ -71,16 +70,7 @@ static int setup_gps(void **state) {
 
 static int teardown(void **state) {
     fixture *f = *state;
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    char path[600];
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(path, sizeof path, "%s/%s", f->dir, e->d_name);
-            unlink(path);
-        }
-    if (d) closedir(d);
-    rmdir(f->dir);
+    ts_test_rmdir(f->dir);
     ts_render_job_clear(&f->job);
     ts_photo_unref(f->photo);
     ts_ctx_free(f->ctx);

@@ -32,24 +32,14 @@ typedef struct fixture {
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
     if (!f || ts_ctx_new(NULL, &f->ctx) != TS_OK) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/ts-test-verify-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
+    if (ts_test_tmpdir(f->dir, sizeof f->dir, "verify")) return -1;
     *state = f;
     return 0;
 }
 
 static int teardown(void **state) {
     fixture *f = *state;
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    char path[600];
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(path, sizeof path, "%s/%s", f->dir, e->d_name);
-            unlink(path);
-        }
-    if (d) closedir(d);
-    rmdir(f->dir);
+    ts_test_rmdir(f->dir);
     ts_ctx_free(f->ctx);
     free(f);
     return 0;
