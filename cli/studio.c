@@ -37,12 +37,12 @@ static const char studio_usage[] =
     "  trueshot studio\n"
     "  trueshot studio --port 8765 --no-open   # then open the printed address yourself\n";
 
-/* A whole number in [lo, hi] from argument i's value, or -1 after printing why. */
+/* A whole number in [lo, hi] from argument i's value, or -1 after printing why (bad usage). */
 static long number_arg(const char *opt, const char *v, long lo, long hi) {
     char *end;
     long n = v ? strtol(v, &end, 10) : 0;
     if (!v || !*v || *end || n < lo || n > hi) {
-        fprintf(stderr, "trueshot: studio: %s needs a whole number from %ld to %ld\n", opt, lo, hi);
+        cli_fail(TS_ERR_ARGUMENT, "studio: %s needs a whole number from %ld to %ld", opt, lo, hi);
         return -1;
     }
     return n;
@@ -77,10 +77,11 @@ int cmd_studio(int argc, char **argv) {
         for (; k < (int)(sizeof nums / sizeof nums[0]); k++)
             if (!strcmp(a, nums[k].name)) found = k;
         if (found < 0) {
-            fprintf(stderr, "trueshot: studio: unknown option '%s' (try trueshot studio -h)\n", a);
-            return 64;
+            return cli_fail(TS_ERR_ARGUMENT, "studio: unknown option '%s' (try trueshot studio -h)",
+                            a);
         }
-        if ((n = number_arg(a, v, nums[found].lo, nums[found].hi)) < 0) return 64;
+        if ((n = number_arg(a, v, nums[found].lo, nums[found].hi)) < 0)
+            return ts_status_exit_code(TS_ERR_ARGUMENT);
         i++;
         switch (found) {
         case 0:

@@ -53,9 +53,9 @@ auth=()
 # --- options ---------------------------------------------------------------------------------
 "$ts" studio --help | grep -q 'Privacy' ; check "help teaches" $?
 "$ts" studio --bogus >/dev/null 2>&1
-check "bad option exits 64" "$(is $? 64)"
+check "bad option exits 2 (bad usage, as every command)" "$(is $? 2)"
 "$ts" studio --port x >/dev/null 2>&1
-check "bad number exits 64" "$(is $? 64)"
+check "bad number exits 2" "$(is $? 2)"
 
 # --- start -----------------------------------------------------------------------------------
 start --port 0
