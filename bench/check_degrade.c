@@ -45,12 +45,12 @@ typedef struct {
     double roll;   /* degrees */
 } subject;
 
-static void die(const char *what, const char *detail) {
+static _Noreturn void die(const char *what, const char *detail) {
     fprintf(stderr, "check_degrade: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
     exit(1);
 }
 
-static void vdie(const char *what) {
+static _Noreturn void vdie(const char *what) {
     die(what, vips_error_buffer());
 }
 
