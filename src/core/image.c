@@ -155,37 +155,53 @@ VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale) {
     return a;
 }
 
-VipsImage *ts_photo_full(ts_ctx *ctx, ts_photo *p) {
+/* The whole photo decoded: EXIF-rotated, sRGB (an embedded profile honoured, anything else
+ * taken as sRGB), 3-band uchar, in memory. NULL with the reason in why. */
+static VipsImage *decode_full(const ts_photo *p, char *why, size_t cap) {
+    VipsImage *im = vips_image_new_from_file(p->path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+    VipsImage *rot = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL, *mem = NULL;
+    int ok = im && vips_autorot(im, &rot, NULL) == 0;
+    if (ok && vips_image_get_typeof(rot, VIPS_META_ICC_NAME))
+        ok = vips_icc_transform(rot, &rgb, "srgb", "embedded", TRUE, "intent",
+                                VIPS_INTENT_PERCEPTUAL, NULL) == 0;
+    else if (ok)
+        ok = vips_colourspace(rot, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
+    if (ok)
+        ok = vips_image_hasalpha(rgb) ? vips_flatten(rgb, &flat, NULL) == 0
+                                      : (flat = g_object_ref(rgb)) != NULL;
+    if (ok) ok = vips_cast_uchar(flat, &u8, NULL) == 0;
+    if (ok) ok = (mem = vips_image_copy_memory(u8)) != NULL;
+    VipsImage *all[] = {im, rot, rgb, flat, u8};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]) g_object_unref(all[i]);
+    if (!ok) vips_reason(why, cap);
+    return ok ? mem : NULL;
+}
+
+VipsImage *ts_photo_full_try(ts_photo *p, char *why, size_t cap) {
     pthread_mutex_lock(&p->lock);
-    if (!p->full) {
-        VipsImage *im = vips_image_new_from_file(p->path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
-        VipsImage *rot = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL, *mem = NULL;
-        int ok = im && vips_autorot(im, &rot, NULL) == 0;
-        /* Embedded ICC profiles are honoured; everything else is taken as sRGB. */
-        if (ok && vips_image_get_typeof(rot, VIPS_META_ICC_NAME))
-            ok = vips_icc_transform(rot, &rgb, "srgb", "embedded", TRUE, "intent",
-                                    VIPS_INTENT_PERCEPTUAL, NULL) == 0;
-        else if (ok)
-            ok = vips_colourspace(rot, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
-        if (ok)
-            ok = vips_image_hasalpha(rgb) ? vips_flatten(rgb, &flat, NULL) == 0
-                                          : (flat = g_object_ref(rgb)) != NULL;
-        if (ok) ok = vips_cast_uchar(flat, &u8, NULL) == 0;
-        if (ok) ok = (mem = vips_image_copy_memory(u8)) != NULL;
-        VipsImage *all[] = {im, rot, rgb, flat, u8};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-            if (all[i]) g_object_unref(all[i]);
-        if (!ok) {
-            char why[300];
-            pthread_mutex_unlock(&p->lock);
-            ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path,
-                    vips_reason(why, sizeof why));
-            return NULL;
-        }
-        p->full = mem;
-    }
     VipsImage *f = p->full;
     pthread_mutex_unlock(&p->lock);
+    if (f) return f;
+    /* Decoded outside the lock, so the analysis copy and the faces, which take it, never wait
+     * for a full decode (the matte starts this one on a thread of its own). Two callers at once
+     * may both decode; the first one kept wins. */
+    VipsImage *mem = decode_full(p, why, cap);
+    if (!mem) return NULL;
+    pthread_mutex_lock(&p->lock);
+    if (!p->full)
+        p->full = mem;
+    else
+        g_object_unref(mem);
+    f = p->full;
+    pthread_mutex_unlock(&p->lock);
+    return f;
+}
+
+VipsImage *ts_photo_full(ts_ctx *ctx, ts_photo *p) {
+    char why[300];
+    VipsImage *f = ts_photo_full_try(p, why, sizeof why);
+    if (!f) ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path, why);
     return f;
 }
 

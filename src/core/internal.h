@@ -59,6 +59,8 @@ VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale);
 /* The whole photo decoded once at full resolution for rendering: EXIF orientation applied, sRGB,
  * 3-band uchar, in memory (borrowed: valid while p lives). NULL with the ctx error set. */
 VipsImage *ts_photo_full(ts_ctx *ctx, ts_photo *p);
+/* The same without a ctx, for a worker thread: NULL with the reason (one line) in why. */
+VipsImage *ts_photo_full_try(ts_photo *p, char *why, size_t cap);
 
 /* Sets ctx's error message (printf-style) and returns s, so callers can write
  * `return ts_fail(ctx, TS_ERR_READ, "...", ...)`. The message is set once, where detected. */

@@ -105,41 +105,25 @@ static void head_region(const ts_face *f, int W, int H, int r[4]) {
     if (r[2] < 1 || r[3] < 1) r[0] = 0, r[1] = 0, r[2] = W, r[3] = H;
 }
 
-/* The region of the photo at full resolution: EXIF-rotated, sRGB, 3-band uchar, in memory.
- * Sequential decoding when no rotation is needed: rows below the region are never decoded. */
+/* The region of the photo at full resolution (EXIF-rotated, sRGB, 3-band uchar), copied from
+ * the photo's full decode (ts_photo_full_try), made now if no one has made it yet: the render
+ * stages read that same decode, so the person's colour and the canvas agree to the bit, and a
+ * photo is decoded at full size once. */
 static unsigned char *decode_region(ts_photo *p, const int r[4], char *err, size_t errlen) {
-    int orient = vips_image_get_orientation(p->header);
-    bool plain = orient <= 1;
-    VipsImage *im = plain
-                        ? vips_image_new_from_file(p->path, "access", VIPS_ACCESS_SEQUENTIAL, NULL)
-                        : vips_image_new_from_file(p->path, NULL);
-    VipsImage *rot = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL, *crop = NULL;
-    int ok = im != NULL && vips_autorot(im, &rot, NULL) == 0;
-    /* Embedded profiles are imported as the analysis copy's thumbnail does. */
-    if (ok)
-        ok = vips_image_get_typeof(rot, VIPS_META_ICC_NAME)
-                 ? vips_icc_transform(rot, &rgb, "srgb", "embedded", TRUE, "intent",
-                                      VIPS_INTENT_RELATIVE, NULL) == 0
-                 : vips_colourspace(rot, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
-    if (ok)
-        ok = vips_image_hasalpha(rgb) ? vips_flatten(rgb, &flat, NULL) == 0
-                                      : (flat = g_object_ref(rgb)) != NULL;
-    if (ok) ok = vips_cast_uchar(flat, &u8, NULL) == 0;
-    if (ok) ok = u8->Bands == 3 && u8->Xsize >= r[0] + r[2] && u8->Ysize >= r[1] + r[3];
-    if (ok) ok = vips_extract_area(u8, &crop, r[0], r[1], r[2], r[3], NULL) == 0;
-    size_t len = 0;
-    unsigned char *px = ok ? vips_image_write_to_memory(crop, &len) : NULL;
-    VipsImage *all[] = {im, rot, rgb, flat, u8, crop};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (all[i]) g_object_unref(all[i]);
-    if (!px || len != (size_t)r[2] * r[3] * 3) {
-        g_free(px);
-        snprintf(err, errlen, "%s", vips_error_buffer());
-        vips_error_clear();
-        for (char *c = err; *c; c++)
-            if (*c == '\n') *c = c[1] ? ' ' : 0;
+    VipsImage *full = ts_photo_full_try(p, err, errlen);
+    if (!full) return NULL;
+    if (full->Bands != 3 || full->BandFmt != VIPS_FORMAT_UCHAR || full->Xsize < r[0] + r[2] ||
+        full->Ysize < r[1] + r[3]) {
+        snprintf(err, errlen, "the decoded photo does not hold the region");
         return NULL;
     }
+    unsigned char *px = g_try_malloc((size_t)r[2] * r[3] * 3);
+    if (!px) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (int y = 0; y < r[3]; y++)
+        memcpy(px + (size_t)y * r[2] * 3, VIPS_IMAGE_ADDR(full, r[0], r[1] + y), (size_t)r[2] * 3);
     return px;
 }
 
