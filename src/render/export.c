@@ -263,6 +263,25 @@ static int has_extension(const char *path, int format) {
 
 /* The canvas as 8-bit sRGB in a fresh image: no metadata of any kind. */
 static VipsImage *fresh_pixels(VipsImage *rgb) {
+    if (rgb->BandFmt == VIPS_FORMAT_FLOAT) {
+        /* A canvas: rounded to nearest (ties to even, as libvips' rint) and clamped in one pass
+         * the compiler vectorises, rather than three libvips passes over the float image. */
+        VipsImage *m = vips_image_copy_memory(rgb); /* a reference when it is in memory */
+        if (!m) return NULL;
+        size_t n = (size_t)m->Xsize * m->Ysize * m->Bands;
+        const float *in = (const float *)VIPS_IMAGE_ADDR(m, 0, 0);
+        unsigned char *px = g_try_malloc(n);
+        if (px)
+            for (size_t i = 0; i < n; i++) {
+                float v = in[i] >= 0.f ? in[i] : 0.f; /* (NaN too) */
+                px[i] = (unsigned char)lrintf(v <= 255.f ? v : 255.f);
+            }
+        VipsImage *out =
+            px ? ts_render_wrap(px, n, m->Xsize, m->Ysize, m->Bands, VIPS_FORMAT_UCHAR) : NULL;
+        g_object_unref(m);
+        if (out) out->Type = VIPS_INTERPRETATION_sRGB;
+        return out;
+    }
     VipsImage *r = NULL, *u = NULL, *out = NULL;
     if (vips_round(rgb, &r, VIPS_OPERATION_ROUND_RINT, NULL) == 0 &&
         vips_cast_uchar(r, &u, NULL) == 0) {
