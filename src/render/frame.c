@@ -128,113 +128,81 @@ static inline __m128 load3_f(const float *p) {
 }
 #endif
 
-/* Canvas pixels [X0, X1) x [Y0, Y1) of out (W wide, v->bands per pixel) from v, which holds
- * every tap they need. */
-static void rotate_tile(const rot_geom *g, const src_view *v, float *out, int W, int X0, int X1,
-                        int Y0, int Y1) {
+/* One canvas pixel, q (and q2 unless NULL), from v at the input point (ix, iy), fx0 and fy0
+ * their floors, which lie in [-1, iw - 1] x [-1, ih - 1]; v holds the taps. */
+static inline void sample_px(const rot_geom *g, const src_view *v, double ix, double iy, double fx0,
+                             double fy0, float *q, float *q2) {
     int nb = v->bands, iw = g->iw, ih = g->ih;
-    size_t pix = (size_t)nb * (v->fmt == 2 ? 4 : v->fmt == 1 ? 2 : 1);
+    int x0 = (int)fx0, y0 = (int)fy0;
+    float fx = (float)(ix - fx0), fy = (float)(iy - fy0);
+    if (x0 >= 0 && y0 >= 0 && x0 + 1 < iw && y0 + 1 < ih) {
+        /* inside: the common case */
+        size_t pix = (size_t)nb * (v->fmt == 2 ? 4 : v->fmt == 1 ? 2 : 1);
+        const uint8_t *p0 = v->p + (size_t)(y0 - v->top) * v->lskip + (size_t)(x0 - v->left) * pix,
+                      *p1 = p0 + v->lskip;
 #if defined(__SSE2__)
-    int rgb8 = nb == 3 && v->fmt == 0, rgbf = nb == 3 && v->fmt == 2;
-    const __m128 one = _mm_set1_ps(1.f), sc = _mm_set1_ps(v->scale);
-#endif
-    for (int Y = Y0; Y < Y1; Y++) {
-        float *q = out + ((size_t)Y * W + X0) * nb;
-        double dy = Y - g->oy, by = g->ib * dy, dyy = g->id * dy;
-        for (int X = X0; X < X1; X++, q += nb) {
-            double dx = X - g->ox;
-            double ix = g->ia * dx + by, iy = g->ic * dx + dyy;
-            double fx0 = floor_fast(ix), fy0 = floor_fast(iy);
-            if (fx0 < -1 || fy0 < -1 || fx0 > iw - 1 || fy0 > ih - 1) {
-                for (int c = 0; c < nb; c++) q[c] = 0;
-                continue;
+        if (nb == 3 && v->fmt != 1) {
+            /* the four weights as the scalar code makes them, each tap's bands in one vector:
+             * the same products and sums in the same order */
+            const __m128 one = _mm_set1_ps(1.f);
+            __m128 vfx = _mm_set1_ps(fx), vfy = _mm_set1_ps(fy);
+            __m128 gx = _mm_sub_ps(one, vfx), gy = _mm_sub_ps(one, vfy);
+            __m128 a, b, c, d;
+            if (v->fmt == 0) {
+                a = load3_u8(p0), b = load3_u8(p0 + 3), c = load3_u8(p1), d = load3_u8(p1 + 3);
+            } else {
+                const float *f0 = (const float *)p0, *f1 = (const float *)p1;
+                a = load3_f(f0), b = load3_f(f0 + 3), c = load3_f(f1), d = load3_f(f1 + 3);
             }
-            int x0 = (int)fx0, y0 = (int)fy0;
-            float fx = (float)(ix - fx0), fy = (float)(iy - fy0);
-            if (x0 >= 0 && y0 >= 0 && x0 + 1 < iw && y0 + 1 < ih) {
-                /* inside: the common case */
-                const uint8_t *p0 = v->p + (size_t)(y0 - v->top) * v->lskip +
-                                    (size_t)(x0 - v->left) * pix,
-                              *p1 = p0 + v->lskip;
-#if defined(__SSE2__)
-                if (rgb8 || rgbf) {
-                    /* the four weights as the scalar code makes them, each tap's bands in one
-                     * vector: the same products and sums in the same order */
-                    __m128 vfx = _mm_set1_ps(fx), vfy = _mm_set1_ps(fy);
-                    __m128 gx = _mm_sub_ps(one, vfx), gy = _mm_sub_ps(one, vfy);
-                    __m128 a, b, c, d;
-                    if (rgb8) {
-                        a = load3_u8(p0), b = load3_u8(p0 + 3), c = load3_u8(p1),
-                        d = load3_u8(p1 + 3);
-                    } else {
-                        const float *f0 = (const float *)p0, *f1 = (const float *)p1;
-                        a = load3_f(f0), b = load3_f(f0 + 3), c = load3_f(f1), d = load3_f(f1 + 3);
-                    }
-                    __m128 s = _mm_add_ps(_mm_mul_ps(_mm_mul_ps(gx, gy), a),
-                                          _mm_mul_ps(_mm_mul_ps(vfx, gy), b));
-                    s = _mm_add_ps(s, _mm_mul_ps(_mm_mul_ps(gx, vfy), c));
-                    s = _mm_add_ps(s, _mm_mul_ps(_mm_mul_ps(vfx, vfy), d));
-                    s = _mm_mul_ps(s, sc);
-                    _mm_storel_pi((__m64 *)q, s);
-                    _mm_store_ss(q + 2, _mm_movehl_ps(s, s));
-                    continue;
-                }
-#endif
-                float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy,
-                      w11 = fx * fy;
-                for (int c = 0; c < nb; c++) {
-                    float s;
-                    if (v->fmt == 0)
-                        s = w00 * p0[c] + w01 * p0[c + nb] + w10 * p1[c] + w11 * p1[c + nb];
-                    else if (v->fmt == 1) {
-                        const uint16_t *a = (const uint16_t *)p0, *b = (const uint16_t *)p1;
-                        s = w00 * a[c] + w01 * a[c + nb] + w10 * b[c] + w11 * b[c + nb];
-                    } else {
-                        const float *a = (const float *)p0, *b = (const float *)p1;
-                        s = w00 * a[c] + w01 * a[c + nb] + w10 * b[c] + w11 * b[c + nb];
-                    }
-                    q[c] = s * v->scale;
-                }
-                continue;
+            __m128 s =
+                _mm_add_ps(_mm_mul_ps(_mm_mul_ps(gx, gy), a), _mm_mul_ps(_mm_mul_ps(vfx, gy), b));
+            s = _mm_add_ps(s, _mm_mul_ps(_mm_mul_ps(gx, vfy), c));
+            s = _mm_add_ps(s, _mm_mul_ps(_mm_mul_ps(vfx, vfy), d));
+            s = _mm_mul_ps(s, _mm_set1_ps(v->scale));
+            _mm_storel_pi((__m64 *)q, s);
+            _mm_store_ss(q + 2, _mm_movehl_ps(s, s));
+            if (q2) {
+                _mm_storel_pi((__m64 *)q2, s);
+                _mm_store_ss(q2 + 2, _mm_movehl_ps(s, s));
             }
-            float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy,
-                  w11 = fx * fy;
-            /* the four taps; outside the input: the edge pixel, or nothing (black) */
-            int xa = x0 < 0 ? 0 : x0, xb = x0 + 1 > iw - 1 ? iw - 1 : x0 + 1;
-            int ya = y0 < 0 ? 0 : y0, yb = y0 + 1 > ih - 1 ? ih - 1 : y0 + 1;
-            if (v->black) {
-                if (x0 < 0) w00 = w10 = 0;
-                if (x0 + 1 > iw - 1) w01 = w11 = 0;
-                if (y0 < 0) w00 = w01 = 0;
-                if (y0 + 1 > ih - 1) w10 = w11 = 0;
-            }
-            for (int c = 0; c < nb; c++)
-                q[c] = (w00 * tap(v, xa, ya, c) + w01 * tap(v, xb, ya, c) +
-                        w10 * tap(v, xa, yb, c) + w11 * tap(v, xb, yb, c)) *
-                       v->scale;
+            return;
         }
+#endif
+        float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
+        for (int c = 0; c < nb; c++) {
+            float s;
+            if (v->fmt == 0) {
+                s = w00 * p0[c] + w01 * p0[c + nb] + w10 * p1[c] + w11 * p1[c + nb];
+            } else if (v->fmt == 1) {
+                const uint16_t *a = (const uint16_t *)p0, *b = (const uint16_t *)p1;
+                s = w00 * a[c] + w01 * a[c + nb] + w10 * b[c] + w11 * b[c + nb];
+            } else {
+                const float *a = (const float *)p0, *b = (const float *)p1;
+                s = w00 * a[c] + w01 * a[c + nb] + w10 * b[c] + w11 * b[c + nb];
+            }
+            q[c] = s * v->scale;
+            if (q2) q2[c] = q[c];
+        }
+        return;
+    }
+    float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
+    /* the four taps; outside the input: the edge pixel, or nothing (black) */
+    int xa = x0 < 0 ? 0 : x0, xb = x0 + 1 > iw - 1 ? iw - 1 : x0 + 1;
+    int ya = y0 < 0 ? 0 : y0, yb = y0 + 1 > ih - 1 ? ih - 1 : y0 + 1;
+    if (v->black) {
+        if (x0 < 0) w00 = w10 = 0;
+        if (x0 + 1 > iw - 1) w01 = w11 = 0;
+        if (y0 < 0) w00 = w01 = 0;
+        if (y0 + 1 > ih - 1) w10 = w11 = 0;
+    }
+    for (int c = 0; c < nb; c++) {
+        q[c] = (w00 * tap(v, xa, ya, c) + w01 * tap(v, xb, ya, c) + w10 * tap(v, xa, yb, c) +
+                w11 * tap(v, xb, yb, c)) *
+               v->scale;
+        if (q2) q2[c] = q[c];
     }
 }
 
-/* The rectangle of the resized image (inclusive) whose pixels the canvas pixels [X0, X1) x
- * [Y0, Y1) read: the taps of the four corners (the map is affine), a pixel more each side for
- * rounding, clamped to the image (taps beyond its edge read the edge). */
-static void tile_source(const rot_geom *g, int X0, int X1, int Y0, int Y1, int r[4]) {
-    double lo[2] = {INFINITY, INFINITY}, hi[2] = {-INFINITY, -INFINITY};
-    for (int k = 0; k < 4; k++) {
-        double dx = (k & 1 ? X1 - 1 : X0) - g->ox, dy = (k & 2 ? Y1 - 1 : Y0) - g->oy;
-        double ix = g->ia * dx + g->ib * dy, iy = g->ic * dx + g->id * dy;
-        lo[0] = fmin(lo[0], ix), lo[1] = fmin(lo[1], iy);
-        hi[0] = fmax(hi[0], ix), hi[1] = fmax(hi[1], iy);
-    }
-    int lim[2] = {g->iw - 1, g->ih - 1};
-    for (int a = 0; a < 2; a++) {
-        double l = floor(lo[a]) - 1, h = floor(hi[a]) + 2;
-        l = l < 0 ? 0 : l > lim[a] ? lim[a] : l;
-        h = h < 0 ? 0 : h > lim[a] ? lim[a] : h;
-        r[a] = (int)l, r[a + 2] = (int)h;
-    }
-}
 /* ---- the per-photo cache ---------------------------------------------------------------- */
 
 /* Where the matte changes what frame resamples, in blocks of MAP_B x MAP_B photo pixels, as
@@ -439,44 +407,54 @@ typedef struct half_job {
     int w, bands, is16, ox, oy, ow, oh;
     void *out;
     int hw, y0, y1;
+    uint8_t *rows; /* two rows of scratch per half of the image */
 } half_job;
 
-static inline unsigned half_sample(const half_job *j, int x, int y, int c) {
-    if (x >= j->ox && x < j->ox + j->ow && y >= j->oy && y < j->oy + j->oh) {
-        size_t i = ((size_t)(y - j->oy) * j->ow + (x - j->ox)) * j->bands + c;
-        return j->is16 ? ((const uint16_t *)j->over)[i] : ((const uint8_t *)j->over)[i];
-    }
-    if (!j->base) return 0;
-    size_t i = ((size_t)y * j->w + x) * j->bands + c;
-    return j->is16 ? ((const uint16_t *)j->base)[i] : ((const uint8_t *)j->base)[i];
+/* Row y of base with over laid on it, into row (w x bands samples of the job's format). */
+static const void *half_row(const half_job *j, int y, void *row) {
+    size_t es = j->is16 ? 2 : 1, rb = (size_t)j->w * j->bands * es;
+    int in_over = y >= j->oy && y < j->oy + j->oh && j->ow > 0;
+    const uint8_t *b = j->base ? (const uint8_t *)j->base + (size_t)y * rb : NULL;
+    if (b && !in_over) return b; /* read in place */
+    if (b)
+        memcpy(row, b, rb);
+    else
+        memset(row, 0, rb);
+    int x0 = j->ox < 0 ? 0 : j->ox, x1 = j->ox + j->ow > j->w ? j->w : j->ox + j->ow;
+    if (in_over && x0 < x1)
+        memcpy((uint8_t *)row + (size_t)x0 * j->bands * es,
+               (const uint8_t *)j->over +
+                   ((size_t)(y - j->oy) * j->ow + (x0 - j->ox)) * j->bands * es,
+               (size_t)(x1 - x0) * j->bands * es);
+    return row;
 }
+
+/* The 2 x 2 average of rows r0 and r1 into out (hw pixels of nb samples), rounded as
+ * vips_shrink does. */
+#define HALF_LOOP(T)                                                                               \
+    do {                                                                                           \
+        const T *a = r0, *b = r1;                                                                  \
+        T *q = out;                                                                                \
+        for (int x = 0; x < hw; x++, a += 2 * nb, b += 2 * nb, q += nb)                            \
+            for (int c = 0; c < nb; c++)                                                           \
+                q[c] = (T)((((unsigned)a[c] + b[c] + 1) / 2 +                                      \
+                            ((unsigned)a[c + nb] + b[c + nb] + 1) / 2 + 1) /                       \
+                           2);                                                                     \
+    } while (0)
 
 static void *half_rows(void *arg) {
     const half_job *j = arg;
-    int nb = j->bands;
+    int nb = j->bands, hw = j->hw;
+    size_t es = j->is16 ? 2 : 1;
+    uint8_t *buf = j->rows + (j->y0 ? (size_t)j->w * nb * es * 2 : 0);
     for (int y = j->y0; y < j->y1; y++) {
-        int ya = 2 * y, yb = 2 * y + 1;
-        /* rows wholly outside the overlay read base directly */
-        int plain = (yb < j->oy || ya >= j->oy + j->oh) && j->base && !j->is16;
-        const uint8_t *r0 = plain ? (const uint8_t *)j->base + (size_t)ya * j->w * nb : NULL;
-        const uint8_t *r1 = plain ? r0 + (size_t)j->w * nb : NULL;
-        for (int x = 0; x < j->hw; x++)
-            for (int c = 0; c < nb; c++) {
-                unsigned p00, p01, p10, p11;
-                if (plain) {
-                    size_t i = (size_t)2 * x * nb + c;
-                    p00 = r0[i], p01 = r0[i + nb], p10 = r1[i], p11 = r1[i + nb];
-                } else {
-                    p00 = half_sample(j, 2 * x, ya, c), p01 = half_sample(j, 2 * x + 1, ya, c);
-                    p10 = half_sample(j, 2 * x, yb, c), p11 = half_sample(j, 2 * x + 1, yb, c);
-                }
-                unsigned v = (((p00 + p10 + 1) / 2) + ((p01 + p11 + 1) / 2) + 1) / 2;
-                size_t o = ((size_t)y * j->hw + x) * nb + c;
-                if (j->is16)
-                    ((uint16_t *)j->out)[o] = (uint16_t)v;
-                else
-                    ((uint8_t *)j->out)[o] = (uint8_t)v;
-            }
+        const void *r0 = half_row(j, 2 * y, buf);
+        const void *r1 = half_row(j, 2 * y + 1, (uint8_t *)buf + (size_t)j->w * nb * es);
+        void *out = (uint8_t *)j->out + (size_t)y * hw * nb * es;
+        if (j->is16)
+            HALF_LOOP(uint16_t);
+        else
+            HALF_LOOP(uint8_t);
     }
     return NULL;
 }
@@ -494,9 +472,15 @@ static VipsImage *half_of(const void *base, const void *over, int w, int h, int 
     int hw = w / 2, hh = h / 2;
     size_t bytes = (size_t)hw * hh * bands * (is16 ? 2 : 1);
     void *out = g_try_malloc(bytes);
-    if (!out) return NULL;
-    half_job j = {base, over, w, bands, is16, ox, oy, over ? ow : 0, over ? oh : 0, out, hw, 0, hh};
+    uint8_t *rows = malloc((size_t)w * bands * (is16 ? 2 : 1) * 4);
+    if (!out || !rows) {
+        g_free(out), free(rows);
+        return NULL;
+    }
+    half_job j = {base,          over,          w,   bands, is16, ox, oy,
+                  over ? ow : 0, over ? oh : 0, out, hw,    0,    hh, rows};
     ts_render_split2(half_range, &j, (size_t)hh, 2);
+    free(rows);
     return ts_render_wrap(out, bytes, hw, hh, bands, is16 ? VIPS_FORMAT_USHORT : VIPS_FORMAT_UCHAR);
 }
 
@@ -572,24 +556,30 @@ static VipsImage *canvas_wrap(float *buf, int W, int H, int bands, const VipsIma
 
 enum { K_RGB, K_FG, K_ALPHA, K_N };
 
-/* The canvas from lazy resized images, tile by tile: libvips computes (vips_region_prepare) only
- * the part of the resized image a tile reads, on this thread, and the tile is rotated while that
- * part is in cache. With the block maps, a tile whose source holds no edge band takes the
- * foreground colour from rgb's tile (the same inputs give the same pixels), and a tile whose
- * source holds no alpha is 0: the matte's edge is a small part of the canvas. */
+/* Tiles of the resized images (SRC_TILE square) that the canvas is made from. */
+#define SRC_TILE 128
+
+/* The canvas from lazy resized images, a tile of the resized image at a time: libvips computes
+ * (vips_region_prepare) that tile alone, on this thread, and every canvas pixel whose first tap
+ * lies in it is made while it is in cache, so each resized pixel is computed once and only where
+ * the canvas reads it (the rotated canvas covers about four fifths of its bounding box). With
+ * the block maps, a tile whose source holds none of the matte's edge band gives the foreground
+ * colour rgb's pixels (the same inputs give the same pixels), and one whose source holds no
+ * alpha gives alpha 0: the edge is a small part of the canvas. */
 typedef struct canvas_job {
     VipsImage *res[K_N]; /* NULL: not made */
     src_view fmt[K_N];   /* the format parts of each view */
     rot_geom g;
     float *out[K_N];
-    int W, H, ntx, nty;
+    int W, H, nsx, nsy;     /* canvas size; source tiles across and down */
     const block_maps *maps; /* NULL: every tile is resampled */
     const ts_matte *mt;
     /* resized pixel -> photo pixel: origin (lx, ly) and size (lw, lh) of the resized region in
      * the level it came from, the level's factor L (2: the half copies) and the resize scale sc */
     int lx, ly, lw, lh, L;
     double sc;
-    uint8_t *fg_own; /* per tile: fg resampled itself (differs from rgb) */
+    uint8_t *fg_own[2]; /* per canvas tile (TILE_W x TILE_H) and thread: fg resampled there */
+    int ctx_;           /* canvas tiles across */
     atomic_int next, failed;
 } canvas_job;
 
@@ -607,51 +597,108 @@ static void tile_support(const canvas_job *j, const int r[4], int p[4]) {
     }
 }
 
+/* The canvas columns [*x0, *x1) of row Y that may hold points with u = a dx + b in [lo, hi)
+ * (dx = X - ox): a superset (the pixels are tested one by one). */
+static void row_span(double a, double b, double ox, double lo, double hi, int W, double *x0,
+                     double *x1) {
+    if (fabs(a) < 1e-9) {
+        int in = b >= lo - 1 && b < hi + 1;
+        *x0 = fmax(*x0, in ? 0 : W), *x1 = fmin(*x1, in ? W : 0);
+        return;
+    }
+    double p = (lo - b) / a + ox, q = (hi - b) / a + ox;
+    if (p > q) {
+        double t = p;
+        p = q, q = t;
+    }
+    *x0 = fmax(*x0, floor(p) - 2), *x1 = fmin(*x1, ceil(q) + 3);
+}
+
 static void canvas_range(size_t first, size_t n, void *user) {
-    (void)first, (void)n;
+    (void)n;
     canvas_job *j = user;
+    const rot_geom *g = &j->g;
+    int me = (int)first, iw = g->iw, ih = g->ih, W = j->W, H = j->H;
+    int nb[K_N] = {j->fmt[0].bands, j->fmt[1].bands, j->fmt[2].bands};
     VipsRegion *reg[K_N] = {NULL, NULL, NULL};
+    int *span = malloc(sizeof *span * 2 * (size_t)H);
+    if (!span) atomic_store(&j->failed, 1);
     for (int k = 0; k < K_N; k++)
         if (j->res[k] && !(reg[k] = vips_region_new(j->res[k]))) atomic_store(&j->failed, 1);
-    int nt = j->ntx * j->nty;
+    int nt = j->nsx * j->nsy;
     for (int t; !atomic_load(&j->failed) && (t = atomic_fetch_add(&j->next, 1)) < nt;) {
-        int X0 = t % j->ntx * TILE_W, Y0 = t / j->ntx * TILE_H;
-        int X1 = X0 + TILE_W < j->W ? X0 + TILE_W : j->W;
-        int Y1 = Y0 + TILE_H < j->H ? Y0 + TILE_H : j->H;
-        int r[4], sp[4] = {0, 0, 0, 0};
-        tile_source(&j->g, X0, X1, Y0, Y1, r);
-        if (j->maps) tile_support(j, r, sp);
+        int sx0 = t % j->nsx * SRC_TILE, sy0 = t / j->nsx * SRC_TILE;
+        int sx1 = sx0 + SRC_TILE < iw ? sx0 + SRC_TILE : iw;
+        int sy1 = sy0 + SRC_TILE < ih ? sy0 + SRC_TILE : ih;
+        /* the canvas pixels this tile owns: those whose first tap, clamped to the image, lies
+         * in it (points beyond the image belong to the tiles at its edge) */
+        double lx = sx0 == 0 ? -INFINITY : sx0, hx = sx1 == iw ? INFINITY : sx1;
+        double ly = sy0 == 0 ? -INFINITY : sy0, hy = sy1 == ih ? INFINITY : sy1;
+        int any = 0;
+        for (int Y = 0; Y < H; Y++) {
+            double dy = Y - g->oy, x0 = 0, x1 = W;
+            row_span(g->ia, g->ib * dy, g->ox, lx, hx, W, &x0, &x1);
+            row_span(g->ic, g->id * dy, g->ox, ly, hy, W, &x0, &x1);
+            span[2 * Y] = (int)x0, span[2 * Y + 1] = (int)x1;
+            any |= x0 < x1;
+        }
+        if (!any) continue;
+        /* the taps: the tile and a pixel more right and down */
+        int r[4] = {sx0, sy0, sx1 < iw ? sx1 : iw - 1, sy1 < ih ? sy1 : ih - 1}, sp[4];
+        int fg_same = 0, a_zero = 0;
+        if (j->maps) {
+            tile_support(j, r, sp);
+            fg_same = !maps_any(j->maps, j->mt, j->maps->fgd, sp[0], sp[1], sp[2], sp[3]);
+            a_zero = !maps_any(j->maps, j->mt, j->maps->anz, sp[0], sp[1], sp[2], sp[3]);
+        }
+        src_view v[K_N];
+        int use[K_N] = {reg[K_RGB] != NULL, reg[K_FG] && !fg_same, reg[K_ALPHA] && !a_zero};
+        VipsRect rr = {r[0], r[1], r[2] - r[0] + 1, r[3] - r[1] + 1};
         for (int k = 0; k < K_N; k++) {
-            if (!reg[k]) continue;
-            int nb = j->fmt[k].bands;
-            if (j->maps && k == K_FG && j->out[K_RGB] &&
-                !maps_any(j->maps, j->mt, j->maps->fgd, sp[0], sp[1], sp[2], sp[3])) {
-                for (int Y = Y0; Y < Y1; Y++) {
-                    size_t o = ((size_t)Y * j->W + X0) * nb;
-                    memcpy(j->out[K_FG] + o, j->out[K_RGB] + o, sizeof(float) * (X1 - X0) * nb);
-                }
-                continue;
-            }
-            if (j->maps && k == K_ALPHA &&
-                !maps_any(j->maps, j->mt, j->maps->anz, sp[0], sp[1], sp[2], sp[3])) {
-                for (int Y = Y0; Y < Y1; Y++)
-                    memset(j->out[k] + ((size_t)Y * j->W + X0) * nb, 0,
-                           sizeof(float) * (X1 - X0) * nb);
-                continue;
-            }
-            VipsRect rr = {r[0], r[1], r[2] - r[0] + 1, r[3] - r[1] + 1};
+            if (!use[k]) continue;
             if (vips_region_prepare(reg[k], &rr)) {
                 atomic_store(&j->failed, 1);
                 break;
             }
-            src_view v = j->fmt[k];
-            v.p = VIPS_REGION_ADDR(reg[k], r[0], r[1]);
-            v.lskip = VIPS_REGION_LSKIP(reg[k]);
-            v.left = r[0], v.top = r[1];
-            rotate_tile(&j->g, &v, j->out[k], j->W, X0, X1, Y0, Y1);
-            if (k == K_FG) j->fg_own[t] = 1;
+            v[k] = j->fmt[k];
+            v[k].p = VIPS_REGION_ADDR(reg[k], r[0], r[1]);
+            v[k].lskip = VIPS_REGION_LSKIP(reg[k]);
+            v[k].left = r[0], v[k].top = r[1];
+        }
+        if (atomic_load(&j->failed)) break;
+        float *rgb = j->out[K_RGB], *fg = j->out[K_FG], *al = j->out[K_ALPHA];
+        for (int Y = 0; Y < H; Y++) {
+            int X0 = span[2 * Y], X1 = span[2 * Y + 1];
+            if (X0 >= X1) continue;
+            double dy = Y - g->oy, by = g->ib * dy, dyy = g->id * dy;
+            for (int X = X0; X < X1; X++) {
+                double dx = X - g->ox;
+                double ix = g->ia * dx + by, iy = g->ic * dx + dyy;
+                double fx0 = floor_fast(ix), fy0 = floor_fast(iy);
+                double cx = fx0 < 0 ? 0 : fx0 > iw - 1 ? iw - 1 : fx0;
+                double cy = fy0 < 0 ? 0 : fy0 > ih - 1 ? ih - 1 : fy0;
+                if (cx < sx0 || cx >= sx1 || cy < sy0 || cy >= sy1) continue;
+                size_t o = (size_t)Y * W + X;
+                if (fx0 < -1 || fy0 < -1 || fx0 > iw - 1 || fy0 > ih - 1) {
+                    for (int k = 0; k < K_N; k++)
+                        if (j->out[k])
+                            for (int c = 0; c < nb[k]; c++) j->out[k][o * nb[k] + c] = 0;
+                    continue;
+                }
+                sample_px(g, &v[K_RGB], ix, iy, fx0, fy0, rgb + o * nb[K_RGB],
+                          fg && !use[K_FG] ? fg + o * nb[K_FG] : NULL);
+                if (use[K_FG]) {
+                    sample_px(g, &v[K_FG], ix, iy, fx0, fy0, fg + o * nb[K_FG], NULL);
+                    j->fg_own[me][Y / TILE_H * j->ctx_ + X / TILE_W] = 1;
+                }
+                if (use[K_ALPHA])
+                    sample_px(g, &v[K_ALPHA], ix, iy, fx0, fy0, al + o * nb[K_ALPHA], NULL);
+                else if (al)
+                    for (int c = 0; c < nb[K_ALPHA]; c++) al[o * nb[K_ALPHA] + c] = 0;
+            }
         }
     }
+    free(span);
     for (int k = 0; k < K_N; k++)
         if (reg[k]) g_object_unref(reg[k]);
 }
@@ -686,15 +733,16 @@ static VipsImage *resized(VipsImage *src, double sc, int format) {
     return res;
 }
 
-/* The canvas for g into canvas[K_N] (NULL where there is no matte); fg_own (per tile, ntx x
- * nty, calloc'd) says which fg tiles were resampled themselves. Returns 0, or -1 with the
+/* The canvas for g into canvas[K_N] (NULL where there is no matte); fg_own (per canvas tile,
+ * TILE_W x TILE_H, malloc'd) says where fg was resampled itself. Returns 0, or -1 with the
  * libvips error set. */
 static int render_canvas(ts_render_job *job, VipsImage *full, const frame_geom *g,
                          VipsImage *canvas[K_N], uint8_t **fg_own) {
     ts_render_cache *c = job->cache;
     const ts_matte *mt = job->matte;
     canvas_job j = {.W = g->W, .H = g->H, .mt = mt};
-    j.ntx = (g->W + TILE_W - 1) / TILE_W, j.nty = (g->H + TILE_H - 1) / TILE_H;
+    int ctx_ = (g->W + TILE_W - 1) / TILE_W, nct = ctx_ * ((g->H + TILE_H - 1) / TILE_H);
+    j.ctx_ = ctx_;
     atomic_init(&j.next, 0), atomic_init(&j.failed, 0);
     double E[2] = {g->E[0], g->E[1]}, sc = g->s;
     int ox, oy;
@@ -770,12 +818,18 @@ static int render_canvas(ts_render_job *job, VipsImage *full, const frame_geom *
         }
         if (!ok) vips_error("frame", "%s", "out of memory");
     }
-    if (ok && mt && c && maps_fill(c, job, full) == 0) j.maps = &c->maps;
-    j.fg_own = ok ? calloc((size_t)j.ntx * j.nty, 1) : NULL;
-    if (ok && !j.fg_own) ok = 0, vips_error("frame", "%s", "out of memory");
+    /* the shortcuts need fg in rgb's format */
+    if (ok && mt && c && j.fmt[K_FG].bands == j.fmt[K_RGB].bands &&
+        j.fmt[K_FG].fmt == j.fmt[K_RGB].fmt && maps_fill(c, job, full) == 0)
+        j.maps = &c->maps;
+    uint8_t *own = ok ? calloc((size_t)nct, 2) : NULL;
+    if (ok && !own) ok = 0, vips_error("frame", "%s", "out of memory");
     if (ok) {
+        j.fg_own[0] = own, j.fg_own[1] = own + nct;
+        j.nsx = (j.g.iw + SRC_TILE - 1) / SRC_TILE, j.nsy = (j.g.ih + SRC_TILE - 1) / SRC_TILE;
         ts_render_split2(canvas_range, &j, 2, 2);
         ok = !atomic_load(&j.failed);
+        for (int t = 0; t < nct; t++) own[t] |= own[nct + t];
     }
     for (int k = 0; k < K_N; k++) {
         canvas[k] = NULL;
@@ -789,10 +843,10 @@ static int render_canvas(ts_render_job *job, VipsImage *full, const frame_geom *
     }
     if (!ok) {
         for (int k = 0; k < K_N; k++) ts_render_replace(&canvas[k], NULL);
-        free(j.fg_own);
+        free(own);
         return -1;
     }
-    *fg_own = j.fg_own;
+    *fg_own = own;
     return 0;
 }
 
