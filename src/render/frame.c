@@ -96,9 +96,9 @@ typedef struct rot_geom {
 
 /* A rectangle of a resized image in memory, and how to read it. */
 typedef struct src_view {
-    const uint8_t *p; /* the pixel at (left, top) */
-    size_t lskip;     /* bytes from a row to the next */
-    int left, top;
+    const uint8_t *p;      /* the pixel at (left, top) */
+    size_t lskip;          /* bytes from a row to the next */
+    int left, top, right;  /* right: the last column held */
     int bands, fmt, black; /* fmt: 0 uchar, 1 ushort, 2 float; black: nothing beyond the edge */
     float scale;           /* applied to the values (1 / 65535 for the alpha) */
 } src_view;
@@ -149,7 +149,18 @@ static inline void sample_px(const rot_geom *g, const src_view *v, double ix, do
             __m128 gx = _mm_sub_ps(one, vfx), gy = _mm_sub_ps(one, vfy);
             __m128 a, b, c, d;
             if (v->fmt == 0) {
-                a = load3_u8(p0), b = load3_u8(p0 + 3), c = load3_u8(p1), d = load3_u8(p1 + 3);
+                if (x0 + 2 <= v->right) {
+                    /* both taps of a row in one 8-byte load (the third pixel is held too) */
+                    __m128i z = _mm_setzero_si128();
+                    __m128i r0 = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p0), z);
+                    __m128i r1 = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p1), z);
+                    a = _mm_cvtepi32_ps(_mm_unpacklo_epi16(r0, z));
+                    b = _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_srli_si128(r0, 6), z));
+                    c = _mm_cvtepi32_ps(_mm_unpacklo_epi16(r1, z));
+                    d = _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_srli_si128(r1, 6), z));
+                } else {
+                    a = load3_u8(p0), b = load3_u8(p0 + 3), c = load3_u8(p1), d = load3_u8(p1 + 3);
+                }
             } else {
                 const float *f0 = (const float *)p0, *f1 = (const float *)p1;
                 a = load3_f(f0), b = load3_f(f0 + 3), c = load3_f(f1), d = load3_f(f1 + 3);
@@ -558,6 +569,7 @@ enum { K_RGB, K_FG, K_ALPHA, K_N };
 
 /* Tiles of the resized images (SRC_TILE square) that the canvas is made from. */
 #define SRC_TILE 128
+#define SUB_TILE 32
 
 /* The canvas from lazy resized images, a tile of the resized image at a time: libvips computes
  * (vips_region_prepare) that tile alone, on this thread, and every canvas pixel whose first tap
@@ -620,11 +632,13 @@ static void canvas_range(size_t first, size_t n, void *user) {
     const rot_geom *g = &j->g;
     int me = (int)first, iw = g->iw, ih = g->ih, W = j->W, H = j->H;
     int nb[K_N] = {j->fmt[0].bands, j->fmt[1].bands, j->fmt[2].bands};
-    VipsRegion *reg[K_N] = {NULL, NULL, NULL};
+    VipsRegion *reg[K_N] = {NULL, NULL, NULL}, *dst[K_N] = {NULL, NULL, NULL};
     int *span = malloc(sizeof *span * 2 * (size_t)H);
     if (!span) atomic_store(&j->failed, 1);
     for (int k = 0; k < K_N; k++)
-        if (j->res[k] && !(reg[k] = vips_region_new(j->res[k]))) atomic_store(&j->failed, 1);
+        if (j->res[k] &&
+            (!(reg[k] = vips_region_new(j->res[k])) || !(dst[k] = vips_region_new(j->res[k]))))
+            atomic_store(&j->failed, 1);
     int nt = j->nsx * j->nsy;
     for (int t; !atomic_load(&j->failed) && (t = atomic_fetch_add(&j->next, 1)) < nt;) {
         int sx0 = t % j->nsx * SRC_TILE, sy0 = t / j->nsx * SRC_TILE;
@@ -645,25 +659,53 @@ static void canvas_range(size_t first, size_t n, void *user) {
         if (!any) continue;
         /* the taps: the tile and a pixel more right and down */
         int r[4] = {sx0, sy0, sx1 < iw ? sx1 : iw - 1, sy1 < ih ? sy1 : ih - 1}, sp[4];
-        int fg_same = 0, a_zero = 0;
-        if (j->maps) {
-            tile_support(j, r, sp);
-            fg_same = !maps_any(j->maps, j->mt, j->maps->fgd, sp[0], sp[1], sp[2], sp[3]);
-            a_zero = !maps_any(j->maps, j->mt, j->maps->anz, sp[0], sp[1], sp[2], sp[3]);
+        /* fg and alpha by blocks of SUB_TILE: a block whose source holds none of the edge band
+         * (no alpha) gives rgb's pixels (0); the rest are computed into one buffer */
+        enum { NS = SRC_TILE / SUB_TILE };
+        int nbx = (sx1 - sx0 + SUB_TILE - 1) / SUB_TILE,
+            nby = (sy1 - sy0 + SUB_TILE - 1) / SUB_TILE;
+        uint8_t need[K_N][NS * NS];
+        int n_need[K_N] = {nbx * nby, 0, 0};
+        for (int k = 1; k < K_N; k++) {
+            for (int b = 0; b < nbx * nby; b++) {
+                int bx0 = sx0 + b % nbx * SUB_TILE, by0 = sy0 + b / nbx * SUB_TILE;
+                int br[4] = {bx0, by0, bx0 + SUB_TILE < r[2] ? bx0 + SUB_TILE : r[2],
+                             by0 + SUB_TILE < r[3] ? by0 + SUB_TILE : r[3]};
+                need[k][b] = reg[k] != NULL;
+                if (reg[k] && j->maps) {
+                    tile_support(j, br, sp);
+                    need[k][b] = maps_any(j->maps, j->mt, k == K_FG ? j->maps->fgd : j->maps->anz,
+                                          sp[0], sp[1], sp[2], sp[3]);
+                }
+                n_need[k] += need[k][b];
+            }
         }
         src_view v[K_N];
-        int use[K_N] = {reg[K_RGB] != NULL, reg[K_FG] && !fg_same, reg[K_ALPHA] && !a_zero};
         VipsRect rr = {r[0], r[1], r[2] - r[0] + 1, r[3] - r[1] + 1};
         for (int k = 0; k < K_N; k++) {
-            if (!use[k]) continue;
-            if (vips_region_prepare(reg[k], &rr)) {
+            if (!n_need[k]) continue;
+            VipsRegion *at = reg[k];
+            if (n_need[k] == nbx * nby) {
+                if (vips_region_prepare(reg[k], &rr)) atomic_store(&j->failed, 1);
+            } else if (vips_region_buffer(dst[k], &rr)) {
                 atomic_store(&j->failed, 1);
-                break;
+            } else {
+                at = dst[k];
+                for (int b = 0; b < nbx * nby && !atomic_load(&j->failed); b++) {
+                    if (!need[k][b]) continue;
+                    int bx0 = sx0 + b % nbx * SUB_TILE, by0 = sy0 + b / nbx * SUB_TILE;
+                    VipsRect br = {bx0, by0,
+                                   (bx0 + SUB_TILE < r[2] ? bx0 + SUB_TILE : r[2]) - bx0 + 1,
+                                   (by0 + SUB_TILE < r[3] ? by0 + SUB_TILE : r[3]) - by0 + 1};
+                    if (vips_region_prepare_to(reg[k], dst[k], &br, bx0, by0))
+                        atomic_store(&j->failed, 1);
+                }
             }
+            if (atomic_load(&j->failed)) break;
             v[k] = j->fmt[k];
-            v[k].p = VIPS_REGION_ADDR(reg[k], r[0], r[1]);
-            v[k].lskip = VIPS_REGION_LSKIP(reg[k]);
-            v[k].left = r[0], v[k].top = r[1];
+            v[k].p = VIPS_REGION_ADDR(at, r[0], r[1]);
+            v[k].lskip = VIPS_REGION_LSKIP(at);
+            v[k].left = r[0], v[k].top = r[1], v[k].right = r[2];
         }
         if (atomic_load(&j->failed)) break;
         float *rgb = j->out[K_RGB], *fg = j->out[K_FG], *al = j->out[K_ALPHA];
@@ -685,13 +727,15 @@ static void canvas_range(size_t first, size_t n, void *user) {
                             for (int c = 0; c < nb[k]; c++) j->out[k][o * nb[k] + c] = 0;
                     continue;
                 }
+                int b = ((int)cy - sy0) / SUB_TILE * nbx + ((int)cx - sx0) / SUB_TILE;
+                int own_fg = fg && need[K_FG][b];
                 sample_px(g, &v[K_RGB], ix, iy, fx0, fy0, rgb + o * nb[K_RGB],
-                          fg && !use[K_FG] ? fg + o * nb[K_FG] : NULL);
-                if (use[K_FG]) {
+                          fg && !own_fg ? fg + o * nb[K_FG] : NULL);
+                if (own_fg) {
                     sample_px(g, &v[K_FG], ix, iy, fx0, fy0, fg + o * nb[K_FG], NULL);
                     j->fg_own[me][Y / TILE_H * j->ctx_ + X / TILE_W] = 1;
                 }
-                if (use[K_ALPHA])
+                if (al && need[K_ALPHA][b])
                     sample_px(g, &v[K_ALPHA], ix, iy, fx0, fy0, al + o * nb[K_ALPHA], NULL);
                 else if (al)
                     for (int c = 0; c < nb[K_ALPHA]; c++) al[o * nb[K_ALPHA] + c] = 0;
@@ -699,8 +743,10 @@ static void canvas_range(size_t first, size_t n, void *user) {
         }
     }
     free(span);
-    for (int k = 0; k < K_N; k++)
+    for (int k = 0; k < K_N; k++) {
         if (reg[k]) g_object_unref(reg[k]);
+        if (dst[k]) g_object_unref(dst[k]);
+    }
 }
 
 /* How a source is resampled. */
@@ -803,16 +849,12 @@ static int render_canvas(ts_render_job *job, VipsImage *full, const frame_geom *
         for (int k = 0; k < K_N; k++) {
             if (!j.res[k]) continue;
             VipsImage *r = j.res[k];
-            j.fmt[k] = (src_view){NULL,
-                                  0,
-                                  0,
-                                  0,
-                                  r->Bands,
-                                  r->BandFmt == VIPS_FORMAT_FLOAT    ? 2
-                                  : r->BandFmt == VIPS_FORMAT_USHORT ? 1
-                                                                     : 0,
-                                  k == K_ALPHA,
-                                  k == K_ALPHA ? 1.f / 65535 : 1.f};
+            j.fmt[k] = (src_view){.bands = r->Bands,
+                                  .fmt = r->BandFmt == VIPS_FORMAT_FLOAT    ? 2
+                                         : r->BandFmt == VIPS_FORMAT_USHORT ? 1
+                                                                            : 0,
+                                  .black = k == K_ALPHA,
+                                  .scale = k == K_ALPHA ? 1.f / 65535 : 1.f};
             j.out[k] = canvas_alloc(sizeof(float) * (size_t)g->W * g->H * r->Bands);
             ok = ok && j.out[k];
         }
