@@ -1012,7 +1012,7 @@ static int last_take(ts_render_job *job, const frame_geom *g) {
         return 0;
     VipsImage *fg = NULL;
     if (job->matte) {
-        if (!c->last.fg_tile && c->last.n_fg_tiles) return 0;
+        if ((!c->last.fg_tile && c->last.n_fg_tiles) || c->last.rgb->Bands != 3) return 0;
         VipsImage *rgb = c->last.rgb;
         int W = rgb->Xsize, H = rgb->Ysize, ntx = (W + TILE_W - 1) / TILE_W;
         float *px = canvas_alloc(sizeof(float) * (size_t)W * H * 3);
@@ -1042,6 +1042,10 @@ static void last_keep(ts_render_job *job, const frame_geom *g, uint8_t *fg_own) 
         return;
     }
     last_clear(c);
+    if (job->fg && (job->fg->Bands != 3 || job->rgb->Bands != 3)) {
+        free(fg_own);
+        return; /* nothing kept: the kept foreground is rgb's 3 bands with its own tiles */
+    }
     if (job->fg) {
         int W = g->W, H = g->H, ntx = (W + TILE_W - 1) / TILE_W,
             nt = ntx * ((H + TILE_H - 1) / TILE_H);
