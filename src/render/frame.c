@@ -529,25 +529,51 @@ static int cache_fill(ts_render_cache *c, ts_render_job *job, VipsImage *full) {
 
 /* ---- the canvas ------------------------------------------------------------------------- */
 
-/* A canvas buffer. Large ones are asked for in transparent huge pages where the system has
- * them: a fresh canvas otherwise costs a page fault every 4 KiB (about a tenth of frame's time
- * went to the kernel). Freed with free(). */
+/* A canvas buffer. Large ones are mapped on their own, in transparent huge pages where the
+ * system has them: a fresh canvas in 4 KiB pages costs a page fault each (20 ms and more for a
+ * 1200 x 1200 canvas on a busy machine, about a tenth of frame's time), and a mapping of its own
+ * goes back to the system when the canvas is freed rather than staying in the heap. Freed with
+ * canvas_release. */
+typedef struct canvas_head {
+    void *map; /* NULL: malloc'd at the head */
+    size_t len;
+} canvas_head;
+
+#define CANVAS_HEAD 64 /* bytes before the pixels; keeps them 64-byte aligned */
+
 static void *canvas_alloc(size_t bytes) {
-#if defined(MADV_HUGEPAGE)
+#if defined(MADV_HUGEPAGE) && defined(MAP_ANONYMOUS)
     const size_t huge = (size_t)2 << 20;
     if (bytes >= 2 * huge) {
-        void *p = NULL;
-        if (posix_memalign(&p, huge, bytes)) return NULL;
-        madvise(p, bytes & ~(huge - 1), MADV_HUGEPAGE);
-        return p;
+        size_t len = bytes + 2 * huge;
+        uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) {
+            /* the pixels from a 2 MiB boundary, the head just before it */
+            uint8_t *px = (uint8_t *)(((uintptr_t)m + CANVAS_HEAD + huge - 1) & ~(huge - 1));
+            madvise(px, (bytes + huge - 1) & ~(huge - 1), MADV_HUGEPAGE);
+            *(canvas_head *)(px - CANVAS_HEAD) = (canvas_head){m, len};
+            return px;
+        }
     }
 #endif
-    return malloc(bytes);
+    uint8_t *h = malloc(bytes + CANVAS_HEAD);
+    if (!h) return NULL;
+    *(canvas_head *)h = (canvas_head){NULL, 0};
+    return h + CANVAS_HEAD;
+}
+
+static void canvas_release(void *buf) {
+    if (!buf) return;
+    canvas_head *h = (canvas_head *)((uint8_t *)buf - CANVAS_HEAD);
+    if (h->map)
+        munmap(h->map, h->len);
+    else
+        free(h);
 }
 
 static void canvas_free(VipsImage *im, void *buf) {
     (void)im;
-    free(buf);
+    canvas_release(buf);
 }
 
 /* A float memory image around buf (canvas_alloc'd; owned from here on, freed at once on
@@ -556,7 +582,7 @@ static VipsImage *canvas_wrap(float *buf, int W, int H, int bands, const VipsIma
     VipsImage *im = vips_image_new_from_memory(buf, sizeof(float) * (size_t)W * H * bands, W, H,
                                                bands, VIPS_FORMAT_FLOAT);
     if (!im) {
-        free(buf);
+        canvas_release(buf);
         return NULL;
     }
     g_signal_connect(im, "postclose", G_CALLBACK(canvas_free), buf);
@@ -879,7 +905,7 @@ static int render_canvas(ts_render_job *job, VipsImage *full, const frame_geom *
             canvas[k] = canvas_wrap(j.out[k], g->W, g->H, j.fmt[k].bands, j.res[k]);
             ok = ok && canvas[k];
         } else {
-            free(j.out[k]);
+            canvas_release(j.out[k]);
         }
         if (j.res[k]) g_object_unref(j.res[k]);
     }
