@@ -214,6 +214,40 @@ static inline void sample_px(const rot_geom *g, const src_view *v, double ix, do
     }
 }
 
+#if defined(__SSE2__)
+/* The bilinear sum of a 3-band view (8-bit or float) at taps (x0, y0) .. (x0 + 1, y0 + 1), all
+ * inside it, with the weights broadcast: the scalar code's products and sums, in its order. */
+static inline __m128 taps3(const src_view *v, int x0, int y0, __m128 w00, __m128 w01, __m128 w10,
+                           __m128 w11) {
+    const uint8_t *p0 = v->p + (size_t)(y0 - v->top) * v->lskip +
+                        (size_t)(x0 - v->left) * (v->fmt == 2 ? 12 : 3),
+                  *p1 = p0 + v->lskip;
+    __m128 a, b, c, d;
+    if (v->fmt == 0 && x0 + 2 <= v->right) {
+        __m128i z = _mm_setzero_si128();
+        __m128i r0 = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p0), z);
+        __m128i r1 = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p1), z);
+        a = _mm_cvtepi32_ps(_mm_unpacklo_epi16(r0, z));
+        b = _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_srli_si128(r0, 6), z));
+        c = _mm_cvtepi32_ps(_mm_unpacklo_epi16(r1, z));
+        d = _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_srli_si128(r1, 6), z));
+    } else if (v->fmt == 0) {
+        a = load3_u8(p0), b = load3_u8(p0 + 3), c = load3_u8(p1), d = load3_u8(p1 + 3);
+    } else {
+        const float *f0 = (const float *)p0, *f1 = (const float *)p1;
+        a = load3_f(f0), b = load3_f(f0 + 3), c = load3_f(f1), d = load3_f(f1 + 3);
+    }
+    __m128 s = _mm_add_ps(_mm_mul_ps(w00, a), _mm_mul_ps(w01, b));
+    s = _mm_add_ps(s, _mm_mul_ps(w10, c));
+    return _mm_add_ps(s, _mm_mul_ps(w11, d));
+}
+
+static inline void store3(float *q, __m128 s) {
+    _mm_storel_pi((__m64 *)q, s);
+    _mm_store_ss(q + 2, _mm_movehl_ps(s, s));
+}
+#endif
+
 /* ---- the per-photo cache ---------------------------------------------------------------- */
 
 /* Where the matte changes what frame resamples, in blocks of MAP_B x MAP_B photo pixels, as
@@ -735,6 +769,11 @@ static void canvas_range(size_t first, size_t n, void *user) {
         }
         if (atomic_load(&j->failed)) break;
         float *rgb = j->out[K_RGB], *fg = j->out[K_FG], *al = j->out[K_ALPHA];
+        /* the photo's formats (3-band 8-bit or float colour, 16-bit alpha) take the fast path */
+        int fast = nb[K_RGB] == 3 && j->fmt[K_RGB].fmt != 1 &&
+                   (!fg || (nb[K_FG] == 3 && j->fmt[K_FG].fmt == j->fmt[K_RGB].fmt)) &&
+                   (!al || (nb[K_ALPHA] == 1 && j->fmt[K_ALPHA].fmt == 1));
+        (void)fast;
         for (int Y = 0; Y < H; Y++) {
             int X0 = span[2 * Y], X1 = span[2 * Y + 1];
             if (X0 >= X1) continue;
@@ -755,6 +794,35 @@ static void canvas_range(size_t first, size_t n, void *user) {
                 }
                 int b = ((int)cy - sy0) / SUB_TILE * nbx + ((int)cx - sx0) / SUB_TILE;
                 int own_fg = fg && need[K_FG][b];
+#if defined(__SSE2__)
+                int x0 = (int)fx0, y0 = (int)fy0;
+                if (fast && x0 >= 0 && y0 >= 0 && x0 + 1 < iw && y0 + 1 < ih) {
+                    /* inside, the photo's formats: the weights once for the three images */
+                    float fx = (float)(ix - fx0), fy = (float)(iy - fy0);
+                    float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy,
+                          w11 = fx * fy;
+                    __m128 W00 = _mm_set1_ps(w00), W01 = _mm_set1_ps(w01);
+                    __m128 W10 = _mm_set1_ps(w10), W11 = _mm_set1_ps(w11);
+                    __m128 sum = taps3(&v[K_RGB], x0, y0, W00, W01, W10, W11);
+                    store3(rgb + o * 3, sum);
+                    if (fg && !own_fg) store3(fg + o * 3, sum);
+                    if (own_fg) {
+                        store3(fg + o * 3, taps3(&v[K_FG], x0, y0, W00, W01, W10, W11));
+                        j->fg_own[me][Y / TILE_H * j->ctx_ + X / TILE_W] = 1;
+                    }
+                    if (al && need[K_ALPHA][b]) {
+                        const src_view *va = &v[K_ALPHA];
+                        const uint16_t *a0 =
+                            (const uint16_t *)(va->p + (size_t)(y0 - va->top) * va->lskip) +
+                            (x0 - va->left);
+                        const uint16_t *a1 = (const uint16_t *)((const uint8_t *)a0 + va->lskip);
+                        al[o] = (w00 * a0[0] + w01 * a0[1] + w10 * a1[0] + w11 * a1[1]) * va->scale;
+                    } else if (al) {
+                        al[o] = 0;
+                    }
+                    continue;
+                }
+#endif
                 sample_px(g, &v[K_RGB], ix, iy, fx0, fy0, rgb + o * nb[K_RGB],
                           fg && !own_fg ? fg + o * nb[K_FG] : NULL);
                 if (own_fg) {
