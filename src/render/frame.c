@@ -8,10 +8,15 @@
  * above the head the frame is moved and zoomed within limits, and what is still missing is said
  * in the report rather than invented. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "core/internal.h"
 #include "matte/matte.h"
@@ -75,160 +80,199 @@ static VipsImage *matte_alpha(const ts_matte *mt, int ex, int ey, int ew, int eh
     return e;
 }
 
-/* The rotation of to_canvas, done here rather than by vips_affine: libvips' general affine
+/* ---- the rotation ------------------------------------------------------------------------ */
+
+/* The rotation into the canvas, done here rather than by vips_affine: libvips' general affine
  * calls its interpolator per pixel and was the larger half of frame's time. This is the same
  * bilinear sampling (checked against vips_affine: identical inside the input, and the same at
  * its edges: taps clamped to the edge (or black), and black where the point lies more than a
- * pixel outside), reading the resized 8- or 16-bit pixels directly and writing float. */
-typedef struct rotate_job {
-    const void *in;                /* uchar, ushort or float, iw x ih x bands */
-    int iw, ih, bands, fmt, black; /* fmt: 0 uchar, 1 ushort, 2 float */
-    float *out;                    /* W x H x bands */
-    int W, y0, y1;
+ * pixel outside), reading the resized 8- or 16-bit (or float) pixels directly and writing
+ * float. It works tile by tile on the part of the resized image a tile reaches, which libvips
+ * computes on demand (see render_canvas). */
+typedef struct rot_geom {
+    int iw, ih;                    /* the resized image */
     double ia, ib, ic, id, ox, oy; /* input = [ia ib; ic id] (output - (ox, oy)) */
-    float scale;                   /* applied to the values (1 / 65535 for the alpha) */
-} rotate_job;
+} rot_geom;
 
-static void *rotate_rows(void *arg) {
-    const rotate_job *r = arg;
-    const uint8_t *in8 = r->in;
-    const uint16_t *in16 = r->in;
-    const float *inf = r->in;
-    int nb = r->bands, iw = r->iw, ih = r->ih;
-    for (int Y = r->y0; Y < r->y1; Y++) {
-        float *q = r->out + (size_t)Y * r->W * nb;
-        double dy = Y - r->oy;
-        for (int X = 0; X < r->W; X++, q += nb) {
-            double dx = X - r->ox;
-            double ix = r->ia * dx + r->ib * dy, iy = r->ic * dx + r->id * dy;
-            double fx0 = floor(ix), fy0 = floor(iy);
-            if (fx0 < -1 || fy0 < -1 || fx0 > iw - 1 || fy0 > ih - 1) {
-                for (int c = 0; c < nb; c++) q[c] = 0;
-                continue;
-            }
-            int x0 = (int)fx0, y0 = (int)fy0;
-            float fx = (float)(ix - fx0), fy = (float)(iy - fy0);
-            float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy,
-                  w11 = fx * fy;
-            if (x0 >= 0 && y0 >= 0 && x0 + 1 < iw && y0 + 1 < ih && r->fmt != 1) {
-                /* inside: the common case */
-                size_t o0 = ((size_t)y0 * iw + x0) * nb, o1 = o0 + (size_t)iw * nb;
-                if (r->fmt == 0) {
-                    const uint8_t *p0 = in8 + o0, *p1 = in8 + o1;
-                    for (int c = 0; c < nb; c++)
-                        q[c] = (w00 * p0[c] + w01 * p0[c + nb] + w10 * p1[c] + w11 * p1[c + nb]) *
-                               r->scale;
+/* A rectangle of a resized image in memory, and how to read it. */
+typedef struct src_view {
+    const uint8_t *p;      /* the pixel at (left, top) */
+    size_t lskip;          /* bytes from a row to the next */
+    int left, top, right;  /* right: the last column held */
+    int bands, fmt, black; /* fmt: 0 uchar, 1 ushort, 2 float; black: nothing beyond the edge */
+    float scale;           /* applied to the values (1 / 65535 for the alpha) */
+} src_view;
+
+/* floor() for the canvas' coordinates (far inside the range of long long): the same value,
+ * without the library call. */
+static inline double floor_fast(double v) {
+    double t = (double)(long long)v;
+    return t > v ? t - 1 : t;
+}
+
+static inline float tap(const src_view *v, int x, int y, int c) {
+    const uint8_t *p = v->p + (size_t)(y - v->top) * v->lskip;
+    size_t i = (size_t)(x - v->left) * v->bands + c;
+    return v->fmt == 2 ? ((const float *)p)[i] : v->fmt == 1 ? ((const uint16_t *)p)[i] : p[i];
+}
+
+#if defined(__SSE2__)
+/* Three 8-bit samples, or three floats, as the first lanes of a vector (the fourth is 0). */
+static inline __m128 load3_u8(const uint8_t *p) {
+    __m128i x = _mm_cvtsi32_si128((int)(p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16));
+    x = _mm_unpacklo_epi8(x, _mm_setzero_si128());
+    return _mm_cvtepi32_ps(_mm_unpacklo_epi16(x, _mm_setzero_si128()));
+}
+static inline __m128 load3_f(const float *p) {
+    return _mm_setr_ps(p[0], p[1], p[2], 0);
+}
+#endif
+
+/* One canvas pixel, q (and q2 unless NULL), from v at the input point (ix, iy), fx0 and fy0
+ * their floors, which lie in [-1, iw - 1] x [-1, ih - 1]; v holds the taps. */
+static inline void sample_px(const rot_geom *g, const src_view *v, double ix, double iy, double fx0,
+                             double fy0, float *q, float *q2) {
+    int nb = v->bands, iw = g->iw, ih = g->ih;
+    int x0 = (int)fx0, y0 = (int)fy0;
+    float fx = (float)(ix - fx0), fy = (float)(iy - fy0);
+    if (x0 >= 0 && y0 >= 0 && x0 + 1 < iw && y0 + 1 < ih) {
+        /* inside: the common case */
+        size_t pix = (size_t)nb * (v->fmt == 2 ? 4 : v->fmt == 1 ? 2 : 1);
+        const uint8_t *p0 = v->p + (size_t)(y0 - v->top) * v->lskip + (size_t)(x0 - v->left) * pix,
+                      *p1 = p0 + v->lskip;
+#if defined(__SSE2__)
+        if (nb == 3 && v->fmt != 1) {
+            /* the four weights as the scalar code makes them, each tap's bands in one vector:
+             * the same products and sums in the same order */
+            const __m128 one = _mm_set1_ps(1.f);
+            __m128 vfx = _mm_set1_ps(fx), vfy = _mm_set1_ps(fy);
+            __m128 gx = _mm_sub_ps(one, vfx), gy = _mm_sub_ps(one, vfy);
+            __m128 a, b, c, d;
+            if (v->fmt == 0) {
+                if (x0 + 2 <= v->right) {
+                    /* both taps of a row in one 8-byte load (the third pixel is held too) */
+                    __m128i z = _mm_setzero_si128();
+                    __m128i r0 = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p0), z);
+                    __m128i r1 = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p1), z);
+                    a = _mm_cvtepi32_ps(_mm_unpacklo_epi16(r0, z));
+                    b = _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_srli_si128(r0, 6), z));
+                    c = _mm_cvtepi32_ps(_mm_unpacklo_epi16(r1, z));
+                    d = _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_srli_si128(r1, 6), z));
                 } else {
-                    const float *p0 = inf + o0, *p1 = inf + o1;
-                    for (int c = 0; c < nb; c++)
-                        q[c] = (w00 * p0[c] + w01 * p0[c + nb] + w10 * p1[c] + w11 * p1[c + nb]) *
-                               r->scale;
+                    a = load3_u8(p0), b = load3_u8(p0 + 3), c = load3_u8(p1), d = load3_u8(p1 + 3);
                 }
-                continue;
+            } else {
+                const float *f0 = (const float *)p0, *f1 = (const float *)p1;
+                a = load3_f(f0), b = load3_f(f0 + 3), c = load3_f(f1), d = load3_f(f1 + 3);
             }
-            /* the four taps; outside the input: the edge pixel, or nothing (black) */
-            int xa = x0 < 0 ? 0 : x0, xb = x0 + 1 > iw - 1 ? iw - 1 : x0 + 1;
-            int ya = y0 < 0 ? 0 : y0, yb = y0 + 1 > ih - 1 ? ih - 1 : y0 + 1;
-            if (r->black) {
-                if (x0 < 0) w00 = w10 = 0;
-                if (x0 + 1 > iw - 1) w01 = w11 = 0;
-                if (y0 < 0) w00 = w01 = 0;
-                if (y0 + 1 > ih - 1) w10 = w11 = 0;
+            __m128 s =
+                _mm_add_ps(_mm_mul_ps(_mm_mul_ps(gx, gy), a), _mm_mul_ps(_mm_mul_ps(vfx, gy), b));
+            s = _mm_add_ps(s, _mm_mul_ps(_mm_mul_ps(gx, vfy), c));
+            s = _mm_add_ps(s, _mm_mul_ps(_mm_mul_ps(vfx, vfy), d));
+            s = _mm_mul_ps(s, _mm_set1_ps(v->scale));
+            _mm_storel_pi((__m64 *)q, s);
+            _mm_store_ss(q + 2, _mm_movehl_ps(s, s));
+            if (q2) {
+                _mm_storel_pi((__m64 *)q2, s);
+                _mm_store_ss(q2 + 2, _mm_movehl_ps(s, s));
             }
-            size_t i00 = ((size_t)ya * iw + xa) * nb, i01 = ((size_t)ya * iw + xb) * nb;
-            size_t i10 = ((size_t)yb * iw + xa) * nb, i11 = ((size_t)yb * iw + xb) * nb;
-            for (int c = 0; c < nb; c++) {
-                float v = r->fmt == 2 ? w00 * inf[i00 + c] + w01 * inf[i01 + c] +
-                                            w10 * inf[i10 + c] + w11 * inf[i11 + c]
-                          : r->fmt == 1 ? w00 * in16[i00 + c] + w01 * in16[i01 + c] +
-                                              w10 * in16[i10 + c] + w11 * in16[i11 + c]
-                                        : w00 * in8[i00 + c] + w01 * in8[i01 + c] +
-                                              w10 * in8[i10 + c] + w11 * in8[i11 + c];
-                q[c] = v * r->scale;
-            }
+            return;
         }
+#endif
+        float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
+        for (int c = 0; c < nb; c++) {
+            float s;
+            if (v->fmt == 0) {
+                s = w00 * p0[c] + w01 * p0[c + nb] + w10 * p1[c] + w11 * p1[c + nb];
+            } else if (v->fmt == 1) {
+                const uint16_t *a = (const uint16_t *)p0, *b = (const uint16_t *)p1;
+                s = w00 * a[c] + w01 * a[c + nb] + w10 * b[c] + w11 * b[c + nb];
+            } else {
+                const float *a = (const float *)p0, *b = (const float *)p1;
+                s = w00 * a[c] + w01 * a[c + nb] + w10 * b[c] + w11 * b[c + nb];
+            }
+            q[c] = s * v->scale;
+            if (q2) q2[c] = q[c];
+        }
+        return;
     }
-    return NULL;
+    float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
+    /* the four taps; outside the input: the edge pixel, or nothing (black) */
+    int xa = x0 < 0 ? 0 : x0, xb = x0 + 1 > iw - 1 ? iw - 1 : x0 + 1;
+    int ya = y0 < 0 ? 0 : y0, yb = y0 + 1 > ih - 1 ? ih - 1 : y0 + 1;
+    if (v->black) {
+        if (x0 < 0) w00 = w10 = 0;
+        if (x0 + 1 > iw - 1) w01 = w11 = 0;
+        if (y0 < 0) w00 = w01 = 0;
+        if (y0 + 1 > ih - 1) w10 = w11 = 0;
+    }
+    for (int c = 0; c < nb; c++) {
+        q[c] = (w00 * tap(v, xa, ya, c) + w01 * tap(v, xb, ya, c) + w10 * tap(v, xa, yb, c) +
+                w11 * tap(v, xb, yb, c)) *
+               v->scale;
+        if (q2) q2[c] = q[c];
+    }
 }
 
-static void rotate_range(size_t first, size_t n, void *user) {
-    rotate_job r = *(const rotate_job *)user;
-    r.y0 = (int)first, r.y1 = (int)(first + n);
-    rotate_rows(&r);
-}
-
-/* How to_canvas treats src's format. */
-enum {
-    KEEP_FORMAT, /* resample as it is (the 16-bit alpha) */
-    FLOAT_FIRST, /* cast to float, then resample: no rounding at all */
-    FLOAT_AFTER  /* resize in 8 bits (libvips' vectorised path, about twice as fast), then
-                    float for the rotation: rounded once, by the resize (half a level) */
-};
-
-/* Resamples src (uchar or ushort; photo coordinates, origin ex, ey) into the canvas as float:
- * lanczos resize by s, then the rotation, pixel centres aligned. extend: what lies beyond src's
- * edge (VIPS_EXTEND_COPY or VIPS_EXTEND_BLACK); scale multiplies the values. Returns a memory
- * image, or NULL with the libvips error set. */
-static VipsImage *to_canvas(VipsImage *src, double s, double t, const double E[2],
-                            const double A[2], int ex, int ey, int W, int H, VipsExtend extend,
-                            int format, float scale) {
-    VipsImage *res = NULL, *mem = NULL, *f = NULL;
-    if (format == FLOAT_FIRST) {
-        if (vips_cast_float(src, &f, NULL)) return NULL;
-        src = f;
-    }
-    int bad = vips_resize(src, &res, s, NULL);
-    if (f) g_object_unref(f);
-    if (bad) return NULL;
-    mem = vips_image_copy_memory(res);
-    g_object_unref(res);
-    if (!mem) return NULL;
-    if (mem->BandFmt != VIPS_FORMAT_UCHAR && mem->BandFmt != VIPS_FORMAT_USHORT &&
-        mem->BandFmt != VIPS_FORMAT_FLOAT) {
-        g_object_unref(mem);
-        vips_error("frame", "%s", "to_canvas: 8-bit, 16-bit or float input only");
-        return NULL;
-    }
-    /* canvas = R(-t) (resized - Er) + A, with the resized photo's pixel centres where the
-     * photo's land (the offsets as vips_affine takes them: it maps pixel corners) */
-    double Er[2] = {s * (E[0] - ex) + 0.5 * s - 0.5, s * (E[1] - ey) + 0.5 * s - 0.5};
-    double c = cos(t), sn = sin(t), a = c, b = sn, cc = -sn, d = c;
-    double det = a * d - b * cc;
-    rotate_job r = {VIPS_IMAGE_ADDR(mem, 0, 0),
-                    mem->Xsize,
-                    mem->Ysize,
-                    mem->Bands,
-                    mem->BandFmt == VIPS_FORMAT_FLOAT    ? 2
-                    : mem->BandFmt == VIPS_FORMAT_USHORT ? 1
-                                                         : 0,
-                    extend == VIPS_EXTEND_BLACK,
-                    NULL,
-                    W,
-                    0,
-                    H,
-                    d / det,
-                    -b / det,
-                    -cc / det,
-                    a / det,
-                    A[0] - (a * Er[0] + b * Er[1]) + 0.5 * (a + b) - 0.5,
-                    A[1] - (cc * Er[0] + d * Er[1]) + 0.5 * (cc + d) - 0.5,
-                    scale};
-    size_t bytes = sizeof(float) * (size_t)W * H * mem->Bands;
-    r.out = g_try_malloc(bytes);
-    VipsImage *out = NULL;
-    if (r.out) {
-        ts_render_split2(rotate_range, &r, (size_t)H, 2);
-        out = ts_render_wrap(r.out, bytes, W, H, mem->Bands, VIPS_FORMAT_FLOAT);
-        if (out) out->Type = mem->Bands == 1 ? VIPS_INTERPRETATION_B_W : mem->Type;
-        if (out) out->Xres = mem->Xres, out->Yres = mem->Yres;
+#if defined(__SSE2__)
+/* The bilinear sum of a 3-band view (8-bit or float) at taps (x0, y0) .. (x0 + 1, y0 + 1), all
+ * inside it, with the weights broadcast: the scalar code's products and sums, in its order. */
+static inline __m128 taps3(const src_view *v, int x0, int y0, __m128 w00, __m128 w01, __m128 w10,
+                           __m128 w11) {
+    const uint8_t *p0 = v->p + (size_t)(y0 - v->top) * v->lskip +
+                        (size_t)(x0 - v->left) * (v->fmt == 2 ? 12 : 3),
+                  *p1 = p0 + v->lskip;
+    __m128 a, b, c, d;
+    if (v->fmt == 0 && x0 + 2 <= v->right) {
+        __m128i z = _mm_setzero_si128();
+        __m128i r0 = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p0), z);
+        __m128i r1 = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p1), z);
+        a = _mm_cvtepi32_ps(_mm_unpacklo_epi16(r0, z));
+        b = _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_srli_si128(r0, 6), z));
+        c = _mm_cvtepi32_ps(_mm_unpacklo_epi16(r1, z));
+        d = _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_srli_si128(r1, 6), z));
+    } else if (v->fmt == 0) {
+        a = load3_u8(p0), b = load3_u8(p0 + 3), c = load3_u8(p1), d = load3_u8(p1 + 3);
     } else {
-        vips_error("frame", "%s", "out of memory");
+        const float *f0 = (const float *)p0, *f1 = (const float *)p1;
+        a = load3_f(f0), b = load3_f(f0 + 3), c = load3_f(f1), d = load3_f(f1 + 3);
     }
-    g_object_unref(mem);
-    return out;
+    __m128 s = _mm_add_ps(_mm_mul_ps(w00, a), _mm_mul_ps(w01, b));
+    s = _mm_add_ps(s, _mm_mul_ps(w10, c));
+    return _mm_add_ps(s, _mm_mul_ps(w11, d));
 }
+
+static inline void store3(float *q, __m128 s) {
+    _mm_storel_pi((__m64 *)q, s);
+    _mm_store_ss(q + 2, _mm_movehl_ps(s, s));
+}
+#endif
 
 /* ---- the per-photo cache ---------------------------------------------------------------- */
+
+/* Where the matte changes what frame resamples, in blocks of MAP_B x MAP_B photo pixels, as
+ * summed-area tables ((bw + 1) x (bh + 1)): blocks where the foreground colour differs from the
+ * photo (the matte's edge band; elsewhere fg's canvas is rgb's, pixel for pixel), and blocks
+ * where alpha is not 0 (elsewhere its canvas is 0). Made by comparing the pixels themselves. */
+#define MAP_B 8
+typedef struct block_maps {
+    int bw, bh;
+    int *fgd, *anz;
+} block_maps;
+
+/* The canvas frame made last, kept for looks that frame alike (a style's square and another's,
+ * the same size): rgb and alpha by reference (images are immutable), the foreground colour as
+ * only its tiles that differ from rgb (the rest is rgb's), so that keeping it costs little
+ * memory. */
+typedef struct frame_geom {
+    int W, H, PW, PH;
+    double s, t, E[2], A[2], box[4];
+    int ex, ey, ex1, ey1;
+    int half; /* resampled from the half-resolution copies */
+} frame_geom;
+
+#define TILE_W 128
+#define TILE_H 64
 
 /* Half-resolution copies of what frame resamples, made once per photo: the photo, the
  * foreground colour (the matte's estimate inside its region, the photo outside) and the alpha,
@@ -239,22 +283,19 @@ struct ts_render_cache {
     const ts_photo *photo;
     const ts_matte *matte;
     VipsImage *rgb2, *fg2, *alpha2; /* uchar 3-band, uchar 3-band, ushort 1-band */
-    /* The last canvas frame made, for its parameters: looks that frame alike (a style's square
-     * and another's, the same size) share it. Images are immutable, so sharing is a reference;
-     * what frame adds to the job (transform, landmarks, edits, notes) is kept alongside. */
+    const ts_photo *map_photo;
+    const ts_matte *map_matte;
+    block_maps maps;
     struct {
         const ts_photo *photo;
         const ts_matte *matte;
         const ts_face_analysis *face;
-        frame_params p;
-        VipsImage *rgb, *alpha; /* the foreground colour is made again (frame_run) */
-        double m[6];
-        float lm[TS_LANDMARKS][2];
-        float inter_eye;
-        char edits[TS_RENDER_MAX_EDITS][96];
-        int n_edits;
-        char notes[TS_RENDER_MAX_NOTES][200];
-        int n_notes;
+        frame_geom g;
+        VipsImage *rgb, *alpha;
+        /* fg: the tiles (TILE_W x TILE_H, clipped at the canvas' edges) that differ from rgb */
+        int n_fg_tiles;
+        int *fg_tile;
+        float *fg_px;
         /* a stage's measurements of this canvas (ts_render_memo_put) */
         char memo_key[16];
         void *memo;
@@ -270,6 +311,8 @@ static void last_clear(ts_render_cache *c) {
     ts_render_replace(&c->last.rgb, NULL);
     ts_render_replace(&c->last.alpha, NULL);
     c->last.photo = NULL, c->last.matte = NULL, c->last.face = NULL;
+    free(c->last.fg_tile), free(c->last.fg_px);
+    c->last.fg_tile = NULL, c->last.fg_px = NULL, c->last.n_fg_tiles = 0;
     free(c->last.memo);
     c->last.memo = NULL, c->last.memo_size = 0, c->last.memo_key[0] = 0;
 }
@@ -295,11 +338,18 @@ void ts_render_memo_put(ts_render_job *job, const char *key, const void *data, s
     snprintf(c->last.memo_key, sizeof c->last.memo_key, "%s", key);
 }
 
+static void maps_clear(ts_render_cache *c) {
+    free(c->maps.fgd), free(c->maps.anz);
+    memset(&c->maps, 0, sizeof c->maps);
+    c->map_photo = NULL, c->map_matte = NULL;
+}
+
 static void cache_clear(ts_render_cache *c) {
     last_clear(c);
     VipsImage **all[] = {&c->rgb2, &c->fg2, &c->alpha2};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ts_render_replace(all[i], NULL);
     c->photo = NULL, c->matte = NULL;
+    maps_clear(c);
 }
 
 void ts_render_cache_free(ts_render_cache *c) {
@@ -308,6 +358,91 @@ void ts_render_cache_free(ts_render_cache *c) {
     free(c);
 }
 
+typedef struct maps_job {
+    const uint8_t *px; /* the photo, 3-band uchar, pw wide */
+    int pw;
+    const ts_matte *mt;
+    uint8_t *fgd, *anz; /* bw x bh flags */
+    int bw, bh;
+} maps_job;
+
+static void maps_range(size_t first, size_t n, void *user) {
+    const maps_job *j = user;
+    const ts_matte *mt = j->mt;
+    for (size_t by = first; by < first + n; by++)
+        for (int y = (int)by * MAP_B; y < ((int)by + 1) * MAP_B && y < mt->h; y++) {
+            const uint8_t *f = mt->fg + (size_t)y * mt->w * 3;
+            const uint8_t *p = j->px + ((size_t)(y + mt->y) * j->pw + mt->x) * 3;
+            const uint16_t *a = mt->alpha + (size_t)y * mt->w;
+            for (int bx = 0; bx < j->bw; bx++) {
+                int x0 = bx * MAP_B, n = mt->w - x0 < MAP_B ? mt->w - x0 : MAP_B;
+                size_t o = by * j->bw + bx;
+                if (!j->fgd[o] && memcmp(f + x0 * 3, p + x0 * 3, (size_t)n * 3)) j->fgd[o] = 1;
+                if (!j->anz[o])
+                    for (int x = x0; x < x0 + n; x++)
+                        if (a[x]) {
+                            j->anz[o] = 1;
+                            break;
+                        }
+            }
+        }
+}
+
+static int *sat_of(const uint8_t *flag, int bw, int bh) {
+    int *s = calloc((size_t)(bw + 1) * (bh + 1), sizeof *s);
+    if (!s) return NULL;
+    for (int y = 0; y < bh; y++)
+        for (int x = 0; x < bw; x++)
+            s[(size_t)(y + 1) * (bw + 1) + x + 1] =
+                flag[(size_t)y * bw + x] + s[(size_t)y * (bw + 1) + x + 1] +
+                s[(size_t)(y + 1) * (bw + 1) + x] - s[(size_t)y * (bw + 1) + x];
+    return s;
+}
+
+/* Makes c's block maps for the job's photo and matte (once); in the matte's region coordinates.
+ * Returns 0, or -1 (frame then resamples everything). */
+static int maps_fill(ts_render_cache *c, ts_render_job *job, VipsImage *full) {
+    const ts_matte *mt = job->matte;
+    if (c->maps.fgd && c->map_photo == job->photo && c->map_matte == mt) return 0;
+    maps_clear(c);
+    if (!mt || full->Bands != 3 || full->BandFmt != VIPS_FORMAT_UCHAR || mt->x < 0 || mt->y < 0 ||
+        mt->x + mt->w > full->Xsize || mt->y + mt->h > full->Ysize)
+        return -1;
+    VipsImage *mem = vips_image_copy_memory(full); /* a reference: the photo is in memory */
+    if (!mem) {
+        vips_error_clear();
+        return -1;
+    }
+    int bw = (mt->w + MAP_B - 1) / MAP_B, bh = (mt->h + MAP_B - 1) / MAP_B;
+    uint8_t *fl = calloc((size_t)bw * bh, 2);
+    if (fl) {
+        maps_job j = {VIPS_IMAGE_ADDR(mem, 0, 0), mem->Xsize, mt, fl, fl + (size_t)bw * bh, bw, bh};
+        ts_render_split2(maps_range, &j, (size_t)bh, 2);
+        c->maps.fgd = sat_of(j.fgd, bw, bh);
+        c->maps.anz = sat_of(j.anz, bw, bh);
+        c->maps.bw = bw, c->maps.bh = bh;
+    }
+    free(fl);
+    g_object_unref(mem);
+    if (!c->maps.fgd || !c->maps.anz) {
+        maps_clear(c);
+        return -1;
+    }
+    c->map_photo = job->photo, c->map_matte = mt;
+    return 0;
+}
+
+/* Whether the map has a block in photo pixels [x0, x1] x [y0, y1] (inclusive). */
+static int maps_any(const block_maps *m, const ts_matte *mt, const int *sat, int x0, int y0, int x1,
+                    int y1) {
+    x0 -= mt->x, x1 -= mt->x, y0 -= mt->y, y1 -= mt->y;
+    x0 = x0 < 0 ? 0 : x0, y0 = y0 < 0 ? 0 : y0;
+    x1 = x1 > mt->w - 1 ? mt->w - 1 : x1, y1 = y1 > mt->h - 1 ? mt->h - 1 : y1;
+    if (x0 > x1 || y0 > y1) return 0;
+    int bx0 = x0 / MAP_B, by0 = y0 / MAP_B, bx1 = x1 / MAP_B + 1, by1 = y1 / MAP_B + 1;
+    size_t r = (size_t)m->bw + 1;
+    return sat[by1 * r + bx1] - sat[by0 * r + bx1] - sat[by1 * r + bx0] + sat[by0 * r + bx0] > 0;
+}
 /* A 2 x 2 shrink of a w x h image made of base (NULL: zeros) with over (ow x oh, same
  * bands and format) laid on it at (ox, oy), as vips_insert would: averaged the way vips_shrink
  * does it, bit for bit (each column pair rounded, then the row pair), without building the
@@ -317,44 +452,54 @@ typedef struct half_job {
     int w, bands, is16, ox, oy, ow, oh;
     void *out;
     int hw, y0, y1;
+    uint8_t *rows; /* two rows of scratch per half of the image */
 } half_job;
 
-static inline unsigned half_sample(const half_job *j, int x, int y, int c) {
-    if (x >= j->ox && x < j->ox + j->ow && y >= j->oy && y < j->oy + j->oh) {
-        size_t i = ((size_t)(y - j->oy) * j->ow + (x - j->ox)) * j->bands + c;
-        return j->is16 ? ((const uint16_t *)j->over)[i] : ((const uint8_t *)j->over)[i];
-    }
-    if (!j->base) return 0;
-    size_t i = ((size_t)y * j->w + x) * j->bands + c;
-    return j->is16 ? ((const uint16_t *)j->base)[i] : ((const uint8_t *)j->base)[i];
+/* Row y of base with over laid on it, into row (w x bands samples of the job's format). */
+static const void *half_row(const half_job *j, int y, void *row) {
+    size_t es = j->is16 ? 2 : 1, rb = (size_t)j->w * j->bands * es;
+    int in_over = y >= j->oy && y < j->oy + j->oh && j->ow > 0;
+    const uint8_t *b = j->base ? (const uint8_t *)j->base + (size_t)y * rb : NULL;
+    if (b && !in_over) return b; /* read in place */
+    if (b)
+        memcpy(row, b, rb);
+    else
+        memset(row, 0, rb);
+    int x0 = j->ox < 0 ? 0 : j->ox, x1 = j->ox + j->ow > j->w ? j->w : j->ox + j->ow;
+    if (in_over && x0 < x1)
+        memcpy((uint8_t *)row + (size_t)x0 * j->bands * es,
+               (const uint8_t *)j->over +
+                   ((size_t)(y - j->oy) * j->ow + (x0 - j->ox)) * j->bands * es,
+               (size_t)(x1 - x0) * j->bands * es);
+    return row;
 }
+
+/* The 2 x 2 average of rows r0 and r1 into out (hw pixels of nb samples), rounded as
+ * vips_shrink does. */
+#define HALF_LOOP(T)                                                                               \
+    do {                                                                                           \
+        const T *a = r0, *b = r1;                                                                  \
+        T *q = out;                                                                                \
+        for (int x = 0; x < hw; x++, a += 2 * nb, b += 2 * nb, q += nb)                            \
+            for (int c = 0; c < nb; c++)                                                           \
+                q[c] = (T)((((unsigned)a[c] + b[c] + 1) / 2 +                                      \
+                            ((unsigned)a[c + nb] + b[c + nb] + 1) / 2 + 1) /                       \
+                           2);                                                                     \
+    } while (0)
 
 static void *half_rows(void *arg) {
     const half_job *j = arg;
-    int nb = j->bands;
+    int nb = j->bands, hw = j->hw;
+    size_t es = j->is16 ? 2 : 1;
+    uint8_t *buf = j->rows + (j->y0 ? (size_t)j->w * nb * es * 2 : 0);
     for (int y = j->y0; y < j->y1; y++) {
-        int ya = 2 * y, yb = 2 * y + 1;
-        /* rows wholly outside the overlay read base directly */
-        int plain = (yb < j->oy || ya >= j->oy + j->oh) && j->base && !j->is16;
-        const uint8_t *r0 = plain ? (const uint8_t *)j->base + (size_t)ya * j->w * nb : NULL;
-        const uint8_t *r1 = plain ? r0 + (size_t)j->w * nb : NULL;
-        for (int x = 0; x < j->hw; x++)
-            for (int c = 0; c < nb; c++) {
-                unsigned p00, p01, p10, p11;
-                if (plain) {
-                    size_t i = (size_t)2 * x * nb + c;
-                    p00 = r0[i], p01 = r0[i + nb], p10 = r1[i], p11 = r1[i + nb];
-                } else {
-                    p00 = half_sample(j, 2 * x, ya, c), p01 = half_sample(j, 2 * x + 1, ya, c);
-                    p10 = half_sample(j, 2 * x, yb, c), p11 = half_sample(j, 2 * x + 1, yb, c);
-                }
-                unsigned v = (((p00 + p10 + 1) / 2) + ((p01 + p11 + 1) / 2) + 1) / 2;
-                size_t o = ((size_t)y * j->hw + x) * nb + c;
-                if (j->is16)
-                    ((uint16_t *)j->out)[o] = (uint16_t)v;
-                else
-                    ((uint8_t *)j->out)[o] = (uint8_t)v;
-            }
+        const void *r0 = half_row(j, 2 * y, buf);
+        const void *r1 = half_row(j, 2 * y + 1, (uint8_t *)buf + (size_t)j->w * nb * es);
+        void *out = (uint8_t *)j->out + (size_t)y * hw * nb * es;
+        if (j->is16)
+            HALF_LOOP(uint16_t);
+        else
+            HALF_LOOP(uint8_t);
     }
     return NULL;
 }
@@ -372,9 +517,15 @@ static VipsImage *half_of(const void *base, const void *over, int w, int h, int 
     int hw = w / 2, hh = h / 2;
     size_t bytes = (size_t)hw * hh * bands * (is16 ? 2 : 1);
     void *out = g_try_malloc(bytes);
-    if (!out) return NULL;
-    half_job j = {base, over, w, bands, is16, ox, oy, over ? ow : 0, over ? oh : 0, out, hw, 0, hh};
+    uint8_t *rows = malloc((size_t)w * bands * (is16 ? 2 : 1) * 4);
+    if (!out || !rows) {
+        g_free(out), free(rows);
+        return NULL;
+    }
+    half_job j = {base,          over,          w,   bands, is16, ox, oy,
+                  over ? ow : 0, over ? oh : 0, out, hw,    0,    hh, rows};
     ts_render_split2(half_range, &j, (size_t)hh, 2);
+    free(rows);
     return ts_render_wrap(out, bytes, hw, hh, bands, is16 ? VIPS_FORMAT_USHORT : VIPS_FORMAT_UCHAR);
 }
 
@@ -382,7 +533,10 @@ static VipsImage *half_of(const void *base, const void *over, int w, int h, int 
  * works from the full-resolution images). */
 static int cache_fill(ts_render_cache *c, ts_render_job *job, VipsImage *full) {
     if (c->rgb2 && c->photo == job->photo && c->matte == job->matte) return 0;
-    cache_clear(c);
+    last_clear(c);
+    VipsImage **all[] = {&c->rgb2, &c->fg2, &c->alpha2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ts_render_replace(all[i], NULL);
+    c->photo = NULL, c->matte = NULL;
     int w = full->Xsize, h = full->Ysize;
     if (w % 2 || h % 2 || full->Bands != 3 || full->BandFmt != VIPS_FORMAT_UCHAR) return -1;
     VipsImage *mem = vips_image_copy_memory(full); /* a reference: the photo is in memory */
@@ -399,7 +553,7 @@ static int cache_fill(ts_render_cache *c, ts_render_job *job, VipsImage *full) {
     }
     g_object_unref(mem);
     if (!c->rgb2 || (job->matte && (!c->fg2 || !c->alpha2))) {
-        cache_clear(c);
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ts_render_replace(all[i], NULL);
         vips_error_clear();
         return -1;
     }
@@ -407,112 +561,438 @@ static int cache_fill(ts_render_cache *c, ts_render_job *job, VipsImage *full) {
     return 0;
 }
 
-/* Materialises the canvas images (reference taken over; NULL when missing) into the job and
- * sets its transform, landmarks and edits. */
-static ts_status finish(ts_render_job *job, VipsImage *rgb, VipsImage *alpha, VipsImage *fgc,
-                        double s, double t, const double E[2], const double A[2], int W, int H,
-                        const frame_params *p) {
-    ts_ctx *ctx = job->ctx;
-    const ts_face_analysis *f = job->face;
-    const float(*L)[3] = f->landmarks;
-    /* Materialise: later stages read these many times. */
-    VipsImage *rgb_mem = rgb ? vips_image_copy_memory(rgb) : NULL;
-    VipsImage *alpha_mem = alpha ? vips_image_copy_memory(alpha) : NULL;
-    VipsImage *fg_mem = fgc ? vips_image_copy_memory(fgc) : NULL;
-    if (rgb) g_object_unref(rgb);
-    if (alpha) g_object_unref(alpha);
-    if (fgc) g_object_unref(fgc);
-    if (!rgb_mem || (job->matte && (!alpha_mem || !fg_mem))) {
-        if (rgb_mem) g_object_unref(rgb_mem);
-        if (alpha_mem) g_object_unref(alpha_mem);
-        if (fg_mem) g_object_unref(fg_mem);
-        return ts_fail(ctx, TS_ERR_INTERNAL, "frame: %s", vips_error_buffer());
+/* ---- the canvas ------------------------------------------------------------------------- */
+
+/* A canvas buffer. Large ones are mapped on their own, in transparent huge pages where the
+ * system has them: a fresh canvas in 4 KiB pages costs a page fault each (20 ms and more for a
+ * 1200 x 1200 canvas on a busy machine, about a tenth of frame's time), and a mapping of its own
+ * goes back to the system when the canvas is freed rather than staying in the heap. Freed with
+ * canvas_release. */
+typedef struct canvas_head {
+    void *map; /* NULL: malloc'd at the head */
+    size_t len;
+} canvas_head;
+
+#define CANVAS_HEAD 64 /* bytes before the pixels; keeps them 64-byte aligned */
+
+static void *canvas_alloc(size_t bytes) {
+#if defined(MADV_HUGEPAGE) && defined(MAP_ANONYMOUS)
+    const size_t huge = (size_t)2 << 20;
+    if (bytes >= 2 * huge) {
+        size_t len = bytes + 2 * huge;
+        uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) {
+            /* the pixels from a 2 MiB boundary, the head just before it */
+            uint8_t *px = (uint8_t *)(((uintptr_t)m + CANVAS_HEAD + huge - 1) & ~(huge - 1));
+            madvise(px, (bytes + huge - 1) & ~(huge - 1), MADV_HUGEPAGE);
+            *(canvas_head *)(px - CANVAS_HEAD) = (canvas_head){m, len};
+            return px;
+        }
     }
-    ts_render_replace(&job->rgb, rgb_mem);
-    ts_render_replace(&job->alpha, alpha_mem);
-    ts_render_replace(&job->fg, fg_mem);
-    double c = cos(t), sn = sin(t);
-    job->m[0] = s * c, job->m[1] = s * sn, job->m[3] = -s * sn, job->m[4] = s * c;
-    job->m[2] = A[0] - (job->m[0] * E[0] + job->m[1] * E[1]);
-    job->m[5] = A[1] - (job->m[3] * E[0] + job->m[4] * E[1]);
-    for (int i = 0; i < TS_LANDMARKS; i++) {
-        job->lm[i][0] = (float)(job->m[0] * L[i][0] + job->m[1] * L[i][1] + job->m[2]);
-        job->lm[i][1] = (float)(job->m[3] * L[i][0] + job->m[4] * L[i][1] + job->m[5]);
+#endif
+    uint8_t *h = malloc(bytes + CANVAS_HEAD);
+    if (!h) return NULL;
+    *(canvas_head *)h = (canvas_head){NULL, 0};
+    return h + CANVAS_HEAD;
+}
+
+static void canvas_release(void *buf) {
+    if (!buf) return;
+    canvas_head *h = (canvas_head *)((uint8_t *)buf - CANVAS_HEAD);
+    if (h->map)
+        munmap(h->map, h->len);
+    else
+        free(h);
+}
+
+static void canvas_free(VipsImage *im, void *buf) {
+    (void)im;
+    canvas_release(buf);
+}
+
+/* A float memory image around buf (canvas_alloc'd; owned from here on, freed at once on
+ * failure), with like's interpretation and resolution. */
+static VipsImage *canvas_wrap(float *buf, int W, int H, int bands, const VipsImage *like) {
+    VipsImage *im = vips_image_new_from_memory(buf, sizeof(float) * (size_t)W * H * bands, W, H,
+                                               bands, VIPS_FORMAT_FLOAT);
+    if (!im) {
+        canvas_release(buf);
+        return NULL;
     }
-    job->inter_eye = (float)(f->inter_eye_px * s);
-    if (p->level && fabs(t) > 0.2 * M_PI / 180)
-        ts_render_edit(job, "levelled the eyes (turned %.1f degrees)", -t * 180 / M_PI);
-    ts_render_edit(job, "cropped to %s %dx%d", crop_names[p->crop], W, H);
-    return TS_OK;
+    g_signal_connect(im, "postclose", G_CALLBACK(canvas_free), buf);
+    im->Type = bands == 1 ? VIPS_INTERPRETATION_B_W : like->Type;
+    im->Xres = like->Xres, im->Yres = like->Yres;
+    return im;
 }
 
-/* Whether a and b make the same canvas (0 for the eye line or head is the template's value). */
-static int same_params(const frame_params *a, const frame_params *b) {
-    /* as frame_make reads them (a style's 0.52 is the float nearest, not the template's) */
-    double ea = a->eye_line > 0 ? a->eye_line : crop_eye[a->crop];
-    double eb = b->eye_line > 0 ? b->eye_line : crop_eye[b->crop];
-    double ha = a->head > 0 ? a->head : crop_head[a->crop];
-    double hb = b->head > 0 ? b->head : crop_head[b->crop];
-    return a->crop == b->crop && a->width == b->width && ea == eb && ha == hb &&
-           !a->level == !b->level;
+enum { K_RGB, K_FG, K_ALPHA, K_N };
+
+/* Tiles of the resized images (SRC_TILE square) that the canvas is made from. */
+#define SRC_TILE 128
+#define SUB_TILE 32
+
+/* The canvas from lazy resized images, a tile of the resized image at a time: libvips computes
+ * (vips_region_prepare) that tile alone, on this thread, and every canvas pixel whose first tap
+ * lies in it is made while it is in cache, so each resized pixel is computed once and only where
+ * the canvas reads it (the rotated canvas covers about four fifths of its bounding box). With
+ * the block maps, a tile whose source holds none of the matte's edge band gives the foreground
+ * colour rgb's pixels (the same inputs give the same pixels), and one whose source holds no
+ * alpha gives alpha 0: the edge is a small part of the canvas. */
+typedef struct canvas_job {
+    VipsImage *res[K_N]; /* NULL: not made */
+    src_view fmt[K_N];   /* the format parts of each view */
+    rot_geom g;
+    float *out[K_N];
+    int W, H, nsx, nsy;     /* canvas size; source tiles across and down */
+    const block_maps *maps; /* NULL: every tile is resampled */
+    const ts_matte *mt;
+    /* resized pixel -> photo pixel: origin (lx, ly) and size (lw, lh) of the resized region in
+     * the level it came from, the level's factor L (2: the half copies) and the resize scale sc */
+    int lx, ly, lw, lh, L;
+    double sc;
+    uint8_t *fg_own[2]; /* per canvas tile (TILE_W x TILE_H) and thread: fg resampled there */
+    int ctx_;           /* canvas tiles across */
+    atomic_int next, failed;
+} canvas_job;
+
+/* The photo pixels (inclusive) the resized pixels r depend on, with room for the lanczos
+ * kernel (3 / sc each side), libvips' offsets and its integer pre-shrink. */
+static void tile_support(const canvas_job *j, const int r[4], int p[4]) {
+    double m = ceil(4 / j->sc) + 5;
+    int o[2] = {j->lx, j->ly}, n[2] = {j->lw, j->lh};
+    for (int a = 0; a < 2; a++) {
+        double lo = floor((r[a] + 0.5) / j->sc - 0.5 - m);
+        double hi = ceil((r[a + 2] + 0.5) / j->sc - 0.5 + m);
+        lo = lo < 0 ? 0 : lo > n[a] - 1 ? n[a] - 1 : lo;
+        hi = hi < 0 ? 0 : hi > n[a] - 1 ? n[a] - 1 : hi;
+        p[a] = (o[a] + (int)lo) * j->L, p[a + 2] = (o[a] + (int)hi) * j->L + j->L - 1;
+    }
 }
 
-/* Gives the job the cached canvas when the last one was made for the same photo, matte, face
- * and parameters; returns 1 then, else 0. */
-static int last_take(ts_render_job *job, const frame_params *p) {
+/* The canvas columns [*x0, *x1) of row Y that may hold points with u = a dx + b in [lo, hi)
+ * (dx = X - ox): a superset (the pixels are tested one by one). */
+static void row_span(double a, double b, double ox, double lo, double hi, int W, double *x0,
+                     double *x1) {
+    if (fabs(a) < 1e-9) {
+        int in = b >= lo - 1 && b < hi + 1;
+        *x0 = fmax(*x0, in ? 0 : W), *x1 = fmin(*x1, in ? W : 0);
+        return;
+    }
+    double p = (lo - b) / a + ox, q = (hi - b) / a + ox;
+    if (p > q) {
+        double t = p;
+        p = q, q = t;
+    }
+    *x0 = fmax(*x0, floor(p) - 2), *x1 = fmin(*x1, ceil(q) + 3);
+}
+
+static void canvas_range(size_t first, size_t n, void *user) {
+    (void)n;
+    canvas_job *j = user;
+    const rot_geom *g = &j->g;
+    int me = (int)first, iw = g->iw, ih = g->ih, W = j->W, H = j->H;
+    int nb[K_N] = {j->fmt[0].bands, j->fmt[1].bands, j->fmt[2].bands};
+    VipsRegion *reg[K_N] = {NULL, NULL, NULL}, *dst[K_N] = {NULL, NULL, NULL};
+    int *span = malloc(sizeof *span * 2 * (size_t)H);
+    if (!span) atomic_store(&j->failed, 1);
+    for (int k = 0; k < K_N; k++)
+        if (j->res[k] &&
+            (!(reg[k] = vips_region_new(j->res[k])) || !(dst[k] = vips_region_new(j->res[k]))))
+            atomic_store(&j->failed, 1);
+    int nt = j->nsx * j->nsy;
+    for (int t; !atomic_load(&j->failed) && (t = atomic_fetch_add(&j->next, 1)) < nt;) {
+        int sx0 = t % j->nsx * SRC_TILE, sy0 = t / j->nsx * SRC_TILE;
+        int sx1 = sx0 + SRC_TILE < iw ? sx0 + SRC_TILE : iw;
+        int sy1 = sy0 + SRC_TILE < ih ? sy0 + SRC_TILE : ih;
+        /* the canvas pixels this tile owns: those whose first tap, clamped to the image, lies
+         * in it (points beyond the image belong to the tiles at its edge) */
+        double lx = sx0 == 0 ? -INFINITY : sx0, hx = sx1 == iw ? INFINITY : sx1;
+        double ly = sy0 == 0 ? -INFINITY : sy0, hy = sy1 == ih ? INFINITY : sy1;
+        int any = 0;
+        for (int Y = 0; Y < H; Y++) {
+            double dy = Y - g->oy, x0 = 0, x1 = W;
+            row_span(g->ia, g->ib * dy, g->ox, lx, hx, W, &x0, &x1);
+            row_span(g->ic, g->id * dy, g->ox, ly, hy, W, &x0, &x1);
+            span[2 * Y] = (int)x0, span[2 * Y + 1] = (int)x1;
+            any |= x0 < x1;
+        }
+        if (!any) continue;
+        /* the taps: the tile and a pixel more right and down */
+        int r[4] = {sx0, sy0, sx1 < iw ? sx1 : iw - 1, sy1 < ih ? sy1 : ih - 1}, sp[4];
+        /* fg and alpha by blocks of SUB_TILE: a block whose source holds none of the edge band
+         * (no alpha) gives rgb's pixels (0); the rest are computed into one buffer */
+        enum { NS = SRC_TILE / SUB_TILE };
+        int nbx = (sx1 - sx0 + SUB_TILE - 1) / SUB_TILE,
+            nby = (sy1 - sy0 + SUB_TILE - 1) / SUB_TILE;
+        uint8_t need[K_N][NS * NS];
+        int n_need[K_N] = {nbx * nby, 0, 0};
+        for (int k = 1; k < K_N; k++) {
+            for (int b = 0; b < nbx * nby; b++) {
+                int bx0 = sx0 + b % nbx * SUB_TILE, by0 = sy0 + b / nbx * SUB_TILE;
+                int br[4] = {bx0, by0, bx0 + SUB_TILE < r[2] ? bx0 + SUB_TILE : r[2],
+                             by0 + SUB_TILE < r[3] ? by0 + SUB_TILE : r[3]};
+                need[k][b] = reg[k] != NULL;
+                if (reg[k] && j->maps) {
+                    tile_support(j, br, sp);
+                    need[k][b] = maps_any(j->maps, j->mt, k == K_FG ? j->maps->fgd : j->maps->anz,
+                                          sp[0], sp[1], sp[2], sp[3]);
+                }
+                n_need[k] += need[k][b];
+            }
+        }
+        src_view v[K_N];
+        VipsRect rr = {r[0], r[1], r[2] - r[0] + 1, r[3] - r[1] + 1};
+        for (int k = 0; k < K_N; k++) {
+            if (!n_need[k]) continue;
+            VipsRegion *at = reg[k];
+            if (n_need[k] == nbx * nby) {
+                if (vips_region_prepare(reg[k], &rr)) atomic_store(&j->failed, 1);
+            } else if (vips_region_buffer(dst[k], &rr)) {
+                atomic_store(&j->failed, 1);
+            } else {
+                at = dst[k];
+                for (int b = 0; b < nbx * nby && !atomic_load(&j->failed); b++) {
+                    if (!need[k][b]) continue;
+                    int bx0 = sx0 + b % nbx * SUB_TILE, by0 = sy0 + b / nbx * SUB_TILE;
+                    VipsRect br = {bx0, by0,
+                                   (bx0 + SUB_TILE < r[2] ? bx0 + SUB_TILE : r[2]) - bx0 + 1,
+                                   (by0 + SUB_TILE < r[3] ? by0 + SUB_TILE : r[3]) - by0 + 1};
+                    if (vips_region_prepare_to(reg[k], dst[k], &br, bx0, by0))
+                        atomic_store(&j->failed, 1);
+                }
+            }
+            if (atomic_load(&j->failed)) break;
+            v[k] = j->fmt[k];
+            v[k].p = VIPS_REGION_ADDR(at, r[0], r[1]);
+            v[k].lskip = VIPS_REGION_LSKIP(at);
+            v[k].left = r[0], v[k].top = r[1], v[k].right = r[2];
+        }
+        if (atomic_load(&j->failed)) break;
+        float *rgb = j->out[K_RGB], *fg = j->out[K_FG], *al = j->out[K_ALPHA];
+        /* the photo's formats (3-band 8-bit or float colour, 16-bit alpha) take the fast path */
+        int fast = nb[K_RGB] == 3 && j->fmt[K_RGB].fmt != 1 &&
+                   (!fg || (nb[K_FG] == 3 && j->fmt[K_FG].fmt == j->fmt[K_RGB].fmt)) &&
+                   (!al || (nb[K_ALPHA] == 1 && j->fmt[K_ALPHA].fmt == 1));
+        (void)fast;
+        for (int Y = 0; Y < H; Y++) {
+            int X0 = span[2 * Y], X1 = span[2 * Y + 1];
+            if (X0 >= X1) continue;
+            double dy = Y - g->oy, by = g->ib * dy, dyy = g->id * dy;
+            for (int X = X0; X < X1; X++) {
+                double dx = X - g->ox;
+                double ix = g->ia * dx + by, iy = g->ic * dx + dyy;
+                double fx0 = floor_fast(ix), fy0 = floor_fast(iy);
+                double cx = fx0 < 0 ? 0 : fx0 > iw - 1 ? iw - 1 : fx0;
+                double cy = fy0 < 0 ? 0 : fy0 > ih - 1 ? ih - 1 : fy0;
+                if (cx < sx0 || cx >= sx1 || cy < sy0 || cy >= sy1) continue;
+                size_t o = (size_t)Y * W + X;
+                if (fx0 < -1 || fy0 < -1 || fx0 > iw - 1 || fy0 > ih - 1) {
+                    for (int k = 0; k < K_N; k++)
+                        if (j->out[k])
+                            for (int c = 0; c < nb[k]; c++) j->out[k][o * nb[k] + c] = 0;
+                    continue;
+                }
+                int b = ((int)cy - sy0) / SUB_TILE * nbx + ((int)cx - sx0) / SUB_TILE;
+                int own_fg = fg && need[K_FG][b];
+#if defined(__SSE2__)
+                int x0 = (int)fx0, y0 = (int)fy0;
+                if (fast && x0 >= 0 && y0 >= 0 && x0 + 1 < iw && y0 + 1 < ih) {
+                    /* inside, the photo's formats: the weights once for the three images */
+                    float fx = (float)(ix - fx0), fy = (float)(iy - fy0);
+                    float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy,
+                          w11 = fx * fy;
+                    __m128 W00 = _mm_set1_ps(w00), W01 = _mm_set1_ps(w01);
+                    __m128 W10 = _mm_set1_ps(w10), W11 = _mm_set1_ps(w11);
+                    __m128 sum = taps3(&v[K_RGB], x0, y0, W00, W01, W10, W11);
+                    store3(rgb + o * 3, sum);
+                    if (fg && !own_fg) store3(fg + o * 3, sum);
+                    if (own_fg) {
+                        store3(fg + o * 3, taps3(&v[K_FG], x0, y0, W00, W01, W10, W11));
+                        j->fg_own[me][Y / TILE_H * j->ctx_ + X / TILE_W] = 1;
+                    }
+                    if (al && need[K_ALPHA][b]) {
+                        const src_view *va = &v[K_ALPHA];
+                        const uint16_t *a0 =
+                            (const uint16_t *)(va->p + (size_t)(y0 - va->top) * va->lskip) +
+                            (x0 - va->left);
+                        const uint16_t *a1 = (const uint16_t *)((const uint8_t *)a0 + va->lskip);
+                        al[o] = (w00 * a0[0] + w01 * a0[1] + w10 * a1[0] + w11 * a1[1]) * va->scale;
+                    } else if (al) {
+                        al[o] = 0;
+                    }
+                    continue;
+                }
+#endif
+                sample_px(g, &v[K_RGB], ix, iy, fx0, fy0, rgb + o * nb[K_RGB],
+                          fg && !own_fg ? fg + o * nb[K_FG] : NULL);
+                if (own_fg) {
+                    sample_px(g, &v[K_FG], ix, iy, fx0, fy0, fg + o * nb[K_FG], NULL);
+                    j->fg_own[me][Y / TILE_H * j->ctx_ + X / TILE_W] = 1;
+                }
+                if (al && need[K_ALPHA][b])
+                    sample_px(g, &v[K_ALPHA], ix, iy, fx0, fy0, al + o * nb[K_ALPHA], NULL);
+                else if (al)
+                    for (int c = 0; c < nb[K_ALPHA]; c++) al[o * nb[K_ALPHA] + c] = 0;
+            }
+        }
+    }
+    free(span);
+    for (int k = 0; k < K_N; k++) {
+        if (reg[k]) g_object_unref(reg[k]);
+        if (dst[k]) g_object_unref(dst[k]);
+    }
+}
+
+/* How a source is resampled. */
+enum {
+    KEEP_FORMAT, /* resample as it is (the 16-bit alpha) */
+    FLOAT_FIRST, /* cast to float, then resample: no rounding at all */
+    FLOAT_AFTER  /* resize in 8 bits (libvips' vectorised path, about twice as fast), then
+                    float for the rotation: rounded once, by the resize (half a level) */
+};
+
+/* The lazy lanczos resize by sc of src (which it unrefs), as the format asks; NULL on failure. */
+static VipsImage *resized(VipsImage *src, double sc, int format) {
+    if (!src) return NULL;
+    VipsImage *f = NULL, *res = NULL;
+    if (format == FLOAT_FIRST && vips_cast_float(src, &f, NULL) == 0) {
+        g_object_unref(src);
+        src = f;
+    } else if (format == FLOAT_FIRST) {
+        g_object_unref(src);
+        return NULL;
+    }
+    if (vips_resize(src, &res, sc, NULL)) res = NULL;
+    g_object_unref(src);
+    if (res && res->BandFmt != VIPS_FORMAT_UCHAR && res->BandFmt != VIPS_FORMAT_USHORT &&
+        res->BandFmt != VIPS_FORMAT_FLOAT) {
+        g_object_unref(res);
+        vips_error("frame", "%s", "8-bit, 16-bit or float input only");
+        return NULL;
+    }
+    return res;
+}
+
+/* The canvas for g into canvas[K_N] (NULL where there is no matte); fg_own (per canvas tile,
+ * TILE_W x TILE_H, malloc'd) says where fg was resampled itself. Returns 0, or -1 with the
+ * libvips error set. */
+static int render_canvas(ts_render_job *job, VipsImage *full, const frame_geom *g,
+                         VipsImage *canvas[K_N], uint8_t **fg_own) {
     ts_render_cache *c = job->cache;
-    if (!c || !c->last.rgb || c->last.photo != job->photo || c->last.matte != job->matte ||
-        c->last.face != job->face || !same_params(&c->last.p, p))
-        return 0;
-    VipsImage *im[2] = {c->last.rgb, c->last.alpha};
-    for (int k = 0; k < 2; k++)
-        if (im[k]) g_object_ref(im[k]);
-    ts_render_replace(&job->rgb, im[0]);
-    ts_render_replace(&job->alpha, im[1]);
-    memcpy(job->m, c->last.m, sizeof job->m);
-    memcpy(job->lm, c->last.lm, sizeof job->lm);
-    job->inter_eye = c->last.inter_eye;
-    for (int k = 0; k < c->last.n_notes; k++) ts_render_note(job, "%s", c->last.notes[k]);
-    for (int k = 0; k < c->last.n_edits; k++) ts_render_edit(job, "%s", c->last.edits[k]);
-    return 1;
+    const ts_matte *mt = job->matte;
+    canvas_job j = {.W = g->W, .H = g->H, .mt = mt};
+    int ctx_ = (g->W + TILE_W - 1) / TILE_W, nct = ctx_ * ((g->H + TILE_H - 1) / TILE_H);
+    j.ctx_ = ctx_;
+    atomic_init(&j.next, 0), atomic_init(&j.failed, 0);
+    double E[2] = {g->E[0], g->E[1]}, sc = g->s;
+    int ox, oy;
+    if (g->half) {
+        /* Shrinking by 2.2 or more: from the half-resolution copies (the resize left is still a
+         * reduction, by 1.1 or more). Coordinates there: x / 2 for pixel corners, so a centre x
+         * lands at (x + 0.5) / 2 - 0.5. */
+        int hx = g->ex / 2, hy = g->ey / 2, hx1 = (g->ex1 + 1) / 2, hy1 = (g->ey1 + 1) / 2;
+        hx1 = hx1 > c->rgb2->Xsize ? c->rgb2->Xsize : hx1;
+        hy1 = hy1 > c->rgb2->Ysize ? c->rgb2->Ysize : hy1;
+        E[0] = (E[0] + 0.5) / 2 - 0.5, E[1] = (E[1] + 0.5) / 2 - 0.5, sc = 2 * g->s;
+        VipsImage *src[K_N] = {c->rgb2, mt ? c->fg2 : NULL, mt ? c->alpha2 : NULL};
+        for (int k = 0; k < K_N; k++) {
+            VipsImage *reg = NULL;
+            if (src[k] && vips_extract_area(src[k], &reg, hx, hy, hx1 - hx, hy1 - hy, NULL) == 0)
+                j.res[k] = resized(reg, sc, k == K_ALPHA ? KEEP_FORMAT : FLOAT_AFTER);
+        }
+        ox = hx, oy = hy, j.lw = hx1 - hx, j.lh = hy1 - hy, j.L = 2;
+    } else {
+        int ew = g->ex1 - g->ex, eh = g->ey1 - g->ey;
+        VipsImage *reg = NULL;
+        if (vips_extract_area(full, &reg, g->ex, g->ey, ew, eh, NULL) == 0) {
+            if (mt) {
+                /* The decontaminated foreground colour: the matte's estimate inside its
+                 * region, the photo's own pixels outside it (where alpha is 0 and it is never
+                 * shown). */
+                VipsImage *m8 = vips_image_new_from_memory(
+                    (void *)mt->fg, (size_t)mt->w * mt->h * 3, mt->w, mt->h, 3, VIPS_FORMAT_UCHAR);
+                VipsImage *ins = NULL;
+                if (m8 && vips_insert(reg, m8, &ins, mt->x - g->ex, mt->y - g->ey, NULL) == 0)
+                    j.res[K_FG] = resized(ins, sc, FLOAT_FIRST);
+                if (m8) g_object_unref(m8);
+                j.res[K_ALPHA] = resized(matte_alpha(mt, g->ex, g->ey, ew, eh), sc, KEEP_FORMAT);
+            }
+            j.res[K_RGB] = resized(reg, sc, FLOAT_FIRST);
+        }
+        ox = g->ex, oy = g->ey, j.lw = ew, j.lh = eh, j.L = 1;
+    }
+    j.lx = ox, j.ly = oy, j.sc = sc;
+    int ok = j.res[K_RGB] && (!mt || (j.res[K_FG] && j.res[K_ALPHA]));
+    for (int k = 1; ok && k < K_N; k++)
+        ok =
+            !j.res[k] || (j.res[k]->Xsize == j.res[0]->Xsize && j.res[k]->Ysize == j.res[0]->Ysize);
+    if (ok) {
+        /* canvas = R(-t) (resized - Er) + A, with the resized photo's pixel centres where the
+         * photo's land (the offsets as vips_affine takes them: it maps pixel corners) */
+        double Er[2] = {sc * (E[0] - ox) + 0.5 * sc - 0.5, sc * (E[1] - oy) + 0.5 * sc - 0.5};
+        double cs = cos(g->t), sn = sin(g->t), a = cs, b = sn, cc = -sn, d = cs;
+        double det = a * d - b * cc;
+        j.g = (rot_geom){j.res[0]->Xsize,
+                         j.res[0]->Ysize,
+                         d / det,
+                         -b / det,
+                         -cc / det,
+                         a / det,
+                         g->A[0] - (a * Er[0] + b * Er[1]) + 0.5 * (a + b) - 0.5,
+                         g->A[1] - (cc * Er[0] + d * Er[1]) + 0.5 * (cc + d) - 0.5};
+        for (int k = 0; k < K_N; k++) {
+            if (!j.res[k]) continue;
+            VipsImage *r = j.res[k];
+            j.fmt[k] = (src_view){.bands = r->Bands,
+                                  .fmt = r->BandFmt == VIPS_FORMAT_FLOAT    ? 2
+                                         : r->BandFmt == VIPS_FORMAT_USHORT ? 1
+                                                                            : 0,
+                                  .black = k == K_ALPHA,
+                                  .scale = k == K_ALPHA ? 1.f / 65535 : 1.f};
+            j.out[k] = canvas_alloc(sizeof(float) * (size_t)g->W * g->H * r->Bands);
+            ok = ok && j.out[k];
+        }
+        if (!ok) vips_error("frame", "%s", "out of memory");
+    }
+    /* the shortcuts need fg in rgb's format */
+    if (ok && mt && c && j.fmt[K_FG].bands == j.fmt[K_RGB].bands &&
+        j.fmt[K_FG].fmt == j.fmt[K_RGB].fmt && maps_fill(c, job, full) == 0)
+        j.maps = &c->maps;
+    uint8_t *own = ok ? calloc((size_t)nct, 2) : NULL;
+    if (ok && !own) ok = 0, vips_error("frame", "%s", "out of memory");
+    if (ok) {
+        j.fg_own[0] = own, j.fg_own[1] = own + nct;
+        j.nsx = (j.g.iw + SRC_TILE - 1) / SRC_TILE, j.nsy = (j.g.ih + SRC_TILE - 1) / SRC_TILE;
+        ts_render_split2(canvas_range, &j, 2, 2);
+        ok = !atomic_load(&j.failed);
+        for (int t = 0; t < nct; t++) own[t] |= own[nct + t];
+    }
+    for (int k = 0; k < K_N; k++) {
+        canvas[k] = NULL;
+        if (ok && j.out[k]) {
+            canvas[k] = canvas_wrap(j.out[k], g->W, g->H, j.fmt[k].bands, j.res[k]);
+            ok = ok && canvas[k];
+        } else {
+            canvas_release(j.out[k]);
+        }
+        if (j.res[k]) g_object_unref(j.res[k]);
+    }
+    if (!ok) {
+        for (int k = 0; k < K_N; k++) ts_render_replace(&canvas[k], NULL);
+        free(own);
+        return -1;
+    }
+    *fg_own = own;
+    return 0;
 }
 
-/* Keeps the canvas frame just made (with the edits and notes from index e0 and n0 on). */
-static void last_keep(ts_render_job *job, const frame_params *p, int e0, int n0) {
-    ts_render_cache *c = job->cache;
-    if (!c) return;
-    last_clear(c);
-    VipsImage *im[2] = {job->rgb, job->alpha};
-    for (int k = 0; k < 2; k++)
-        if (im[k]) g_object_ref(im[k]);
-    c->last.rgb = im[0], c->last.alpha = im[1];
-    c->last.photo = job->photo, c->last.matte = job->matte, c->last.face = job->face;
-    c->last.p = *p;
-    memcpy(c->last.m, job->m, sizeof job->m);
-    memcpy(c->last.lm, job->lm, sizeof job->lm);
-    c->last.inter_eye = job->inter_eye;
-    c->last.n_edits = c->last.n_notes = 0;
-    for (int k = e0; k < job->n_edits; k++)
-        memcpy(c->last.edits[c->last.n_edits++], job->edits[k], sizeof job->edits[k]);
-    for (int k = n0; k < job->n_notes; k++)
-        memcpy(c->last.notes[c->last.n_notes++], job->notes[k], sizeof job->notes[k]);
-}
+/* ---- the frame ---------------------------------------------------------------------------- */
 
-/* Gives the job fg, the foreground colour made again for a cached canvas (reference taken). */
-static ts_status fg_done(ts_render_job *job, VipsImage *fg) {
-    if (!fg) return ts_fail(job->ctx, TS_ERR_INTERNAL, "frame: %s", vips_error_buffer());
-    ts_render_replace(&job->fg, fg);
-    return TS_OK;
-}
-
-/* The frame's transform for p, its canvas (rgb, alpha, fg) into the job, and its edits and notes;
- * fg_only: the foreground colour alone (for a canvas taken from the cache, which keeps the rest).
- */
-static ts_status frame_make(ts_render_job *job, const frame_params *p, int fg_only) {
+/* The frame's geometry for p (the transform and the part of the photo it needs), and the notes
+ * on what the photo lacks. */
+static ts_status frame_geometry(ts_render_job *job, const frame_params *p, VipsImage *full,
+                                frame_geom *g) {
     const ts_face_analysis *f = job->face;
-    ts_ctx *ctx = job->ctx;
-    VipsImage *full = ts_photo_full(ctx, job->photo);
-    if (!full) return TS_ERR_FORMAT;
     int PW = full->Xsize, PH = full->Ysize;
     int W = p->width, H = (int)lround(p->width / crop_aspect[p->crop]);
     const float(*L)[3] = f->landmarks;
@@ -553,7 +1033,7 @@ static ts_status frame_make(ts_render_job *job, const frame_params *p, int fg_on
     }
     canvas_bounds(s, t, E, A, W, H, box);
     double head_top = E[1] - (E[1] - L[10][1]) - 0.35 * fh; /* approx. top of hair, photo y */
-    if (box[1] < -0.5 && !fg_only) {
+    if (box[1] < -0.5) {
         if (head_top < 0)
             ts_render_note(job, "the top of the head is cut off in the photo; leave room above "
                                 "the head next time");
@@ -563,84 +1043,164 @@ static ts_status frame_make(ts_render_job *job, const frame_params *p, int fg_on
                            "sits higher than usual",
                            crop_names[p->crop]);
     }
-    if (box[3] > PH + 0.5 && !fg_only)
+    if (box[3] > PH + 0.5)
         ts_render_note(job, "the photo ends above the shoulders; the frame shows less body than "
                             "usual");
     /* The part of the photo needed, with a margin for the resampling kernel. */
-    int ex = (int)floor(fmax(0, box[0] - 4)), ey = (int)floor(fmax(0, box[1] - 4));
-    int ex1 = (int)ceil(fmin(PW, box[2] + 4)), ey1 = (int)ceil(fmin(PH, box[3] + 4));
-    if (ex1 - ex < 2 || ey1 - ey < 2) return ts_fail(ctx, TS_ERR_INTERNAL, "frame: empty crop");
-    /* Shrinking by 2.2 or more: from the half-resolution copies (the resize left is still a
-     * reduction, by 1.1 or more). Coordinates there: x / 2 for pixel corners, so a centre x
-     * lands at (x + 0.5) / 2 - 0.5. */
-    if (job->cache && s <= 1 / 2.2 && cache_fill(job->cache, job, full) == 0) {
-        const ts_render_cache *c = job->cache;
-        int hx = ex / 2, hy = ey / 2;
-        int hx1 = (ex1 + 1) / 2, hy1 = (ey1 + 1) / 2;
-        hx1 = hx1 > c->rgb2->Xsize ? c->rgb2->Xsize : hx1;
-        hy1 = hy1 > c->rgb2->Ysize ? c->rgb2->Ysize : hy1;
-        double E2[2] = {(E[0] + 0.5) / 2 - 0.5, (E[1] + 0.5) / 2 - 0.5};
-        VipsImage *src[3] = {c->rgb2, c->fg2, c->alpha2}, *got[3] = {NULL, NULL, NULL};
-        for (int k = 0; k < 3; k++) {
-            VipsImage *reg = NULL;
-            if ((fg_only && k != 1) || !src[k] ||
-                vips_extract_area(src[k], &reg, hx, hy, hx1 - hx, hy1 - hy, NULL))
-                continue;
-            got[k] = to_canvas(reg, 2 * s, t, E2, A, hx, hy, W, H,
-                               k == 2 ? VIPS_EXTEND_BLACK : VIPS_EXTEND_COPY,
-                               k == 2 ? KEEP_FORMAT : FLOAT_AFTER, k == 2 ? 1.f / 65535 : 1.f);
-            g_object_unref(reg);
-        }
-        if (fg_only) return fg_done(job, got[1]);
-        if (!job->matte)
-            for (int k = 1; k < 3; k++)
-                if (got[k]) g_object_unref(got[k]), got[k] = NULL;
-        return finish(job, got[0], got[2], got[1], s, t, E, A, W, H, p);
+    *g = (frame_geom){.W = W, .H = H, .PW = PW, .PH = PH, .s = s, .t = t};
+    memcpy(g->E, E, sizeof E), memcpy(g->A, A, sizeof A), memcpy(g->box, box, sizeof box);
+    g->ex = (int)floor(fmax(0, box[0] - 4)), g->ey = (int)floor(fmax(0, box[1] - 4));
+    g->ex1 = (int)ceil(fmin(PW, box[2] + 4)), g->ey1 = (int)ceil(fmin(PH, box[3] + 4));
+    if (g->ex1 - g->ex < 2 || g->ey1 - g->ey < 2)
+        return ts_fail(job->ctx, TS_ERR_INTERNAL, "frame: empty crop");
+    return TS_OK;
+}
+
+/* Sets the job's transform, landmarks and edits for g. */
+static void finish(ts_render_job *job, const frame_geom *g, const frame_params *p) {
+    const ts_face_analysis *f = job->face;
+    const float(*L)[3] = f->landmarks;
+    double c = cos(g->t), sn = sin(g->t), s = g->s, t = g->t;
+    job->m[0] = s * c, job->m[1] = s * sn, job->m[3] = -s * sn, job->m[4] = s * c;
+    job->m[2] = g->A[0] - (job->m[0] * g->E[0] + job->m[1] * g->E[1]);
+    job->m[5] = g->A[1] - (job->m[3] * g->E[0] + job->m[4] * g->E[1]);
+    for (int i = 0; i < TS_LANDMARKS; i++) {
+        job->lm[i][0] = (float)(job->m[0] * L[i][0] + job->m[1] * L[i][1] + job->m[2]);
+        job->lm[i][1] = (float)(job->m[3] * L[i][0] + job->m[4] * L[i][1] + job->m[5]);
     }
-    VipsImage *region = NULL, *rgb = NULL, *alpha = NULL;
-    if (!fg_only) {
-        if (vips_extract_area(full, &region, ex, ey, ex1 - ex, ey1 - ey, NULL))
-            return ts_fail(ctx, TS_ERR_INTERNAL, "frame: %s", vips_error_buffer());
-        rgb = to_canvas(region, s, t, E, A, ex, ey, W, H, VIPS_EXTEND_COPY, FLOAT_FIRST, 1.f);
-        g_object_unref(region);
-    }
-    if (job->matte && !fg_only) {
-        VipsImage *a = matte_alpha(job->matte, ex, ey, ex1 - ex, ey1 - ey);
-        alpha =
-            a ? to_canvas(a, s, t, E, A, ex, ey, W, H, VIPS_EXTEND_BLACK, KEEP_FORMAT, 1.f / 65535)
-              : NULL;
-        if (a) g_object_unref(a);
-    }
-    /* The decontaminated foreground colour: the matte's estimate inside its region, the
-     * photo's own pixels outside it (where alpha is 0 and it is never shown). */
-    VipsImage *fgc = NULL;
+    job->inter_eye = (float)(f->inter_eye_px * s);
+    if (p->level && fabs(t) > 0.2 * M_PI / 180)
+        ts_render_edit(job, "levelled the eyes (turned %.1f degrees)", -t * 180 / M_PI);
+    ts_render_edit(job, "cropped to %s %dx%d", crop_names[p->crop], g->W, g->H);
+}
+
+/* Whether a canvas made for a serves for b. Styles that mean the template's eye line or head
+ * size but write it out (a style's 0.52 is the float nearest, not the template's 0.52) land a
+ * few millionths of a pixel apart: such canvases differ by less than a thousandth of a level,
+ * and are the same picture. Everything that decides which pixels are read must be equal. */
+static int same_canvas(const frame_geom *a, const frame_geom *b) {
+    return a->W == b->W && a->H == b->H && a->PW == b->PW && a->PH == b->PH && a->t == b->t &&
+           a->E[0] == b->E[0] && a->E[1] == b->E[1] && a->ex == b->ex && a->ey == b->ey &&
+           a->ex1 == b->ex1 && a->ey1 == b->ey1 && a->half == b->half &&
+           fabs(a->s - b->s) <= 1e-7 * a->s && fabs(a->A[0] - b->A[0]) <= 1e-5 &&
+           fabs(a->A[1] - b->A[1]) <= 1e-5;
+}
+
+typedef struct copy_job {
+    const float *from;
+    float *to;
+} copy_job;
+
+static void copy_range(size_t first, size_t n, void *user) {
+    const copy_job *j = user;
+    memcpy(j->to + first, j->from + first, sizeof(float) * n);
+}
+
+/* Gives the job the kept canvas when it was made for the same photo, matte, face and geometry:
+ * rgb and alpha by reference, fg as rgb's copy with its own tiles laid on it. Returns 1 then,
+ * else 0. */
+static int last_take(ts_render_job *job, const frame_geom *g) {
+    ts_render_cache *c = job->cache;
+    if (!c || !c->last.rgb || c->last.photo != job->photo || c->last.matte != job->matte ||
+        c->last.face != job->face || !same_canvas(&c->last.g, g))
+        return 0;
+    VipsImage *fg = NULL;
     if (job->matte) {
-        const ts_matte *mt = job->matte;
-        VipsImage *m8 = vips_image_new_from_memory((void *)mt->fg, (size_t)mt->w * mt->h * 3, mt->w,
-                                                   mt->h, 3, VIPS_FORMAT_UCHAR);
-        VipsImage *ins = NULL, *reg = NULL;
-        int ok = m8 && vips_extract_area(full, &reg, ex, ey, ex1 - ex, ey1 - ey, NULL) == 0 &&
-                 vips_insert(reg, m8, &ins, mt->x - ex, mt->y - ey, NULL) == 0;
-        if (ok) fgc = to_canvas(ins, s, t, E, A, ex, ey, W, H, VIPS_EXTEND_COPY, FLOAT_FIRST, 1.f);
-        VipsImage *all[] = {m8, ins, reg};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-            if (all[i]) g_object_unref(all[i]);
+        if ((!c->last.fg_tile && c->last.n_fg_tiles) || c->last.rgb->Bands != 3) return 0;
+        VipsImage *rgb = c->last.rgb;
+        int W = rgb->Xsize, H = rgb->Ysize, ntx = (W + TILE_W - 1) / TILE_W;
+        float *px = canvas_alloc(sizeof(float) * (size_t)W * H * 3);
+        if (!px) return 0;
+        copy_job cj = {(const float *)VIPS_IMAGE_ADDR(rgb, 0, 0), px};
+        ts_render_split2(copy_range, &cj, (size_t)W * H * 3, 1 << 16);
+        const float *from = c->last.fg_px;
+        for (int k = 0; k < c->last.n_fg_tiles; k++) {
+            int t = c->last.fg_tile[k], X0 = t % ntx * TILE_W, Y0 = t / ntx * TILE_H;
+            int X1 = X0 + TILE_W < W ? X0 + TILE_W : W, Y1 = Y0 + TILE_H < H ? Y0 + TILE_H : H;
+            for (int Y = Y0; Y < Y1; Y++, from += (X1 - X0) * 3)
+                memcpy(px + ((size_t)Y * W + X0) * 3, from, sizeof(float) * (X1 - X0) * 3);
+        }
+        if (!(fg = canvas_wrap(px, W, H, 3, rgb))) return 0;
     }
-    if (fg_only) return fg_done(job, fgc);
-    return finish(job, rgb, alpha, fgc, s, t, E, A, W, H, p);
+    ts_render_replace(&job->rgb, g_object_ref(c->last.rgb));
+    ts_render_replace(&job->alpha, c->last.alpha ? g_object_ref(c->last.alpha) : NULL);
+    ts_render_replace(&job->fg, fg);
+    return 1;
+}
+
+/* Keeps the canvas just made (fg_own: which fg tiles differ from rgb; taken over). */
+static void last_keep(ts_render_job *job, const frame_geom *g, uint8_t *fg_own) {
+    ts_render_cache *c = job->cache;
+    if (!c) {
+        free(fg_own);
+        return;
+    }
+    last_clear(c);
+    if (job->fg && (job->fg->Bands != 3 || job->rgb->Bands != 3)) {
+        free(fg_own);
+        return; /* nothing kept: the kept foreground is rgb's 3 bands with its own tiles */
+    }
+    if (job->fg) {
+        int W = g->W, H = g->H, ntx = (W + TILE_W - 1) / TILE_W,
+            nt = ntx * ((H + TILE_H - 1) / TILE_H);
+        size_t n = 0, npx = 0;
+        for (int t = 0; t < nt; t++)
+            if (fg_own[t]) {
+                int X0 = t % ntx * TILE_W, Y0 = t / ntx * TILE_H;
+                n++, npx += (size_t)((X0 + TILE_W < W ? X0 + TILE_W : W) - X0) *
+                            ((Y0 + TILE_H < H ? Y0 + TILE_H : H) - Y0);
+            }
+        int *tile = malloc(sizeof *tile * (n ? n : 1));
+        float *px = malloc(sizeof *px * 3 * (npx ? npx : 1));
+        if (!tile || !px) {
+            free(tile), free(px), free(fg_own);
+            return; /* nothing kept */
+        }
+        const float *fg = (const float *)VIPS_IMAGE_ADDR(job->fg, 0, 0);
+        float *to = px;
+        n = 0;
+        for (int t = 0; t < nt; t++) {
+            if (!fg_own[t]) continue;
+            int X0 = t % ntx * TILE_W, Y0 = t / ntx * TILE_H;
+            int X1 = X0 + TILE_W < W ? X0 + TILE_W : W, Y1 = Y0 + TILE_H < H ? Y0 + TILE_H : H;
+            for (int Y = Y0; Y < Y1; Y++, to += (X1 - X0) * 3)
+                memcpy(to, fg + ((size_t)Y * W + X0) * 3, sizeof(float) * (X1 - X0) * 3);
+            tile[n++] = t;
+        }
+        c->last.fg_tile = tile, c->last.fg_px = px, c->last.n_fg_tiles = (int)n;
+    }
+    free(fg_own);
+    c->last.rgb = g_object_ref(job->rgb);
+    c->last.alpha = job->alpha ? g_object_ref(job->alpha) : NULL;
+    c->last.photo = job->photo, c->last.matte = job->matte, c->last.face = job->face;
+    c->last.g = *g;
 }
 
 static ts_status frame_run(ts_render_job *job, const void *params) {
     const frame_params *p = params;
-    /* a canvas taken from the cache gets its foreground colour made again: kept, it would add
-     * a canvas to each look's peak memory */
-    if (last_take(job, p)) return job->matte ? frame_make(job, p, 1) : TS_OK;
+    ts_ctx *ctx = job->ctx;
+    VipsImage *full = ts_photo_full(ctx, job->photo);
+    if (!full) return TS_ERR_FORMAT;
+    frame_geom g;
+    ts_status st = frame_geometry(job, p, full, &g);
+    if (st) return st;
+    g.half = job->cache && g.s <= 1 / 2.2 && cache_fill(job->cache, job, full) == 0;
+    if (last_take(job, &g)) {
+        finish(job, &g, p);
+        return TS_OK;
+    }
     /* the canvas kept is not this one: let it go before the new one is made */
     if (job->cache) last_clear(job->cache);
-    int e0 = job->n_edits, n0 = job->n_notes;
-    ts_status st = frame_make(job, p, 0);
-    if (st == TS_OK) last_keep(job, p, e0, n0);
-    return st;
+    VipsImage *canvas[K_N];
+    uint8_t *fg_own = NULL;
+    if (render_canvas(job, full, &g, canvas, &fg_own))
+        return ts_fail(ctx, TS_ERR_INTERNAL, "frame: %s", vips_error_buffer());
+    ts_render_replace(&job->rgb, canvas[K_RGB]);
+    ts_render_replace(&job->alpha, canvas[K_ALPHA]);
+    ts_render_replace(&job->fg, canvas[K_FG]);
+    finish(job, &g, p);
+    last_keep(job, &g, fg_own);
+    return TS_OK;
 }
 
 const ts_stage ts_stage_frame = {"frame", 1, frame_table, sizeof(frame_params), frame_run};
