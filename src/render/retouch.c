@@ -372,41 +372,68 @@ RT_INLINE void gauss_col_body(const line_blur *lb, const float *in, float *restr
     for (int x = 0; x < w; x++) out[x] = s[x] / ks;
 }
 
-static void gauss_rows_base(const line_blur *lb, const float *in, float *out, int w, int h, int y0,
-                            int y1, float *s) {
-    (void)h;
-    for (int y = y0; y < y1; y++) gauss_row_body(lb, in + (size_t)y * w, out + (size_t)y * w, w, s);
+/* Rows [y0, y1) of in (times wt, when not NULL) blurred along x into out; s: 2 w floats. */
+RT_INLINE void gauss_x_body(const line_blur *lb, const float *in, const float *wt, float *out,
+                            int w, int y0, int y1, float *s) {
+    for (int y = y0; y < y1; y++) {
+        const float *row = in + (size_t)y * w;
+        if (wt) {
+            float *restrict q = s + w;
+            const float *restrict wr = wt + (size_t)y * w;
+            for (int x = 0; x < w; x++) q[x] = row[x] * wr[x];
+            row = q;
+        }
+        gauss_row_body(lb, row, out + (size_t)y * w, w, s);
+    }
 }
-static void gauss_cols_base(const line_blur *lb, const float *in, float *out, int w, int h, int y0,
+
+/* Rows [y0, y1) of the blur of in along y, into out. */
+RT_INLINE void gauss_y_body(const line_blur *lb, const float *in, float *out, int w, int h, int y0,
                             int y1, float *s) {
     for (int y = y0; y < y1; y++) gauss_col_body(lb, in, out + (size_t)y * w, w, h, y, s);
+}
+
+static void gauss_x_base(const line_blur *lb, const float *in, const float *wt, float *out, int w,
+                         int y0, int y1, float *s) {
+    gauss_x_body(lb, in, wt, out, w, y0, y1, s);
+}
+static void gauss_y_base(const line_blur *lb, const float *in, float *out, int w, int h, int y0,
+                         int y1, float *s) {
+    gauss_y_body(lb, in, out, w, h, y0, y1, s);
 }
 #if RT_AVX2
-RT_TARGET_AVX2 static void gauss_rows_avx2(const line_blur *lb, const float *in, float *out, int w,
-                                           int h, int y0, int y1, float *s) {
-    (void)h;
-    for (int y = y0; y < y1; y++) gauss_row_body(lb, in + (size_t)y * w, out + (size_t)y * w, w, s);
+RT_TARGET_AVX2 static void gauss_x_avx2(const line_blur *lb, const float *in, const float *wt,
+                                        float *out, int w, int y0, int y1, float *s) {
+    gauss_x_body(lb, in, wt, out, w, y0, y1, s);
 }
-RT_TARGET_AVX2 static void gauss_cols_avx2(const line_blur *lb, const float *in, float *out, int w,
-                                           int h, int y0, int y1, float *s) {
-    for (int y = y0; y < y1; y++) gauss_col_body(lb, in, out + (size_t)y * w, w, h, y, s);
+RT_TARGET_AVX2 static void gauss_y_avx2(const line_blur *lb, const float *in, float *out, int w,
+                                        int h, int y0, int y1, float *s) {
+    gauss_y_body(lb, in, out, w, h, y0, y1, s);
 }
 #endif
 
-/* Rows [y0, y1) of in blurred along x (cols: along y) into out. */
-static void gauss_rows(const line_blur *lb, int cols, const float *in, float *out, int w, int h,
-                       int y0, int y1, float *s) {
+/* Rows [y0, y1) of in blurred along x (times wt; cols: along y, wt NULL) into out. */
+static void gauss_rows(const line_blur *lb, int cols, const float *in, const float *wt, float *out,
+                       int w, int h, int y0, int y1, float *s) {
 #if RT_AVX2
     if (use_avx2) {
-        (cols ? gauss_cols_avx2 : gauss_rows_avx2)(lb, in, out, w, h, y0, y1, s);
+        if (cols)
+            gauss_y_avx2(lb, in, out, w, h, y0, y1, s);
+        else
+            gauss_x_avx2(lb, in, wt, out, w, y0, y1, s);
         return;
     }
 #endif
-    (cols ? gauss_cols_base : gauss_rows_base)(lb, in, out, w, h, y0, y1, s);
+    if (cols)
+        gauss_y_base(lb, in, out, w, h, y0, y1, s);
+    else
+        gauss_x_base(lb, in, wt, out, w, y0, y1, s);
 }
 
-/* The nb rows from src (stride w) transposed into dst (w rows of nb), and back. */
-static void rows_to_cols(float *restrict dst, const float *restrict src, int w, int nb) {
+/* The nb rows from src (stride w), times wt's (when not NULL), transposed into dst (w rows of
+ * nb), and back. */
+static void rows_to_cols(float *restrict dst, const float *restrict src, const float *restrict wt,
+                         int w, int nb) {
     int x = 0;
 #ifdef __SSE2__
     if (nb % 4 == 0)
@@ -416,6 +443,12 @@ static void rows_to_cols(float *restrict dst, const float *restrict src, int w, 
                        r1 = _mm_loadu_ps(src + (size_t)(k + 1) * w + x),
                        r2 = _mm_loadu_ps(src + (size_t)(k + 2) * w + x),
                        r3 = _mm_loadu_ps(src + (size_t)(k + 3) * w + x);
+                if (wt) {
+                    r0 = _mm_mul_ps(r0, _mm_loadu_ps(wt + (size_t)k * w + x));
+                    r1 = _mm_mul_ps(r1, _mm_loadu_ps(wt + (size_t)(k + 1) * w + x));
+                    r2 = _mm_mul_ps(r2, _mm_loadu_ps(wt + (size_t)(k + 2) * w + x));
+                    r3 = _mm_mul_ps(r3, _mm_loadu_ps(wt + (size_t)(k + 3) * w + x));
+                }
                 _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
                 _mm_storeu_ps(dst + (size_t)x * nb + k, r0);
                 _mm_storeu_ps(dst + (size_t)(x + 1) * nb + k, r1);
@@ -424,7 +457,9 @@ static void rows_to_cols(float *restrict dst, const float *restrict src, int w, 
             }
 #endif
     for (; x < w; x++)
-        for (int k = 0; k < nb; k++) dst[(size_t)x * nb + k] = src[(size_t)k * w + x];
+        for (int k = 0; k < nb; k++)
+            dst[(size_t)x * nb + k] =
+                wt ? src[(size_t)k * w + x] * wt[(size_t)k * w + x] : src[(size_t)k * w + x];
 }
 
 static void cols_to_rows(float *restrict dst, const float *restrict src, int w, int nb) {
@@ -453,11 +488,12 @@ static void cols_to_rows(float *restrict dst, const float *restrict src, int w, 
 #define BOX_XB 32
 #define BOX_YB 128
 
-/* Full-resolution separable blurs of np planes of w x h at one sigma, in place, the work of each
- * pass split between two threads: along x (a -> t), then along y (t -> a). t: np planes of
- * scratch. */
+/* Full-resolution separable blurs of np planes of w x h at one sigma: dst[p] = the blur of src[p]
+ * (times wt[p] where that is not NULL; dst[p] may be src[p]), the work of each pass split between
+ * two threads: along x (src -> t), then along y (t -> dst). t: np planes of scratch. */
 typedef struct blur_job {
-    float *const *a;
+    const float *const *src, *const *wt;
+    float *const *dst;
     float **t;
     int np, w, h, pass, blocks; /* pass 0: along x, 1: along y; blocks per plane */
     line_blur lb;
@@ -471,7 +507,7 @@ static void blur_range(size_t first, size_t n, void *user) {
     float *scr = NULL;
     double *acc = NULL;
     if (lb->gauss)
-        scr = malloc(sizeof(float) * (size_t)(w > h ? w : h));
+        scr = malloc(sizeof(float) * ((size_t)(w > h ? w : h) + (size_t)w));
     else if (j->pass == 0)
         scr = malloc(sizeof(float) * ((size_t)w * BOX_XB * 2 + (size_t)R * BOX_XB * 2)),
         acc = malloc(sizeof(double) * 3 * BOX_XB);
@@ -485,39 +521,53 @@ static void blur_range(size_t first, size_t n, void *user) {
     }
     for (size_t it = first; it < first + n; it++) {
         int p = (int)(it / (size_t)j->blocks), b = (int)(it % (size_t)j->blocks);
-        float *a = j->a[p], *t = j->t[p];
+        const float *src = j->src[p], *wt = j->wt[p];
+        float *dst = j->dst[p], *t = j->t[p];
         if (lb->gauss) {
             /* blocks are bands of rows */
             int y0 = (int)((int64_t)h * b / j->blocks),
                 y1 = (int)((int64_t)h * (b + 1) / j->blocks);
             if (j->pass == 0)
-                gauss_rows(lb, 0, a, t, w, h, y0, y1, scr);
+                gauss_rows(lb, 0, src, wt, t, w, h, y0, y1, scr);
             else
-                gauss_rows(lb, 1, t, a, w, h, y0, y1, scr);
+                gauss_rows(lb, 1, t, NULL, dst, w, h, y0, y1, scr);
         } else if (j->pass == 0) {
             int y0 = b * BOX_XB, nb = h - y0 < BOX_XB ? h - y0 : BOX_XB;
             float *T = scr, *T2 = scr + (size_t)w * BOX_XB, *ring = T2 + (size_t)w * BOX_XB;
-            rows_to_cols(T, a + (size_t)y0 * w, w, nb);
+            rows_to_cols(T, src + (size_t)y0 * w, wt ? wt + (size_t)y0 * w : NULL, w, nb);
             box_cols(lb, T, (size_t)nb, T2, (size_t)nb, nb, w, ring, ring + (size_t)R * nb, acc);
             cols_to_rows(t + (size_t)y0 * w, T2, w, nb);
         } else {
             int x0 = b * BOX_YB, nc = w - x0 < BOX_YB ? w - x0 : BOX_YB;
-            box_cols(lb, t + x0, (size_t)w, a + x0, (size_t)w, nc, h, scr, scr + (size_t)R * nc,
+            box_cols(lb, t + x0, (size_t)w, dst + x0, (size_t)w, nc, h, scr, scr + (size_t)R * nc,
                      acc);
         }
     }
     free(scr), free(acc);
 }
 
-static int blur_full_n(float *const *a, int np, int w, int h, float sigma) {
-    if (sigma <= 0.3f || np <= 0) return 0;
+/* src[p] (times wt[p]) into dst[p], for a blur too narrow to do anything. */
+static void copy_weighted(float *dst, const float *src, const float *wt, size_t n) {
+    if (wt)
+        for (size_t i = 0; i < n; i++) dst[i] = src[i] * wt[i];
+    else if (dst != src)
+        memcpy(dst, src, sizeof(float) * n);
+}
+
+static int blur_full_n(float *const *dst, const float *const *src, const float *const *wt, int np,
+                       int w, int h, float sigma) {
     size_t n = (size_t)w * h;
-    float *t[8];
+    if (np <= 0) return 0;
     if (np > 8) return -1;
+    if (sigma <= 0.3f) {
+        for (int p = 0; p < np; p++) copy_weighted(dst[p], src[p], wt[p], n);
+        return 0;
+    }
+    float *t[8];
     float *tt = malloc(sizeof(float) * n * np);
     if (!tt) return -1;
     for (int p = 0; p < np; p++) t[p] = tt + n * p;
-    blur_job j = {a, t, np, w, h, 0, 0, {0}, 0};
+    blur_job j = {src, wt, dst, t, np, w, h, 0, 0, {0}, 0};
     line_blur_init(&j.lb, sigma);
     for (j.pass = 0; j.pass < 2; j.pass++) {
         if (j.lb.gauss)
@@ -540,7 +590,8 @@ static int blur_full_n(float *const *a, int np, int w, int h, float sigma) {
 /* The reduced planes' work: box averages down (pass 0) and bilinear back up (along x, pass 1,
  * then along y, pass 2), rows split between two threads. */
 typedef struct reduce_job {
-    float *const *a;
+    const float *const *src, *const *wt;
+    float *const *dst;
     float **sm, **hs;
     int np, w, h, k, sw, sh, pass;
     const int *ix0, *ix1;
@@ -561,12 +612,21 @@ static void reduce_range(size_t first, size_t n, void *user) {
             /* box average (partial cells at the right and bottom edges average what they
              * hold): row sums of k rows, then k columns of them */
             int p = (int)(it / (size_t)sh), y = (int)(it % (size_t)sh);
-            const float *a = j->a[p];
+            const float *a = j->src[p], *wt = j->wt[p];
             int ya = y * k, yb = ya + k < h ? ya + k : h;
-            memcpy(acc, a + (size_t)ya * w, sizeof *acc * (size_t)w);
-            for (int yy = ya + 1; yy < yb; yy++) {
-                const float *row = a + (size_t)yy * w;
-                for (int x = 0; x < w; x++) acc[x] += row[x];
+            if (wt) {
+                const float *row = a + (size_t)ya * w, *wr = wt + (size_t)ya * w;
+                for (int x = 0; x < w; x++) acc[x] = row[x] * wr[x];
+                for (int yy = ya + 1; yy < yb; yy++) {
+                    row = a + (size_t)yy * w, wr = wt + (size_t)yy * w;
+                    for (int x = 0; x < w; x++) acc[x] += row[x] * wr[x];
+                }
+            } else {
+                memcpy(acc, a + (size_t)ya * w, sizeof *acc * (size_t)w);
+                for (int yy = ya + 1; yy < yb; yy++) {
+                    const float *row = a + (size_t)yy * w;
+                    for (int x = 0; x < w; x++) acc[x] += row[x];
+                }
             }
             float *dst = j->sm[p] + (size_t)y * sw;
             for (int x = 0; x < sw; x++) {
@@ -591,17 +651,22 @@ static void reduce_range(size_t first, size_t n, void *user) {
             int y0 = (int)fy, y1 = y0 + 1 < sh ? y0 + 1 : y0;
             float ty = fy - y0;
             const float *top = j->hs[p] + (size_t)y0 * w, *bot = j->hs[p] + (size_t)y1 * w;
-            float *dst = j->a[p] + (size_t)y * w;
+            float *dst = j->dst[p] + (size_t)y * w;
             for (int x = 0; x < w; x++) dst[x] = top[x] + ty * (bot[x] - top[x]);
         }
     }
     free(acc);
 }
 
-/* In-place Gaussian blurs of np w x h planes at one sigma. Wide blurs run at reduced resolution
- * (BLUR_REDUCE_SIGMA). Returns -1 when out of memory. */
-static int blur_n(float *const *a, int np, int w, int h, float sigma) {
-    if (sigma < BLUR_REDUCE_SIGMA || w < 64 || h < 64) return blur_full_n(a, np, w, h, sigma);
+/* Gaussian blurs of np w x h planes at one sigma: dst[p] = the blur of src[p] (times wt[p] where
+ * wt and it are not NULL; dst[p] may be src[p]). Wide blurs run at reduced resolution
+ * (BLUR_REDUCE_SIGMA), unless exact. Returns -1 when out of memory. */
+static int blur_n(float *const *dst, const float *const *src, const float *const *wt, int np, int w,
+                  int h, float sigma, int exact) {
+    const float *const none[8] = {NULL};
+    if (!wt) wt = none;
+    if (exact || sigma < BLUR_REDUCE_SIGMA || w < 64 || h < 64)
+        return blur_full_n(dst, src, wt, np, w, h, sigma);
     if (np > 8) return -1;
     int k = (int)(sigma / 4);
     k = k < 2 ? 2 : k > 4 ? 4 : k;
@@ -611,14 +676,15 @@ static int blur_n(float *const *a, int np, int w, int h, float sigma) {
     int *ix0 = malloc(sizeof *ix0 * (size_t)w), *ix1 = malloc(sizeof *ix1 * (size_t)w);
     float *tx = malloc(sizeof *tx * (size_t)w);
     int fail = !smb || !ix0 || !ix1 || !tx;
-    reduce_job j = {a, sm, hs, np, w, h, k, sw, sh, 0, ix0, ix1, tx, 0};
+    reduce_job j = {src, wt, dst, sm, hs, np, w, h, k, sw, sh, 0, ix0, ix1, tx, 0};
     if (!fail) {
         for (int p = 0; p < np; p++)
             sm[p] = smb + sn * p, hs[p] = smb + sn * np + (size_t)sh * w * p;
         ts_render_split2(reduce_range, &j, (size_t)sh * np, 64);
         /* the box average is itself a blur of variance (k^2 - 1) / 12 pixels^2 */
         float s2 = sigma * sigma - (k * k - 1) / 12.f;
-        fail = j.fail || blur_full_n(sm, np, sw, sh, sqrtf(s2 > 0 ? s2 : 0) / k);
+        fail = j.fail || blur_full_n(sm, (const float *const *)sm, none, np, sw, sh,
+                                     sqrtf(s2 > 0 ? s2 : 0) / k);
     }
     if (!fail) {
         /* bilinear, cell centres at (x + 0.5) k - 0.5; the columns' taps are the same on every
@@ -637,8 +703,9 @@ static int blur_n(float *const *a, int np, int w, int h, float sigma) {
     return fail ? -1 : 0;
 }
 
+/* In place, one plane. */
 static int blur(float *a, int w, int h, float sigma) {
-    return blur_n(&a, 1, w, h, sigma);
+    return blur_n(&a, (const float *const *)&a, NULL, 1, w, h, sigma, 0);
 }
 
 /* Normalised convolution of three planes: dst[c] = blur(src[c] * wt) / blur(wt), the weighted
@@ -647,11 +714,9 @@ static int blur(float *a, int w, int h, float sigma) {
 static int nblur3_with(float *const dst[3], float *const src[3], const float *wt, int w, int h,
                        float sigma, float *tmp, int exact) {
     size_t n = (size_t)w * h;
-    memcpy(tmp, wt, sizeof(float) * n);
-    for (int c = 0; c < 3; c++)
-        for (size_t i = 0; i < n; i++) dst[c][i] = src[c][i] * wt[i];
     float *all[4] = {tmp, dst[0], dst[1], dst[2]};
-    if ((exact ? blur_full_n : blur_n)(all, 4, w, h, sigma)) return -1;
+    const float *in[4] = {wt, src[0], src[1], src[2]}, *by[4] = {NULL, wt, wt, wt};
+    if (blur_n(all, in, by, 4, w, h, sigma, exact)) return -1;
     for (int c = 0; c < 3; c++)
         for (size_t i = 0; i < n; i++) dst[c][i] = tmp[i] > 1e-3f ? dst[c][i] / tmp[i] : src[c][i];
     return 0;
@@ -840,10 +905,7 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
     if (!fail)
         fail = nblur3_exact((float *const[3]){base_L, base_a, base_b}, W->lab, W->core, w, h,
                             sig_base, W->tmp);
-    for (int c = 0; c < 3 && !fail; c++) {
-        memcpy(sm[c], W->lab[c], sizeof(float) * n);
-        fail = blur(sm[c], w, h, sig_s);
-    }
+    if (!fail) fail = blur_n(sm, (const float *const *)W->lab, NULL, 3, w, h, sig_s, 0);
     if (fail) goto done;
     /* Candidates: connected areas of the skin core where redness exceeds the base. */
     const float t_low = 2.5f;
@@ -1018,7 +1080,7 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
             }
             lo[1] = lo[0] + m, lo[2] = lo[0] + 2 * m;
             for (int c = 0; c < 3; c++) window_copy(lo[c], W->lab[c], w, lw);
-            if (blur_n(lo, 3, lw.w, lw.h, sig_t)) {
+            if (blur_n(lo, (const float *const *)lo, NULL, 3, lw.w, lw.h, sig_t, 0)) {
                 fail = 1;
                 break;
             }
@@ -1120,38 +1182,70 @@ static VipsImage *wrap_canvas(float *buf, const VipsImage *like) {
     return im;
 }
 
-/* The skin mask of the box, its top and bottom halves rasterised on two threads (the mesh moved
- * up for the bottom one by a whole number of rows, which leaves the sample points where they
- * were relative to it). */
+/* The skin mask of the box, its top and bottom halves on two threads. The skin is the union of
+ * the mesh's triangles less the features: each half is rasterised with only the triangles that
+ * reach its rows (which gives those rows exactly as the whole mask has them), down to its last
+ * row, and its rows kept. */
+#define SKIN_BANDS_MAX 2
+
 typedef struct skin_job {
     const ts_face_mesh *mesh;
     const ts_geom *geom;
-    int w, h, split;
+    int w, h, bands;
     uint8_t *out;
-    ts_status st[2];
+    ts_status st[SKIN_BANDS_MAX];
 } skin_job;
 
 static void skin_range(size_t first, size_t n, void *user) {
     skin_job *j = user;
-    for (size_t half = first; half < first + n; half++) {
-        if (half == 0) {
-            j->st[0] =
-                ts_face_region_mask(j->mesh, j->geom, TS_REGION_SKIN, j->w, j->split, 1, 0, j->out);
+    const ts_geom *g = j->geom;
+    for (size_t b = first; b < first + n; b++) {
+        int y0 = (int)((int64_t)j->h * b / j->bands),
+            y1 = (int)((int64_t)j->h * (b + 1) / j->bands);
+        ts_geom *gb = malloc(sizeof *gb);
+        uint16_t(*tri)[3] = malloc(sizeof *tri * (size_t)g->n_triangles);
+        uint8_t *buf = malloc((size_t)j->w * y1);
+        if (!gb || !tri || !buf) {
+            free(gb), free(tri), free(buf);
+            j->st[b] = TS_ERR_NOMEM;
             continue;
         }
-        ts_face_mesh m = *j->mesh;
-        for (int i = 0; i < TS_MESH_POINTS; i++) m.pts[i][1] -= (float)j->split;
-        j->st[1] = ts_face_region_mask(&m, j->geom, TS_REGION_SKIN, j->w, j->h - j->split, 1, 0,
-                                       j->out + (size_t)j->split * j->w);
+        *gb = *g;
+        gb->triangles = tri, gb->n_triangles = 0;
+        for (int t = 0; t < g->n_triangles && t < TS_GEOM_MAX_TRIANGLES; t++) {
+            float lo = INFINITY, hi = -INFINITY;
+            for (int v = 0; v < 3; v++) {
+                float y = j->mesh->pts[g->triangles[t][v]][1];
+                lo = y < lo ? y : lo, hi = y > hi ? y : hi;
+            }
+            /* a margin of a row each way: the rasteriser's samples lie inside the rows */
+            if (hi >= y0 - 1 && lo <= y1 + 1)
+                memcpy(tri[gb->n_triangles++], g->triangles[t], sizeof *tri);
+        }
+        if (gb->n_triangles == 0) {
+            /* no triangle reaches these rows (and none would mean the face's oval) */
+            memset(j->out + (size_t)y0 * j->w, 0, (size_t)j->w * (y1 - y0));
+            j->st[b] = TS_OK;
+        } else {
+            j->st[b] = ts_face_region_mask(j->mesh, gb, TS_REGION_SKIN, j->w, y1, 1, 0, buf);
+            if (!j->st[b])
+                memcpy(j->out + (size_t)y0 * j->w, buf + (size_t)y0 * j->w,
+                       (size_t)j->w * (y1 - y0));
+        }
+        free(gb), free(tri), free(buf);
     }
 }
 
 static ts_status skin_mask(const ts_face_mesh *mesh, const ts_geom *geom, int w, int h,
                            uint8_t *out) {
-    if (h < 64) return ts_face_region_mask(mesh, geom, TS_REGION_SKIN, w, h, 1, 0, out);
-    skin_job j = {mesh, geom, w, h, h / 2, out, {TS_OK, TS_OK}};
-    ts_render_split2(skin_range, &j, 2, 2);
-    return j.st[0] ? j.st[0] : j.st[1];
+    if (!geom || geom->n_triangles <= 0 || !geom->triangles || h < 64)
+        return ts_face_region_mask(mesh, geom, TS_REGION_SKIN, w, h, 1, 0, out);
+    skin_job j;
+    j.mesh = mesh, j.geom = geom, j.w = w, j.h = h, j.out = out, j.bands = SKIN_BANDS_MAX;
+    ts_render_split2(skin_range, &j, (size_t)j.bands, 2);
+    for (int b = 0; b < j.bands; b++)
+        if (j.st[b]) return j.st[b];
+    return TS_OK;
 }
 
 static ts_status retouch_run(ts_render_job *job, const void *params) {
@@ -1218,8 +1312,8 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
     ts_render_split2(to_lab_range, &tl, (size_t)h, 64);
     /* The skin core: well inside the skin, away from eyes, brows, lips, nostrils and the face's
      * edge, where statistics are not polluted by them. */
-    memcpy(W.core, W.skin, sizeof(float) * n);
-    if (blur(W.core, w, h, ts_maxf(1, 0.02f * ied))) goto nomem;
+    if (blur_n(&W.core, (const float *const *)&W.skin, NULL, 1, w, h, ts_maxf(1, 0.02f * ied), 0))
+        goto nomem;
     for (size_t i = 0; i < n; i++) W.core[i] = W.core[i] > 0.97f ? 1.f : 0.f;
 
     int healed = 0;
@@ -1312,11 +1406,9 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
         float *Lw = sh, *aw = sh + n, *bw = sh + 2 * n, *Lm = W.tmp2, *am = sh + 3 * n,
               *bm = sh + 4 * n;
         float sig_w = 0.12f * ied, sig_m = ts_maxf(1.5f, 0.015f * ied);
-        memcpy(Lm, W.lab[0], sizeof(float) * n);
-        memcpy(am, W.lab[1], sizeof(float) * n);
-        memcpy(bm, W.lab[2], sizeof(float) * n);
-        int bfail = blur_n((float *const[3]){Lm, am, bm}, 3, w, h, sig_m);
-        if (bfail || nblur3((float *const[3]){Lw, aw, bw}, W.lab, W.core, w, h, sig_w, W.tmp)) {
+        if (blur_n((float *const[3]){Lm, am, bm}, (const float *const *)W.lab, NULL, 3, w, h, sig_m,
+                   0) ||
+            nblur3((float *const[3]){Lw, aw, bw}, W.lab, W.core, w, h, sig_w, W.tmp)) {
             free(sh);
             goto nomem;
         }
