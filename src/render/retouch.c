@@ -708,6 +708,23 @@ static int blur(float *a, int w, int h, float sigma) {
     return blur_n(&a, (const float *const *)&a, NULL, 1, w, h, sigma, 0);
 }
 
+/* The last step of nblur3_with, for a range of pixels. */
+typedef struct nblur_div_job {
+    float *const *dst, *const *src;
+    const float *tmp;
+} nblur_div_job;
+
+static void nblur_div_range(size_t first, size_t n, void *user) {
+    const nblur_div_job *j = user;
+    const float *tmp = j->tmp;
+    for (int c = 0; c < 3; c++) {
+        float *restrict dst = j->dst[c];
+        const float *restrict src = j->src[c];
+        for (size_t i = first; i < first + n; i++)
+            dst[i] = tmp[i] > 1e-3f ? dst[i] / tmp[i] : src[i];
+    }
+}
+
 /* Normalised convolution of three planes: dst[c] = blur(src[c] * wt) / blur(wt), the weighted
  * local mean of src over the pixels wt trusts. Where no trusted pixel is near, dst keeps src.
  * tmp holds n floats. exact: always at full resolution. */
@@ -717,8 +734,8 @@ static int nblur3_with(float *const dst[3], float *const src[3], const float *wt
     float *all[4] = {tmp, dst[0], dst[1], dst[2]};
     const float *in[4] = {wt, src[0], src[1], src[2]}, *by[4] = {NULL, wt, wt, wt};
     if (blur_n(all, in, by, 4, w, h, sigma, exact)) return -1;
-    for (int c = 0; c < 3; c++)
-        for (size_t i = 0; i < n; i++) dst[c][i] = tmp[i] > 1e-3f ? dst[c][i] / tmp[i] : src[c][i];
+    nblur_div_job j = {dst, src, tmp};
+    ts_render_split2(nblur_div_range, &j, n, 65536);
     return 0;
 }
 
@@ -843,6 +860,14 @@ typedef struct work {
     float *lab[3], *skin, *core, *tmp, *tmp2;
 } work;
 
+/* The edited planes start as the Lab ones where a pixel is first changed (until then only
+ * touched, one byte a pixel, says which of them hold anything). */
+static inline void touch(const work *W, float *const *out, uint8_t *touched, size_t i) {
+    if (touched[i]) return;
+    for (int c = 0; c < 3; c++) out[c][i] = W->lab[c][i];
+    touched[i] = 1;
+}
+
 /* Least-squares plane v = c0 + c1 dx + c2 dy through the skin core pixels of the ring
  * r1 <= r <= r2 around (cx, cy) that are not to be avoided; returns 0, or -1 when the ring holds
  * too few of them. */
@@ -885,7 +910,7 @@ static int fit_plane(const float *v, const work *W, const uint8_t *avoid, float 
 
 /* Finds and heals blemishes in lab_out (a copy of the Lab planes), weighting each heal by
  * amount * skin. Returns the number healed, or -1 when out of memory. */
-static int heal_blemishes(work *W, float *out[3], float amount, float *touched) {
+static int heal_blemishes(work *W, float *out[3], float amount, uint8_t *touched) {
     int w = W->w, h = W->h;
     size_t n = W->n;
     float ied = W->ied;
@@ -1096,6 +1121,7 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
                 int sx = x + ox, sy = y + oy;
                 int donor = found && sx >= 0 && sy >= 0 && sx < w && sy < h;
                 size_t j = donor ? (size_t)sy * w + sx : i;
+                touch(W, out, touched, i);
                 for (int c = 0; c < 3; c++) {
                     float fill = (float)(plane[c][0] + plane[c][1] * dx + plane[c][2] * dy);
                     /* The donor's texture over the ring's plane; without a donor, the spot's
@@ -1106,7 +1132,6 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
                               : W->lab[c][i] - lo[c][(size_t)(y - lw.y0) * lw.w + (x - lw.x0)];
                     out[c][i] += m * (fill + tex - W->lab[c][i]);
                 }
-                touched[i] = 1;
             }
         healed++;
     }
@@ -1125,8 +1150,6 @@ typedef struct to_lab_job {
     size_t stride;       /* floats from one canvas row to the next */
     const uint8_t *skin8;
     work *W;
-    float *const *out;
-    float *touched;
 } to_lab_job;
 
 static void to_lab_range(size_t first, size_t n, void *user) {
@@ -1136,9 +1159,7 @@ static void to_lab_range(size_t first, size_t n, void *user) {
     for (size_t y = first; y < first + n; y++) {
         size_t i = y * (size_t)w;
         rgb_to_lab_row(j->canvas + y * j->stride, W->lab[0] + i, W->lab[1] + i, W->lab[2] + i, w);
-        for (int c = 0; c < 3; c++) memcpy(j->out[c] + i, W->lab[c] + i, sizeof(float) * w);
         for (int x = 0; x < w; x++) W->skin[i + x] = j->skin8[i + x] / 255.f;
-        memset(j->touched + i, 0, sizeof(float) * w);
     }
 }
 
@@ -1146,7 +1167,7 @@ static void to_lab_range(size_t first, size_t n, void *user) {
  * change added to the foreground colour; for a range of canvas rows. */
 typedef struct from_lab_job {
     float *const *out;
-    const float *touched;
+    const uint8_t *touched;
     const float *rgb, *fg; /* the old canvases */
     float *nrgb, *nfg;     /* the new */
     int cw, x0, y0, w, h;
@@ -1180,6 +1201,45 @@ static VipsImage *wrap_canvas(float *buf, const VipsImage *like) {
                                    VIPS_FORMAT_FLOAT);
     if (im) im->Type = like->Type, im->Xres = like->Xres, im->Yres = like->Yres;
     return im;
+}
+
+/* Shine's pull toward the local tone, for a range of the box's rows (the skin's and the shine's
+ * areas summed per half: [0] from the first row, [1] from any other). */
+typedef struct shine_job {
+    const work *W;
+    float *const *out;
+    uint8_t *touched;
+    const float *Lw, *aw, *bw, *Lm, *am, *bm;
+    float f;
+    double skin_area[2], shine_area[2];
+} shine_job;
+
+static void shine_range(size_t first, size_t nrows, void *user) {
+    shine_job *j = user;
+    const work *W = j->W;
+    const float *Lw = j->Lw, *aw = j->aw, *bw = j->bw, *Lm = j->Lm, *am = j->am, *bm = j->bm;
+    float *const *out = j->out;
+    double skin_area = 0, shine_area = 0;
+    for (size_t i = first * W->w; i < (first + nrows) * W->w; i++) {
+        if (W->skin[i] <= 0) continue;
+        skin_area += W->skin[i];
+        float cw = sqrtf(aw[i] * aw[i] + bw[i] * bw[i]);
+        /* Only where the local tone is skin (not hair falling over the forehead): a hue
+         * of 10 to 90 degrees, b >= a tan 10 with a >= 0 (no arc tangent per pixel). */
+        if (cw < 8 || aw[i] < 0 || bw[i] < 0.17632698f * aw[i]) continue;
+        float cm = sqrtf(am[i] * am[i] + bm[i] * bm[i]);
+        float ex = Lm[i] - Lw[i];
+        float wl = ts_minf(1, ts_maxf(0, (ex - 2) / 6));
+        float wc = ts_minf(1, ts_maxf(0, (cw - cm) / (0.25f * cw)));
+        float k = j->f * wl * wc * W->skin[i];
+        if (k <= 0) continue;
+        touch(W, out, j->touched, i);
+        out[0][i] -= k * ex;
+        out[1][i] += k * (aw[i] - am[i]);
+        out[2][i] += k * (bw[i] - bm[i]);
+        if (wl * wc > 0.5f) shine_area += W->skin[i];
+    }
+    j->skin_area[first > 0] = skin_area, j->shine_area[first > 0] = shine_area;
 }
 
 /* The skin mask of the box, its top and bottom halves on two threads. The skin is the union of
@@ -1270,7 +1330,7 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
 
     ts_status st = TS_OK;
     float *planes = NULL;
-    uint8_t *skin8 = malloc(n);
+    uint8_t *skin8 = malloc(n), *touched = calloc(n, 1);
     /* The canvases in memory (references, no copy where they are already), read in place. */
     VipsImage *mrgb = vips_image_copy_memory(job->rgb);
     VipsImage *mfg = job->fg ? vips_image_copy_memory(job->fg) : NULL;
@@ -1286,9 +1346,9 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
     }
     const float *crgb = (const float *)VIPS_IMAGE_ADDR(mrgb, 0, 0);
     const float *cfg = mfg ? (const float *)VIPS_IMAGE_ADDR(mfg, 0, 0) : NULL;
-    /* Planes: L a b, L' a' b' (edited), skin, core, touched, two scratch planes. */
-    planes = malloc(sizeof(float) * n * 11);
-    if (!planes || !skin8) {
+    /* Planes: L a b, L' a' b' (edited), skin, core, two scratch planes; which pixels changed. */
+    planes = malloc(sizeof(float) * n * 10);
+    if (!planes || !skin8 || !touched) {
         st = ts_fail(ctx, TS_ERR_NOMEM, "retouch: out of memory");
         goto out;
     }
@@ -1299,16 +1359,16 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
               {planes, planes + n, planes + 2 * n},
               planes + 6 * n,
               planes + 7 * n,
-              planes + 9 * n,
-              planes + 10 * n};
-    float *out[3] = {planes + 3 * n, planes + 4 * n, planes + 5 * n}, *touched = planes + 8 * n;
+              planes + 8 * n,
+              planes + 9 * n};
+    float *out[3] = {planes + 3 * n, planes + 4 * n, planes + 5 * n};
     ts_face_mesh mesh;
     memset(&mesh, 0, sizeof mesh);
     for (int i = 0; i < TS_MESH_POINTS; i++)
         mesh.pts[i][0] = job->lm[i][0] - x0, mesh.pts[i][1] = job->lm[i][1] - y0;
     st = skin_mask(&mesh, ctx->geom, w, h, skin8);
     if (st) goto out;
-    to_lab_job tl = {crgb + ((size_t)y0 * CW + x0) * 3, (size_t)CW * 3, skin8, &W, out, touched};
+    to_lab_job tl = {crgb + ((size_t)y0 * CW + x0) * 3, (size_t)CW * 3, skin8, &W};
     ts_render_split2(to_lab_range, &tl, (size_t)h, 64);
     /* The skin core: well inside the skin, away from eyes, brows, lips, nostrils and the face's
      * edge, where statistics are not polluted by them. */
@@ -1387,10 +1447,10 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
                     float m = ts_minf(1, 1.5f * mask[j]) * W.skin[i], def = ref[0] - Lu[j];
                     if (m <= 0 || def <= 0) continue;
                     float k = f_eye * m, dL = k * def, wc = ts_minf(1, def / 3);
+                    touch(&W, out, touched, i);
                     out[0][i] += dL;
                     out[1][i] += k * wc * (ref[1] - au[j]);
                     out[2][i] += k * wc * (ref[2] - bu[j]);
-                    touched[i] = 1;
                     if (dL > lift_max) lift_max = dL;
                 }
         }
@@ -1412,25 +1472,10 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
             free(sh);
             goto nomem;
         }
-        for (size_t i = 0; i < n; i++) {
-            if (W.skin[i] <= 0) continue;
-            skin_area += W.skin[i];
-            float cw = sqrtf(aw[i] * aw[i] + bw[i] * bw[i]);
-            /* Only where the local tone is skin (not hair falling over the forehead): a hue
-             * of 10 to 90 degrees, b >= a tan 10 with a >= 0 (no arc tangent per pixel). */
-            if (cw < 8 || aw[i] < 0 || bw[i] < 0.17632698f * aw[i]) continue;
-            float cm = sqrtf(am[i] * am[i] + bm[i] * bm[i]);
-            float ex = Lm[i] - Lw[i];
-            float wl = ts_minf(1, ts_maxf(0, (ex - 2) / 6));
-            float wc = ts_minf(1, ts_maxf(0, (cw - cm) / (0.25f * cw)));
-            float k = f_shine * wl * wc * W.skin[i];
-            if (k <= 0) continue;
-            out[0][i] -= k * ex;
-            out[1][i] += k * (aw[i] - am[i]);
-            out[2][i] += k * (bw[i] - bm[i]);
-            touched[i] = 1;
-            if (wl * wc > 0.5f) shine_area += W.skin[i];
-        }
+        shine_job sj = {&W, out, touched, Lw, aw, bw, Lm, am, bm, f_shine, {0, 0}, {0, 0}};
+        ts_render_split2(shine_range, &sj, (size_t)h, 64);
+        skin_area = sj.skin_area[0] + sj.skin_area[1];
+        shine_area = sj.shine_area[0] + sj.shine_area[1];
         free(sh);
     }
     /* Back to sRGB where something changed; add the same change to the foreground
@@ -1470,7 +1515,7 @@ nomem:
 out:
     if (mrgb) g_object_unref(mrgb);
     if (mfg) g_object_unref(mfg);
-    free(planes), free(skin8);
+    free(planes), free(skin8), free(touched);
     return st;
 }
 
