@@ -173,13 +173,21 @@ RT_TARGET_AVX2 static inline __m256 lab_f8(__m256 t) {
 }
 
 RT_TARGET_AVX2 static void rgb_to_lab_avx2(const float *rgb, float *L, float *A, float *B, int n) {
-    const __m256i i3 = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
+    const __m256i pr = _mm256_setr_epi32(0, 3, 6, 1, 4, 7, 2, 5),
+                  pg = _mm256_setr_epi32(1, 4, 7, 2, 5, 0, 3, 6),
+                  pb = _mm256_setr_epi32(2, 5, 0, 3, 6, 1, 4, 7);
 #define RT_M(a, b) _mm256_mul_ps(_mm256_set1_ps(a), b)
     int i = 0;
     for (; i + 8 <= n; i += 8) {
+        /* three vectors of interleaved r g b to one per band: blends, then one permute each */
         const float *p = rgb + 3 * i;
-        __m256 r = lin8(_mm256_i32gather_ps(p, i3, 4)), g = lin8(_mm256_i32gather_ps(p + 1, i3, 4)),
-               b = lin8(_mm256_i32gather_ps(p + 2, i3, 4));
+        __m256 va = _mm256_loadu_ps(p), vb = _mm256_loadu_ps(p + 8), vc = _mm256_loadu_ps(p + 16);
+        __m256 tr = _mm256_blend_ps(_mm256_blend_ps(va, vb, 0x92), vc, 0x24);
+        __m256 tg = _mm256_blend_ps(_mm256_blend_ps(va, vb, 0x24), vc, 0x49);
+        __m256 tb = _mm256_blend_ps(_mm256_blend_ps(va, vb, 0x49), vc, 0x92);
+        __m256 r = lin8(_mm256_permutevar8x32_ps(tr, pr)),
+               g = lin8(_mm256_permutevar8x32_ps(tg, pg)),
+               b = lin8(_mm256_permutevar8x32_ps(tb, pb));
         __m256 x =
             _mm256_div_ps(_mm256_add_ps(_mm256_add_ps(RT_M(0.4124564f, r), RT_M(0.3575761f, g)),
                                         RT_M(0.1804375f, b)),
@@ -587,6 +595,24 @@ static int blur_full_n(float *const *dst, const float *const *src, const float *
  * at a fraction of the cost (the wide blurs are most of the stage's time). */
 #define BLUR_REDUCE_SIGMA 6.0f
 
+/* The last step of nblur3_with, for a range of pixels. */
+typedef struct nblur_div_job {
+    float *const *dst;
+    const float *const *src;
+    const float *tmp;
+} nblur_div_job;
+
+static void nblur_div_range(size_t first, size_t n, void *user) {
+    const nblur_div_job *j = user;
+    const float *tmp = j->tmp;
+    for (int c = 0; c < 3; c++) {
+        float *restrict dst = j->dst[c];
+        const float *restrict src = j->src[c];
+        for (size_t i = first; i < first + n; i++)
+            dst[i] = tmp[i] > 1e-3f ? dst[i] / tmp[i] : src[i];
+    }
+}
+
 /* The reduced planes' work: box averages down (pass 0) and bilinear back up (along x, pass 1,
  * then along y, pass 2), rows split between two threads. */
 typedef struct reduce_job {
@@ -596,6 +622,7 @@ typedef struct reduce_job {
     int np, w, h, k, sw, sh, pass;
     const int *ix0, *ix1;
     const float *tx;
+    const float *const *div; /* NULL, or nblur3's sources: dst[1..3] /= dst[0] (see there) */
     int fail;
 } reduce_job;
 
@@ -645,14 +672,23 @@ static void reduce_range(size_t first, size_t n, void *user) {
             const float *tx = j->tx;
             for (int x = 0; x < w; x++) dst[x] = r0[ix0[x]] + tx[x] * (r0[ix1[x]] - r0[ix0[x]]);
         } else {
-            int p = (int)(it / (size_t)h), y = (int)(it % (size_t)h);
+            /* with div, a row of every plane, then the weighted means' division on it while it
+             * is in the cache */
+            int p0 = j->div ? 0 : (int)(it / (size_t)h), p1 = j->div ? j->np : p0 + 1;
+            int y = j->div ? (int)it : (int)(it % (size_t)h);
             float fy = (y + 0.5f) / k - 0.5f;
             fy = fy < 0 ? 0 : fy > sh - 1 ? sh - 1 : fy;
             int y0 = (int)fy, y1 = y0 + 1 < sh ? y0 + 1 : y0;
             float ty = fy - y0;
-            const float *top = j->hs[p] + (size_t)y0 * w, *bot = j->hs[p] + (size_t)y1 * w;
-            float *dst = j->dst[p] + (size_t)y * w;
-            for (int x = 0; x < w; x++) dst[x] = top[x] + ty * (bot[x] - top[x]);
+            for (int p = p0; p < p1; p++) {
+                const float *top = j->hs[p] + (size_t)y0 * w, *bot = j->hs[p] + (size_t)y1 * w;
+                float *dst = j->dst[p] + (size_t)y * w;
+                for (int x = 0; x < w; x++) dst[x] = top[x] + ty * (bot[x] - top[x]);
+            }
+            if (j->div) {
+                nblur_div_job d = {j->dst + 1, j->div, j->dst[0]};
+                nblur_div_range((size_t)y * w, (size_t)w, &d);
+            }
         }
     }
     free(acc);
@@ -662,12 +698,18 @@ static void reduce_range(size_t first, size_t n, void *user) {
  * wt and it are not NULL; dst[p] may be src[p]). Wide blurs run at reduced resolution
  * (BLUR_REDUCE_SIGMA), unless exact. Returns -1 when out of memory. */
 static int blur_n(float *const *dst, const float *const *src, const float *const *wt, int np, int w,
-                  int h, float sigma, int exact) {
+                  int h, float sigma, int exact, const float *const *div) {
     const float *const none[8] = {NULL};
     if (!wt) wt = none;
-    if (exact || sigma < BLUR_REDUCE_SIGMA || w < 64 || h < 64)
-        return blur_full_n(dst, src, wt, np, w, h, sigma);
-    if (np > 8) return -1;
+    if (exact || sigma < BLUR_REDUCE_SIGMA || w < 64 || h < 64) {
+        if (blur_full_n(dst, src, wt, np, w, h, sigma)) return -1;
+        if (div) {
+            nblur_div_job d = {dst + 1, div, dst[0]};
+            ts_render_split2(nblur_div_range, &d, (size_t)w * h, 65536);
+        }
+        return 0;
+    }
+    if (np > 8 || (div && np != 4)) return -1;
     int k = (int)(sigma / 4);
     k = k < 2 ? 2 : k > 4 ? 4 : k;
     int sw = (w + k - 1) / k, sh = (h + k - 1) / k;
@@ -676,7 +718,7 @@ static int blur_n(float *const *dst, const float *const *src, const float *const
     int *ix0 = malloc(sizeof *ix0 * (size_t)w), *ix1 = malloc(sizeof *ix1 * (size_t)w);
     float *tx = malloc(sizeof *tx * (size_t)w);
     int fail = !smb || !ix0 || !ix1 || !tx;
-    reduce_job j = {src, wt, dst, sm, hs, np, w, h, k, sw, sh, 0, ix0, ix1, tx, 0};
+    reduce_job j = {src, wt, dst, sm, hs, np, w, h, k, sw, sh, 0, ix0, ix1, tx, NULL, 0};
     if (!fail) {
         for (int p = 0; p < np; p++)
             sm[p] = smb + sn * p, hs[p] = smb + sn * np + (size_t)sh * w * p;
@@ -696,8 +738,8 @@ static int blur_n(float *const *dst, const float *const *src, const float *const
         }
         j.pass = 1;
         ts_render_split2(reduce_range, &j, (size_t)sh * np, 64);
-        j.pass = 2;
-        ts_render_split2(reduce_range, &j, (size_t)h * np, 64);
+        j.pass = 2, j.div = div;
+        ts_render_split2(reduce_range, &j, (size_t)h * (div ? 1 : np), 64);
     }
     free(smb), free(ix0), free(ix1), free(tx);
     return fail ? -1 : 0;
@@ -705,24 +747,7 @@ static int blur_n(float *const *dst, const float *const *src, const float *const
 
 /* In place, one plane. */
 static int blur(float *a, int w, int h, float sigma) {
-    return blur_n(&a, (const float *const *)&a, NULL, 1, w, h, sigma, 0);
-}
-
-/* The last step of nblur3_with, for a range of pixels. */
-typedef struct nblur_div_job {
-    float *const *dst, *const *src;
-    const float *tmp;
-} nblur_div_job;
-
-static void nblur_div_range(size_t first, size_t n, void *user) {
-    const nblur_div_job *j = user;
-    const float *tmp = j->tmp;
-    for (int c = 0; c < 3; c++) {
-        float *restrict dst = j->dst[c];
-        const float *restrict src = j->src[c];
-        for (size_t i = first; i < first + n; i++)
-            dst[i] = tmp[i] > 1e-3f ? dst[i] / tmp[i] : src[i];
-    }
+    return blur_n(&a, (const float *const *)&a, NULL, 1, w, h, sigma, 0, NULL);
 }
 
 /* Normalised convolution of three planes: dst[c] = blur(src[c] * wt) / blur(wt), the weighted
@@ -730,13 +755,9 @@ static void nblur_div_range(size_t first, size_t n, void *user) {
  * tmp holds n floats. exact: always at full resolution. */
 static int nblur3_with(float *const dst[3], float *const src[3], const float *wt, int w, int h,
                        float sigma, float *tmp, int exact) {
-    size_t n = (size_t)w * h;
     float *all[4] = {tmp, dst[0], dst[1], dst[2]};
     const float *in[4] = {wt, src[0], src[1], src[2]}, *by[4] = {NULL, wt, wt, wt};
-    if (blur_n(all, in, by, 4, w, h, sigma, exact)) return -1;
-    nblur_div_job j = {dst, src, tmp};
-    ts_render_split2(nblur_div_range, &j, n, 65536);
-    return 0;
+    return blur_n(all, in, by, 4, w, h, sigma, exact, (const float *const *)src);
 }
 
 static int nblur3(float *const dst[3], float *const src[3], const float *wt, int w, int h,
@@ -930,7 +951,7 @@ static int heal_blemishes(work *W, float *out[3], float amount, uint8_t *touched
     if (!fail)
         fail = nblur3_exact((float *const[3]){base_L, base_a, base_b}, W->lab, W->core, w, h,
                             sig_base, W->tmp);
-    if (!fail) fail = blur_n(sm, (const float *const *)W->lab, NULL, 3, w, h, sig_s, 0);
+    if (!fail) fail = blur_n(sm, (const float *const *)W->lab, NULL, 3, w, h, sig_s, 0, NULL);
     if (fail) goto done;
     /* Candidates: connected areas of the skin core where redness exceeds the base. */
     const float t_low = 2.5f;
@@ -1105,7 +1126,7 @@ static int heal_blemishes(work *W, float *out[3], float amount, uint8_t *touched
             }
             lo[1] = lo[0] + m, lo[2] = lo[0] + 2 * m;
             for (int c = 0; c < 3; c++) window_copy(lo[c], W->lab[c], w, lw);
-            if (blur_n(lo, (const float *const *)lo, NULL, 3, lw.w, lw.h, sig_t, 0)) {
+            if (blur_n(lo, (const float *const *)lo, NULL, 3, lw.w, lw.h, sig_t, 0, NULL)) {
                 fail = 1;
                 break;
             }
@@ -1372,7 +1393,8 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
     ts_render_split2(to_lab_range, &tl, (size_t)h, 64);
     /* The skin core: well inside the skin, away from eyes, brows, lips, nostrils and the face's
      * edge, where statistics are not polluted by them. */
-    if (blur_n(&W.core, (const float *const *)&W.skin, NULL, 1, w, h, ts_maxf(1, 0.02f * ied), 0))
+    if (blur_n(&W.core, (const float *const *)&W.skin, NULL, 1, w, h, ts_maxf(1, 0.02f * ied), 0,
+               NULL))
         goto nomem;
     for (size_t i = 0; i < n; i++) W.core[i] = W.core[i] > 0.97f ? 1.f : 0.f;
 
@@ -1467,7 +1489,7 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
               *bm = sh + 4 * n;
         float sig_w = 0.12f * ied, sig_m = ts_maxf(1.5f, 0.015f * ied);
         if (blur_n((float *const[3]){Lm, am, bm}, (const float *const *)W.lab, NULL, 3, w, h, sig_m,
-                   0) ||
+                   0, NULL) ||
             nblur3((float *const[3]){Lw, aw, bw}, W.lab, W.core, w, h, sig_w, W.tmp)) {
             free(sh);
             goto nomem;
