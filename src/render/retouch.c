@@ -929,6 +929,33 @@ static int fit_plane(const float *v, const work *W, const uint8_t *avoid, float 
     return 0;
 }
 
+/* The blemish finder's per-pixel marks, for a range of pixels: without avoid, the candidates
+ * (label -1: in the skin core, redness above the base by more than 2.5); with it, what neither a
+ * ring nor a donor may use. */
+typedef struct marks_job {
+    const work *W;
+    float *const *sm;
+    const float *base_L, *base_a;
+    int *label;
+    uint8_t *avoid;
+    const blob *bl;
+} marks_job;
+
+static void marks_range(size_t first, size_t n, void *user) {
+    const marks_job *j = user;
+    const float *core = j->W->core, *sm0 = j->sm[0], *sm1 = j->sm[1], *bL = j->base_L,
+                *ba = j->base_a;
+    int *label = j->label;
+    if (!j->avoid) {
+        for (size_t i = first; i < first + n; i++)
+            label[i] = (core[i] >= 0.5f && sm1[i] - ba[i] > 2.5f) ? -1 : 0;
+        return;
+    }
+    for (size_t i = first; i < first + n; i++)
+        j->avoid[i] = (label[i] > 0 && j->bl[label[i] - 1].ok == 1) || sm1[i] - ba[i] > 5.f ||
+                      fabsf(sm0[i] - bL[i]) > 8.f;
+}
+
 /* Finds and heals blemishes in lab_out (a copy of the Lab planes), weighting each heal by
  * amount * skin. Returns the number healed, or -1 when out of memory. */
 static int heal_blemishes(work *W, float *out[3], float amount, uint8_t *touched) {
@@ -954,9 +981,8 @@ static int heal_blemishes(work *W, float *out[3], float amount, uint8_t *touched
     if (!fail) fail = blur_n(sm, (const float *const *)W->lab, NULL, 3, w, h, sig_s, 0, NULL);
     if (fail) goto done;
     /* Candidates: connected areas of the skin core where redness exceeds the base. */
-    const float t_low = 2.5f;
-    for (size_t i = 0; i < n; i++)
-        label[i] = (W->core[i] >= 0.5f && sm[1][i] - base_a[i] > t_low) ? -1 : 0;
+    marks_job mj = {W, sm, base_L, base_a, label, NULL, NULL};
+    ts_render_split2(marks_range, &mj, n, 65536);
     for (int y0 = 0; y0 < h; y0++)
         for (int x0 = 0; x0 < w; x0++) {
             size_t i0 = (size_t)y0 * w + x0;
@@ -1036,9 +1062,8 @@ static int heal_blemishes(work *W, float *out[3], float amount, uint8_t *touched
         fail = 1;
         goto done;
     }
-    for (size_t i = 0; i < n; i++)
-        avoid[i] = (label[i] > 0 && bl[label[i] - 1].ok == 1) || sm[1][i] - base_a[i] > 5.f ||
-                   fabsf(sm[0][i] - base_L[i]) > 8.f;
+    mj.avoid = avoid, mj.bl = bl;
+    ts_render_split2(marks_range, &mj, n, 65536);
     for (int a = 0; a < nb; a++) {
         blob *b = &bl[a];
         if (b->ok != 1) continue;
@@ -1503,8 +1528,8 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
     /* Back to sRGB where something changed; add the same change to the foreground
                         colour. */
     size_t n_touched = 0;
-    for (size_t i = 0; i < n; i++) n_touched += touched[i] != 0;
-    if (n_touched) {
+    while (n_touched < n && !touched[n_touched]) n_touched++;
+    if (n_touched < n) {
         float *nrgb = g_try_malloc(VIPS_IMAGE_SIZEOF_IMAGE(mrgb));
         float *nfg = mfg ? g_try_malloc(VIPS_IMAGE_SIZEOF_IMAGE(mfg)) : NULL;
         if (!nrgb || (mfg && !nfg)) {
