@@ -43,12 +43,31 @@ static const ts_param retouch_table[] = {
                  "share of the shine (specular highlights) removed at strength 1", 0, 0.8, 0.7),
     TS_PARAM_END};
 
+/* The per-pixel loops below are written plainly so the compiler vectorises them; the hottest are
+ * built twice, for the baseline (SSE2) and for AVX2, and the second is taken when the processor
+ * has it. Both run the same operations in the same order (no fused multiply-add: AVX2 alone
+ * does not enable it), so they give the same floats. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define RT_AVX2 1
+#include <immintrin.h>
+#define RT_TARGET_AVX2 __attribute__((target("avx2")))
+#define RT_INLINE static inline __attribute__((always_inline))
+#else
+#define RT_AVX2 0
+#define RT_INLINE static inline
+#endif
+
 /* ---- colour ----------------------------------------------------------------------------- */
 
 static float lin_lut[1025]; /* sRGB code value / 255 * 1024 -> linear */
 static pthread_once_t lut_once = PTHREAD_ONCE_INIT;
 
+static int use_avx2;
+
 static void lut_init(void) {
+#if defined(__GNUC__) && defined(__x86_64__)
+    use_avx2 = __builtin_cpu_supports("avx2");
+#endif
     for (int i = 0; i <= 1024; i++) {
         double c = i / 1024.0;
         lin_lut[i] = (float)(c <= 0.04045 ? c / 12.92 : pow((c + 0.055) / 1.055, 2.4));
@@ -111,18 +130,464 @@ static void lab_to_rgb(const float *lab, float *rgb) {
     rgb[2] = to_srgb(0.0556434f * x - 0.2040259f * y + 1.0572252f * z);
 }
 
-/* ---- planes ----------------------------------------------------------------------------- */
-
-/* dst (h x w) = the transpose of src (w x h), in cache-sized blocks. */
-static void transpose(float *dst, const float *src, int w, int h) {
-    for (int y0 = 0; y0 < h; y0 += 32)
-        for (int x0 = 0; x0 < w; x0 += 32)
-            for (int y = y0; y < y0 + 32 && y < h; y++)
-                for (int x = x0; x < x0 + 32 && x < w; x++)
-                    dst[(size_t)x * h + y] = src[(size_t)y * w + x];
+#if RT_AVX2
+/* rgb_to_lab for 8 pixels (24 interleaved floats) with AVX2: the same operations in the same
+ * order as the scalar code, so the same floats; both sides of the cube root's branch are computed
+ * and one is kept. */
+RT_TARGET_AVX2 static inline __m256 lin8(__m256 v) {
+    __m256 x = _mm256_mul_ps(v, _mm256_set1_ps(1024.f / 255.f));
+    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_setzero_ps()), _mm256_set1_ps(1024));
+    __m256i i = _mm256_min_epi32(_mm256_cvttps_epi32(xc), _mm256_set1_epi32(1023));
+    __m256 t = _mm256_sub_ps(xc, _mm256_cvtepi32_ps(i));
+    __m256 lo = _mm256_i32gather_ps(lin_lut, i, 4), hi = _mm256_i32gather_ps(lin_lut + 1, i, 4);
+    __m256 r = _mm256_add_ps(lo, _mm256_mul_ps(t, _mm256_sub_ps(hi, lo)));
+    r = _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LE_OQ), r);
+    return _mm256_blendv_ps(r, _mm256_set1_ps(1),
+                            _mm256_cmp_ps(x, _mm256_set1_ps(1024), _CMP_GE_OQ));
 }
 
-static int blur_full(float *a, int w, int h, float sigma);
+RT_TARGET_AVX2 static inline __m256d newton4(__m256d y, __m256d x) {
+    for (int k = 0; k < 3; k++)
+        y = _mm256_mul_pd(_mm256_add_pd(_mm256_mul_pd(_mm256_set1_pd(2), y),
+                                        _mm256_div_pd(x, _mm256_mul_pd(y, y))),
+                          _mm256_set1_pd(1.0 / 3));
+    return y;
+}
+
+RT_TARGET_AVX2 static inline __m256 lab_f8(__m256 t) {
+    /* the first guess: the bits divided by 3 (a multiply by 2^33 / 3, exact for 32 bits) */
+    __m256i u = _mm256_castps_si256(t), magic = _mm256_set1_epi32((int)0xAAAAAAABu);
+    __m256i ev = _mm256_srli_epi64(_mm256_mul_epu32(u, magic), 33);
+    __m256i od = _mm256_slli_epi64(
+        _mm256_srli_epi64(_mm256_mul_epu32(_mm256_srli_epi64(u, 32), magic), 33), 32);
+    __m256i q = _mm256_add_epi32(_mm256_blend_epi32(ev, od, 0xAA), _mm256_set1_epi32(709921077));
+    __m256 g = _mm256_castsi256_ps(q);
+    __m256d y0 = newton4(_mm256_cvtps_pd(_mm256_castps256_ps128(g)),
+                         _mm256_cvtps_pd(_mm256_castps256_ps128(t)));
+    __m256d y1 = newton4(_mm256_cvtps_pd(_mm256_extractf128_ps(g, 1)),
+                         _mm256_cvtps_pd(_mm256_extractf128_ps(t, 1)));
+    __m256 c = _mm256_set_m128(_mm256_cvtpd_ps(y1), _mm256_cvtpd_ps(y0));
+    __m256 l =
+        _mm256_add_ps(_mm256_mul_ps(t, _mm256_set1_ps(7.787037f)), _mm256_set1_ps(16.f / 116.f));
+    return _mm256_blendv_ps(l, c, _mm256_cmp_ps(t, _mm256_set1_ps(0.008856452f), _CMP_GT_OQ));
+}
+
+RT_TARGET_AVX2 static void rgb_to_lab_avx2(const float *rgb, float *L, float *A, float *B, int n) {
+    const __m256i pr = _mm256_setr_epi32(0, 3, 6, 1, 4, 7, 2, 5),
+                  pg = _mm256_setr_epi32(1, 4, 7, 2, 5, 0, 3, 6),
+                  pb = _mm256_setr_epi32(2, 5, 0, 3, 6, 1, 4, 7);
+#define RT_M(a, b) _mm256_mul_ps(_mm256_set1_ps(a), b)
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        /* three vectors of interleaved r g b to one per band: blends, then one permute each */
+        const float *p = rgb + 3 * i;
+        __m256 va = _mm256_loadu_ps(p), vb = _mm256_loadu_ps(p + 8), vc = _mm256_loadu_ps(p + 16);
+        __m256 tr = _mm256_blend_ps(_mm256_blend_ps(va, vb, 0x92), vc, 0x24);
+        __m256 tg = _mm256_blend_ps(_mm256_blend_ps(va, vb, 0x24), vc, 0x49);
+        __m256 tb = _mm256_blend_ps(_mm256_blend_ps(va, vb, 0x49), vc, 0x92);
+        __m256 r = lin8(_mm256_permutevar8x32_ps(tr, pr)),
+               g = lin8(_mm256_permutevar8x32_ps(tg, pg)),
+               b = lin8(_mm256_permutevar8x32_ps(tb, pb));
+        __m256 x =
+            _mm256_div_ps(_mm256_add_ps(_mm256_add_ps(RT_M(0.4124564f, r), RT_M(0.3575761f, g)),
+                                        RT_M(0.1804375f, b)),
+                          _mm256_set1_ps(0.95047f));
+        __m256 y = _mm256_add_ps(_mm256_add_ps(RT_M(0.2126729f, r), RT_M(0.7151522f, g)),
+                                 RT_M(0.0721750f, b));
+        __m256 z =
+            _mm256_div_ps(_mm256_add_ps(_mm256_add_ps(RT_M(0.0193339f, r), RT_M(0.1191920f, g)),
+                                        RT_M(0.9503041f, b)),
+                          _mm256_set1_ps(1.08883f));
+        __m256 fx = lab_f8(x), fy = lab_f8(y), fz = lab_f8(z);
+        _mm256_storeu_ps(L + i, _mm256_sub_ps(RT_M(116.f, fy), _mm256_set1_ps(16.f)));
+        _mm256_storeu_ps(A + i, RT_M(500.f, _mm256_sub_ps(fx, fy)));
+        _mm256_storeu_ps(B + i, RT_M(200.f, _mm256_sub_ps(fy, fz)));
+    }
+#undef RT_M
+    for (; i < n; i++) {
+        float lab[3];
+        rgb_to_lab(rgb + 3 * i, lab);
+        L[i] = lab[0], A[i] = lab[1], B[i] = lab[2];
+    }
+}
+#endif
+
+/* A row of n pixels to CIELAB planes. */
+static void rgb_to_lab_row(const float *rgb, float *L, float *A, float *B, int n) {
+#if RT_AVX2
+    if (use_avx2) {
+        rgb_to_lab_avx2(rgb, L, A, B, n);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++) {
+        float lab[3];
+        rgb_to_lab(rgb + 3 * i, lab);
+        L[i] = lab[0], A[i] = lab[1], B[i] = lab[2];
+    }
+}
+
+/* ---- planes ----------------------------------------------------------------------------- */
+
+/* A 1-D blur along the lines of a plane: small sigmas by a sampled Gaussian, larger ones by three
+ * box passes with running sums, whose cost does not grow with sigma. */
+typedef struct line_blur {
+    int gauss;
+    int kr; /* Gaussian: radius, taps k[0 .. 2 kr], their sum ks */
+    float k[32], ks;
+    int r; /* box: radius of each of the three passes, 1 / (2 r + 1) */
+    double inv;
+} line_blur;
+
+static void line_blur_init(line_blur *lb, float sigma) {
+    memset(lb, 0, sizeof *lb);
+    lb->gauss = sigma < 3;
+    if (lb->gauss) {
+        lb->kr = (int)ceilf(3 * sigma);
+        for (int t = -lb->kr; t <= lb->kr; t++)
+            lb->ks += lb->k[t + lb->kr] = expf(-0.5f * t * t / (sigma * sigma));
+    } else {
+        lb->r = (int)lroundf((sqrtf(4 * sigma * sigma + 1) - 1) / 2);
+        /* a product instead of a division by 2 r + 1: the double result may differ in its last
+         * bit, which reaches the float only once in hundreds of millions of pixels */
+        lb->inv = 1.0 / (2 * lb->r + 1);
+    }
+}
+
+RT_INLINE void acc_zero(double *restrict a, int nc) {
+    for (int x = 0; x < nc; x++) a[x] = 0;
+}
+RT_INLINE void acc_add(double *restrict a, const float *restrict row, int nc) {
+    for (int x = 0; x < nc; x++) a[x] += row[x];
+}
+RT_INLINE void acc_slide(double *restrict a, const float *restrict in, const float *restrict out,
+                         int nc) {
+    for (int x = 0; x < nc; x++) a[x] += in[x] - out[x];
+}
+RT_INLINE void acc_out(float *restrict o, const double *restrict a, double inv, int nc) {
+    for (int x = 0; x < nc; x++) o[x] = (float)(a[x] * inv);
+}
+
+/* The three box passes down the columns of in (nc columns of nr rows, rows stride is floats
+ * apart) into out (stride os), edges extended. The passes run together, each a fixed number of
+ * rows behind the one before, whose last 2 r + 2 rows it keeps in a ring (ring1, ring2: that
+ * many rows of nc floats each), so all three stream through memory once. Each column gets the
+ * arithmetic a line of its own would: a sum of rows in double, slid by one row at a time. acc:
+ * 3 nc doubles. */
+RT_INLINE void box_cols_body(const line_blur *lb, const float *in, size_t is, float *out, size_t os,
+                             int nc, int nr, float *ring1, float *ring2, double *acc) {
+    int r = lb->r, R = 2 * r + 2, lag = r + 1;
+    double inv = lb->inv, *a1 = acc, *a2 = acc + nc, *a3 = acc + 2 * nc;
+#define RT_ROW(base, stride, y) ((base) + (size_t)(y) * (stride))
+#define RT_CLAMP(y) ((y) < 0 ? 0 : (y) >= nr ? nr - 1 : (y))
+    acc_zero(a1, nc);
+    for (int t = 0; t <= 2 * r; t++) acc_add(a1, RT_ROW(in, is, RT_CLAMP(t - r)), nc);
+    for (int s = 0; s < nr + 2 * lag; s++) {
+        if (s < nr) {
+            acc_out(RT_ROW(ring1, nc, s % R), a1, inv, nc);
+            if (s + 1 < nr)
+                acc_slide(a1, RT_ROW(in, is, RT_CLAMP(s + r + 1)), RT_ROW(in, is, RT_CLAMP(s - r)),
+                          nc);
+        }
+        int j = s - lag;
+        if (j >= 0 && j < nr) {
+            if (j == 0) {
+                acc_zero(a2, nc);
+                for (int t = 0; t <= 2 * r; t++)
+                    acc_add(a2, RT_ROW(ring1, nc, RT_CLAMP(t - r) % R), nc);
+            }
+            acc_out(RT_ROW(ring2, nc, j % R), a2, inv, nc);
+            if (j + 1 < nr)
+                acc_slide(a2, RT_ROW(ring1, nc, RT_CLAMP(j + r + 1) % R),
+                          RT_ROW(ring1, nc, RT_CLAMP(j - r) % R), nc);
+        }
+        int k = j - lag;
+        if (k >= 0 && k < nr) {
+            if (k == 0) {
+                acc_zero(a3, nc);
+                for (int t = 0; t <= 2 * r; t++)
+                    acc_add(a3, RT_ROW(ring2, nc, RT_CLAMP(t - r) % R), nc);
+            }
+            acc_out(RT_ROW(out, os, k), a3, inv, nc);
+            if (k + 1 < nr)
+                acc_slide(a3, RT_ROW(ring2, nc, RT_CLAMP(k + r + 1) % R),
+                          RT_ROW(ring2, nc, RT_CLAMP(k - r) % R), nc);
+        }
+    }
+#undef RT_ROW
+#undef RT_CLAMP
+}
+
+static void box_cols_base(const line_blur *lb, const float *in, size_t is, float *out, size_t os,
+                          int nc, int nr, float *ring1, float *ring2, double *acc) {
+    box_cols_body(lb, in, is, out, os, nc, nr, ring1, ring2, acc);
+}
+#if RT_AVX2
+RT_TARGET_AVX2 static void box_cols_avx2(const line_blur *lb, const float *in, size_t is,
+                                         float *out, size_t os, int nc, int nr, float *ring1,
+                                         float *ring2, double *acc) {
+    box_cols_body(lb, in, is, out, os, nc, nr, ring1, ring2, acc);
+}
+#endif
+
+static void box_cols(const line_blur *lb, const float *in, size_t is, float *out, size_t os, int nc,
+                     int nr, float *ring1, float *ring2, double *acc) {
+#if RT_AVX2
+    if (use_avx2) {
+        box_cols_avx2(lb, in, is, out, os, nc, nr, ring1, ring2, acc);
+        return;
+    }
+#endif
+    box_cols_base(lb, in, is, out, os, nc, nr, ring1, ring2, acc);
+}
+
+/* The sampled Gaussian along a row (n samples, edges extended): s accumulates the taps in order
+ * (n floats of scratch), as a line of its own would. */
+RT_INLINE void gauss_row_body(const line_blur *lb, const float *restrict in, float *restrict out,
+                              int n, float *restrict s) {
+    int kr = lb->kr;
+    for (int x = 0; x < n; x++) s[x] = 0;
+    int lo = kr < n ? kr : n, hi = n - kr > lo ? n - kr : lo;
+    for (int t = 0; t <= 2 * kr; t++) {
+        float kt = lb->k[t];
+        for (int x = 0; x < lo; x++) {
+            int y = x + t - kr;
+            s[x] += kt * in[y < 0 ? 0 : y >= n ? n - 1 : y];
+        }
+        const float *src = in + t - kr;
+        for (int x = lo; x < hi; x++) s[x] += kt * src[x];
+        for (int x = hi; x < n; x++) {
+            int y = x + t - kr;
+            s[x] += kt * in[y < 0 ? 0 : y >= n ? n - 1 : y];
+        }
+    }
+    float ks = lb->ks;
+    for (int x = 0; x < n; x++) out[x] = s[x] / ks;
+}
+
+/* The sampled Gaussian down the columns: output row i of in (w columns, h rows) into out. */
+RT_INLINE void gauss_col_body(const line_blur *lb, const float *in, float *restrict out, int w,
+                              int h, int i, float *restrict s) {
+    int kr = lb->kr;
+    for (int x = 0; x < w; x++) s[x] = 0;
+    for (int t = 0; t <= 2 * kr; t++) {
+        int y = i + t - kr;
+        const float *restrict row = in + (size_t)(y < 0 ? 0 : y >= h ? h - 1 : y) * w;
+        float kt = lb->k[t];
+        for (int x = 0; x < w; x++) s[x] += kt * row[x];
+    }
+    float ks = lb->ks;
+    for (int x = 0; x < w; x++) out[x] = s[x] / ks;
+}
+
+/* Rows [y0, y1) of in (times wt, when not NULL) blurred along x into out; s: 2 w floats. */
+RT_INLINE void gauss_x_body(const line_blur *lb, const float *in, const float *wt, float *out,
+                            int w, int y0, int y1, float *s) {
+    for (int y = y0; y < y1; y++) {
+        const float *row = in + (size_t)y * w;
+        if (wt) {
+            float *restrict q = s + w;
+            const float *restrict wr = wt + (size_t)y * w;
+            for (int x = 0; x < w; x++) q[x] = row[x] * wr[x];
+            row = q;
+        }
+        gauss_row_body(lb, row, out + (size_t)y * w, w, s);
+    }
+}
+
+/* Rows [y0, y1) of the blur of in along y, into out. */
+RT_INLINE void gauss_y_body(const line_blur *lb, const float *in, float *out, int w, int h, int y0,
+                            int y1, float *s) {
+    for (int y = y0; y < y1; y++) gauss_col_body(lb, in, out + (size_t)y * w, w, h, y, s);
+}
+
+static void gauss_x_base(const line_blur *lb, const float *in, const float *wt, float *out, int w,
+                         int y0, int y1, float *s) {
+    gauss_x_body(lb, in, wt, out, w, y0, y1, s);
+}
+static void gauss_y_base(const line_blur *lb, const float *in, float *out, int w, int h, int y0,
+                         int y1, float *s) {
+    gauss_y_body(lb, in, out, w, h, y0, y1, s);
+}
+#if RT_AVX2
+RT_TARGET_AVX2 static void gauss_x_avx2(const line_blur *lb, const float *in, const float *wt,
+                                        float *out, int w, int y0, int y1, float *s) {
+    gauss_x_body(lb, in, wt, out, w, y0, y1, s);
+}
+RT_TARGET_AVX2 static void gauss_y_avx2(const line_blur *lb, const float *in, float *out, int w,
+                                        int h, int y0, int y1, float *s) {
+    gauss_y_body(lb, in, out, w, h, y0, y1, s);
+}
+#endif
+
+/* Rows [y0, y1) of in blurred along x (times wt; cols: along y, wt NULL) into out. */
+static void gauss_rows(const line_blur *lb, int cols, const float *in, const float *wt, float *out,
+                       int w, int h, int y0, int y1, float *s) {
+#if RT_AVX2
+    if (use_avx2) {
+        if (cols)
+            gauss_y_avx2(lb, in, out, w, h, y0, y1, s);
+        else
+            gauss_x_avx2(lb, in, wt, out, w, y0, y1, s);
+        return;
+    }
+#endif
+    if (cols)
+        gauss_y_base(lb, in, out, w, h, y0, y1, s);
+    else
+        gauss_x_base(lb, in, wt, out, w, y0, y1, s);
+}
+
+/* The nb rows from src (stride w), times wt's (when not NULL), transposed into dst (w rows of
+ * nb), and back. */
+static void rows_to_cols(float *restrict dst, const float *restrict src, const float *restrict wt,
+                         int w, int nb) {
+    int x = 0;
+#ifdef __SSE2__
+    if (nb % 4 == 0)
+        for (; x + 4 <= w; x += 4)
+            for (int k = 0; k < nb; k += 4) {
+                __m128 r0 = _mm_loadu_ps(src + (size_t)k * w + x),
+                       r1 = _mm_loadu_ps(src + (size_t)(k + 1) * w + x),
+                       r2 = _mm_loadu_ps(src + (size_t)(k + 2) * w + x),
+                       r3 = _mm_loadu_ps(src + (size_t)(k + 3) * w + x);
+                if (wt) {
+                    r0 = _mm_mul_ps(r0, _mm_loadu_ps(wt + (size_t)k * w + x));
+                    r1 = _mm_mul_ps(r1, _mm_loadu_ps(wt + (size_t)(k + 1) * w + x));
+                    r2 = _mm_mul_ps(r2, _mm_loadu_ps(wt + (size_t)(k + 2) * w + x));
+                    r3 = _mm_mul_ps(r3, _mm_loadu_ps(wt + (size_t)(k + 3) * w + x));
+                }
+                _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                _mm_storeu_ps(dst + (size_t)x * nb + k, r0);
+                _mm_storeu_ps(dst + (size_t)(x + 1) * nb + k, r1);
+                _mm_storeu_ps(dst + (size_t)(x + 2) * nb + k, r2);
+                _mm_storeu_ps(dst + (size_t)(x + 3) * nb + k, r3);
+            }
+#endif
+    for (; x < w; x++)
+        for (int k = 0; k < nb; k++)
+            dst[(size_t)x * nb + k] =
+                wt ? src[(size_t)k * w + x] * wt[(size_t)k * w + x] : src[(size_t)k * w + x];
+}
+
+static void cols_to_rows(float *restrict dst, const float *restrict src, int w, int nb) {
+    int x = 0;
+#ifdef __SSE2__
+    if (nb % 4 == 0)
+        for (; x + 4 <= w; x += 4)
+            for (int k = 0; k < nb; k += 4) {
+                __m128 r0 = _mm_loadu_ps(src + (size_t)x * nb + k),
+                       r1 = _mm_loadu_ps(src + (size_t)(x + 1) * nb + k),
+                       r2 = _mm_loadu_ps(src + (size_t)(x + 2) * nb + k),
+                       r3 = _mm_loadu_ps(src + (size_t)(x + 3) * nb + k);
+                _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                _mm_storeu_ps(dst + (size_t)k * w + x, r0);
+                _mm_storeu_ps(dst + (size_t)(k + 1) * w + x, r1);
+                _mm_storeu_ps(dst + (size_t)(k + 2) * w + x, r2);
+                _mm_storeu_ps(dst + (size_t)(k + 3) * w + x, r3);
+            }
+#endif
+    for (; x < w; x++)
+        for (int k = 0; k < nb; k++) dst[(size_t)k * w + x] = src[(size_t)x * nb + k];
+}
+
+/* Rows per block of the box pass along x (run down the columns of the block's transpose) and
+ * columns per block of the box pass along y: blocks whose rings stay in the first-level cache. */
+#define BOX_XB 32
+#define BOX_YB 128
+
+/* Full-resolution separable blurs of np planes of w x h at one sigma: dst[p] = the blur of src[p]
+ * (times wt[p] where that is not NULL; dst[p] may be src[p]), the work of each pass split between
+ * two threads: along x (src -> t), then along y (t -> dst). t: np planes of scratch. */
+typedef struct blur_job {
+    const float *const *src, *const *wt;
+    float *const *dst;
+    float **t;
+    int np, w, h, pass, blocks; /* pass 0: along x, 1: along y; blocks per plane */
+    line_blur lb;
+    int fail;
+} blur_job;
+
+static void blur_range(size_t first, size_t n, void *user) {
+    blur_job *j = user;
+    int w = j->w, h = j->h, r = j->lb.r, R = 2 * r + 2;
+    const line_blur *lb = &j->lb;
+    float *scr = NULL;
+    double *acc = NULL;
+    if (lb->gauss)
+        scr = malloc(sizeof(float) * ((size_t)(w > h ? w : h) + (size_t)w));
+    else if (j->pass == 0)
+        scr = malloc(sizeof(float) * ((size_t)w * BOX_XB * 2 + (size_t)R * BOX_XB * 2)),
+        acc = malloc(sizeof(double) * 3 * BOX_XB);
+    else
+        scr = malloc(sizeof(float) * (size_t)R * BOX_YB * 2),
+        acc = malloc(sizeof(double) * 3 * BOX_YB);
+    if (!scr || (!lb->gauss && !acc)) {
+        j->fail = 1;
+        free(scr), free(acc);
+        return;
+    }
+    for (size_t it = first; it < first + n; it++) {
+        int p = (int)(it / (size_t)j->blocks), b = (int)(it % (size_t)j->blocks);
+        const float *src = j->src[p], *wt = j->wt[p];
+        float *dst = j->dst[p], *t = j->t[p];
+        if (lb->gauss) {
+            /* blocks are bands of rows */
+            int y0 = (int)((int64_t)h * b / j->blocks),
+                y1 = (int)((int64_t)h * (b + 1) / j->blocks);
+            if (j->pass == 0)
+                gauss_rows(lb, 0, src, wt, t, w, h, y0, y1, scr);
+            else
+                gauss_rows(lb, 1, t, NULL, dst, w, h, y0, y1, scr);
+        } else if (j->pass == 0) {
+            int y0 = b * BOX_XB, nb = h - y0 < BOX_XB ? h - y0 : BOX_XB;
+            float *T = scr, *T2 = scr + (size_t)w * BOX_XB, *ring = T2 + (size_t)w * BOX_XB;
+            rows_to_cols(T, src + (size_t)y0 * w, wt ? wt + (size_t)y0 * w : NULL, w, nb);
+            box_cols(lb, T, (size_t)nb, T2, (size_t)nb, nb, w, ring, ring + (size_t)R * nb, acc);
+            cols_to_rows(t + (size_t)y0 * w, T2, w, nb);
+        } else {
+            int x0 = b * BOX_YB, nc = w - x0 < BOX_YB ? w - x0 : BOX_YB;
+            box_cols(lb, t + x0, (size_t)w, dst + x0, (size_t)w, nc, h, scr, scr + (size_t)R * nc,
+                     acc);
+        }
+    }
+    free(scr), free(acc);
+}
+
+/* src[p] (times wt[p]) into dst[p], for a blur too narrow to do anything. */
+static void copy_weighted(float *dst, const float *src, const float *wt, size_t n) {
+    if (wt)
+        for (size_t i = 0; i < n; i++) dst[i] = src[i] * wt[i];
+    else if (dst != src)
+        memcpy(dst, src, sizeof(float) * n);
+}
+
+static int blur_full_n(float *const *dst, const float *const *src, const float *const *wt, int np,
+                       int w, int h, float sigma) {
+    size_t n = (size_t)w * h;
+    if (np <= 0) return 0;
+    if (np > 8) return -1;
+    if (sigma <= 0.3f) {
+        for (int p = 0; p < np; p++) copy_weighted(dst[p], src[p], wt[p], n);
+        return 0;
+    }
+    float *t[8];
+    float *tt = malloc(sizeof(float) * n * np);
+    if (!tt) return -1;
+    for (int p = 0; p < np; p++) t[p] = tt + n * p;
+    blur_job j = {src, wt, dst, t, np, w, h, 0, 0, {0}, 0};
+    line_blur_init(&j.lb, sigma);
+    for (j.pass = 0; j.pass < 2; j.pass++) {
+        if (j.lb.gauss)
+            j.blocks = h < 64 ? 1 : 16;
+        else
+            j.blocks = j.pass == 0 ? (h + BOX_XB - 1) / BOX_XB : (w + BOX_YB - 1) / BOX_YB;
+        size_t items = (size_t)j.blocks * np;
+        ts_render_split2(blur_range, &j, items, n * np >= 32768 ? 2 : items + 1);
+    }
+    free(tt);
+    return j.fail ? -1 : 0;
+}
 
 /* Sigma from which a blur is computed on a plane averaged down by k (sigma / 4, 2 to 4)
  * and brought back bilinearly: what is left after such a blur is smooth at the scale of k
@@ -130,184 +595,174 @@ static int blur_full(float *a, int w, int h, float sigma);
  * at a fraction of the cost (the wide blurs are most of the stage's time). */
 #define BLUR_REDUCE_SIGMA 6.0f
 
-/* In-place Gaussian blur of a w x h plane; columns are blurred as rows of the transpose, which
- * reads memory in order. Wide blurs run at reduced resolution (BLUR_REDUCE_SIGMA). Returns -1
- * when out of memory. */
-static int blur(float *a, int w, int h, float sigma) {
-    if (sigma < BLUR_REDUCE_SIGMA || w < 64 || h < 64) return blur_full(a, w, h, sigma);
-    int k = (int)(sigma / 4);
-    k = k < 2 ? 2 : k > 4 ? 4 : k;
-    int sw = (w + k - 1) / k, sh = (h + k - 1) / k;
-    float *sm = malloc(sizeof *sm * (size_t)sw * sh);
-    if (!sm) return -1;
-    /* box average (partial cells at the right and bottom edges average what they hold): row
-     * sums of k rows, then k columns of them */
-    float *acc = malloc(sizeof *acc * (size_t)w);
-    int *ix0 = malloc(sizeof *ix0 * (size_t)w), *ix1 = malloc(sizeof *ix1 * (size_t)w);
-    float *tx = malloc(sizeof *tx * (size_t)w);
-    if (!acc || !ix0 || !ix1 || !tx) {
-        free(sm), free(acc), free(ix0), free(ix1), free(tx);
-        return -1;
+/* The last step of nblur3_with, for a range of pixels. */
+typedef struct nblur_div_job {
+    float *const *dst;
+    const float *const *src;
+    const float *tmp;
+} nblur_div_job;
+
+static void nblur_div_range(size_t first, size_t n, void *user) {
+    const nblur_div_job *j = user;
+    const float *tmp = j->tmp;
+    for (int c = 0; c < 3; c++) {
+        float *restrict dst = j->dst[c];
+        const float *restrict src = j->src[c];
+        for (size_t i = first; i < first + n; i++)
+            dst[i] = tmp[i] > 1e-3f ? dst[i] / tmp[i] : src[i];
     }
-    for (int y = 0; y < sh; y++) {
-        int ya = y * k, yb = ya + k < h ? ya + k : h;
-        memcpy(acc, a + (size_t)ya * w, sizeof *acc * (size_t)w);
-        for (int yy = ya + 1; yy < yb; yy++) {
-            const float *row = a + (size_t)yy * w;
-            for (int x = 0; x < w; x++) acc[x] += row[x];
-        }
-        float *dst = sm + (size_t)y * sw;
-        for (int x = 0; x < sw; x++) {
-            int xa = x * k, xb = xa + k < w ? xa + k : w;
-            float v = 0;
-            for (int xx = xa; xx < xb; xx++) v += acc[xx];
-            dst[x] = v / (float)((yb - ya) * (xb - xa));
+}
+
+/* The reduced planes' work: box averages down (pass 0) and bilinear back up (along x, pass 1,
+ * then along y, pass 2), rows split between two threads. */
+typedef struct reduce_job {
+    const float *const *src, *const *wt;
+    float *const *dst;
+    float **sm, **hs;
+    int np, w, h, k, sw, sh, pass;
+    const int *ix0, *ix1;
+    const float *tx;
+    const float *const *div; /* NULL, or nblur3's sources: dst[1..3] /= dst[0] (see there) */
+    int fail;
+} reduce_job;
+
+static void reduce_range(size_t first, size_t n, void *user) {
+    reduce_job *j = user;
+    int w = j->w, h = j->h, k = j->k, sw = j->sw, sh = j->sh;
+    float *acc = NULL;
+    if (j->pass == 0 && !(acc = malloc(sizeof *acc * (size_t)w))) {
+        j->fail = 1;
+        return;
+    }
+    for (size_t it = first; it < first + n; it++) {
+        if (j->pass == 0) {
+            /* box average (partial cells at the right and bottom edges average what they
+             * hold): row sums of k rows, then k columns of them */
+            int p = (int)(it / (size_t)sh), y = (int)(it % (size_t)sh);
+            const float *a = j->src[p], *wt = j->wt[p];
+            int ya = y * k, yb = ya + k < h ? ya + k : h;
+            if (wt) {
+                const float *row = a + (size_t)ya * w, *wr = wt + (size_t)ya * w;
+                for (int x = 0; x < w; x++) acc[x] = row[x] * wr[x];
+                for (int yy = ya + 1; yy < yb; yy++) {
+                    row = a + (size_t)yy * w, wr = wt + (size_t)yy * w;
+                    for (int x = 0; x < w; x++) acc[x] += row[x] * wr[x];
+                }
+            } else {
+                memcpy(acc, a + (size_t)ya * w, sizeof *acc * (size_t)w);
+                for (int yy = ya + 1; yy < yb; yy++) {
+                    const float *row = a + (size_t)yy * w;
+                    for (int x = 0; x < w; x++) acc[x] += row[x];
+                }
+            }
+            float *dst = j->sm[p] + (size_t)y * sw;
+            for (int x = 0; x < sw; x++) {
+                int xa = x * k, xb = xa + k < w ? xa + k : w;
+                float v = 0;
+                for (int xx = xa; xx < xb; xx++) v += acc[xx];
+                dst[x] = v / (float)((yb - ya) * (xb - xa));
+            }
+        } else if (j->pass == 1) {
+            /* each reduced row brought to full width once, for the two or more rows that
+             * interpolate between it and the next */
+            int p = (int)(it / (size_t)sh), y = (int)(it % (size_t)sh);
+            const float *r0 = j->sm[p] + (size_t)y * sw;
+            float *dst = j->hs[p] + (size_t)y * w;
+            const int *ix0 = j->ix0, *ix1 = j->ix1;
+            const float *tx = j->tx;
+            for (int x = 0; x < w; x++) dst[x] = r0[ix0[x]] + tx[x] * (r0[ix1[x]] - r0[ix0[x]]);
+        } else {
+            /* with div, a row of every plane, then the weighted means' division on it while it
+             * is in the cache */
+            int p0 = j->div ? 0 : (int)(it / (size_t)h), p1 = j->div ? j->np : p0 + 1;
+            int y = j->div ? (int)it : (int)(it % (size_t)h);
+            float fy = (y + 0.5f) / k - 0.5f;
+            fy = fy < 0 ? 0 : fy > sh - 1 ? sh - 1 : fy;
+            int y0 = (int)fy, y1 = y0 + 1 < sh ? y0 + 1 : y0;
+            float ty = fy - y0;
+            for (int p = p0; p < p1; p++) {
+                const float *top = j->hs[p] + (size_t)y0 * w, *bot = j->hs[p] + (size_t)y1 * w;
+                float *dst = j->dst[p] + (size_t)y * w;
+                for (int x = 0; x < w; x++) dst[x] = top[x] + ty * (bot[x] - top[x]);
+            }
+            if (j->div) {
+                nblur_div_job d = {j->dst + 1, j->div, j->dst[0]};
+                nblur_div_range((size_t)y * w, (size_t)w, &d);
+            }
         }
     }
     free(acc);
-    /* the box average is itself a blur of variance (k^2 - 1) / 12 pixels^2 */
-    float s2 = sigma * sigma - (k * k - 1) / 12.f;
-    if (blur_full(sm, sw, sh, sqrtf(s2 > 0 ? s2 : 0) / k)) {
-        free(sm), free(ix0), free(ix1), free(tx);
-        return -1;
+}
+
+/* Gaussian blurs of np w x h planes at one sigma: dst[p] = the blur of src[p] (times wt[p] where
+ * wt and it are not NULL; dst[p] may be src[p]). Wide blurs run at reduced resolution
+ * (BLUR_REDUCE_SIGMA), unless exact. Returns -1 when out of memory. */
+static int blur_n(float *const *dst, const float *const *src, const float *const *wt, int np, int w,
+                  int h, float sigma, int exact, const float *const *div) {
+    const float *const none[8] = {NULL};
+    if (!wt) wt = none;
+    if (exact || sigma < BLUR_REDUCE_SIGMA || w < 64 || h < 64) {
+        if (blur_full_n(dst, src, wt, np, w, h, sigma)) return -1;
+        if (div) {
+            nblur_div_job d = {dst + 1, div, dst[0]};
+            ts_render_split2(nblur_div_range, &d, (size_t)w * h, 65536);
+        }
+        return 0;
     }
-    /* bilinear, cell centres at (x + 0.5) k - 0.5; the columns' taps are the same on every row */
-    for (int x = 0; x < w; x++) {
-        float fx = (x + 0.5f) / k - 0.5f;
-        fx = fx < 0 ? 0 : fx > sw - 1 ? sw - 1 : fx;
-        ix0[x] = (int)fx, ix1[x] = ix0[x] + 1 < sw ? ix0[x] + 1 : ix0[x], tx[x] = fx - ix0[x];
+    if (np > 8 || (div && np != 4)) return -1;
+    int k = (int)(sigma / 4);
+    k = k < 2 ? 2 : k > 4 ? 4 : k;
+    int sw = (w + k - 1) / k, sh = (h + k - 1) / k;
+    size_t sn = (size_t)sw * sh;
+    float *sm[8], *hs[8], *smb = malloc(sizeof(float) * (sn + (size_t)sh * w) * np);
+    int *ix0 = malloc(sizeof *ix0 * (size_t)w), *ix1 = malloc(sizeof *ix1 * (size_t)w);
+    float *tx = malloc(sizeof *tx * (size_t)w);
+    int fail = !smb || !ix0 || !ix1 || !tx;
+    reduce_job j = {src, wt, dst, sm, hs, np, w, h, k, sw, sh, 0, ix0, ix1, tx, NULL, 0};
+    if (!fail) {
+        for (int p = 0; p < np; p++)
+            sm[p] = smb + sn * p, hs[p] = smb + sn * np + (size_t)sh * w * p;
+        ts_render_split2(reduce_range, &j, (size_t)sh * np, 64);
+        /* the box average is itself a blur of variance (k^2 - 1) / 12 pixels^2 */
+        float s2 = sigma * sigma - (k * k - 1) / 12.f;
+        fail = j.fail || blur_full_n(sm, (const float *const *)sm, none, np, sw, sh,
+                                     sqrtf(s2 > 0 ? s2 : 0) / k);
     }
-    for (int y = 0; y < h; y++) {
-        float fy = (y + 0.5f) / k - 0.5f;
-        fy = fy < 0 ? 0 : fy > sh - 1 ? sh - 1 : fy;
-        int y0 = (int)fy, y1 = y0 + 1 < sh ? y0 + 1 : y0;
-        float ty = fy - y0;
-        const float *r0 = sm + (size_t)y0 * sw, *r1 = sm + (size_t)y1 * sw;
-        float *dst = a + (size_t)y * w;
+    if (!fail) {
+        /* bilinear, cell centres at (x + 0.5) k - 0.5; the columns' taps are the same on every
+         * row */
         for (int x = 0; x < w; x++) {
-            float top = r0[ix0[x]] + tx[x] * (r0[ix1[x]] - r0[ix0[x]]);
-            float bot = r1[ix0[x]] + tx[x] * (r1[ix1[x]] - r1[ix0[x]]);
-            dst[x] = top + ty * (bot - top);
+            float fx = (x + 0.5f) / k - 0.5f;
+            fx = fx < 0 ? 0 : fx > sw - 1 ? sw - 1 : fx;
+            ix0[x] = (int)fx, ix1[x] = ix0[x] + 1 < sw ? ix0[x] + 1 : ix0[x], tx[x] = fx - ix0[x];
         }
+        j.pass = 1;
+        ts_render_split2(reduce_range, &j, (size_t)sh * np, 64);
+        j.pass = 2, j.div = div;
+        ts_render_split2(reduce_range, &j, (size_t)h * (div ? 1 : np), 64);
     }
-    free(sm), free(ix0), free(ix1), free(tx);
-    return 0;
+    free(smb), free(ix0), free(ix1), free(tx);
+    return fail ? -1 : 0;
 }
 
-/* The columns [x0, x1) of src (w x h), blurred along y into dst (edges extended): small sigmas
- * by a sampled Gaussian, larger ones by three box passes with running sums, whose cost does not
- * grow with sigma. Each column gets exactly the arithmetic a line of its own would (the same
- * sums in the same order), but the loops run along rows, so they stream through memory and
- * vectorise across the columns. The box passes go src -> tmp -> tmp2 -> dst; the Gaussian
- * src -> dst (then distinct from src). acc and facc are per-column accumulators. */
-typedef struct vblur_job {
-    const float *src;
-    float *dst, *tmp, *tmp2;
-    double *acc;
-    float *facc;
-    int w, h;
-    float sigma;
-} vblur_job;
-
-static void vblur_cols(const vblur_job *j, int x0, int x1) {
-    int w = j->w, h = j->h;
-    float sigma = j->sigma;
-    if (sigma < 3) {
-        int kr = (int)ceilf(3 * sigma);
-        float k[32], ks = 0;
-        for (int t = -kr; t <= kr; t++) ks += k[t + kr] = expf(-0.5f * t * t / (sigma * sigma));
-        float *s = j->facc;
-        for (int i = 0; i < h; i++) {
-            for (int x = x0; x < x1; x++) s[x] = 0;
-            for (int t = 0; t <= 2 * kr; t++) {
-                int y = i + t - kr;
-                y = y < 0 ? 0 : y >= h ? h - 1 : y;
-                const float *row = j->src + (size_t)y * w;
-                float kt = k[t];
-                for (int x = x0; x < x1; x++) s[x] += kt * row[x];
-            }
-            float *o = j->dst + (size_t)i * w;
-            for (int x = x0; x < x1; x++) o[x] = s[x] / ks;
-        }
-        return;
-    }
-    int r = (int)lroundf((sqrtf(4 * sigma * sigma + 1) - 1) / 2);
-    double *acc = j->acc, norm = 2 * r + 1;
-    const float *in = j->src;
-    for (int pass = 0; pass < 3; pass++) {
-        float *out = pass == 2 ? j->dst : pass == 0 ? j->tmp : j->tmp2;
-        for (int x = x0; x < x1; x++) acc[x] = 0;
-        for (int t = 0; t <= 2 * r; t++) {
-            int y = t - r < 0 ? 0 : t - r >= h ? h - 1 : t - r;
-            const float *row = in + (size_t)y * w;
-            for (int x = x0; x < x1; x++) acc[x] += row[x];
-        }
-        for (int i = 0; i < h; i++) {
-            float *o = out + (size_t)i * w;
-            for (int x = x0; x < x1; x++) o[x] = (float)(acc[x] / norm);
-            if (i + 1 < h) {
-                int ya = i + r + 1 >= h ? h - 1 : i + r + 1, yb = i - r < 0 ? 0 : i - r;
-                const float *ra = in + (size_t)ya * w, *rb = in + (size_t)yb * w;
-                for (int x = x0; x < x1; x++) acc[x] += ra[x] - rb[x];
-            }
-        }
-        in = out;
-    }
-}
-
-static void vblur_range(size_t first, size_t n, void *user) {
-    vblur_job *j = user;
-    vblur_cols(j, (int)first, (int)(first + n));
-}
-
-/* src (w x h) blurred along y into dst (may be src); tmp, tmp2: w x h floats of scratch, acc
- * w doubles, facc w floats. The columns are split between two threads. */
-static void vblur(const float *src, float *dst, float *tmp, float *tmp2, double *acc, float *facc,
-                  int w, int h, float sigma) {
-    float *out = sigma < 3 && dst == src ? tmp : dst;
-    vblur_job j = {src, out, tmp, tmp2, acc, facc, w, h, sigma};
-    ts_render_split2(vblur_range, &j, (size_t)w, (size_t)w * h >= 32768 ? 2 : (size_t)w + 1);
-    if (out != dst) memcpy(dst, out, sizeof *dst * (size_t)w * h);
-}
-
-static int blur_full(float *a, int w, int h, float sigma) {
-    if (sigma <= 0.3f) return 0;
-    size_t n = (size_t)w * h;
-    int m = w > h ? w : h;
-    float *t = malloc(sizeof *t * n * 2), *facc = malloc(sizeof *facc * (size_t)m);
-    double *acc = malloc(sizeof *acc * (size_t)m);
-    if (!t || !facc || !acc) {
-        free(t), free(facc), free(acc);
-        return -1;
-    }
-    /* along x: on the transpose, where x runs down the columns (a is scratch meanwhile) */
-    transpose(t, a, w, h);
-    vblur(t, t, a, t + n, acc, facc, h, w, sigma);
-    transpose(a, t, h, w);
-    vblur(a, a, t, t + n, acc, facc, w, h, sigma);
-    free(t), free(facc), free(acc);
-    return 0;
+/* In place, one plane. */
+static int blur(float *a, int w, int h, float sigma) {
+    return blur_n(&a, (const float *const *)&a, NULL, 1, w, h, sigma, 0, NULL);
 }
 
 /* Normalised convolution of three planes: dst[c] = blur(src[c] * wt) / blur(wt), the weighted
  * local mean of src over the pixels wt trusts. Where no trusted pixel is near, dst keeps src.
- * tmp holds n floats. */
+ * tmp holds n floats. exact: always at full resolution. */
 static int nblur3_with(float *const dst[3], float *const src[3], const float *wt, int w, int h,
-                       float sigma, float *tmp, int (*blur_fn)(float *, int, int, float)) {
-    size_t n = (size_t)w * h;
-    memcpy(tmp, wt, sizeof(float) * n);
-    if (blur_fn(tmp, w, h, sigma)) return -1;
-    for (int c = 0; c < 3; c++) {
-        for (size_t i = 0; i < n; i++) dst[c][i] = src[c][i] * wt[i];
-        if (blur_fn(dst[c], w, h, sigma)) return -1;
-        for (size_t i = 0; i < n; i++) dst[c][i] = tmp[i] > 1e-3f ? dst[c][i] / tmp[i] : src[c][i];
-    }
-    return 0;
+                       float sigma, float *tmp, int exact) {
+    float *all[4] = {tmp, dst[0], dst[1], dst[2]};
+    const float *in[4] = {wt, src[0], src[1], src[2]}, *by[4] = {NULL, wt, wt, wt};
+    return blur_n(all, in, by, 4, w, h, sigma, exact, (const float *const *)src);
 }
 
 static int nblur3(float *const dst[3], float *const src[3], const float *wt, int w, int h,
                   float sigma, float *tmp) {
-    return nblur3_with(dst, src, wt, w, h, sigma, tmp, blur);
+    return nblur3_with(dst, src, wt, w, h, sigma, tmp, 0);
 }
 
 /* The same, always at full resolution: for the blemish finder's skin base, whose small
@@ -315,14 +770,71 @@ static int nblur3(float *const dst[3], float *const src[3], const float *wt, int
  * as a spot. */
 static int nblur3_exact(float *const dst[3], float *const src[3], const float *wt, int w, int h,
                         float sigma, float *tmp) {
-    return nblur3_with(dst, src, wt, w, h, sigma, tmp, blur_full);
+    return nblur3_with(dst, src, wt, w, h, sigma, tmp, 1);
 }
 
-/* Fills a polygon (even-odd rule, pixel centres) into mask with value 1. */
-static void fill_polygon(float *mask, int w, int h, const float (*pt)[2], int n) {
+/* ---- windows ---------------------------------------------------------------------------- */
+
+/* How far (pixels) the blur of a w x h plane at sigma reaches: an output pixel depends only on
+ * the input within this distance. */
+static int blur_reach(float sigma, int w, int h) {
+    if (sigma <= 0.3f) return 0;
+    line_blur lb;
+    if (sigma < BLUR_REDUCE_SIGMA || w < 64 || h < 64) {
+        line_blur_init(&lb, sigma);
+        return lb.gauss ? lb.kr : 3 * lb.r;
+    }
+    int k = (int)(sigma / 4);
+    k = k < 2 ? 2 : k > 4 ? 4 : k;
+    float s2 = sigma * sigma - (k * k - 1) / 12.f, ss = sqrtf(s2 > 0 ? s2 : 0) / k;
+    /* the cells averaged down, the blur between them, the bilinear step back */
+    return k * (blur_reach(ss, 1, 1) + 2) + k;
+}
+
+/* A part of the box: columns [x0, x0 + w), rows [y0, y0 + h). */
+typedef struct win {
+    int x0, y0, w, h;
+} win;
+
+/* The part of a bw x bh plane that holds [x0, x1) x [y0, y1) with margin around it, to blur on
+ * its own instead of the whole plane: its origin on a multiple of 12 (so the cells of a reduced
+ * blur, 2 to 4 pixels, fall where they do on the whole plane) and, where the plane allows, at
+ * least 64 pixels each way (so blur takes the same path as on the whole plane). Inside, more than
+ * a blur's reach from the part's edges, the blur gives what it gives on the whole plane (up to
+ * the rounding of sums started elsewhere). */
+static win window_around(int bw, int bh, int x0, int y0, int x1, int y1, int margin) {
+    win r;
+    int ax0 = x0 - margin, ay0 = y0 - margin, ax1 = x1 + margin, ay1 = y1 + margin;
+    ax0 = ax0 < 0 ? 0 : ax0 / 12 * 12, ay0 = ay0 < 0 ? 0 : ay0 / 12 * 12;
+    ax1 = ax1 > bw ? bw : ax1, ay1 = ay1 > bh ? bh : ay1;
+    if (ax1 - ax0 < 64) {
+        ax1 = ax0 + 64 < bw ? ax0 + 64 : bw;
+        if (ax1 - ax0 < 64) ax0 = (ax1 - 64 < 0 ? 0 : ax1 - 64) / 12 * 12;
+    }
+    if (ay1 - ay0 < 64) {
+        ay1 = ay0 + 64 < bh ? ay0 + 64 : bh;
+        if (ay1 - ay0 < 64) ay0 = (ay1 - 64 < 0 ? 0 : ay1 - 64) / 12 * 12;
+    }
+    if (ax1 < ax0) ax1 = ax0;
+    if (ay1 < ay0) ay1 = ay0;
+    r.x0 = ax0, r.y0 = ay0, r.w = ax1 - ax0, r.h = ay1 - ay0;
+    return r;
+}
+
+/* The window's part of a bw-wide plane, copied out (dst: r.w x r.h). */
+static void window_copy(float *dst, const float *src, int bw, win r) {
+    for (int y = 0; y < r.h; y++)
+        memcpy(dst + (size_t)y * r.w, src + (size_t)(r.y0 + y) * bw + r.x0, sizeof(float) * r.w);
+}
+
+/* Fills a polygon (even-odd rule, pixel centres) with value 1 into mask, the window r of a
+ * bw x bh plane (the polygon in the plane's pixels). */
+static void fill_polygon(float *mask, int bw, int bh, win r, const float (*pt)[2], int n) {
     float y0 = INFINITY, y1 = -INFINITY;
     for (int i = 0; i < n; i++) y0 = ts_minf(y0, pt[i][1]), y1 = ts_maxf(y1, pt[i][1]);
-    int ya = (int)ts_maxf(0, floorf(y0)), yb = (int)ts_minf(h - 1, ceilf(y1));
+    int ya = (int)ts_maxf(0, floorf(y0)), yb = (int)ts_minf(bh - 1, ceilf(y1));
+    ya = ya < r.y0 ? r.y0 : ya, yb = yb > r.y0 + r.h - 1 ? r.y0 + r.h - 1 : yb;
+    int xe = bw < r.x0 + r.w ? bw : r.x0 + r.w;
     for (int y = ya; y <= yb; y++) {
         float yc = y + 0.5f, xs[64];
         int k = 0;
@@ -335,9 +847,11 @@ static void fill_polygon(float *mask, int w, int h, const float (*pt)[2], int n)
                 float t = xs[b];
                 xs[b] = xs[b - 1], xs[b - 1] = t;
             }
-        for (int a = 0; a + 1 < k; a += 2)
-            for (int x = (int)ts_maxf(0, ceilf(xs[a] - 0.5f)); x < w && x + 0.5f < xs[a + 1]; x++)
-                mask[(size_t)y * w + x] = 1;
+        for (int a = 0; a + 1 < k; a += 2) {
+            int x = (int)ts_maxf(0, ceilf(xs[a] - 0.5f));
+            for (x = x < r.x0 ? r.x0 : x; x < xe && x + 0.5f < xs[a + 1]; x++)
+                mask[(size_t)(y - r.y0) * r.w + (x - r.x0)] = 1;
+        }
     }
 }
 
@@ -366,6 +880,14 @@ typedef struct work {
     float ied;
     float *lab[3], *skin, *core, *tmp, *tmp2;
 } work;
+
+/* The edited planes start as the Lab ones where a pixel is first changed (until then only
+ * touched, one byte a pixel, says which of them hold anything). */
+static inline void touch(const work *W, float *const *out, uint8_t *touched, size_t i) {
+    if (touched[i]) return;
+    for (int c = 0; c < 3; c++) out[c][i] = W->lab[c][i];
+    touched[i] = 1;
+}
 
 /* Least-squares plane v = c0 + c1 dx + c2 dy through the skin core pixels of the ring
  * r1 <= r <= r2 around (cx, cy) that are not to be avoided; returns 0, or -1 when the ring holds
@@ -407,16 +929,43 @@ static int fit_plane(const float *v, const work *W, const uint8_t *avoid, float 
     return 0;
 }
 
+/* The blemish finder's per-pixel marks, for a range of pixels: without avoid, the candidates
+ * (label -1: in the skin core, redness above the base by more than 2.5); with it, what neither a
+ * ring nor a donor may use. */
+typedef struct marks_job {
+    const work *W;
+    float *const *sm;
+    const float *base_L, *base_a;
+    int *label;
+    uint8_t *avoid;
+    const blob *bl;
+} marks_job;
+
+static void marks_range(size_t first, size_t n, void *user) {
+    const marks_job *j = user;
+    const float *core = j->W->core, *sm0 = j->sm[0], *sm1 = j->sm[1], *bL = j->base_L,
+                *ba = j->base_a;
+    int *label = j->label;
+    if (!j->avoid) {
+        for (size_t i = first; i < first + n; i++)
+            label[i] = (core[i] >= 0.5f && sm1[i] - ba[i] > 2.5f) ? -1 : 0;
+        return;
+    }
+    for (size_t i = first; i < first + n; i++)
+        j->avoid[i] = (label[i] > 0 && j->bl[label[i] - 1].ok == 1) || sm1[i] - ba[i] > 5.f ||
+                      fabsf(sm0[i] - bL[i]) > 8.f;
+}
+
 /* Finds and heals blemishes in lab_out (a copy of the Lab planes), weighting each heal by
  * amount * skin. Returns the number healed, or -1 when out of memory. */
-static int heal_blemishes(work *W, float *out[3], float amount, float *touched) {
+static int heal_blemishes(work *W, float *out[3], float amount, uint8_t *touched) {
     int w = W->w, h = W->h;
     size_t n = W->n;
     float ied = W->ied;
     float *base_a = malloc(sizeof(float) * n), *base_b = malloc(sizeof(float) * n);
     float *base_L = malloc(sizeof(float) * n), *sm[3] = {NULL, NULL, NULL}, *lo[3] = {0};
     int *label = calloc(n, sizeof(int)), *stack = malloc(sizeof(int) * n);
-    int nb = 0, cap = 64, healed = 0, lo_done = 0;
+    int nb = 0, cap = 64, healed = 0;
     blob *bl = malloc(sizeof(blob) * cap);
     int fail = !base_a || !base_b || !base_L || !label || !stack || !bl;
     for (int c = 0; c < 3 && !fail; c++) {
@@ -429,15 +978,11 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
     if (!fail)
         fail = nblur3_exact((float *const[3]){base_L, base_a, base_b}, W->lab, W->core, w, h,
                             sig_base, W->tmp);
-    for (int c = 0; c < 3 && !fail; c++) {
-        memcpy(sm[c], W->lab[c], sizeof(float) * n);
-        fail = blur(sm[c], w, h, sig_s);
-    }
+    if (!fail) fail = blur_n(sm, (const float *const *)W->lab, NULL, 3, w, h, sig_s, 0, NULL);
     if (fail) goto done;
     /* Candidates: connected areas of the skin core where redness exceeds the base. */
-    const float t_low = 2.5f;
-    for (size_t i = 0; i < n; i++)
-        label[i] = (W->core[i] >= 0.5f && sm[1][i] - base_a[i] > t_low) ? -1 : 0;
+    marks_job mj = {W, sm, base_L, base_a, label, NULL, NULL};
+    ts_render_split2(marks_range, &mj, n, 65536);
     for (int y0 = 0; y0 < h; y0++)
         for (int x0 = 0; x0 < w; x0++) {
             size_t i0 = (size_t)y0 * w + x0;
@@ -517,9 +1062,8 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
         fail = 1;
         goto done;
     }
-    for (size_t i = 0; i < n; i++)
-        avoid[i] = (label[i] > 0 && bl[label[i] - 1].ok == 1) || sm[1][i] - base_a[i] > 5.f ||
-                   fabsf(sm[0][i] - base_L[i]) > 8.f;
+    mj.avoid = avoid, mj.bl = bl;
+    ts_render_split2(marks_range, &mj, n, 65536);
     for (int a = 0; a < nb; a++) {
         blob *b = &bl[a];
         if (b->ok != 1) continue;
@@ -593,15 +1137,24 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
             xb = (int)ts_minf(w - 1, ceilf(b->cx + rad + 2));
         int ya = (int)ts_maxf(0, floorf(b->cy - rad - 2)),
             yb = (int)ts_minf(h - 1, ceilf(b->cy + rad + 2));
-        if (!lo_done && !found) {
-            /* the finest texture, needed only by a heal without a donor: made on first use */
-            for (int c = 0; c < 3 && !fail; c++) {
-                lo[c] = malloc(sizeof(float) * n);
-                fail = !lo[c] ||
-                       (memcpy(lo[c], W->lab[c], sizeof(float) * n), blur(lo[c], w, h, sig_t));
+        /* The finest texture, needed by a heal without a donor (or where the donor's patch
+         * leaves the box), on the heal's part of the box alone. */
+        win lw = {0, 0, 0, 0};
+        if (!found || xa + ox < 0 || ya + oy < 0 || xb + ox >= w || yb + oy >= h) {
+            lw = window_around(w, h, xa, ya, xb + 1, yb + 1, blur_reach(sig_t, w, h) + 2);
+            size_t m = (size_t)lw.w * lw.h;
+            free(lo[0]);
+            lo[0] = malloc(sizeof(float) * m * 3);
+            if (!lo[0]) {
+                fail = 1;
+                break;
             }
-            if (fail) break;
-            lo_done = 1;
+            lo[1] = lo[0] + m, lo[2] = lo[0] + 2 * m;
+            for (int c = 0; c < 3; c++) window_copy(lo[c], W->lab[c], w, lw);
+            if (blur_n(lo, (const float *const *)lo, NULL, 3, lw.w, lw.h, sig_t, 0, NULL)) {
+                fail = 1;
+                break;
+            }
         }
         for (int y = ya; y <= yb; y++)
             for (int x = xa; x <= xb; x++) {
@@ -614,66 +1167,191 @@ static int heal_blemishes(work *W, float *out[3], float amount, float *touched) 
                 int sx = x + ox, sy = y + oy;
                 int donor = found && sx >= 0 && sy >= 0 && sx < w && sy < h;
                 size_t j = donor ? (size_t)sy * w + sx : i;
+                touch(W, out, touched, i);
                 for (int c = 0; c < 3; c++) {
                     float fill = (float)(plane[c][0] + plane[c][1] * dx + plane[c][2] * dy);
                     /* The donor's texture over the ring's plane; without a donor, the spot's
                      * own finest texture (little of a spot lives there). */
-                    float tex = donor ? W->lab[c][j] - (float)(dplane[c][0] + dplane[c][1] * dx +
-                                                               dplane[c][2] * dy)
-                                      : W->lab[c][i] - lo[c][i];
+                    float tex =
+                        donor ? W->lab[c][j] -
+                                    (float)(dplane[c][0] + dplane[c][1] * dx + dplane[c][2] * dy)
+                              : W->lab[c][i] - lo[c][(size_t)(y - lw.y0) * lw.w + (x - lw.x0)];
                     out[c][i] += m * (fill + tex - W->lab[c][i]);
                 }
-                touched[i] = 1;
             }
         healed++;
     }
     free(avoid);
 done:
     free(base_a), free(base_b), free(base_L), free(label), free(stack), free(bl);
-    for (int c = 0; c < 3; c++) free(sm[c]), free(lo[c]);
+    for (int c = 0; c < 3; c++) free(sm[c]);
+    free(lo[0]);
     return fail ? -1 : healed;
 }
 
-/* The box to CIELAB (and the skin mask to 0..1), for a range of pixels. */
+/* The box to CIELAB (and the skin mask to 0..1), read in place from the canvas, for a range of
+ * the box's rows. */
 typedef struct to_lab_job {
-    const float *rgb;
+    const float *canvas; /* the box's first pixel */
+    size_t stride;       /* floats from one canvas row to the next */
     const uint8_t *skin8;
     work *W;
-    float *const *out;
-    float *touched;
 } to_lab_job;
 
 static void to_lab_range(size_t first, size_t n, void *user) {
     const to_lab_job *j = user;
     work *W = j->W;
-    for (size_t i = first; i < first + n; i++) {
-        float lab[3];
-        rgb_to_lab(j->rgb + 3 * i, lab);
-        for (int c = 0; c < 3; c++) W->lab[c][i] = j->out[c][i] = lab[c];
-        W->skin[i] = j->skin8[i] / 255.f, j->touched[i] = 0;
+    int w = W->w;
+    for (size_t y = first; y < first + n; y++) {
+        size_t i = y * (size_t)w;
+        rgb_to_lab_row(j->canvas + y * j->stride, W->lab[0] + i, W->lab[1] + i, W->lab[2] + i, w);
+        for (int x = 0; x < w; x++) W->skin[i + x] = j->skin8[i + x] / 255.f;
     }
 }
 
-/* The edited pixels back to sRGB, the same change added to the foreground colour. */
+/* New canvases: the old ones copied, with the edited pixels of the box back in sRGB and the same
+ * change added to the foreground colour; for a range of canvas rows. */
 typedef struct from_lab_job {
     float *const *out;
-    const float *touched;
-    float *rgb, *fg;
+    const uint8_t *touched;
+    const float *rgb, *fg; /* the old canvases */
+    float *nrgb, *nfg;     /* the new */
+    int cw, x0, y0, w, h;
 } from_lab_job;
 
 static void from_lab_range(size_t first, size_t n, void *user) {
     const from_lab_job *j = user;
-    float *rgb = j->rgb, *fg = j->fg;
-    for (size_t i = first; i < first + n; i++) {
-        if (!j->touched[i]) continue;
-        float lab[3] = {j->out[0][i], j->out[1][i], j->out[2][i]}, v[3];
-        lab_to_rgb(lab, v);
-        for (int c = 0; c < 3; c++) {
-            float d = v[c] - rgb[3 * i + c];
-            rgb[3 * i + c] = v[c];
-            if (fg) fg[3 * i + c] = ts_minf(255, ts_maxf(0, fg[3 * i + c] + d));
+    size_t row = (size_t)j->cw * 3;
+    for (size_t y = first; y < first + n; y++) {
+        memcpy(j->nrgb + y * row, j->rgb + y * row, sizeof(float) * row);
+        if (j->fg) memcpy(j->nfg + y * row, j->fg + y * row, sizeof(float) * row);
+        int by = (int)y - j->y0;
+        if (by < 0 || by >= j->h) continue;
+        for (int x = 0; x < j->w; x++) {
+            size_t i = (size_t)by * j->w + x, o = y * row + (size_t)(j->x0 + x) * 3;
+            if (!j->touched[i]) continue;
+            float lab[3] = {j->out[0][i], j->out[1][i], j->out[2][i]}, v[3];
+            lab_to_rgb(lab, v);
+            for (int c = 0; c < 3; c++) {
+                float d = v[c] - j->rgb[o + c];
+                j->nrgb[o + c] = v[c];
+                if (j->fg) j->nfg[o + c] = ts_minf(255, ts_maxf(0, j->fg[o + c] + d));
+            }
         }
     }
+}
+
+/* A memory image around buf (g_malloc'd, owned from here) shaped as like. NULL on failure. */
+static VipsImage *wrap_canvas(float *buf, const VipsImage *like) {
+    VipsImage *im = ts_render_wrap(buf, VIPS_IMAGE_SIZEOF_IMAGE(like), like->Xsize, like->Ysize, 3,
+                                   VIPS_FORMAT_FLOAT);
+    if (im) im->Type = like->Type, im->Xres = like->Xres, im->Yres = like->Yres;
+    return im;
+}
+
+/* Shine's pull toward the local tone, for a range of the box's rows (the skin's and the shine's
+ * areas summed per half: [0] from the first row, [1] from any other). */
+typedef struct shine_job {
+    const work *W;
+    float *const *out;
+    uint8_t *touched;
+    const float *Lw, *aw, *bw, *Lm, *am, *bm;
+    float f;
+    double skin_area[2], shine_area[2];
+} shine_job;
+
+static void shine_range(size_t first, size_t nrows, void *user) {
+    shine_job *j = user;
+    const work *W = j->W;
+    const float *Lw = j->Lw, *aw = j->aw, *bw = j->bw, *Lm = j->Lm, *am = j->am, *bm = j->bm;
+    float *const *out = j->out;
+    double skin_area = 0, shine_area = 0;
+    for (size_t i = first * W->w; i < (first + nrows) * W->w; i++) {
+        if (W->skin[i] <= 0) continue;
+        skin_area += W->skin[i];
+        float cw = sqrtf(aw[i] * aw[i] + bw[i] * bw[i]);
+        /* Only where the local tone is skin (not hair falling over the forehead): a hue
+         * of 10 to 90 degrees, b >= a tan 10 with a >= 0 (no arc tangent per pixel). */
+        if (cw < 8 || aw[i] < 0 || bw[i] < 0.17632698f * aw[i]) continue;
+        float cm = sqrtf(am[i] * am[i] + bm[i] * bm[i]);
+        float ex = Lm[i] - Lw[i];
+        float wl = ts_minf(1, ts_maxf(0, (ex - 2) / 6));
+        float wc = ts_minf(1, ts_maxf(0, (cw - cm) / (0.25f * cw)));
+        float k = j->f * wl * wc * W->skin[i];
+        if (k <= 0) continue;
+        touch(W, out, j->touched, i);
+        out[0][i] -= k * ex;
+        out[1][i] += k * (aw[i] - am[i]);
+        out[2][i] += k * (bw[i] - bm[i]);
+        if (wl * wc > 0.5f) shine_area += W->skin[i];
+    }
+    j->skin_area[first > 0] = skin_area, j->shine_area[first > 0] = shine_area;
+}
+
+/* The skin mask of the box, its top and bottom halves on two threads. The skin is the union of
+ * the mesh's triangles less the features: each half is rasterised with only the triangles that
+ * reach its rows (which gives those rows exactly as the whole mask has them), down to its last
+ * row, and its rows kept. */
+#define SKIN_BANDS_MAX 2
+
+typedef struct skin_job {
+    const ts_face_mesh *mesh;
+    const ts_geom *geom;
+    int w, h, bands;
+    uint8_t *out;
+    ts_status st[SKIN_BANDS_MAX];
+} skin_job;
+
+static void skin_range(size_t first, size_t n, void *user) {
+    skin_job *j = user;
+    const ts_geom *g = j->geom;
+    for (size_t b = first; b < first + n; b++) {
+        int y0 = (int)((int64_t)j->h * b / j->bands),
+            y1 = (int)((int64_t)j->h * (b + 1) / j->bands);
+        ts_geom *gb = malloc(sizeof *gb);
+        uint16_t(*tri)[3] = malloc(sizeof *tri * (size_t)g->n_triangles);
+        uint8_t *buf = malloc((size_t)j->w * y1);
+        if (!gb || !tri || !buf) {
+            free(gb), free(tri), free(buf);
+            j->st[b] = TS_ERR_NOMEM;
+            continue;
+        }
+        *gb = *g;
+        gb->triangles = tri, gb->n_triangles = 0;
+        for (int t = 0; t < g->n_triangles && t < TS_GEOM_MAX_TRIANGLES; t++) {
+            float lo = INFINITY, hi = -INFINITY;
+            for (int v = 0; v < 3; v++) {
+                float y = j->mesh->pts[g->triangles[t][v]][1];
+                lo = y < lo ? y : lo, hi = y > hi ? y : hi;
+            }
+            /* a margin of a row each way: the rasteriser's samples lie inside the rows */
+            if (hi >= y0 - 1 && lo <= y1 + 1)
+                memcpy(tri[gb->n_triangles++], g->triangles[t], sizeof *tri);
+        }
+        if (gb->n_triangles == 0) {
+            /* no triangle reaches these rows (and none would mean the face's oval) */
+            memset(j->out + (size_t)y0 * j->w, 0, (size_t)j->w * (y1 - y0));
+            j->st[b] = TS_OK;
+        } else {
+            j->st[b] = ts_face_region_mask(j->mesh, gb, TS_REGION_SKIN, j->w, y1, 1, 0, buf);
+            if (!j->st[b])
+                memcpy(j->out + (size_t)y0 * j->w, buf + (size_t)y0 * j->w,
+                       (size_t)j->w * (y1 - y0));
+        }
+        free(gb), free(tri), free(buf);
+    }
+}
+
+static ts_status skin_mask(const ts_face_mesh *mesh, const ts_geom *geom, int w, int h,
+                           uint8_t *out) {
+    if (!geom || geom->n_triangles <= 0 || !geom->triangles || h < 64)
+        return ts_face_region_mask(mesh, geom, TS_REGION_SKIN, w, h, 1, 0, out);
+    skin_job j;
+    j.mesh = mesh, j.geom = geom, j.w = w, j.h = h, j.out = out, j.bands = SKIN_BANDS_MAX;
+    ts_render_split2(skin_range, &j, (size_t)j.bands, 2);
+    for (int b = 0; b < j.bands; b++)
+        if (j.st[b]) return j.st[b];
+    return TS_OK;
 }
 
 static ts_status retouch_run(ts_render_job *job, const void *params) {
@@ -697,20 +1375,26 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
     size_t n = (size_t)w * h;
 
     ts_status st = TS_OK;
-    float *rgb = NULL, *fg = NULL, *planes = NULL;
-    uint8_t *skin8 = malloc(n);
-    VipsImage *crop = NULL, *fcrop = NULL;
-    if (vips_extract_area(job->rgb, &crop, x0, y0, w, h, NULL) ||
-        (job->fg && vips_extract_area(job->fg, &fcrop, x0, y0, w, h, NULL))) {
+    float *planes = NULL;
+    uint8_t *skin8 = malloc(n), *touched = calloc(n, 1);
+    /* The canvases in memory (references, no copy where they are already), read in place. */
+    VipsImage *mrgb = vips_image_copy_memory(job->rgb);
+    VipsImage *mfg = job->fg ? vips_image_copy_memory(job->fg) : NULL;
+    if (!mrgb || (job->fg && !mfg)) {
         st = ts_fail(ctx, TS_ERR_INTERNAL, "retouch: %s", vips_error_buffer());
         goto out;
     }
-    size_t bytes;
-    rgb = vips_image_write_to_memory(crop, &bytes);
-    if (fcrop) fg = vips_image_write_to_memory(fcrop, &bytes);
-    /* Planes: L a b, L' a' b' (edited), skin, core, touched, two scratch planes. */
-    planes = malloc(sizeof(float) * n * 11);
-    if (!rgb || (fcrop && !fg) || !planes || !skin8) {
+    if (mrgb->Bands != 3 || mrgb->BandFmt != VIPS_FORMAT_FLOAT ||
+        (mfg && (mfg->Bands != 3 || mfg->BandFmt != VIPS_FORMAT_FLOAT || mfg->Xsize != CW ||
+                 mfg->Ysize != CH))) {
+        st = ts_fail(ctx, TS_ERR_ARGUMENT, "retouch: the canvas must be 3-band float");
+        goto out;
+    }
+    const float *crgb = (const float *)VIPS_IMAGE_ADDR(mrgb, 0, 0);
+    const float *cfg = mfg ? (const float *)VIPS_IMAGE_ADDR(mfg, 0, 0) : NULL;
+    /* Planes: L a b, L' a' b' (edited), skin, core, two scratch planes; which pixels changed. */
+    planes = malloc(sizeof(float) * n * 10);
+    if (!planes || !skin8 || !touched) {
         st = ts_fail(ctx, TS_ERR_NOMEM, "retouch: out of memory");
         goto out;
     }
@@ -721,21 +1405,22 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
               {planes, planes + n, planes + 2 * n},
               planes + 6 * n,
               planes + 7 * n,
-              planes + 9 * n,
-              planes + 10 * n};
-    float *out[3] = {planes + 3 * n, planes + 4 * n, planes + 5 * n}, *touched = planes + 8 * n;
+              planes + 8 * n,
+              planes + 9 * n};
+    float *out[3] = {planes + 3 * n, planes + 4 * n, planes + 5 * n};
     ts_face_mesh mesh;
     memset(&mesh, 0, sizeof mesh);
     for (int i = 0; i < TS_MESH_POINTS; i++)
         mesh.pts[i][0] = job->lm[i][0] - x0, mesh.pts[i][1] = job->lm[i][1] - y0;
-    st = ts_face_region_mask(&mesh, ctx->geom, TS_REGION_SKIN, w, h, 1, 0, skin8);
+    st = skin_mask(&mesh, ctx->geom, w, h, skin8);
     if (st) goto out;
-    to_lab_job tl = {rgb, skin8, &W, out, touched};
-    ts_render_split2(to_lab_range, &tl, n, 65536);
+    to_lab_job tl = {crgb + ((size_t)y0 * CW + x0) * 3, (size_t)CW * 3, skin8, &W};
+    ts_render_split2(to_lab_range, &tl, (size_t)h, 64);
     /* The skin core: well inside the skin, away from eyes, brows, lips, nostrils and the face's
      * edge, where statistics are not polluted by them. */
-    memcpy(W.core, W.skin, sizeof(float) * n);
-    if (blur(W.core, w, h, ts_maxf(1, 0.02f * ied))) goto nomem;
+    if (blur_n(&W.core, (const float *const *)&W.skin, NULL, 1, w, h, ts_maxf(1, 0.02f * ied), 0,
+               NULL))
+        goto nomem;
     for (size_t i = 0; i < n; i++) W.core[i] = W.core[i] > 0.97f ? 1.f : 0.f;
 
     int healed = 0;
@@ -744,27 +1429,45 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
         if (healed < 0) goto nomem;
     }
 
-    /* Under-eye darkness: lift L* (and move a*, b*) toward the cheek's, a low-frequency change. */
+    /* Under-eye darkness: lift L* (and move a*, b*) toward the cheek's, a low-frequency change.
+     * All of it happens within a blur's reach of the two masks, so it is worked out on that part
+     * of the box alone. */
     float f_eye = p->strength * p->under_eye, lift_max = 0;
-    float *Lu = W.tmp2, *scratch = malloc(sizeof(float) * n * 3);
-    if (!scratch) goto nomem;
     if (f_eye > 0) {
-        float *mask = scratch, *au = scratch + n, *bu = scratch + 2 * n;
-        memset(mask, 0, sizeof(float) * n);
-        for (int e = 0; e < 2; e++) {
-            float poly[18][2];
+        float poly[2][18][2], px0 = INFINITY, py0 = INFINITY, px1 = -INFINITY, py1 = -INFINITY;
+        for (int e = 0; e < 2; e++)
             for (int k = 0; k < 9; k++) {
-                poly[k][0] = mesh.pts[under_eye_upper[e][k]][0];
-                poly[k][1] = mesh.pts[under_eye_upper[e][k]][1];
-                poly[17 - k][0] = mesh.pts[under_eye_lower[e][k]][0];
-                poly[17 - k][1] = mesh.pts[under_eye_lower[e][k]][1];
+                poly[e][k][0] = mesh.pts[under_eye_upper[e][k]][0];
+                poly[e][k][1] = mesh.pts[under_eye_upper[e][k]][1];
+                poly[e][17 - k][0] = mesh.pts[under_eye_lower[e][k]][0];
+                poly[e][17 - k][1] = mesh.pts[under_eye_lower[e][k]][1];
             }
-            fill_polygon(mask, w, h, (const float(*)[2])poly, 18);
-        }
+        for (int e = 0; e < 2; e++)
+            for (int k = 0; k < 18; k++) {
+                px0 = ts_minf(px0, poly[e][k][0]), px1 = ts_maxf(px1, poly[e][k][0]);
+                py0 = ts_minf(py0, poly[e][k][1]), py1 = ts_maxf(py1, poly[e][k][1]);
+            }
         float sig_u = ts_maxf(1, 0.03f * ied);
-        if (blur(mask, w, h, sig_u) ||
-            nblur3((float *const[3]){Lu, au, bu}, W.lab, W.skin, w, h, sig_u, W.tmp)) {
-            free(scratch);
+        int reach = blur_reach(sig_u, w, h);
+        /* the masks' pixels, clipped to the box; the blurred masks reach one blur further, and
+         * what is blurred there reads one more */
+        int qx0 = (int)ts_maxf(0, ts_minf(w, floorf(px0))),
+            qx1 = (int)ts_maxf(0, ts_minf(w, ceilf(px1) + 1));
+        int qy0 = (int)ts_maxf(0, ts_minf(h, floorf(py0))),
+            qy1 = (int)ts_maxf(0, ts_minf(h, ceilf(py1) + 1));
+        win r = window_around(w, h, qx0, qy0, qx1, qy1, 2 * reach + 2);
+        size_t m = (size_t)r.w * r.h;
+        float *buf = malloc(sizeof(float) * m * 9);
+        if (!buf) goto nomem;
+        float *mask = buf, *Lu = buf + m, *au = buf + 2 * m, *bu = buf + 3 * m, *wt = buf + 4 * m;
+        float *lab_r[3] = {buf + 5 * m, buf + 6 * m, buf + 7 * m}, *tmp_r = buf + 8 * m;
+        memset(mask, 0, sizeof(float) * m);
+        for (int e = 0; e < 2; e++) fill_polygon(mask, w, h, r, (const float(*)[2])poly[e], 18);
+        for (int c = 0; c < 3; c++) window_copy(lab_r[c], W.lab[c], w, r);
+        window_copy(wt, W.skin, w, r);
+        if (blur(mask, r.w, r.h, sig_u) ||
+            nblur3((float *const[3]){Lu, au, bu}, lab_r, wt, r.w, r.h, sig_u, tmp_r)) {
+            free(buf);
             goto nomem;
         }
         for (int e = 0; e < 2; e++) {
@@ -784,88 +1487,67 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
             /* This eye's half of the mask: the side of the face's midline it is on. */
             float mx = 0.5f * (mesh.pts[168][0] + mesh.pts[6][0]);
             float eye_x = mesh.pts[under_eye_upper[e][4]][0];
-            for (size_t i = 0, x = 0; i < n; i++, x = x + 1 == (size_t)w ? 0 : x + 1) {
-                if (((float)x < mx) != (eye_x < mx) || mask[i] <= 0) continue;
-                float m = ts_minf(1, 1.5f * mask[i]) * W.skin[i], def = ref[0] - Lu[i];
-                if (m <= 0 || def <= 0) continue;
-                float k = f_eye * m, dL = k * def, wc = ts_minf(1, def / 3);
-                out[0][i] += dL;
-                out[1][i] += k * wc * (ref[1] - au[i]);
-                out[2][i] += k * wc * (ref[2] - bu[i]);
-                touched[i] = 1;
-                if (dL > lift_max) lift_max = dL;
-            }
+            for (int y = 0; y < r.h; y++)
+                for (int x = 0; x < r.w; x++) {
+                    size_t j = (size_t)y * r.w + x, i = (size_t)(r.y0 + y) * w + r.x0 + x;
+                    if (((float)(r.x0 + x) < mx) != (eye_x < mx) || mask[j] <= 0) continue;
+                    float m = ts_minf(1, 1.5f * mask[j]) * W.skin[i], def = ref[0] - Lu[j];
+                    if (m <= 0 || def <= 0) continue;
+                    float k = f_eye * m, dL = k * def, wc = ts_minf(1, def / 3);
+                    touch(&W, out, touched, i);
+                    out[0][i] += dL;
+                    out[1][i] += k * wc * (ref[1] - au[j]);
+                    out[2][i] += k * wc * (ref[2] - bu[j]);
+                    if (dL > lift_max) lift_max = dL;
+                }
         }
+        free(buf);
     }
 
     /* Shine: brighter and less saturated than the local skin tone. */
     float f_shine = p->strength * p->shine;
     double shine_area = 0, skin_area = 0;
     if (f_shine > 0) {
-        float *Lw = scratch, *aw = scratch + n, *bw = scratch + 2 * n;
-        float *Lm = W.tmp2, *am = malloc(sizeof(float) * n * 2);
-        if (!am) {
-            free(scratch);
-            goto nomem;
-        }
-        float *bm = am + n, sig_w = 0.12f * ied, sig_m = ts_maxf(1.5f, 0.015f * ied);
-        memcpy(Lm, W.lab[0], sizeof(float) * n);
-        memcpy(am, W.lab[1], sizeof(float) * n);
-        memcpy(bm, W.lab[2], sizeof(float) * n);
-        if (blur(Lm, w, h, sig_m) || blur(am, w, h, sig_m) || blur(bm, w, h, sig_m) ||
+        float *sh = malloc(sizeof(float) * n * 5);
+        if (!sh) goto nomem;
+        float *Lw = sh, *aw = sh + n, *bw = sh + 2 * n, *Lm = W.tmp2, *am = sh + 3 * n,
+              *bm = sh + 4 * n;
+        float sig_w = 0.12f * ied, sig_m = ts_maxf(1.5f, 0.015f * ied);
+        if (blur_n((float *const[3]){Lm, am, bm}, (const float *const *)W.lab, NULL, 3, w, h, sig_m,
+                   0, NULL) ||
             nblur3((float *const[3]){Lw, aw, bw}, W.lab, W.core, w, h, sig_w, W.tmp)) {
-            free(am), free(scratch);
+            free(sh);
             goto nomem;
         }
-        for (size_t i = 0; i < n; i++) {
-            if (W.skin[i] <= 0) continue;
-            skin_area += W.skin[i];
-            float cw = sqrtf(aw[i] * aw[i] + bw[i] * bw[i]);
-            /* Only where the local tone is skin (not hair falling over the forehead): a hue
-             * of 10 to 90 degrees, b >= a tan 10 with a >= 0 (no arc tangent per pixel). */
-            if (cw < 8 || aw[i] < 0 || bw[i] < 0.17632698f * aw[i]) continue;
-            float cm = sqrtf(am[i] * am[i] + bm[i] * bm[i]);
-            float ex = Lm[i] - Lw[i];
-            float wl = ts_minf(1, ts_maxf(0, (ex - 2) / 6));
-            float wc = ts_minf(1, ts_maxf(0, (cw - cm) / (0.25f * cw)));
-            float k = f_shine * wl * wc * W.skin[i];
-            if (k <= 0) continue;
-            out[0][i] -= k * ex;
-            out[1][i] += k * (aw[i] - am[i]);
-            out[2][i] += k * (bw[i] - bm[i]);
-            touched[i] = 1;
-            if (wl * wc > 0.5f) shine_area += W.skin[i];
-        }
-        free(am);
+        shine_job sj = {&W, out, touched, Lw, aw, bw, Lm, am, bm, f_shine, {0, 0}, {0, 0}};
+        ts_render_split2(shine_range, &sj, (size_t)h, 64);
+        skin_area = sj.skin_area[0] + sj.skin_area[1];
+        shine_area = sj.shine_area[0] + sj.shine_area[1];
+        free(sh);
     }
-    free(scratch);
     /* Back to sRGB where something changed; add the same change to the foreground
                         colour. */
     size_t n_touched = 0;
-    for (size_t i = 0; i < n; i++) n_touched += touched[i] != 0;
-    from_lab_job fl = {out, touched, rgb, fg};
-    ts_render_split2(from_lab_range, &fl, n, 65536);
-    if (n_touched) {
-        VipsImage *pr =
-            vips_image_new_from_memory(rgb, n * 3 * sizeof(float), w, h, 3, VIPS_FORMAT_FLOAT);
-        VipsImage *pf =
-            fg ? vips_image_new_from_memory(fg, n * 3 * sizeof(float), w, h, 3, VIPS_FORMAT_FLOAT)
-               : NULL;
-        VipsImage *ir = NULL, *iff = NULL, *mr = NULL, *mf = NULL;
-        int ok = pr && (!fg || pf) && vips_insert(job->rgb, pr, &ir, x0, y0, NULL) == 0 &&
-                 (!fg || vips_insert(job->fg, pf, &iff, x0, y0, NULL) == 0);
-        if (ok) mr = vips_image_copy_memory(ir), mf = iff ? vips_image_copy_memory(iff) : NULL;
-        VipsImage *all[] = {pr, pf, ir, iff};
-        for (size_t k = 0; k < 4; k++)
-            if (all[k]) g_object_unref(all[k]);
-        if (!mr || (fg && !mf)) {
-            if (mr) g_object_unref(mr);
-            if (mf) g_object_unref(mf);
+    while (n_touched < n && !touched[n_touched]) n_touched++;
+    if (n_touched < n) {
+        float *nrgb = g_try_malloc(VIPS_IMAGE_SIZEOF_IMAGE(mrgb));
+        float *nfg = mfg ? g_try_malloc(VIPS_IMAGE_SIZEOF_IMAGE(mfg)) : NULL;
+        if (!nrgb || (mfg && !nfg)) {
+            g_free(nrgb), g_free(nfg);
+            goto nomem;
+        }
+        from_lab_job fl = {out, touched, crgb, cfg, nrgb, nfg, CW, x0, y0, w, h};
+        ts_render_split2(from_lab_range, &fl, (size_t)CH, 64);
+        /* each wrap owns its buffer from here, and frees it on failure */
+        VipsImage *ir = wrap_canvas(nrgb, mrgb), *iff = nfg ? wrap_canvas(nfg, mfg) : NULL;
+        if (!ir || (nfg && !iff)) {
+            if (ir) g_object_unref(ir);
+            if (iff) g_object_unref(iff);
             st = ts_fail(ctx, TS_ERR_INTERNAL, "retouch: %s", vips_error_buffer());
             goto out;
         }
-        ts_render_replace(&job->rgb, mr);
-        if (mf) ts_render_replace(&job->fg, mf);
+        ts_render_replace(&job->rgb, ir);
+        if (iff) ts_render_replace(&job->fg, iff);
     }
     if (healed) ts_render_edit(job, "removed %d small blemish%s", healed, healed == 1 ? "" : "es");
     if (lift_max >= 0.5f)
@@ -878,10 +1560,9 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
 nomem:
     st = ts_fail(ctx, TS_ERR_NOMEM, "retouch: out of memory");
 out:
-    if (crop) g_object_unref(crop);
-    if (fcrop) g_object_unref(fcrop);
-    g_free(rgb), g_free(fg);
-    free(planes), free(skin8);
+    if (mrgb) g_object_unref(mrgb);
+    if (mfg) g_object_unref(mfg);
+    free(planes), free(skin8), free(touched);
     return st;
 }
 
