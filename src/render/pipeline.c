@@ -145,6 +145,11 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
         snprintf(r->edits[r->n_edits++], sizeof r->edits[0], "%s", job.edits[k]);
     for (int k = 0; k < job.n_notes && k < TS_RENDER_MAX_NOTES; k++)
         snprintf(r->notes[r->n_notes++], sizeof r->notes[0], "%s", job.notes[k]);
+    /* The edit map is made on a thread of its own while the file as written is read (it
+     * needs neither the file nor ctx until it is written). */
+    ts_edit_map_job *map = NULL;
+    int want_map = before && after && req->edit_map && req->edit_map[0];
+    if (want_map) map = ts_verify_edit_map_start(before, after, job.alpha, req->edit_map);
     if (!req->no_verify) {
         /* The file as written (backdrop and encoding included), read by the same
          * instrument against the photo: reported beside the gate. */
@@ -157,9 +162,10 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
         if (written) g_object_unref(written);
         LAP(verify);
     }
-    if (before && after && req->edit_map && req->edit_map[0])
+    if (want_map)
         r->edit_map_written =
-            ts_verify_edit_map(ctx, before, after, job.alpha, req->edit_map, NULL) == TS_OK;
+            (map ? ts_verify_edit_map_finish(ctx, map, NULL)
+                 : ts_verify_edit_map(ctx, before, after, job.alpha, req->edit_map, NULL)) == TS_OK;
     LAP(edit_map);
 #undef LAP
 done:

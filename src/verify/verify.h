@@ -114,4 +114,15 @@ typedef struct ts_edit_stats {
 ts_status ts_verify_edit_map(ts_ctx *ctx, VipsImage *before, VipsImage *after, VipsImage *alpha,
                              const char *path, ts_edit_stats *stats);
 
+/* ts_verify_edit_map in two halves, so the map is made while the caller does other work: start
+ * takes references to the images and makes the map and its encoded file on a thread of its own
+ * (it touches no ctx); finish waits for it, writes the file (atomically) and fills stats (may
+ * be NULL). Errors are reported by finish, as ts_verify_edit_map reports them. start returns
+ * NULL when out of memory or an argument is NULL; every job it returns must be finished (which
+ * frees it; with a NULL ctx it only waits and frees, and returns TS_ERR_ARGUMENT). */
+typedef struct ts_edit_map_job ts_edit_map_job;
+ts_edit_map_job *ts_verify_edit_map_start(VipsImage *before, VipsImage *after, VipsImage *alpha,
+                                          const char *path);
+ts_status ts_verify_edit_map_finish(ts_ctx *ctx, ts_edit_map_job *job, ts_edit_stats *stats);
+
 #endif
