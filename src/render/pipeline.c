@@ -88,6 +88,11 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
     ts_status st = ts_stage_frame.run(&job, req->frame_params);
     LAP(frame);
     if (!st) before = ts_verify_snapshot(&job);
+    /* The gate's reading of the framed canvas does not wait for the face edits: it is made on
+     * a thread of its own while they run (they leave a core idle much of the time, and they
+     * do not run the mesh model). */
+    ts_verify_reading *early =
+        before && !req->no_verify ? ts_verify_read_start(ctx, p, before, job.m, p->path) : NULL;
     static const char *const middle[] = {"tone", "light", "retouch"};
     for (int k = 0; !st && k < 3; k++) {
         st = ts_styles_stage(middle[k])->run(&job, ts_style_params(req->style, middle[k]));
@@ -95,6 +100,7 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
         if (k == 1) LAP(light);
         if (k == 2) LAP(retouch);
     }
+    ts_verify_read_finish(early);
     if (!st) after = ts_verify_snapshot(&job);
     /* The identity gate (docs/export-and-verify.md), right after the face edits and before the
      * backdrop: the canvas as tone, light and retouch left it against the canvas right after

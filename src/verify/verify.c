@@ -474,6 +474,58 @@ static ts_status canvas_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *canva
     return s;
 }
 
+/* The framed canvas read on a thread of its own (ts_verify_read_start). It runs on a copy of the
+ * caller's ctx: the same models and runtimes, its own error message (an error there is not
+ * reported: the gate then reads the canvas again and reports it). */
+struct ts_verify_reading {
+    ts_ctx shadow;
+    ts_photo *photo;
+    VipsImage *canvas;
+    double m[6];
+    char name[256];
+    pthread_t thread;
+};
+
+static void *read_thread(void *arg) {
+    ts_verify_reading *r = arg;
+    float(*lm)[2] = malloc(sizeof(float) * 2 * TS_LANDMARKS);
+    if (lm) canvas_landmarks(&r->shadow, r->photo, r->canvas, r->m, r->name, lm);
+    free(lm);
+    return NULL;
+}
+
+ts_verify_reading *ts_verify_read_start(ts_ctx *ctx, ts_photo *input, VipsImage *canvas,
+                                        const double m[6], const char *name) {
+    if (!ctx || !input || !canvas || !m) return NULL;
+    /* what the thread needs from ctx and the photo, made here, not there */
+    ts_face_roi roi;
+    float sc;
+    if (!ts_ctx_runtime(ctx, TS_MODEL_FACE_LANDMARK_ATTENTION) ||
+        ts_photo_subject_roi(ctx, input, &roi, &sc) || !ts_photo_analysis(ctx, input, NULL))
+        return NULL;
+    ts_verify_reading *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->shadow = *ctx;
+    r->shadow.err[0] = 0;
+    r->photo = input;
+    r->canvas = g_object_ref(canvas);
+    memcpy(r->m, m, sizeof r->m);
+    snprintf(r->name, sizeof r->name, "%s", name ? name : "output");
+    if (pthread_create(&r->thread, NULL, read_thread, r)) {
+        g_object_unref(r->canvas);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void ts_verify_read_finish(ts_verify_reading *r) {
+    if (!r) return;
+    pthread_join(r->thread, NULL);
+    g_object_unref(r->canvas);
+    free(r);
+}
+
 ts_status ts_verify_identity_edits(ts_ctx *ctx, ts_photo *input, VipsImage *before,
                                    VipsImage *after, const char *name, const double m[6],
                                    const ts_verify_floor *floor, ts_identity_result *r) {

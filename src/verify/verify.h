@@ -87,6 +87,18 @@ ts_status ts_verify_identity_edits(ts_ctx *ctx, ts_photo *input, VipsImage *befo
                                    VipsImage *after, const char *name, const double m[6],
                                    const ts_verify_floor *floor, ts_identity_result *r);
 
+/* Reads canvas (as ts_verify_identity_edits reads before) on a thread of its own and keeps the
+ * reading on the canvas, where ts_verify_identity_edits finds it: the pipeline starts it right
+ * after frame, so the framed canvas is read while tone, light and retouch work. The thread runs
+ * the face mesh model of ctx: until finish, the caller must not run that model on ctx (the
+ * colour stages do not), nor free input or ctx. Returns NULL when it cannot start (the gate then
+ * reads the canvas itself); an error on the thread is not reported, for the same reason.
+ * finish waits for the thread and frees the handle (NULL-safe). */
+typedef struct ts_verify_reading ts_verify_reading;
+ts_verify_reading *ts_verify_read_start(ts_ctx *ctx, ts_photo *input, VipsImage *canvas,
+                                        const double m[6], const char *name);
+void ts_verify_read_finish(ts_verify_reading *r);
+
 /* A new reference to the job's canvas as it is now (images are immutable, so a reference is a
  * snapshot). The pipeline takes one right after frame ("before") and one right before the
  * background stage ("after"), and passes both to ts_verify_edit_map; the caller unrefs them.
