@@ -130,6 +130,12 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
         }
         LAP(verify);
     }
+    /* The edit map needs only the two canvases and the alpha, which nothing changes from here
+     * on: it is made on a thread of its own while the backdrop, the file and the file's reading
+     * are made, and written once the look is known to be delivered. */
+    ts_edit_map_job *map = NULL;
+    int want_map = !st && before && after && req->edit_map && req->edit_map[0];
+    if (want_map) map = ts_verify_edit_map_start(before, after, job.alpha, req->edit_map);
     if (!st) st = ts_stage_background.run(&job, ts_style_params(req->style, "background"));
     /* Nothing after the backdrop reads the foreground colour: free it before the file and the
      * checks, which are when the most memory is in use. */
@@ -143,6 +149,7 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
     if (st) {
         if (!r->error[0]) snprintf(r->error, sizeof r->error, "%s", ts_ctx_error(ctx));
         r->status = st;
+        ts_verify_edit_map_finish(NULL, map, NULL); /* (waits for it; writes nothing) */
         goto done;
     }
     r->width = er.width, r->height = er.height, r->bytes = (long)er.bytes;
@@ -151,11 +158,6 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
         snprintf(r->edits[r->n_edits++], sizeof r->edits[0], "%s", job.edits[k]);
     for (int k = 0; k < job.n_notes && k < TS_RENDER_MAX_NOTES; k++)
         snprintf(r->notes[r->n_notes++], sizeof r->notes[0], "%s", job.notes[k]);
-    /* The edit map is made on a thread of its own while the file as written is read (it
-     * needs neither the file nor ctx until it is written). */
-    ts_edit_map_job *map = NULL;
-    int want_map = before && after && req->edit_map && req->edit_map[0];
-    if (want_map) map = ts_verify_edit_map_start(before, after, job.alpha, req->edit_map);
     if (!req->no_verify) {
         /* The file as written (backdrop and encoding included), read by the same
          * instrument against the photo: reported beside the gate. */

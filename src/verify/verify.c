@@ -178,6 +178,51 @@ static VipsImage *srgb_of(VipsImage *o) {
     return rgb;
 }
 
+/* A canvas (3-band float) is cast to 8 bits here, over only the part the crops reach and on two
+ * threads, as vips_cast does it (clipped to 0..255, then truncated): libvips' cast, run lazily
+ * under the resize, cost as much as a third of it. */
+typedef struct cast_rows {
+    const VipsPel *src;
+    size_t src_line;
+    int x0, y0, w;
+    unsigned char *out;
+} cast_rows;
+
+static void cast_range(size_t first, size_t n, void *user) {
+    const cast_rows *c = user;
+    for (size_t y = first; y < first + n; y++) {
+        const float *p = (const float *)(c->src + (c->y0 + y) * c->src_line) + 3 * (size_t)c->x0;
+        unsigned char *q = c->out + y * 3 * (size_t)c->w;
+        for (int i = 0; i < 3 * c->w; i++) {
+            float v = p[i] > 255 ? 255 : p[i];
+            q[i] = (unsigned char)(v < 0 ? 0 : v);
+        }
+    }
+}
+
+static int is_float3(VipsImage *im) {
+    return im->BandFmt == VIPS_FORMAT_FLOAT && im->Bands == 3 && im->Coding == VIPS_CODING_NONE;
+}
+
+/* The area (x0, y0, w, h) of src as a 3-band 8-bit sRGB image: cast by hand from a float
+ * canvas, else as libvips extracts it. NULL with the vips error set. */
+static VipsImage *area_of(VipsImage *src, int x0, int y0, int w, int h) {
+    VipsImage *part = NULL;
+    if (!is_float3(src)) return vips_extract_area(src, &part, x0, y0, w, h, NULL) ? NULL : part;
+    VipsImage *mem = vips_image_copy_memory(src); /* a reference: canvases are in memory */
+    unsigned char *out = mem ? g_try_malloc((size_t)w * h * 3) : NULL;
+    if (out) {
+        cast_rows c = {VIPS_IMAGE_ADDR(mem, 0, 0), VIPS_IMAGE_SIZEOF_LINE(mem), x0, y0, w, out};
+        ts_render_split2(cast_range, &c, (size_t)h, 64);
+        if ((part = ts_render_wrap(out, (size_t)w * h * 3, w, h, 3, VIPS_FORMAT_UCHAR)))
+            part->Type = VIPS_INTERPRETATION_sRGB;
+    } else if (mem) {
+        vips_error("verify", "out of memory");
+    }
+    if (mem) g_object_unref(mem);
+    return part;
+}
+
 /* The subject's landmarks on src (an image related to the photo by P: photo -> src pixels),
  * measured by one mesh pass at the very crop the photo's own mesh ran on (the photo's final
  * ROI, carried through P), written to lm in photo pixels. The network then sees the face where,
@@ -185,7 +230,8 @@ static VipsImage *srgb_of(VipsImage *o) {
  * distance when an output is analysed from scratch: detection boxes and the mesh's own ROI
  * move with the framing and the surroundings) drops out, and what remains is what the pixels
  * changed. src is first shrunk (Lanczos 3) to the scale the photo's pass sampled at, so both
- * crops are sampled alike. A crop without a face (presence < 0.5) is TS_ERR_NO_FACE. */
+ * crops are sampled alike. src is 3-band 8-bit sRGB, or a float canvas (cast to 8 bits as
+ * srgb_of does). A crop without a face (presence < 0.5) is TS_ERR_NO_FACE. */
 static ts_status seeded_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *src, const double P[6],
                                   const char *name, float (*lm)[2]) {
     char why[300];
@@ -206,7 +252,7 @@ static ts_status seeded_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *src, 
     if (x1 - x0 < 8 || y1 - y0 < 8) {
         x0 = y0 = 0, x1 = src->Xsize, y1 = src->Ysize; /* the face is off the image */
     }
-    if (vips_extract_area(src, &part, x0, y0, x1 - x0, y1 - y0, NULL))
+    if (!(part = area_of(src, x0, y0, x1 - x0, y1 - y0)))
         return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot resample the output: %s", name,
                        ts_vips_why(why, sizeof why));
     Q[2] -= x0, Q[5] -= y0;
@@ -457,7 +503,7 @@ static ts_status canvas_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *canva
         return TS_OK;
     }
     char why[300];
-    VipsImage *rgb = srgb_of(canvas);
+    VipsImage *rgb = is_float3(canvas) ? g_object_ref(canvas) : srgb_of(canvas);
     if (!rgb)
         return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot read the canvas: %s", name,
                        ts_vips_why(why, sizeof why));
@@ -835,7 +881,9 @@ ts_edit_map_job *ts_verify_edit_map_start(VipsImage *before, VipsImage *after, V
 }
 
 ts_status ts_verify_edit_map_finish(ts_ctx *ctx, ts_edit_map_job *j, ts_edit_stats *stats) {
-    if (!j) return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_verify_edit_map_finish: NULL argument");
+    if (!j)
+        return ctx ? ts_fail(ctx, TS_ERR_ARGUMENT, "ts_verify_edit_map_finish: NULL argument")
+                   : TS_ERR_ARGUMENT;
     if (j->threaded)
         pthread_join(j->thread, NULL);
     else if (!j->status && ctx)

@@ -130,8 +130,9 @@ ts_status ts_verify_edit_map(ts_ctx *ctx, VipsImage *before, VipsImage *after, V
  * takes references to the images and makes the map and its encoded file on a thread of its own
  * (it touches no ctx); finish waits for it, writes the file (atomically) and fills stats (may
  * be NULL). Errors are reported by finish, as ts_verify_edit_map reports them. start returns
- * NULL when out of memory or an argument is NULL; every job it returns must be finished (which
- * frees it; with a NULL ctx it only waits and frees, and returns TS_ERR_ARGUMENT). */
+ * NULL when out of memory or an argument is NULL; every job it returns must be finished, which
+ * frees it. finish with a NULL ctx only waits and frees, writing nothing (a look that is not
+ * delivered), and returns TS_ERR_ARGUMENT; a NULL job is TS_ERR_ARGUMENT. */
 typedef struct ts_edit_map_job ts_edit_map_job;
 ts_edit_map_job *ts_verify_edit_map_start(VipsImage *before, VipsImage *after, VipsImage *alpha,
                                           const char *path);
