@@ -88,6 +88,11 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
     ts_status st = ts_stage_frame.run(&job, req->frame_params);
     LAP(frame);
     if (!st) before = ts_verify_snapshot(&job);
+    /* The gate's reading of the framed canvas does not wait for the face edits: it is made on
+     * a thread of its own while they run (they leave a core idle much of the time, and they
+     * do not run the mesh model). */
+    ts_verify_reading *early =
+        before && !req->no_verify ? ts_verify_read_start(ctx, p, before, job.m, p->path) : NULL;
     static const char *const middle[] = {"tone", "light", "retouch"};
     for (int k = 0; !st && k < 3; k++) {
         st = ts_styles_stage(middle[k])->run(&job, ts_style_params(req->style, middle[k]));
@@ -95,6 +100,7 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
         if (k == 1) LAP(light);
         if (k == 2) LAP(retouch);
     }
+    ts_verify_read_finish(early);
     if (!st) after = ts_verify_snapshot(&job);
     /* The identity gate (docs/export-and-verify.md), right after the face edits and before the
      * backdrop: the canvas as tone, light and retouch left it against the canvas right after
@@ -124,6 +130,12 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
         }
         LAP(verify);
     }
+    /* The edit map needs only the two canvases and the alpha, which nothing changes from here
+     * on: it is made on a thread of its own while the backdrop, the file and the file's reading
+     * are made, and written once the look is known to be delivered. */
+    ts_edit_map_job *map = NULL;
+    int want_map = !st && before && after && req->edit_map && req->edit_map[0];
+    if (want_map) map = ts_verify_edit_map_start(before, after, job.alpha, req->edit_map);
     if (!st) st = ts_stage_background.run(&job, ts_style_params(req->style, "background"));
     /* Nothing after the backdrop reads the foreground colour: free it before the file and the
      * checks, which are when the most memory is in use. */
@@ -137,6 +149,7 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
     if (st) {
         if (!r->error[0]) snprintf(r->error, sizeof r->error, "%s", ts_ctx_error(ctx));
         r->status = st;
+        ts_verify_edit_map_finish(NULL, map, NULL); /* (waits for it; writes nothing) */
         goto done;
     }
     r->width = er.width, r->height = er.height, r->bytes = (long)er.bytes;
@@ -157,9 +170,10 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
         if (written) g_object_unref(written);
         LAP(verify);
     }
-    if (before && after && req->edit_map && req->edit_map[0])
+    if (want_map)
         r->edit_map_written =
-            ts_verify_edit_map(ctx, before, after, job.alpha, req->edit_map, NULL) == TS_OK;
+            (map ? ts_verify_edit_map_finish(ctx, map, NULL)
+                 : ts_verify_edit_map(ctx, before, after, job.alpha, req->edit_map, NULL)) == TS_OK;
     LAP(edit_map);
 #undef LAP
 done:

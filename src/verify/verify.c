@@ -2,6 +2,9 @@
 #include "verify/verify.h"
 
 #include <math.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +181,51 @@ static VipsImage *srgb_of(VipsImage *o) {
     return rgb;
 }
 
+/* A canvas (3-band float) is cast to 8 bits here, over only the part the crops reach and on two
+ * threads, as vips_cast does it (clipped to 0..255, then truncated): libvips' cast, run lazily
+ * under the resize, cost as much as a third of it. */
+typedef struct cast_rows {
+    const VipsPel *src;
+    size_t src_line;
+    int x0, y0, w;
+    unsigned char *out;
+} cast_rows;
+
+static void cast_range(size_t first, size_t n, void *user) {
+    const cast_rows *c = user;
+    for (size_t y = first; y < first + n; y++) {
+        const float *p = (const float *)(c->src + (c->y0 + y) * c->src_line) + 3 * (size_t)c->x0;
+        unsigned char *q = c->out + y * 3 * (size_t)c->w;
+        for (int i = 0; i < 3 * c->w; i++) {
+            float v = p[i] > 255 ? 255 : p[i];
+            q[i] = (unsigned char)(v < 0 ? 0 : v);
+        }
+    }
+}
+
+static int is_float3(VipsImage *im) {
+    return im->BandFmt == VIPS_FORMAT_FLOAT && im->Bands == 3 && im->Coding == VIPS_CODING_NONE;
+}
+
+/* The area (x0, y0, w, h) of src as a 3-band 8-bit sRGB image: cast by hand from a float
+ * canvas, else as libvips extracts it. NULL with the vips error set. */
+static VipsImage *area_of(VipsImage *src, int x0, int y0, int w, int h) {
+    VipsImage *part = NULL;
+    if (!is_float3(src)) return vips_extract_area(src, &part, x0, y0, w, h, NULL) ? NULL : part;
+    VipsImage *mem = vips_image_copy_memory(src); /* a reference: canvases are in memory */
+    unsigned char *out = mem ? g_try_malloc((size_t)w * h * 3) : NULL;
+    if (out) {
+        cast_rows c = {VIPS_IMAGE_ADDR(mem, 0, 0), VIPS_IMAGE_SIZEOF_LINE(mem), x0, y0, w, out};
+        ts_render_split2(cast_range, &c, (size_t)h, 64);
+        if ((part = ts_render_wrap(out, (size_t)w * h * 3, w, h, 3, VIPS_FORMAT_UCHAR)))
+            part->Type = VIPS_INTERPRETATION_sRGB;
+    } else if (mem) {
+        vips_error("verify", "out of memory");
+    }
+    if (mem) g_object_unref(mem);
+    return part;
+}
+
 /* The subject's landmarks on src (an image related to the photo by P: photo -> src pixels),
  * measured by one mesh pass at the very crop the photo's own mesh ran on (the photo's final
  * ROI, carried through P), written to lm in photo pixels. The network then sees the face where,
@@ -185,7 +233,8 @@ static VipsImage *srgb_of(VipsImage *o) {
  * distance when an output is analysed from scratch: detection boxes and the mesh's own ROI
  * move with the framing and the surroundings) drops out, and what remains is what the pixels
  * changed. src is first shrunk (Lanczos 3) to the scale the photo's pass sampled at, so both
- * crops are sampled alike. A crop without a face (presence < 0.5) is TS_ERR_NO_FACE. */
+ * crops are sampled alike. src is 3-band 8-bit sRGB, or a float canvas (cast to 8 bits as
+ * srgb_of does). A crop without a face (presence < 0.5) is TS_ERR_NO_FACE. */
 static ts_status seeded_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *src, const double P[6],
                                   const char *name, float (*lm)[2]) {
     char why[300];
@@ -206,7 +255,7 @@ static ts_status seeded_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *src, 
     if (x1 - x0 < 8 || y1 - y0 < 8) {
         x0 = y0 = 0, x1 = src->Xsize, y1 = src->Ysize; /* the face is off the image */
     }
-    if (vips_extract_area(src, &part, x0, y0, x1 - x0, y1 - y0, NULL))
+    if (!(part = area_of(src, x0, y0, x1 - x0, y1 - y0)))
         return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot resample the output: %s", name,
                        ts_vips_why(why, sizeof why));
     Q[2] -= x0, Q[5] -= y0;
@@ -426,6 +475,111 @@ ts_status ts_verify_identity_image(ts_ctx *ctx, ts_photo *input, VipsImage *outp
     return s;
 }
 
+/* A canvas's reading, kept on the canvas itself (GObject data, freed with it): looks that frame
+ * alike share the canvas frame made (ts_render_cache), and libvips images are immutable, so
+ * the same image object read at the same crop reads the same; so does the gate's back-off,
+ * which measures the framed canvas again at each strength. */
+typedef struct kept_reading {
+    const ts_photo *photo;
+    double m[6];
+    ts_face_roi roi;
+    float lm[TS_LANDMARKS][2];
+} kept_reading;
+
+static GQuark kept_reading_quark(void) {
+    return g_quark_from_static_string("trueshot-identity-reading");
+}
+
+/* The reading of canvas (as in ts_render_job.rgb; photo -> canvas m) into lm: the kept one when
+ * it was made for this photo, transform and crop, else measured now (seeded_landmarks on its
+ * 8-bit cast) and kept. */
+static ts_status canvas_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *canvas,
+                                  const double m[6], const char *name, float (*lm)[2]) {
+    ts_face_roi roi;
+    float sc = 1;
+    ts_status s = ts_photo_subject_roi(ctx, input, &roi, &sc);
+    if (s) return s;
+    const kept_reading *k = g_object_get_qdata(G_OBJECT(canvas), kept_reading_quark());
+    if (k && k->photo == input && !memcmp(k->m, m, sizeof k->m) &&
+        !memcmp(&k->roi, &roi, sizeof roi)) {
+        memcpy(lm, k->lm, sizeof k->lm);
+        return TS_OK;
+    }
+    char why[300];
+    VipsImage *rgb = is_float3(canvas) ? g_object_ref(canvas) : srgb_of(canvas);
+    if (!rgb)
+        return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot read the canvas: %s", name,
+                       ts_vips_why(why, sizeof why));
+    s = seeded_landmarks(ctx, input, rgb, m, name, lm);
+    g_object_unref(rgb);
+    kept_reading *keep = s ? NULL : malloc(sizeof *keep);
+    if (keep) {
+        keep->photo = input;
+        memcpy(keep->m, m, sizeof keep->m);
+        keep->roi = roi;
+        memcpy(keep->lm, lm, sizeof keep->lm);
+        g_object_set_qdata_full(G_OBJECT(canvas), kept_reading_quark(), keep, free);
+    }
+    return s;
+}
+
+/* The framed canvas read on a thread of its own (ts_verify_read_start). It runs on a copy of the
+ * caller's ctx: the same models and runtimes, its own error message (an error there is not
+ * reported: the gate then reads the canvas again and reports it). */
+struct ts_verify_reading {
+    ts_ctx shadow;
+    ts_photo *photo;
+    VipsImage *canvas;
+    double m[6];
+    char name[256];
+    pthread_t thread;
+};
+
+static void *read_thread(void *arg) {
+    ts_verify_reading *r = arg;
+    float(*lm)[2] = malloc(sizeof(float) * 2 * TS_LANDMARKS);
+    if (lm) canvas_landmarks(&r->shadow, r->photo, r->canvas, r->m, r->name, lm);
+    free(lm);
+#ifdef __GLIBC__
+    /* What this thread freed stays in its own malloc arena, where the rest of the look cannot
+     * reuse it: hand it back here (off the caller's path), or it adds to the run's peak. */
+    malloc_trim(0);
+#endif
+    return NULL;
+}
+
+ts_verify_reading *ts_verify_read_start(ts_ctx *ctx, ts_photo *input, VipsImage *canvas,
+                                        const double m[6], const char *name) {
+    if (!ctx || !input || !canvas || !m) return NULL;
+    /* what the thread needs from ctx and the photo, made here, not there */
+    ts_face_roi roi;
+    float sc;
+    if (!ts_ctx_runtime(ctx, TS_MODEL_FACE_LANDMARK_ATTENTION) ||
+        ts_photo_subject_roi(ctx, input, &roi, &sc) || !ts_photo_analysis(ctx, input, NULL))
+        return NULL;
+    ts_verify_reading *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->shadow = *ctx;
+    r->shadow.err[0] = 0;
+    r->photo = input;
+    r->canvas = g_object_ref(canvas);
+    memcpy(r->m, m, sizeof r->m);
+    snprintf(r->name, sizeof r->name, "%s", name ? name : "output");
+    if (pthread_create(&r->thread, NULL, read_thread, r)) {
+        g_object_unref(r->canvas);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void ts_verify_read_finish(ts_verify_reading *r) {
+    if (!r) return;
+    pthread_join(r->thread, NULL);
+    g_object_unref(r->canvas);
+    free(r);
+}
+
 ts_status ts_verify_identity_edits(ts_ctx *ctx, ts_photo *input, VipsImage *before,
                                    VipsImage *after, const char *name, const double m[6],
                                    const ts_verify_floor *floor, ts_identity_result *r) {
@@ -436,18 +590,12 @@ ts_status ts_verify_identity_edits(ts_ctx *ctx, ts_photo *input, VipsImage *befo
     ts_verify_floor fl;
     ts_status s = subject_and_floor(ctx, input, floor, &fin, &fl);
     if (s) return s;
-    char why[300];
     float(*lb)[2] = malloc(sizeof(float) * 2 * TS_LANDMARKS);
     float(*la)[2] = malloc(sizeof(float) * 2 * TS_LANDMARKS);
     ts_face_analysis *fb = NULL, *fa = NULL;
-    VipsImage *rb = srgb_of(before), *ra = rb ? srgb_of(after) : NULL;
-    if (!lb || !la)
-        s = ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
-    else if (!rb || !ra)
-        s = ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot read the canvas: %s", name,
-                    ts_vips_why(why, sizeof why));
-    if (!s) s = seeded_landmarks(ctx, input, rb, m, name, lb);
-    if (!s) s = seeded_landmarks(ctx, input, ra, m, name, la);
+    if (!lb || !la) s = ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
+    if (!s) s = canvas_landmarks(ctx, input, before, m, name, lb);
+    if (!s) s = canvas_landmarks(ctx, input, after, m, name, la);
     ts_face_analysis *ref = NULL;
     if (!s) s = reference_of(ctx, input, &ref);
     if (!s &&
@@ -475,8 +623,6 @@ ts_status ts_verify_identity_edits(ts_ctx *ctx, ts_photo *input, VipsImage *befo
                      100 * res.mean, 100 * TS_VERIFY_IDENTITY_LIMIT, 100 * res.max, res.worst);
         *r = res;
     }
-    if (rb) g_object_unref(rb);
-    if (ra) g_object_unref(ra);
     free(lb), free(la), free(fb), free(fa), free(ref);
     return s;
 }
@@ -545,7 +691,7 @@ static void floats_free(float *px, VipsImage *hold) {
 
 /* A magma-like colour scale (after matplotlib's magma): perceptually ordered, dark to bright,
  * readable by the colour-blind. Nine stops, interpolated linearly. */
-static void magma(double t, unsigned char rgb[3]) {
+static inline void magma(double t, unsigned char rgb[3]) {
     static const unsigned char stops[9][3] = {{0, 0, 4},      {28, 16, 68},    {79, 18, 123},
                                               {129, 37, 129}, {181, 54, 122},  {229, 80, 100},
                                               {251, 135, 97}, {254, 194, 135}, {252, 253, 191}};
@@ -553,8 +699,9 @@ static void magma(double t, unsigned char rgb[3]) {
     double u = t * 8;
     int i = (int)u < 8 ? (int)u : 7;
     double f = u - i;
+    /* (the values are >= 0: + 0.5 and truncation round as lround does, without the call) */
     for (int c = 0; c < 3; c++)
-        rgb[c] = (unsigned char)lround(stops[i][c] + f * (stops[i + 1][c] - stops[i][c]));
+        rgb[c] = (unsigned char)(stops[i][c] + f * (stops[i + 1][c] - stops[i][c]) + 0.5);
 }
 
 static const char *extension_of(const char *path) {
@@ -562,56 +709,48 @@ static const char *extension_of(const char *path) {
     return dot && (!slash || dot > slash) ? dot : NULL;
 }
 
-ts_status ts_verify_edit_map(ts_ctx *ctx, VipsImage *before, VipsImage *after, VipsImage *alpha,
-                             const char *path, ts_edit_stats *stats) {
-    if (!ctx || !before || !after || !path)
-        return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_verify_edit_map: NULL argument");
-    int w = before->Xsize, h = before->Ysize;
-    if (after->Xsize != w || after->Ysize != h ||
-        (alpha && (alpha->Xsize != w || alpha->Ysize != h)))
-        return ts_fail(ctx, TS_ERR_ARGUMENT, "edit map: the images differ in size");
-    const char *ext = extension_of(path);
-    if (!ext || !vips_foreign_find_save_buffer(ext)) {
-        vips_error_clear();
-        return ts_fail(ctx, TS_ERR_ARGUMENT, "%s: unknown image format (use .png or .jpg)", path);
-    }
-    VipsImage *hb = NULL, *ha = NULL, *hm = NULL;
-    float *b = floats_of(before, 3, &hb), *a = floats_of(after, 3, &ha),
-          *m = alpha ? floats_of(alpha, 1, &hm) : NULL;
-    size_t n = (size_t)w * h;
-    unsigned char *out = g_try_malloc(n * 3);
-    char why[300];
-    if (!b || !a || (alpha && !m) || !out) {
-        floats_free(b, hb), floats_free(a, ha), floats_free(m, hm), g_free(out);
-        return ts_fail(ctx, TS_ERR_INTERNAL,
-                       "edit map: cannot read the canvases (3-band and "
-                       "1-band images expected): %s",
-                       ts_vips_why(why, sizeof why));
-    }
-    /* Change histogram in quarter levels, for the percentile. */
-    enum { BINS = 1024 };
-    long hist[BINS] = {0}, pixels = 0, changed = 0;
+/* Change histogram in quarter levels, for the percentile. */
+enum { EDIT_BINS = 1024 };
+
+/* What one half of the map's pixels measured. */
+typedef struct edit_part {
+    long hist[EDIT_BINS], pixels, changed;
+    double sum, max;
+} edit_part;
+
+typedef struct edit_pixels {
+    const float *b, *a, *m; /* before, after (3-band), alpha (may be NULL) */
+    unsigned char *out;
+    edit_part part[2]; /* the first half's and the second's (ts_render_split2) */
+} edit_pixels;
+
+/* The map's pixels [first, first + n) (a ts_render_range_fn). */
+static void edit_range(size_t first, size_t n, void *user) {
+    edit_pixels *e = user;
+    edit_part *st = &e->part[first > 0];
+    const float *m = e->m;
+    long pixels = 0, changed = 0;
     double sum = 0, mx = 0;
-    for (size_t i = 0; i < n; i++) {
-        const float *p = b + 3 * i, *q = a + 3 * i;
-        /* (inline comparisons: fmax, fmin and lround are calls without -ffast-math; every
-         * value rounded here is >= 0, so + 0.5 and truncation round as lround does) */
+    for (size_t i = first; i < first + n; i++) {
+        const float *p = e->b + 3 * i, *q = e->a + 3 * i;
+        /* (inline comparisons: fmax and fmin are calls without -ffast-math; every value
+         * rounded here is >= 0, so + 0.5 and truncation round as lround does) */
         double d = 0;
         for (int c = 0; c < 3; c++) {
-            double e = (double)q[c] - p[c];
-            e = e < 0 ? -e : e;
-            d = e > d ? e : d;
+            double x = (double)q[c] - p[c];
+            x = x < 0 ? -x : x;
+            d = x > d ? x : d;
         }
         double grey = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
         grey = 24 + 0.45 * (grey < 0 ? 0 : grey > 255 ? 255 : grey);
-        unsigned char *o = out + 3 * i;
+        unsigned char *o = e->out + 3 * i;
         if (m && m[i] < 0.5f) {
             /* Outside the person: darker still, so the face stands out. */
             o[0] = o[1] = o[2] = (unsigned char)(grey * 0.6 + 0.5);
             continue;
         }
         pixels++, sum += d, mx = d > mx ? d : mx, changed += d > 4;
-        hist[d * 4 < BINS - 1 ? (int)(d * 4) : BINS - 1]++;
+        st->hist[d * 4 < EDIT_BINS - 1 ? (int)(d * 4) : EDIT_BINS - 1]++;
         if (d == 0) {
             o[0] = o[1] = o[2] = (unsigned char)(grey + 0.5); /* untouched: the grey alone */
             continue;
@@ -622,40 +761,154 @@ ts_status ts_verify_edit_map(ts_ctx *ctx, VipsImage *before, VipsImage *after, V
         magma(0.15 + 0.85 * (t < 1 ? t : 1), heat);
         for (int c = 0; c < 3; c++) o[c] = (unsigned char)(grey + cover * (heat[c] - grey) + 0.5);
     }
-    floats_free(b, hb), floats_free(a, ha), floats_free(m, hm);
-    if (stats) {
-        memset(stats, 0, sizeof *stats);
-        stats->pixels = pixels;
-        stats->mean = pixels ? sum / pixels : 0;
-        stats->max = mx;
-        stats->changed = pixels ? (double)changed / pixels : 0;
-        long want = (long)ceil(0.99 * pixels), acc = 0;
-        for (int i = 0; i < BINS && pixels; i++)
-            if ((acc += hist[i]) >= want) {
-                stats->p99 = i / 4.0;
-                break;
-            }
+    st->pixels = pixels, st->changed = changed, st->sum = sum, st->max = mx;
+}
+
+/* One edit map being made: the pixels and the encoded file, on a thread of its own when
+ * started by ts_verify_edit_map_start, then written by ts_verify_edit_map_finish. */
+struct ts_edit_map_job {
+    VipsImage *before, *after, *alpha; /* references */
+    char *path;
+    ts_status status; /* set with why when the map cannot be made */
+    char why[400];
+    ts_edit_stats stats;
+    void *buf; /* the encoded file (g_free) */
+    size_t len;
+    pthread_t thread;
+    int threaded;
+};
+
+/* Computes and encodes the map (touches no ctx: it may run beside the caller's thread). */
+static void edit_map_make(ts_edit_map_job *j) {
+    VipsImage *before = j->before, *after = j->after, *alpha = j->alpha;
+    int w = before->Xsize, h = before->Ysize;
+    const char *ext = extension_of(j->path);
+    char why[300];
+    VipsImage *hb = NULL, *ha = NULL, *hm = NULL;
+    edit_pixels *e = calloc(1, sizeof *e);
+    float *b = floats_of(before, 3, &hb), *a = floats_of(after, 3, &ha),
+          *m = alpha ? floats_of(alpha, 1, &hm) : NULL;
+    size_t n = (size_t)w * h;
+    unsigned char *out = g_try_malloc(n * 3);
+    if (!e || !b || !a || (alpha && !m) || !out) {
+        j->status = TS_ERR_INTERNAL;
+        snprintf(j->why, sizeof j->why,
+                 "edit map: cannot read the canvases (3-band and 1-band images expected): %s",
+                 ts_vips_why(why, sizeof why));
+        floats_free(b, hb), floats_free(a, ha), floats_free(m, hm), g_free(out), free(e);
+        return;
     }
-    VipsImage *im = vips_image_new_from_memory(out, n * 3, w, h, 3, VIPS_FORMAT_UCHAR);
-    void *buf = NULL;
-    size_t len = 0;
+    /* Two threads: the loop costs as much as the encoding below. */
+    e->b = b, e->a = a, e->m = m, e->out = out;
+    ts_render_split2(edit_range, e, n, 1 << 16);
+    floats_free(b, hb), floats_free(a, ha), floats_free(m, hm);
+    long pixels = 0, changed = 0;
+    double sum = 0, mx = 0;
+    for (int k = 0; k < 2; k++) {
+        pixels += e->part[k].pixels, changed += e->part[k].changed, sum += e->part[k].sum;
+        mx = e->part[k].max > mx ? e->part[k].max : mx;
+    }
+    ts_edit_stats *st = &j->stats;
+    st->pixels = pixels;
+    st->mean = pixels ? sum / pixels : 0;
+    st->max = mx;
+    st->changed = pixels ? (double)changed / pixels : 0;
+    long want = (long)ceil(0.99 * pixels), acc = 0;
+    for (int i = 0; i < EDIT_BINS && pixels; i++)
+        if ((acc += e->part[0].hist[i] + e->part[1].hist[i]) >= want) {
+            st->p99 = i / 4.0;
+            break;
+        }
+    free(e);
+    VipsImage *im = ts_render_wrap(out, n * 3, w, h, 3, VIPS_FORMAT_UCHAR);
     int bad = !im;
     if (im) {
         im->Type = VIPS_INTERPRETATION_sRGB;
         /* PNG at zlib level 1 with no row filter: a heat map over a flat grey compresses well
          * anyway, and the default level costs more than the whole map. */
         if (!g_ascii_strcasecmp(ext, ".png"))
-            bad = vips_pngsave_buffer(im, &buf, &len, "strip", TRUE, "compression", 1, "filter",
-                                      VIPS_FOREIGN_PNG_FILTER_NONE, NULL);
+            bad = vips_pngsave_buffer(im, &j->buf, &j->len, "strip", TRUE, "compression", 1,
+                                      "filter", VIPS_FOREIGN_PNG_FILTER_NONE, NULL);
         else
-            bad = vips_image_write_to_buffer(im, ext, &buf, &len, "strip", TRUE, NULL);
+            bad = vips_image_write_to_buffer(im, ext, &j->buf, &j->len, "strip", TRUE, NULL);
         g_object_unref(im);
     }
-    g_free(out);
-    if (bad)
-        return ts_fail(ctx, TS_ERR_INTERNAL, "edit map: cannot encode %s: %s", path,
-                       ts_vips_why(why, sizeof why));
-    ts_status s = ts_write_file_atomic(ctx, path, buf, len);
-    g_free(buf);
+    if (bad) {
+        j->status = TS_ERR_INTERNAL;
+        snprintf(j->why, sizeof j->why, "edit map: cannot encode %s: %s", j->path,
+                 ts_vips_why(why, sizeof why));
+    }
+}
+
+static void *edit_map_thread(void *arg) {
+    edit_map_make(arg);
+    return NULL;
+}
+
+static void edit_map_free(ts_edit_map_job *j) {
+    VipsImage *all[] = {j->before, j->after, j->alpha};
+    for (int k = 0; k < 3; k++)
+        if (all[k]) g_object_unref(all[k]);
+    g_free(j->buf);
+    free(j->path);
+    free(j);
+}
+
+/* The job for ts_verify_edit_map's arguments; NULL when out of memory. A job that cannot be
+ * made carries its error (status, why) for finish to report. */
+static ts_edit_map_job *edit_map_new(VipsImage *before, VipsImage *after, VipsImage *alpha,
+                                     const char *path) {
+    ts_edit_map_job *j = calloc(1, sizeof *j);
+    if (!j || !(j->path = strdup(path))) {
+        free(j);
+        return NULL;
+    }
+    int w = before->Xsize, h = before->Ysize;
+    const char *ext = extension_of(path);
+    if (after->Xsize != w || after->Ysize != h ||
+        (alpha && (alpha->Xsize != w || alpha->Ysize != h))) {
+        j->status = TS_ERR_ARGUMENT;
+        snprintf(j->why, sizeof j->why, "edit map: the images differ in size");
+    } else if (!ext || !vips_foreign_find_save_buffer(ext)) {
+        vips_error_clear();
+        j->status = TS_ERR_ARGUMENT;
+        snprintf(j->why, sizeof j->why, "%s: unknown image format (use .png or .jpg)", path);
+    } else {
+        j->before = g_object_ref(before), j->after = g_object_ref(after);
+        j->alpha = alpha ? g_object_ref(alpha) : NULL;
+    }
+    return j;
+}
+
+ts_edit_map_job *ts_verify_edit_map_start(VipsImage *before, VipsImage *after, VipsImage *alpha,
+                                          const char *path) {
+    if (!before || !after || !path) return NULL;
+    ts_edit_map_job *j = edit_map_new(before, after, alpha, path);
+    if (j && !j->status) j->threaded = pthread_create(&j->thread, NULL, edit_map_thread, j) == 0;
+    return j;
+}
+
+ts_status ts_verify_edit_map_finish(ts_ctx *ctx, ts_edit_map_job *j, ts_edit_stats *stats) {
+    if (!j)
+        return ctx ? ts_fail(ctx, TS_ERR_ARGUMENT, "ts_verify_edit_map_finish: NULL argument")
+                   : TS_ERR_ARGUMENT;
+    if (j->threaded)
+        pthread_join(j->thread, NULL);
+    else if (!j->status && ctx)
+        edit_map_make(j);
+    ts_status s = !ctx        ? TS_ERR_ARGUMENT
+                  : j->status ? ts_fail(ctx, j->status, "%s", j->why)
+                              : ts_write_file_atomic(ctx, j->path, j->buf, j->len);
+    if (!j->status && stats) *stats = j->stats;
+    edit_map_free(j);
     return s;
+}
+
+ts_status ts_verify_edit_map(ts_ctx *ctx, VipsImage *before, VipsImage *after, VipsImage *alpha,
+                             const char *path, ts_edit_stats *stats) {
+    if (!ctx || !before || !after || !path)
+        return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_verify_edit_map: NULL argument");
+    ts_edit_map_job *j = edit_map_new(before, after, alpha, path);
+    if (!j) return ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
+    return ts_verify_edit_map_finish(ctx, j, stats);
 }

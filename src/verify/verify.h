@@ -87,6 +87,18 @@ ts_status ts_verify_identity_edits(ts_ctx *ctx, ts_photo *input, VipsImage *befo
                                    VipsImage *after, const char *name, const double m[6],
                                    const ts_verify_floor *floor, ts_identity_result *r);
 
+/* Reads canvas (as ts_verify_identity_edits reads before) on a thread of its own and keeps the
+ * reading on the canvas, where ts_verify_identity_edits finds it: the pipeline starts it right
+ * after frame, so the framed canvas is read while tone, light and retouch work. The thread runs
+ * the face mesh model of ctx: until finish, the caller must not run that model on ctx (the
+ * colour stages do not), nor free input or ctx. Returns NULL when it cannot start (the gate then
+ * reads the canvas itself); an error on the thread is not reported, for the same reason.
+ * finish waits for the thread and frees the handle (NULL-safe). */
+typedef struct ts_verify_reading ts_verify_reading;
+ts_verify_reading *ts_verify_read_start(ts_ctx *ctx, ts_photo *input, VipsImage *canvas,
+                                        const double m[6], const char *name);
+void ts_verify_read_finish(ts_verify_reading *r);
+
 /* A new reference to the job's canvas as it is now (images are immutable, so a reference is a
  * snapshot). The pipeline takes one right after frame ("before") and one right before the
  * background stage ("after"), and passes both to ts_verify_edit_map; the caller unrefs them.
@@ -113,5 +125,17 @@ typedef struct ts_edit_stats {
  * alpha (1-band float 0..1, same size) may be NULL. stats may be NULL. All images borrowed. */
 ts_status ts_verify_edit_map(ts_ctx *ctx, VipsImage *before, VipsImage *after, VipsImage *alpha,
                              const char *path, ts_edit_stats *stats);
+
+/* ts_verify_edit_map in two halves, so the map is made while the caller does other work: start
+ * takes references to the images and makes the map and its encoded file on a thread of its own
+ * (it touches no ctx); finish waits for it, writes the file (atomically) and fills stats (may
+ * be NULL). Errors are reported by finish, as ts_verify_edit_map reports them. start returns
+ * NULL when out of memory or an argument is NULL; every job it returns must be finished, which
+ * frees it. finish with a NULL ctx only waits and frees, writing nothing (a look that is not
+ * delivered), and returns TS_ERR_ARGUMENT; a NULL job is TS_ERR_ARGUMENT. */
+typedef struct ts_edit_map_job ts_edit_map_job;
+ts_edit_map_job *ts_verify_edit_map_start(VipsImage *before, VipsImage *after, VipsImage *alpha,
+                                          const char *path);
+ts_status ts_verify_edit_map_finish(ts_ctx *ctx, ts_edit_map_job *job, ts_edit_stats *stats);
 
 #endif
