@@ -17,6 +17,7 @@
 #include <vips/vips.h>
 
 #include "common.h"
+#include "matte/matte.h"
 #include "trueshot.h"
 
 typedef struct fixture {
@@ -305,6 +306,40 @@ static void t_no_person(void **state) {
     unlink(path);
 }
 
+/* The colour model's background output is fully written at every band pixel, also where it
+ * finds no sure person or background within reach and leaves the pixel as it is: the
+ * full-resolution foreground reads it there (times a weight of 0), and what a fresh buffer
+ * happened to hold (a NaN) once made messi5's foreground colour differ from run to run. The
+ * buffer starts as NaN here, so any entry left unwritten shows. */
+static void t_colour_model_writes_band(void **state) {
+    (void)state;
+    enum { W = 48, H = 32, R = 3 };
+    ts_fimg rgb = {W, H, 3, malloc(sizeof(float) * W * H * 3)};
+    uint8_t *tri = malloc(W * H);
+    float *alpha = malloc(sizeof(float) * W * H), *bg = malloc(sizeof(float) * W * H * 4);
+    assert_non_null(rgb.px), assert_non_null(tri), assert_non_null(alpha), assert_non_null(bg);
+    /* Person on the left, background on the right, a wide band between: its middle columns
+     * are more than R from both. */
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            size_t i = (size_t)y * W + x;
+            tri[i] = x < 8 ? TS_TRI_FG : x >= 40 ? TS_TRI_BG : TS_TRI_UNKNOWN;
+            for (int c = 0; c < 3; c++) rgb.px[i * 3 + c] = x < 8 ? 0.2f : x >= 40 ? 0.8f : 0.5f;
+            alpha[i] = 0.5f;
+        }
+    for (size_t i = 0; i < (size_t)W * H * 4; i++) bg[i] = NAN;
+    assert_int_equal(ts_matte_colour_alpha(&rgb, tri, R, alpha, bg), 0);
+    long band = 0;
+    for (size_t i = 0; i < (size_t)W * H; i++) {
+        if (tri[i] != TS_TRI_UNKNOWN) continue;
+        band++;
+        for (int c = 0; c < 4; c++) assert_true(isfinite(bg[i * 4 + c]));
+        assert_true(isfinite(alpha[i]) && alpha[i] >= 0 && alpha[i] <= 1);
+    }
+    assert_int_equal(band, 32 * H);
+    free(rgb.px), free(tri), free(alpha), free(bg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(t_range_region_and_holes, setup, teardown),
@@ -313,6 +348,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(t_background_invariance, setup, teardown),
         cmocka_unit_test_setup_teardown(t_atomic_outputs, setup, teardown),
         cmocka_unit_test_setup_teardown(t_no_person, setup, teardown),
+        cmocka_unit_test(t_colour_model_writes_band),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -192,7 +192,10 @@ static void colour_pixel(const colour_job *j, int x, int y, const float *o) {
     size_t i = (size_t)y * w + x;
     const float *I = j->rgb->px + i * j->rgb->bands;
     float wf = o[3] + o[7];
-    if (j->bg) j->bg[i * 4 + 3] = 0;
+    /* All four written even when the pixel is left as it is: bg_at (matte.c) takes 0 times the
+     * colour there, and 0 times whatever a fresh buffer held (a NaN, by chance) made the
+     * foreground colour differ from run to run. */
+    if (j->bg) memset(j->bg + i * 4, 0, sizeof(float) * 4);
     if (wf < 1e-3f || o[11] < 1e-3f) return;
     float d[3], e[3], d1[3], d2[3];
     for (int c = 0; c < 3; c++) {
