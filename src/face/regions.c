@@ -51,7 +51,7 @@ static const int NOSTRIL_RIGHT[] = {166, 79, 239, 238, 20, 60, 75};
 static const int NOSTRIL_LEFT[] = {392, 309, 459, 458, 250, 290, 305};
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
-#define SS 4               /* sub-samples per pixel along each axis */
+#define SS 4               /* sub-samples per pixel along each axis (rasterise sums 4 as a word) */
 #define FEATHER_EXACT 4.0f /* largest feather sigma blurred with the exact Gaussian */
 
 enum { IRIS_RIGHT_CENTRE = 468, IRIS_LEFT_CENTRE = 473 };
@@ -253,7 +253,13 @@ static void rasterise(const recipe *r, int width, int height, uint8_t *mask, uin
                 for (int x = s0; x < s1; x++) sub[x] &= tmp[x];
             }
             for (int i = 0; i < r->n_sub; i++) shape_row(&r->sub[i], y, sub, w, 0);
-            for (int x = s0; x < s1; x++) acc[x / SS] += sub[x];
+            /* a pixel's SS sub-samples (0 or 1 each) added as one word: the byte sum lands in
+             * the top byte of the product */
+            for (int x = i0; x <= i1; x++) {
+                uint32_t v;
+                memcpy(&v, sub + (size_t)x * SS, sizeof v);
+                acc[x] += (uint16_t)((v * 0x01010101u) >> 24);
+            }
         }
         uint8_t *row = mask + (size_t)j * (size_t)width;
         for (int x = i0; x <= i1; x++) {
