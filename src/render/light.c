@@ -215,7 +215,7 @@ static ts_status light_run(ts_render_job *job, const void *params) {
         st = ts_fail(job->ctx, TS_ERR_NOMEM, "light: out of memory");
         goto done;
     }
-    if (ts_face_region_mask(&mesh, job->ctx->geom, TS_REGION_SKIN, bw, bh, 1, 0, skin) ||
+    if (ts_render_region_mask(job, TS_REGION_SKIN, bx0, by0, bw, bh, skin) ||
         soft_face_mask(job, &mesh, bw, bh, feather, face)) {
         st = TS_ERR_INTERNAL;
         goto done;

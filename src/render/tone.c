@@ -228,7 +228,11 @@ static ts_status measure(ts_render_job *job, const float *lin, int w, int h, int
     for (int i = 0; i < TS_LANDMARKS; i++)
         mesh.pts[i][0] = job->lm[i][0] - ox, mesh.pts[i][1] = job->lm[i][1] - oy;
     size_t n = (size_t)w * h;
-    uint8_t *skin = region_mask(job, &mesh, TS_REGION_SKIN, w, h, 0);
+    uint8_t *skin = malloc(n);
+    if (skin && ts_render_region_mask(job, TS_REGION_SKIN, ox, oy, w, h, skin)) {
+        free(skin);
+        return TS_ERR_INTERNAL;
+    }
     uint8_t *eye_r = region_mask(job, &mesh, TS_REGION_RIGHT_EYE, w, h, 0);
     uint8_t *eye_l = region_mask(job, &mesh, TS_REGION_LEFT_EYE, w, h, 0);
     /* the irises, softened so their rim (the limbal ring) falls out too */
