@@ -14,9 +14,14 @@
 
 float ts_srgb_dec_lut[TS_SRGB_LUT_N + 2];
 float ts_srgb_enc_lut[TS_SRGB_LUT_N + 2];
+int ts_srgb_avx2;
 static pthread_once_t srgb_once = PTHREAD_ONCE_INIT;
 
 static void srgb_fill(void) {
+#ifdef TS_SRGB_HAVE_AVX2
+    __builtin_cpu_init();
+    ts_srgb_avx2 = __builtin_cpu_supports("avx2") != 0;
+#endif
     for (int i = 0; i <= TS_SRGB_LUT_N + 1; i++) {
         double v = fmin(1.0, (double)i / TS_SRGB_LUT_N);
         ts_srgb_dec_lut[i] = (float)(v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4));

@@ -18,6 +18,10 @@ extern float ts_srgb_enc_lut[TS_SRGB_LUT_N + 2]; /* sqrt(linear) in LUT_N steps 
 /* Fills the tables (once; thread-safe). Call before the functions below. */
 void ts_srgb_init(void);
 
+/* Set by ts_srgb_init where the processor has AVX2: the eight-pixel functions below may be
+ * called (from functions compiled with TS_SRGB_AVX2). */
+extern int ts_srgb_avx2;
+
 /* fminf, fmaxf and a clamp that inline (the libm ones are calls without -ffast-math, costly in
  * per-pixel loops); the same as those for numbers (they differ only for NaN). */
 static inline float ts_minf(float a, float b) {
@@ -75,6 +79,46 @@ static inline void ts_store3x4(float *d, const __m128 v[3]) {
     float q[3][4];
     for (int c = 0; c < 3; c++) _mm_storeu_ps(q[c], v[c]);
     for (int k = 0; k < 4; k++) d[3 * k] = q[0][k], d[3 * k + 1] = q[1][k], d[3 * k + 2] = q[2][k];
+}
+#endif
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+/* The same eight pixels at a time with AVX2, whose gathers read the tables (the build stays
+ * portable: the functions that use these are compiled for AVX2 alone and called only where
+ * ts_srgb_avx2 says it is there). The same floats again: the same operations in the same
+ * order, no fused multiply-add. */
+#include <immintrin.h>
+#define TS_SRGB_HAVE_AVX2 1
+#define TS_SRGB_AVX2 __attribute__((target("avx2")))
+
+TS_SRGB_AVX2 static inline __m256 ts_lut8(const float *lut, __m256 t) {
+    __m256i i = _mm256_cvttps_epi32(t);
+    __m256 f = _mm256_sub_ps(t, _mm256_cvtepi32_ps(i));
+    __m256 lo = _mm256_i32gather_ps(lut, i, 4), hi = _mm256_i32gather_ps(lut + 1, i, 4);
+    return _mm256_add_ps(lo, _mm256_mul_ps(f, _mm256_sub_ps(hi, lo)));
+}
+
+TS_SRGB_AVX2 static inline __m256 ts_srgb_dec8(__m256 v) {
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(255));
+    return ts_lut8(ts_srgb_dec_lut, _mm256_mul_ps(v, _mm256_set1_ps(TS_SRGB_LUT_N / 255.f)));
+}
+
+TS_SRGB_AVX2 static inline __m256 ts_srgb_enc8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_setzero_ps()), _mm256_set1_ps(1));
+    return ts_lut8(ts_srgb_enc_lut,
+                   _mm256_mul_ps(_mm256_sqrt_ps(x), _mm256_set1_ps(TS_SRGB_LUT_N)));
+}
+
+/* Eight interleaved 3-band pixels (24 floats) to one vector per band, and back. */
+TS_SRGB_AVX2 static inline void ts_load3x8(const float *p, __m256 v[3]) {
+    const __m256i idx = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
+    for (int c = 0; c < 3; c++) v[c] = _mm256_i32gather_ps(p + c, idx, 4);
+}
+
+TS_SRGB_AVX2 static inline void ts_store3x8(float *d, const __m256 v[3]) {
+    float q[3][8];
+    for (int c = 0; c < 3; c++) _mm256_storeu_ps(q[c], v[c]);
+    for (int k = 0; k < 8; k++) d[3 * k] = q[0][k], d[3 * k + 1] = q[1][k], d[3 * k + 2] = q[2][k];
 }
 #endif
 

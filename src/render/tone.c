@@ -438,8 +438,55 @@ static inline void tone_px(const float *p, float *q, const float m[3][3], float 
     q[0] = r0, q[1] = r1, q[2] = r2;
 }
 
+#ifdef TS_SRGB_HAVE_AVX2
+/* tone_op eight pixels at a time for [first, first + n rounded down to 8); returns how many. */
+TS_SRGB_AVX2 static size_t tone_op8(const float *in, float *out, size_t first, size_t n,
+                                    const tone_apply *a) {
+    float m[3][3], sat = a->saturation;
+    memcpy(m, a->m, sizeof m);
+    const float *curve = a->curve;
+    size_t i = first, end = first + n / 8 * 8;
+    for (; i < end; i += 8) {
+        __m256 l[3], o[3];
+        ts_load3x8(in + i * 3, l);
+        for (int c = 0; c < 3; c++) l[c] = ts_srgb_dec8(l[c]);
+        for (int k = 0; k < 3; k++)
+            o[k] = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(m[k][0]), l[0]),
+                                               _mm256_mul_ps(_mm256_set1_ps(m[k][1]), l[1])),
+                                 _mm256_mul_ps(_mm256_set1_ps(m[k][2]), l[2]));
+        __m256 y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(0.2126f), o[0]),
+                                               _mm256_mul_ps(_mm256_set1_ps(0.7152f), o[1])),
+                                 _mm256_mul_ps(_mm256_set1_ps(0.0722f), o[2]));
+        __m256 lit = _mm256_cmp_ps(y, _mm256_set1_ps(1e-6f), _CMP_GT_OQ);
+        if (_mm256_movemask_ps(lit)) {
+            __m256 t = _mm256_mul_ps(ts_srgb_enc8(y), _mm256_set1_ps(TS_SRGB_LUT_N / 255.f));
+            t = _mm256_min_ps(t, _mm256_set1_ps(TS_SRGB_LUT_N));
+            __m256 e = ts_lut8(curve, t);
+            __m256 y2 = ts_srgb_dec8(_mm256_mul_ps(e, _mm256_set1_ps(255)));
+            /* unlit lanes divide by 1 and are not used */
+            __m256 r = _mm256_div_ps(y2, _mm256_blendv_ps(_mm256_set1_ps(1), y, lit));
+            for (int c = 0; c < 3; c++) {
+                __m256 v =
+                    _mm256_add_ps(y2, _mm256_mul_ps(_mm256_set1_ps(sat),
+                                                    _mm256_sub_ps(_mm256_mul_ps(o[c], r), y2)));
+                o[c] = _mm256_blendv_ps(o[c], v, lit);
+            }
+        }
+        for (int c = 0; c < 3; c++) o[c] = ts_srgb_enc8(o[c]);
+        ts_store3x8(out + i * 3, o);
+    }
+    return i - first;
+}
+#endif
+
 static void tone_op(const float *in, float *out, size_t first, size_t n, void *user) {
     const tone_apply *a = user;
+#ifdef TS_SRGB_HAVE_AVX2
+    if (ts_srgb_avx2) {
+        size_t done = tone_op8(in, out, first, n, a);
+        first += done, n -= done;
+    }
+#endif
     /* locals, so the stores to out (which could alias *a for all the compiler knows) do not
      * make it load them again for every pixel */
     float m[3][3], sat = a->saturation;
