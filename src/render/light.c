@@ -50,10 +50,39 @@ typedef struct light_map {
     float g; /* G - 1 */
 } light_map;
 
-/* Pixels [first, first + n) of the gain map; they lie on the canvas row y, x from x0. */
+#ifdef TS_SRGB_HAVE_AVX2
+/* light_px eight pixels at a time (the same floats) for [first, first + n rounded down to 8);
+ * returns how many. */
+TS_SRGB_AVX2 static size_t light_px8(float g, const float *in, float *out, size_t first, size_t n,
+                                     const float *shape) {
+    size_t i = first, end = first + n / 8 * 8;
+    for (; i < end; i += 8) {
+        const float *p = in + i * 3;
+        float *q = out + i * 3;
+        __m256 k = _mm256_loadu_ps(shape + (i - first));
+        __m256 on = _mm256_cmp_ps(k, _mm256_setzero_ps(), _CMP_GT_OQ);
+        if (!_mm256_movemask_ps(on)) {
+            if (q != p) memcpy(q, p, 24 * sizeof *q);
+            continue;
+        }
+        __m256 v[3], gain = _mm256_add_ps(_mm256_set1_ps(1), _mm256_mul_ps(_mm256_set1_ps(g), k));
+        ts_load3x8(p, v);
+        for (int c = 0; c < 3; c++)
+            v[c] =
+                _mm256_blendv_ps(v[c], ts_srgb_enc8(_mm256_mul_ps(gain, ts_srgb_dec8(v[c]))), on);
+        ts_store3x8(q, v);
+    }
+    return i - first;
+}
+#endif
+
+/* Pixels [first, first + n) of the gain map, shape[0] the first's. */
 static void light_px(const light_map *lm, const float *in, float *out, size_t first, size_t n,
                      const float *shape) {
     size_t i = first, end = first + n;
+#ifdef TS_SRGB_HAVE_AVX2
+    if (ts_srgb_avx2) i += light_px8(lm->g, in, out, first, n, shape);
+#endif
 #ifdef __SSE2__
     /* four pixels at a time: the same floats as the loop below */
     for (; i + 4 <= end; i += 4) {
@@ -170,7 +199,7 @@ static inline float reach_at(const soft_mask *sm, const soft_axis *ax, const sof
  * and count on each side of the midline, for rows [first, first + n) of the face's box (into
  * the first or second half's sums: two threads take a half each). */
 typedef struct sum_job {
-    float *lum;
+    float *lum, *dec[2]; /* dec: a row of decoded pixels for each half */
     const uint8_t *skin;
     const float *px;
     int w, bw, bx0, by0;
@@ -178,23 +207,50 @@ typedef struct sum_job {
     double sum[2][2], cnt[2][2];
 } sum_job;
 
+#ifdef TS_SRGB_HAVE_AVX2
+/* ts_srgb_dec of the n interleaved pixels at p into d, eight at a time; returns how many. */
+TS_SRGB_AVX2 static int dec_px8(const float *p, float *d, int n) {
+    int x = 0;
+    for (; x + 8 <= n; x += 8) {
+        __m256 v[3];
+        ts_load3x8(p + 3 * x, v);
+        for (int c = 0; c < 3; c++) v[c] = ts_srgb_dec8(v[c]);
+        ts_store3x8(d + 3 * x, v);
+    }
+    return x;
+}
+#endif
+
 static void sum_rows(size_t first, size_t n, void *user) {
     sum_job *j = user;
     int half = first > 0, w = j->w, bw = j->bw, bx0 = j->bx0, by0 = j->by0;
     double *sum = j->sum[half], *cnt = j->cnt[half];
-    for (int y = by0 + (int)first; y < by0 + (int)(first + n); y++)
-        for (int x = bx0; x < bx0 + bw; x++) {
-            size_t i = (size_t)y * w + x, bi = (size_t)(y - by0) * bw + (x - bx0);
+    float *dec = j->dec[half];
+    for (int y = by0 + (int)first; y < by0 + (int)(first + n); y++) {
+        /* the row's skin, decoded (eight at a time where that is faster) */
+        const uint8_t *sk = j->skin + (size_t)(y - by0) * bw;
+        int xa = 0, xb = bw;
+        while (xa < xb && sk[xa] < 250) xa++;
+        while (xb > xa && sk[xb - 1] < 250) xb--;
+        const float *row = j->px + ((size_t)y * w + bx0) * 3;
+        int x = xa;
+#ifdef TS_SRGB_HAVE_AVX2
+        if (ts_srgb_avx2) x += dec_px8(row + 3 * xa, dec + 3 * xa, xb - xa);
+#endif
+        for (; x < xb; x++)
+            for (int c = 0; c < 3; c++) dec[3 * x + c] = ts_srgb_dec(row[3 * x + c]);
+        for (int x = bx0 + xa; x < bx0 + xb; x++) {
+            size_t bi = (size_t)(y - by0) * bw + (x - bx0);
             if (j->skin[bi] < 250) continue;
             double u = (x + 0.5 - j->ax) * j->nx + (y + 0.5 - j->ay) * j->ny;
-            const float *q = j->px + i * 3;
-            double lum = 0.2126 * ts_srgb_dec(q[0]) + 0.7152 * ts_srgb_dec(q[1]) +
-                         0.0722 * ts_srgb_dec(q[2]);
+            const float *q = dec + 3 * (x - bx0);
+            double lum = 0.2126 * q[0] + 0.7152 * q[1] + 0.0722 * q[2];
             j->lum[bi] = lum > 0.9 ? -1 : (float)lum;
             if (lum > 0.9) continue;
             int s = u > 0;
             sum[s] += lum, cnt[s]++;
         }
+    }
 }
 
 /* The gain map's shape over rows [first, first + n) of the face's box, and the lit skin's
@@ -292,15 +348,17 @@ static ts_status light_run(ts_render_job *job, const void *params) {
                              ? (const float *)VIPS_IMAGE_ADDR(amem, 0, 0)
                              : NULL;
     float *shape = malloc(bn * sizeof *shape), *lum = malloc(bn * sizeof *lum);
+    float *dec = malloc(sizeof *dec * 6 * (size_t)bw);
     st = TS_OK;
-    if (!skin || !px || !shape || !lum || (job->alpha && !alpha)) {
+    if (!skin || !px || !shape || !lum || !dec || (job->alpha && !alpha)) {
         st = ts_fail(job->ctx, TS_ERR_NOMEM, "light: out of memory");
         goto done;
     }
     st = ts_render_region_mask(job, TS_REGION_SKIN, bx0, by0, bw, bh, skin);
     if (st) goto done;
     /* Skin luminance by side, speculars left out (they are bright on the lit side only). */
-    sum_job uj = {lum, skin, px, w, bw, bx0, by0, ax, ay, nx, ny, {{0}}, {{0}}};
+    sum_job uj = {
+        lum, {dec, dec + 3 * (size_t)bw}, skin, px, w, bw, bx0, by0, ax, ay, nx, ny, {{0}}, {{0}}};
     ts_render_split2(sum_rows, &uj, (size_t)bh, 64);
     double sum[2] = {uj.sum[0][0] + uj.sum[1][0], uj.sum[0][1] + uj.sum[1][1]};
     double cnt[2] = {uj.cnt[0][0] + uj.cnt[1][0], uj.cnt[0][1] + uj.cnt[1][1]};
@@ -349,7 +407,7 @@ static ts_status light_run(ts_render_job *job, const void *params) {
                        dark ? "image-right" : "image-left", log2(1 + g), ratio,
                        (m[dark] + g * sk[dark]) / (m[(int)b] + g * sk[(int)b]));
 done:
-    free(skin), free(face.m), free(shape), free(lum);
+    free(skin), free(face.m), free(shape), free(lum), free(dec);
     soft_axis_free(&fax), soft_axis_free(&fay);
     if (mem) g_object_unref(mem);
     if (amem) g_object_unref(amem);

@@ -543,10 +543,44 @@ typedef struct hi_job {
     int hist[2][1024], total[2];
 } hi_job;
 
+#ifdef TS_SRGB_HAVE_AVX2
+/* hi_range's luminances eight pixels at a time (the same floats), for [first, first + n rounded
+ * down to 8); returns how many it counted and adds them to hist. */
+TS_SRGB_AVX2 static size_t hi_range8(const float *px, const float *alpha, size_t first, size_t n,
+                                     int *hist, int *total) {
+    size_t i = first, end = first + n / 8 * 8;
+    float yy[8];
+    for (; i < end; i += 8) {
+        int on = 0xff;
+        if (alpha)
+            on = _mm256_movemask_ps(
+                _mm256_cmp_ps(_mm256_loadu_ps(alpha + i), _mm256_set1_ps(0.9f), _CMP_GT_OQ));
+        if (!on) continue;
+        __m256 v[3];
+        ts_load3x8(px + i * 3, v);
+        __m256 y =
+            _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(0.2126f), ts_srgb_dec8(v[0])),
+                                        _mm256_mul_ps(_mm256_set1_ps(0.7152f), ts_srgb_dec8(v[1]))),
+                          _mm256_mul_ps(_mm256_set1_ps(0.0722f), ts_srgb_dec8(v[2])));
+        y = _mm256_min_ps(_mm256_max_ps(y, _mm256_setzero_ps()), _mm256_set1_ps(1));
+        _mm256_storeu_ps(yy, _mm256_mul_ps(y, _mm256_set1_ps(1023)));
+        for (int k = 0; k < 8; k++)
+            if (on >> k & 1) hist[(int)yy[k]]++, (*total)++;
+    }
+    return i - first;
+}
+#endif
+
 static void hi_range(size_t first, size_t n, void *user) {
     hi_job *j = user;
     int half = first > 0, *hist = j->hist[half], total = 0;
     const float *alpha = j->alpha;
+#ifdef TS_SRGB_HAVE_AVX2
+    if (ts_srgb_avx2) {
+        size_t done = hi_range8(j->px, alpha, first, n, hist, &total);
+        first += done, n -= done;
+    }
+#endif
     for (size_t i = first; i < first + n; i++)
         if (!alpha || alpha[i] > 0.9f) {
             const float *q = j->px + i * 3;
@@ -556,6 +590,15 @@ static void hi_range(size_t first, size_t n, void *user) {
         }
     j->total[half] += total;
 }
+
+#ifdef TS_SRGB_HAVE_AVX2
+/* ts_srgb_dec of src[0, n rounded down to 8) into dst; returns how many. */
+TS_SRGB_AVX2 static int dec_row8(const float *src, float *dst, int n) {
+    int x = 0;
+    for (; x + 8 <= n; x += 8) _mm256_storeu_ps(dst + x, ts_srgb_dec8(_mm256_loadu_ps(src + x)));
+    return x;
+}
+#endif
 
 /* Measures the canvas (the person's highlights, then the face) into t; *outside set (and t
  * left empty) when the face is not on it. */
@@ -609,7 +652,11 @@ static ts_status measure_canvas(ts_render_job *job, tone_measure *t, int *outsid
     for (int y = 0; y < bh; y++) {
         const float *row = px + ((size_t)(by0 + y) * w + bx0) * 3;
         float *dst = face + (size_t)y * bw * 3;
-        for (int x = 0; x < 3 * bw; x++) dst[x] = ts_srgb_dec(row[x]);
+        int x = 0;
+#ifdef TS_SRGB_HAVE_AVX2
+        if (ts_srgb_avx2) x = dec_row8(row, dst, 3 * bw);
+#endif
+        for (; x < 3 * bw; x++) dst[x] = ts_srgb_dec(row[x]);
     }
     g_object_unref(mem);
     ts_status st = measure(job, face, bw, bh, bx0, by0, t);
