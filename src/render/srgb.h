@@ -109,16 +109,35 @@ TS_SRGB_AVX2 static inline __m256 ts_srgb_enc8(__m256 x) {
                    _mm256_mul_ps(_mm256_sqrt_ps(x), _mm256_set1_ps(TS_SRGB_LUT_N)));
 }
 
-/* Eight interleaved 3-band pixels (24 floats) to one vector per band, and back. */
+/* Eight interleaved 3-band pixels (24 floats) to one vector per band, and back: a transpose in
+ * registers (six 4-float loads or stores and six shuffles; gathers cost more). */
 TS_SRGB_AVX2 static inline void ts_load3x8(const float *p, __m256 v[3]) {
-    const __m256i idx = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
-    for (int c = 0; c < 3; c++) v[c] = _mm256_i32gather_ps(p + c, idx, 4);
+    __m256 m03 =
+        _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), _mm_loadu_ps(p + 12), 1);
+    __m256 m14 =
+        _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 4)), _mm_loadu_ps(p + 16), 1);
+    __m256 m25 =
+        _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 8)), _mm_loadu_ps(p + 20), 1);
+    __m256 xy = _mm256_shuffle_ps(m14, m25, _MM_SHUFFLE(2, 1, 3, 2));
+    __m256 yz = _mm256_shuffle_ps(m03, m14, _MM_SHUFFLE(1, 0, 2, 1));
+    v[0] = _mm256_shuffle_ps(m03, xy, _MM_SHUFFLE(2, 0, 3, 0));
+    v[1] = _mm256_shuffle_ps(yz, xy, _MM_SHUFFLE(3, 1, 2, 0));
+    v[2] = _mm256_shuffle_ps(yz, m25, _MM_SHUFFLE(3, 0, 3, 1));
 }
 
 TS_SRGB_AVX2 static inline void ts_store3x8(float *d, const __m256 v[3]) {
-    float q[3][8];
-    for (int c = 0; c < 3; c++) _mm256_storeu_ps(q[c], v[c]);
-    for (int k = 0; k < 8; k++) d[3 * k] = q[0][k], d[3 * k + 1] = q[1][k], d[3 * k + 2] = q[2][k];
+    __m256 rxy = _mm256_shuffle_ps(v[0], v[1], _MM_SHUFFLE(2, 0, 2, 0));
+    __m256 ryz = _mm256_shuffle_ps(v[1], v[2], _MM_SHUFFLE(3, 1, 3, 1));
+    __m256 rzx = _mm256_shuffle_ps(v[2], v[0], _MM_SHUFFLE(3, 1, 2, 0));
+    __m256 r03 = _mm256_shuffle_ps(rxy, rzx, _MM_SHUFFLE(2, 0, 2, 0));
+    __m256 r14 = _mm256_shuffle_ps(ryz, rxy, _MM_SHUFFLE(3, 1, 2, 0));
+    __m256 r25 = _mm256_shuffle_ps(rzx, ryz, _MM_SHUFFLE(3, 1, 3, 1));
+    _mm_storeu_ps(d, _mm256_castps256_ps128(r03));
+    _mm_storeu_ps(d + 4, _mm256_castps256_ps128(r14));
+    _mm_storeu_ps(d + 8, _mm256_castps256_ps128(r25));
+    _mm_storeu_ps(d + 12, _mm256_extractf128_ps(r03, 1));
+    _mm_storeu_ps(d + 16, _mm256_extractf128_ps(r14, 1));
+    _mm_storeu_ps(d + 20, _mm256_extractf128_ps(r25, 1));
 }
 #endif
 
