@@ -153,7 +153,7 @@ static int soft_face_mask(ts_render_job *job, const ts_face_mesh *mesh, int bw, 
     int k = (int)(feather / 4);
     k = k < 1 ? 1 : k > 8 ? 8 : k;
     sm->k = k, sm->sw = (bw + k - 1) / k, sm->sh = (bh + k - 1) / k;
-    sm->m = malloc((size_t)sm->sw * sm->sh);
+    sm->m = malloc((size_t)sm->sw * sm->sh + 4); /* + 4: shape_row8 reads 4 bytes at a time */
     if (!sm->m || ts_face_region_mask(mesh, job->ctx->geom, TS_REGION_FACE, sm->sw, sm->sh,
                                       1.0f / k, feather / k, sm->m))
         return -1;
@@ -267,6 +267,70 @@ typedef struct shape_job {
     double sk[2][2];
 } shape_job;
 
+#ifdef TS_SRGB_HAVE_AVX2
+/* shape_rows on row y for the box's first columns, eight at a time (the same floats and sums,
+ * in the same order), for a soft mask on a coarser grid; returns how many columns. */
+TS_SRGB_AVX2 static int shape_row8(const shape_job *j, int y, double vy, double *sk) {
+    int bw = j->bw, bx0 = j->bx0, by = y - j->by0, n = bw / 8 * 8;
+    const soft_mask *f = j->face;
+    const int *r0 = (const int *)(f->m + (size_t)j->fy->i0[by] * f->sw);
+    const int *r1 = (const int *)(f->m + (size_t)j->fy->i1[by] * f->sw);
+    const float *arow = j->alpha ? j->alpha + (size_t)y * j->w + bx0 : NULL;
+    float *shape = j->shape + (size_t)by * bw;
+    const uint8_t *skin = j->skin + (size_t)by * bw;
+    const float *lum = j->lum + (size_t)by * bw;
+    const __m256 ty = _mm256_set1_ps(j->fy->t[by]), one = _mm256_set1_ps(1);
+    const __m256i byte = _mm256_set1_epi32(0xff);
+    const __m256d ax = _mm256_set1_pd(j->ax), nx = _mm256_set1_pd(j->nx), vyd = _mm256_set1_pd(vy),
+                  sign = _mm256_set1_pd(j->sign), half = _mm256_set1_pd(j->half),
+                  h05 = _mm256_set1_pd(0.5);
+    double uy = (y + 0.5 - j->ay) * j->ny;
+    for (int x = 0; x < n; x += 8) {
+        __m256 a = arow ? _mm256_loadu_ps(arow + x) : one;
+        __m256d u[2];
+        for (int h = 0; h < 2; h++) {
+            __m256d xs = _mm256_add_pd(_mm256_set1_pd(bx0 + x + 4 * h), _mm256_setr_pd(0, 1, 2, 3));
+            u[h] = _mm256_div_pd(
+                _mm256_mul_pd(
+                    sign, _mm256_add_pd(
+                              _mm256_mul_pd(_mm256_sub_pd(_mm256_add_pd(xs, h05), ax), nx), vyd)),
+                half);
+        }
+        __m256 uf = _mm256_set_m128(_mm256_cvtpd_ps(u[1]), _mm256_cvtpd_ps(u[0]));
+        /* smoothstep(-0.35, 0.6, u) */
+        __m256 t =
+            _mm256_div_ps(_mm256_sub_ps(uf, _mm256_set1_ps(-0.35f)), _mm256_set1_ps(0.6f - -0.35f));
+        t = _mm256_min_ps(_mm256_max_ps(t, _mm256_setzero_ps()), one);
+        __m256 r =
+            _mm256_mul_ps(_mm256_mul_ps(t, t),
+                          _mm256_sub_ps(_mm256_set1_ps(3), _mm256_mul_ps(_mm256_set1_ps(2), t)));
+        /* the soft mask, bilinearly (reach_at) */
+        __m256i i0 = _mm256_loadu_si256((const __m256i *)(j->fx->i0 + x));
+        __m256i i1 = _mm256_loadu_si256((const __m256i *)(j->fx->i1 + x));
+        __m256 tx = _mm256_loadu_ps(j->fx->t + x);
+#define TS_BYTE8(row, idx)                                                                         \
+    _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_i32gather_epi32(row, idx, 1), byte))
+        __m256 a0 = TS_BYTE8(r0, i0), a1 = TS_BYTE8(r0, i1), b0 = TS_BYTE8(r1, i0),
+               b1 = TS_BYTE8(r1, i1);
+#undef TS_BYTE8
+        __m256 top = _mm256_add_ps(a0, _mm256_mul_ps(tx, _mm256_sub_ps(a1, a0)));
+        __m256 bot = _mm256_add_ps(b0, _mm256_mul_ps(tx, _mm256_sub_ps(b1, b0)));
+        __m256 m = _mm256_cvtepi32_ps(_mm256_cvttps_epi32(_mm256_add_ps(
+            _mm256_add_ps(top, _mm256_mul_ps(ty, _mm256_sub_ps(bot, top))), _mm256_set1_ps(0.5f))));
+        __m256 reach = _mm256_min_ps(
+            _mm256_mul_ps(_mm256_div_ps(m, _mm256_set1_ps(255.f)), _mm256_set1_ps(1.6f)), one);
+        /* where alpha or the ramp is 0, so is k (both factors are finite) */
+        _mm256_storeu_ps(shape + x, _mm256_mul_ps(_mm256_mul_ps(r, reach), a));
+        for (int l = x; l < x + 8; l++)
+            if (skin[l] >= 250 && shape[l] > 0 && lum[l] >= 0) {
+                double uu = (bx0 + l + 0.5 - j->ax) * j->nx + uy;
+                sk[uu > 0] += shape[l] * (double)lum[l];
+            }
+    }
+    return n;
+}
+#endif
+
 static void shape_rows(size_t first, size_t n, void *user) {
     shape_job *j = user;
     double *sk = j->sk[first > 0];
@@ -274,7 +338,11 @@ static void shape_rows(size_t first, size_t n, void *user) {
     double ax = j->ax, ay = j->ay, nx = j->nx, ny = j->ny, sign = j->sign, half = j->half;
     for (int y = by0 + (int)first; y < by0 + (int)(first + n); y++) {
         double vy = (y + 0.5 - ay) * ny;
-        for (int x = bx0; x < bx1; x++) {
+        int x = bx0;
+#ifdef TS_SRGB_HAVE_AVX2
+        if (ts_srgb_avx2 && j->face->k > 1) x += shape_row8(j, y, vy, sk);
+#endif
+        for (; x < bx1; x++) {
             size_t i = (size_t)y * w + x, bi = (size_t)(y - by0) * bw + (x - bx0);
             float a = j->alpha ? j->alpha[i] : 1, k = 0;
             /* the ramp and the reach only where alpha leaves anything to scale */
