@@ -241,8 +241,9 @@ static ts_status measure(ts_render_job *job, const float *lin, int w, int h, int
     uint8_t *mouth = region_mask(job, &mesh, TS_REGION_MOUTH, w, h, 0);
     int *idx = malloc(sizeof *idx * n);
     float *y = malloc(sizeof *y * n);
+    uint8_t *zero = calloc((size_t)w, 1);
     ts_status st = TS_OK;
-    if (!skin || !eye_r || !eye_l || !iris_r || !iris_l || !mouth || !idx || !y) {
+    if (!skin || !eye_r || !eye_l || !iris_r || !iris_l || !mouth || !idx || !y || !zero) {
         st = ts_fail(job->ctx, TS_ERR_NOMEM, "tone: out of memory for the face masks");
         goto done;
     }
@@ -259,8 +260,14 @@ static ts_status measure(ts_render_job *job, const float *lin, int w, int h, int
      * the skin (their chromaticity relative to the skin's, so whatever the cast); of those, the
      * brighter half, out of the lids' shade. */
     double skin_lr = log(fmax(t->skin[0], 1e-6) / fmax(t->skin[1], 1e-6));
+    /* The eyes and the mouth hold a few rows of the box: the others (all 0, which memcmp tells
+     * fast) are passed over. */
     m = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (i % w == 0 && !memcmp(eye_r + i, zero, w) && !memcmp(eye_l + i, zero, w)) {
+            i += w - 1;
+            continue;
+        }
         if ((eye_r[i] >= 250 && iris_r[i] == 0) || (eye_l[i] >= 250 && iris_l[i] == 0)) {
             const float *p = lin + i * 3;
             float yy = 0.2126f * p[0] + 0.7152f * p[1] + 0.0722f * p[2];
@@ -268,12 +275,17 @@ static ts_status measure(ts_render_job *job, const float *lin, int w, int h, int
                 skin_lr - log(p[0] / p[1]) > 0.2)
                 idx[m] = (int)i, y[m++] = yy;
         }
+    }
     if (m >= 40) t->n_sclera = quantile_mean(lin, idx, y, m, 0.5, 0.98, t->sclera);
     /* Whites in the lids' shade (darker than the skin) are no reference: shade is bluer and
      * what is left of them mixes with the lids. */
     if (luminance(t->sclera) < 0.9 * skin_y) t->n_sclera = 0;
     m = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (i % w == 0 && !memcmp(mouth + i, zero, w)) {
+            i += w - 1;
+            continue;
+        }
         if (mouth[i] >= 250) {
             const float *p = lin + i * 3;
             float yy = 0.2126f * p[0] + 0.7152f * p[1] + 0.0722f * p[2];
@@ -281,11 +293,12 @@ static ts_status measure(ts_render_job *job, const float *lin, int w, int h, int
                 skin_lr - log(p[0] / p[1]) > 0.2)
                 idx[m] = (int)i, y[m++] = yy;
         }
+    }
     double ied = job->inter_eye > 1 ? job->inter_eye : 1;
     if (m > 0.01 * ied * ied) t->n_teeth = quantile_mean(lin, idx, y, m, 0.5, 0.98, t->teeth);
 done:
     free(skin), free(eye_r), free(eye_l), free(iris_r), free(iris_l), free(mouth), free(idx),
-        free(y);
+        free(y), free(zero);
     return st;
 }
 
