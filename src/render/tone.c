@@ -428,8 +428,10 @@ static void plan(const tone_params *p, const tone_measure *t, tone_plan *pl) {
 typedef struct tone_apply {
     float m[3][3];
     float pivot, contrast, saturation;
-    float curve[TS_SRGB_LUT_N +
-                2]; /* encoded luminance (0..1, TS_SRGB_LUT_N steps) -> new encoded luminance */
+    /* The S curve, which acts on the encoded luminance, composed with the sRGB transfer both
+     * ways: the square root of linear luminance (0..1, TS_SRGB_LUT_N steps) -> new linear
+     * luminance (one table read per pixel instead of three). */
+    float curve[TS_SRGB_LUT_N + 2];
 } tone_apply;
 
 /* One pixel of tone_op (the reference; the vector path below computes the same). */
@@ -439,12 +441,10 @@ static inline void tone_px(const float *p, float *q, const float m[3][3], float 
     for (int k = 0; k < 3; k++) o[k] = m[k][0] * l[0] + m[k][1] * l[1] + m[k][2] * l[2];
     float y = 0.2126f * o[0] + 0.7152f * o[1] + 0.0722f * o[2];
     if (y > 1e-6f) {
-        /* the S curve acts on the encoded luminance; colours keep their ratios */
-        float t = ts_srgb_enc(y) * (TS_SRGB_LUT_N / 255.f);
-        t = t > TS_SRGB_LUT_N ? TS_SRGB_LUT_N : t;
+        /* the S curve; colours keep their ratios */
+        float t = sqrtf(ts_clampf(y, 0, 1)) * TS_SRGB_LUT_N;
         int k = (int)t;
-        float e = curve[k] + (t - k) * (curve[k + 1] - curve[k]);
-        float y2 = ts_srgb_dec(e * 255), r = y2 / y;
+        float y2 = curve[k] + (t - k) * (curve[k + 1] - curve[k]), r = y2 / y;
         for (int c = 0; c < 3; c++) o[c] = y2 + sat * (o[c] * r - y2);
     }
     float r0 = ts_srgb_enc(o[0]), r1 = ts_srgb_enc(o[1]), r2 = ts_srgb_enc(o[2]);
@@ -472,10 +472,9 @@ TS_SRGB_AVX2 static size_t tone_op8(const float *in, float *out, size_t first, s
                                  _mm256_mul_ps(_mm256_set1_ps(0.0722f), o[2]));
         __m256 lit = _mm256_cmp_ps(y, _mm256_set1_ps(1e-6f), _CMP_GT_OQ);
         if (_mm256_movemask_ps(lit)) {
-            __m256 t = _mm256_mul_ps(ts_srgb_enc8(y), _mm256_set1_ps(TS_SRGB_LUT_N / 255.f));
-            t = _mm256_min_ps(t, _mm256_set1_ps(TS_SRGB_LUT_N));
-            __m256 e = ts_lut8(curve, t);
-            __m256 y2 = ts_srgb_dec8(_mm256_mul_ps(e, _mm256_set1_ps(255)));
+            __m256 yc = _mm256_min_ps(_mm256_max_ps(y, _mm256_setzero_ps()), _mm256_set1_ps(1));
+            __m256 y2 =
+                ts_lut8(curve, _mm256_mul_ps(_mm256_sqrt_ps(yc), _mm256_set1_ps(TS_SRGB_LUT_N)));
             /* unlit lanes divide by 1 and are not used */
             __m256 r = _mm256_div_ps(y2, _mm256_blendv_ps(_mm256_set1_ps(1), y, lit));
             for (int c = 0; c < 3; c++) {
@@ -521,10 +520,8 @@ static void tone_op(const float *in, float *out, size_t first, size_t n, void *u
                               _mm_mul_ps(_mm_set1_ps(0.0722f), o[2]));
         __m128 lit = _mm_cmpgt_ps(y, _mm_set1_ps(1e-6f));
         if (_mm_movemask_ps(lit)) {
-            __m128 t = _mm_mul_ps(ts_srgb_enc4(y), _mm_set1_ps(TS_SRGB_LUT_N / 255.f));
-            t = _mm_min_ps(t, _mm_set1_ps(TS_SRGB_LUT_N));
-            __m128 e = ts_lut4(curve, t);
-            __m128 y2 = ts_srgb_dec4(_mm_mul_ps(e, _mm_set1_ps(255)));
+            __m128 yc = _mm_min_ps(_mm_max_ps(y, _mm_setzero_ps()), _mm_set1_ps(1));
+            __m128 y2 = ts_lut4(curve, _mm_mul_ps(_mm_sqrt_ps(yc), _mm_set1_ps(TS_SRGB_LUT_N)));
             /* unlit lanes divide by 1 and are not used */
             __m128 r =
                 _mm_div_ps(y2, _mm_or_ps(_mm_and_ps(lit, y), _mm_andnot_ps(lit, _mm_set1_ps(1))));
@@ -709,8 +706,10 @@ static ts_status tone_run(ts_render_job *job, const void *params) {
      * c <= 0.5 at any pivot in 0.35..0.7. */
     double pv = pl.pivot, c = pl.contrast;
     for (int i = 0; i <= TS_SRGB_LUT_N + 1; i++) {
-        double x = fmin(1, (double)i / TS_SRGB_LUT_N);
-        a->curve[i] = (float)fmin(1, fmax(0, x + c * 4 * x * (1 - x) * (x - pv)));
+        double sq = fmin(1, (double)i / TS_SRGB_LUT_N), yl = sq * sq;
+        double x = yl <= 0.0031308 ? 12.92 * yl : 1.055 * pow(yl, 1 / 2.4) - 0.055;
+        double f = fmin(1, fmax(0, x + c * 4 * x * (1 - x) * (x - pv)));
+        a->curve[i] = (float)(f <= 0.04045 ? f / 12.92 : pow((f + 0.055) / 1.055, 2.4));
     }
     st = ts_render_map_px(job, tone_op, a, "tone");
     free(a);
