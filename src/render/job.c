@@ -7,14 +7,21 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "face/geometry.h"
+#include "face/regions.h"
 #include "render/render.h"
 #include "render/srgb.h"
 
 float ts_srgb_dec_lut[TS_SRGB_LUT_N + 2];
 float ts_srgb_enc_lut[TS_SRGB_LUT_N + 2];
+int ts_srgb_avx2;
 static pthread_once_t srgb_once = PTHREAD_ONCE_INIT;
 
 static void srgb_fill(void) {
+#ifdef TS_SRGB_HAVE_AVX2
+    __builtin_cpu_init();
+    ts_srgb_avx2 = __builtin_cpu_supports("avx2") != 0;
+#endif
     for (int i = 0; i <= TS_SRGB_LUT_N + 1; i++) {
         double v = fmin(1.0, (double)i / TS_SRGB_LUT_N);
         ts_srgb_dec_lut[i] = (float)(v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4));
@@ -68,16 +75,18 @@ static void free_buffer(VipsImage *im, void *buf) {
     g_free(buf);
 }
 
-/* One half of a map: pixels [first, first + n) of one image. When ref_in is given (fg mapped
- * after rgb), a pixel equal to rgb's input takes rgb's output: the op is per pixel, so the
- * result is the same, and most of fg (where alpha is 1, and outside the matte) equals rgb. */
-typedef struct map_part {
+/* A map over pixels [base + first, base + first + n), in chunks: per chunk, which fg pixels
+ * equal rgb's input is noted first (rgb may be mapped in place), then rgb is mapped, then fg:
+ * a pixel equal to rgb's input takes rgb's output (the op is per pixel, so the result is the
+ * same, and most of fg, where alpha is 1 and outside the matte, equals rgb). */
+typedef struct map_job {
     ts_render_px_op op;
     void *user;
-    const float *in, *ref_in, *ref_out;
-    float *out;
-    size_t first, n;
-} map_part;
+    const float *in[2];
+    float *out[2];
+    int n_img;
+    size_t base;
+} map_job;
 
 /* Whether pixel i is bit for bit the same in a and b. */
 static inline int same_px(const float *a, const float *b, size_t i) {
@@ -87,38 +96,32 @@ static inline int same_px(const float *a, const float *b, size_t i) {
     return x[0] == y[0] && x[1] == y[1] && x[2] == y[2];
 }
 
-static void *map_part_run(void *arg) {
-    const map_part *m = arg;
-    size_t end = m->first + m->n;
-    if (!m->ref_in) {
-        m->op(m->in, m->out, m->first, m->n, m->user);
-        return NULL;
+static void map_range(size_t first, size_t n, void *user) {
+    const map_job *m = user;
+    enum { CHUNK = 4096 };
+    uint8_t same[CHUNK];
+    for (size_t c = m->base + first, end = c + n; c < end; c += CHUNK) {
+        size_t k = end - c < CHUNK ? end - c : CHUNK;
+        if (m->n_img == 2)
+            for (size_t j = 0; j < k; j++) same[j] = (uint8_t)same_px(m->in[1], m->in[0], c + j);
+        m->op(m->in[0], m->out[0], c, k, m->user);
+        if (m->n_img < 2) continue;
+        for (size_t j = 0; j < k;) {
+            size_t e = j;
+            while (e < k && same[e]) e++;
+            if (e > j)
+                memcpy(m->out[1] + 3 * (c + j), m->out[0] + 3 * (c + j),
+                       3 * sizeof(float) * (e - j));
+            j = e;
+            while (e < k && !same[e]) e++;
+            if (e > j) m->op(m->in[1], m->out[1], c + j, e - j, m->user);
+            j = e;
+        }
     }
-    size_t i = m->first;
-    while (i < end) {
-        size_t j = i;
-        while (j < end && same_px(m->in, m->ref_in, j)) j++;
-        if (j > i) memcpy(m->out + 3 * i, m->ref_out + 3 * i, 3 * sizeof(float) * (j - i));
-        i = j;
-        while (j < end && !same_px(m->in, m->ref_in, j)) j++;
-        if (j > i) m->op(m->in, m->out, i, j - i, m->user);
-        i = j;
-    }
-    return NULL;
 }
 
-/* Maps one image in two halves, the second on a thread of its own. */
-static void map_two(map_part *m) {
-    map_part h[2] = {*m, *m};
-    h[0].n = m->n / 2, h[1].first = m->first + h[0].n, h[1].n = m->n - h[0].n;
-    pthread_t th;
-    int threaded = m->n >= 65536 && pthread_create(&th, NULL, map_part_run, &h[1]) == 0;
-    map_part_run(&h[0]);
-    if (threaded)
-        pthread_join(th, NULL);
-    else
-        map_part_run(&h[1]);
-}
+/* The key under which ts_render_wrap marks the buffer its image owns. */
+static const char OWN_KEY[] = "ts-render-own";
 
 VipsImage *ts_render_wrap(void *buf, size_t bytes, int w, int h, int bands, VipsBandFormat fmt) {
     VipsImage *im = vips_image_new_from_memory(buf, bytes, w, h, bands, fmt);
@@ -127,8 +130,21 @@ VipsImage *ts_render_wrap(void *buf, size_t bytes, int w, int h, int bands, Vips
         return NULL;
     }
     g_signal_connect(im, "postclose", G_CALLBACK(free_buffer), buf);
+    g_object_set_data(G_OBJECT(im), OWN_KEY, buf);
     im->Type = bands == 3 ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W;
     return im;
+}
+
+/* Whether a per-pixel map may write im's pixels in place: a memory image whose buffer is its
+ * own (libvips' or ts_render_wrap's) and that nothing but the job references (a snapshot, the
+ * per-photo cache or libvips' operation cache would hold a reference of their own). In place
+ * the result is the same image a new one would be, without a new canvas: 17 MB of fresh pages
+ * cost more than the map itself. */
+static int writable(VipsImage *im) {
+    return G_OBJECT(im)->ref_count == 1 && im->data &&
+           (im->dtype == VIPS_IMAGE_SETBUF ||
+            (im->dtype == VIPS_IMAGE_SETBUF_FOREIGN &&
+             g_object_get_data(G_OBJECT(im), OWN_KEY) == (void *)im->data));
 }
 
 /* A new image of in's shape around buf (freed with the image); NULL, buf freed, on failure. */
@@ -140,33 +156,50 @@ static VipsImage *wrap_like(float *buf, VipsImage *in) {
 }
 
 ts_status ts_render_map_px(ts_render_job *job, ts_render_px_op op, void *user, const char *what) {
+    return ts_render_map_px_rows(job, op, user, 0, job->rgb ? job->rgb->Ysize : 0, what);
+}
+
+ts_status ts_render_map_px_rows(ts_render_job *job, ts_render_px_op op, void *user, int y0, int y1,
+                                const char *what) {
     VipsImage *src[2] = {job->rgb, job->fg}, *mem[2] = {NULL, NULL}, *res[2] = {NULL, NULL};
-    int n_img = job->fg ? 2 : 1, ok = 1;
+    int n_img = job->fg ? 2 : 1, ok = 1, inplace[2] = {0, 0};
     for (int k = 0; k < n_img && ok; k++) {
-        ok = src[k] && src[k]->Bands == 3 && src[k]->BandFmt == VIPS_FORMAT_FLOAT &&
-             (mem[k] = vips_image_copy_memory(src[k])) != NULL;
+        ok = src[k] && src[k]->Bands == 3 && src[k]->BandFmt == VIPS_FORMAT_FLOAT;
+        if (!ok) break;
+        inplace[k] = writable(src[k]);
+        ok = (mem[k] = vips_image_copy_memory(src[k])) != NULL;
         if (ok && k == 1) ok = mem[1]->Xsize == mem[0]->Xsize && mem[1]->Ysize == mem[0]->Ysize;
     }
-    float *out[2] = {NULL, NULL};
+    float *buf[2] = {NULL, NULL};
+    map_job mj = {op, user, {NULL, NULL}, {NULL, NULL}, n_img, 0};
+    size_t w = ok ? (size_t)mem[0]->Xsize : 0, h = ok ? (size_t)mem[0]->Ysize : 0;
+    y0 = y0 < 0 ? 0 : y0, y1 = y1 > (int)h ? (int)h : y1;
     for (int k = 0; k < n_img && ok; k++) {
-        size_t npx = (size_t)mem[k]->Xsize * mem[k]->Ysize;
-        out[k] = g_try_malloc(VIPS_IMAGE_SIZEOF_IMAGE(mem[k]));
-        if (!out[k]) {
-            ok = 0;
-            break;
+        mj.in[k] = (const float *)VIPS_IMAGE_ADDR(mem[k], 0, 0);
+        if (inplace[k]) {
+            mj.out[k] = (float *)VIPS_IMAGE_ADDR(mem[k], 0, 0);
+            continue;
         }
-        map_part m = {op, user, (const float *)VIPS_IMAGE_ADDR(mem[k], 0, 0), NULL, NULL, out[k],
-                      0,  npx};
-        if (k == 1) m.ref_in = (const float *)VIPS_IMAGE_ADDR(mem[0], 0, 0), m.ref_out = out[0];
-        map_two(&m);
+        mj.out[k] = buf[k] = g_try_malloc(VIPS_IMAGE_SIZEOF_IMAGE(mem[k]));
+        ok = buf[k] != NULL;
+        /* the rows left alone keep their values */
+        if (ok && y0 > 0) memcpy(buf[k], mj.in[k], sizeof(float) * 3 * w * (size_t)y0);
+        if (ok && y1 < (int)h)
+            memcpy(buf[k] + 3 * w * (size_t)y1, mj.in[k] + 3 * w * (size_t)y1,
+                   sizeof(float) * 3 * w * (h - (size_t)y1));
+    }
+    if (ok && y1 > y0) {
+        mj.base = w * (size_t)y0;
+        ts_render_split2(map_range, &mj, w * (size_t)(y1 - y0), 65536);
     }
     for (int k = 0; k < n_img && ok; k++) {
-        res[k] = wrap_like(out[k], mem[k]);
-        out[k] = NULL;
+        if (inplace[k]) continue;
+        res[k] = wrap_like(buf[k], mem[k]);
+        buf[k] = NULL;
         ok = res[k] != NULL;
     }
     for (int k = 0; k < 2; k++) {
-        g_free(out[k]);
+        g_free(buf[k]);
         if (mem[k]) g_object_unref(mem[k]);
     }
     if (!ok) {
@@ -176,8 +209,165 @@ ts_status ts_render_map_px(ts_render_job *job, ts_render_px_op op, void *user, c
                        vips_error_buffer()[0] ? vips_error_buffer()
                                               : "the canvas must be 3-band float");
     }
-    ts_render_replace(&job->rgb, res[0]);
+    if (res[0]) ts_render_replace(&job->rgb, res[0]);
     if (res[1]) ts_render_replace(&job->fg, res[1]);
+    return TS_OK;
+}
+
+/* ---- face masks in bands ------------------------------------------------------------------ */
+
+/* The rasteriser visits every shape of a region on every sub-row, and the skin and face regions
+ * are the mesh's ~850 triangles: a 1000-row skin mask cost 16 ms. Made in bands of BAND rows,
+ * each band from the triangles that reach it (a triangle adds nothing to rows it does not
+ * reach), it visits a few dozen per sub-row. */
+enum { BAND = 32 };
+
+typedef struct band_job {
+    const ts_geom *g;
+    const ts_face_mesh *mesh; /* in box pixels */
+    const float (*tri_y)[2];  /* each triangle's rows, least and most y */
+    const float (*lm)[2];
+    int region, x0, y0, w, h;
+    uint8_t *out;
+    int fail[2];
+} band_job;
+
+static void band_rows(size_t first, size_t n, void *user) {
+    band_job *b = user;
+    int half = first > 0;
+    uint16_t(*tri)[3] = malloc(sizeof *tri * (size_t)b->g->n_triangles);
+    ts_face_mesh *mesh = malloc(sizeof *mesh);
+    if (!tri || !mesh) {
+        b->fail[half] = TS_ERR_NOMEM;
+        goto done;
+    }
+    *mesh = *b->mesh;
+    ts_geom sub = *b->g;
+    sub.triangles = tri;
+    for (size_t k = first; k < first + n; k++) {
+        int r0 = (int)k * BAND, r1 = r0 + BAND < b->h ? r0 + BAND : b->h, nt = 0;
+        for (int t = 0; t < b->g->n_triangles; t++)
+            if (b->tri_y[t][1] >= r0 - 1 && b->tri_y[t][0] <= r1 + 1)
+                memcpy(tri[nt++], b->g->triangles[t], sizeof tri[0]);
+        if (!nt) continue; /* nothing reaches these rows: they stay 0 */
+        sub.n_triangles = nt;
+        /* the mesh moved to the band's first row (the box's own moved by whole pixels) */
+        for (int i = 0; i < TS_LANDMARKS; i++) mesh->pts[i][1] = b->lm[i][1] - (float)(b->y0 + r0);
+        int st = ts_face_region_mask(mesh, &sub, (ts_face_region)b->region, b->w, r1 - r0, 1, 0,
+                                     b->out + (size_t)r0 * b->w);
+        if (st) {
+            b->fail[half] = st;
+            break;
+        }
+    }
+done:
+    free(tri), free(mesh);
+}
+
+/* The last skin or face mask made, for the next request of the same landmarks: tone and light
+ * both measure the skin of the same canvas, over boxes of their own. A mask holds nothing
+ * outside the pixels its landmarks span (the triangles' corners are landmarks), so a box that
+ * holds all of those that lie in another box gives that box's mask too. */
+static pthread_mutex_t last_mask_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    const void *geom, *triangles;
+    int n_triangles, region, x0, y0, w, h;
+    float lm[TS_LANDMARKS][2];
+    uint8_t *mask;
+} last_mask;
+
+/* Fills out (the box x0, y0, w, h) from the last mask when it was made for the same landmarks
+ * and holds all of their pixels that lie in the box; returns 1 then, else 0. */
+static int last_mask_get(const ts_render_job *job, int region, int x0, int y0, int w, int h,
+                         uint8_t *out) {
+    const ts_geom *g = job->ctx->geom;
+    float lx0 = INFINITY, ly0 = INFINITY, lx1 = -INFINITY, ly1 = -INFINITY;
+    for (int i = 0; i < TS_LANDMARKS; i++) {
+        lx0 = fminf(lx0, job->lm[i][0]), lx1 = fmaxf(lx1, job->lm[i][0]);
+        ly0 = fminf(ly0, job->lm[i][1]), ly1 = fmaxf(ly1, job->lm[i][1]);
+    }
+    if (!(lx0 <= lx1 && ly0 <= ly1)) return 0;
+    /* the pixels the landmarks span, within the box */
+    double px0 = fmax(x0, floor(lx0)), py0 = fmax(y0, floor(ly0));
+    double px1 = fmin(x0 + w - 1, floor(lx1)), py1 = fmin(y0 + h - 1, floor(ly1));
+    int hit = 0;
+    pthread_mutex_lock(&last_mask_lock);
+    if (last_mask.mask && last_mask.geom == g && last_mask.region == region &&
+        (!g || (last_mask.triangles == g->triangles && last_mask.n_triangles == g->n_triangles)) &&
+        !memcmp(last_mask.lm, job->lm, sizeof last_mask.lm)) {
+        int cx0 = last_mask.x0, cy0 = last_mask.y0, cw = last_mask.w, ch = last_mask.h;
+        if (px0 > px1 || py0 > py1) {
+            hit = 1, memset(out, 0, (size_t)w * h);
+        } else if (px0 >= cx0 && py0 >= cy0 && px1 < cx0 + cw && py1 < cy0 + ch) {
+            hit = 1;
+            memset(out, 0, (size_t)w * h);
+            for (int y = (int)py0; y <= (int)py1; y++)
+                memcpy(out + (size_t)(y - y0) * w + ((int)px0 - x0),
+                       last_mask.mask + (size_t)(y - cy0) * cw + ((int)px0 - cx0),
+                       (size_t)(px1 - px0 + 1));
+        }
+    }
+    pthread_mutex_unlock(&last_mask_lock);
+    return hit;
+}
+
+static void last_mask_put(const ts_render_job *job, int region, int x0, int y0, int w, int h,
+                          const uint8_t *mask) {
+    const ts_geom *g = job->ctx->geom;
+    uint8_t *copy = malloc((size_t)w * h);
+    if (!copy) return;
+    memcpy(copy, mask, (size_t)w * h);
+    pthread_mutex_lock(&last_mask_lock);
+    free(last_mask.mask);
+    last_mask.mask = copy;
+    last_mask.geom = g, last_mask.triangles = g ? (const void *)g->triangles : NULL;
+    last_mask.n_triangles = g ? g->n_triangles : 0;
+    last_mask.region = region, last_mask.x0 = x0, last_mask.y0 = y0, last_mask.w = w,
+    last_mask.h = h;
+    memcpy(last_mask.lm, job->lm, sizeof last_mask.lm);
+    pthread_mutex_unlock(&last_mask_lock);
+}
+
+ts_status ts_render_region_mask(ts_render_job *job, int region, int x0, int y0, int w, int h,
+                                uint8_t *out) {
+    const ts_geom *g = job->ctx->geom;
+    int shared = region == TS_REGION_SKIN || region == TS_REGION_FACE;
+    if (shared && w > 0 && h > 0 && last_mask_get(job, region, x0, y0, w, h, out)) return TS_OK;
+    ts_face_mesh *mesh = calloc(1, sizeof *mesh);
+    if (!mesh) return ts_fail(job->ctx, TS_ERR_NOMEM, "face mask: out of memory");
+    for (int i = 0; i < TS_LANDMARKS; i++)
+        mesh->pts[i][0] = job->lm[i][0] - (float)x0, mesh->pts[i][1] = job->lm[i][1] - (float)y0;
+    ts_status st;
+    if ((region != TS_REGION_SKIN && region != TS_REGION_FACE) || !g || g->n_triangles <= 0 ||
+        !g->triangles || w <= 0 || h <= BAND) {
+        st = ts_face_region_mask(mesh, g, (ts_face_region)region, w, h, 1, 0, out);
+    } else {
+        float(*tri_y)[2] = malloc(sizeof *tri_y * (size_t)g->n_triangles);
+        if (!tri_y) {
+            free(mesh);
+            return ts_fail(job->ctx, TS_ERR_NOMEM, "face mask: out of memory");
+        }
+        for (int t = 0; t < g->n_triangles; t++) {
+            float lo = INFINITY, hi = -INFINITY;
+            for (int v = 0; v < 3; v++) {
+                float y = mesh->pts[g->triangles[t][v]][1];
+                lo = y < lo ? y : lo, hi = y > hi ? y : hi;
+            }
+            tri_y[t][0] = lo, tri_y[t][1] = hi;
+        }
+        memset(out, 0, (size_t)w * h);
+        band_job b = {
+            g,   mesh,  (const float(*)[2])tri_y, (const float(*)[2])job->lm, region, x0, y0, w, h,
+            out, {0, 0}};
+        ts_render_split2(band_rows, &b, (size_t)(h + BAND - 1) / BAND, 4);
+        free(tri_y);
+        st = b.fail[0] ? b.fail[0] : b.fail[1];
+    }
+    free(mesh);
+    if (!st && shared) last_mask_put(job, region, x0, y0, w, h, out);
+    if (st)
+        return ts_fail(job->ctx, st, "face mask: %s",
+                       st == TS_ERR_NOMEM ? "out of memory" : "could not be made");
     return TS_OK;
 }
 

@@ -42,25 +42,56 @@ static float smoothstep(float a, float b, float x) {
     return t * t * (3 - 2 * t);
 }
 
-/* The gain map: 1 + (G - 1) * ramp * reach, where ramp and reach are kept here (0..1). */
+/* The gain map: 1 + (G - 1) * shape, the shape (ramp * reach * alpha, 0..1) kept over the
+ * face's box (bx0, by0, bw x bh on a canvas w wide); 0 outside it. */
 typedef struct light_map {
-    int w, h;
-    float *shape; /* ramp * reach * alpha */
-    float g;      /* G - 1 */
+    int w, bx0, by0, bw;
+    const float *shape;
+    float g; /* G - 1 */
 } light_map;
 
-static void light_op(const float *in, float *out, size_t first, size_t n, void *user) {
-    const light_map *lm = user;
+#ifdef TS_SRGB_HAVE_AVX2
+/* light_px eight pixels at a time (the same floats) for [first, first + n rounded down to 8);
+ * returns how many. */
+TS_SRGB_AVX2 static size_t light_px8(float g, const float *in, float *out, size_t first, size_t n,
+                                     const float *shape) {
+    size_t i = first, end = first + n / 8 * 8;
+    for (; i < end; i += 8) {
+        const float *p = in + i * 3;
+        float *q = out + i * 3;
+        __m256 k = _mm256_loadu_ps(shape + (i - first));
+        __m256 on = _mm256_cmp_ps(k, _mm256_setzero_ps(), _CMP_GT_OQ);
+        if (!_mm256_movemask_ps(on)) {
+            if (q != p) memcpy(q, p, 24 * sizeof *q);
+            continue;
+        }
+        __m256 v[3], gain = _mm256_add_ps(_mm256_set1_ps(1), _mm256_mul_ps(_mm256_set1_ps(g), k));
+        ts_load3x8(p, v);
+        for (int c = 0; c < 3; c++)
+            v[c] =
+                _mm256_blendv_ps(v[c], ts_srgb_enc8(_mm256_mul_ps(gain, ts_srgb_dec8(v[c]))), on);
+        ts_store3x8(q, v);
+    }
+    return i - first;
+}
+#endif
+
+/* Pixels [first, first + n) of the gain map, shape[0] the first's. */
+static void light_px(const light_map *lm, const float *in, float *out, size_t first, size_t n,
+                     const float *shape) {
     size_t i = first, end = first + n;
+#ifdef TS_SRGB_HAVE_AVX2
+    if (ts_srgb_avx2) i += light_px8(lm->g, in, out, first, n, shape);
+#endif
 #ifdef __SSE2__
     /* four pixels at a time: the same floats as the loop below */
     for (; i + 4 <= end; i += 4) {
         const float *p = in + i * 3;
         float *q = out + i * 3;
-        __m128 k = _mm_loadu_ps(lm->shape + i);
+        __m128 k = _mm_loadu_ps(shape + (i - first));
         __m128 on = _mm_cmpgt_ps(k, _mm_setzero_ps());
         if (!_mm_movemask_ps(on)) {
-            memcpy(q, p, 12 * sizeof *q);
+            if (q != p) memcpy(q, p, 12 * sizeof *q);
             continue;
         }
         __m128 v[3], gain = _mm_add_ps(_mm_set1_ps(1), _mm_mul_ps(_mm_set1_ps(lm->g), k));
@@ -73,7 +104,7 @@ static void light_op(const float *in, float *out, size_t first, size_t n, void *
     }
 #endif
     for (; i < end; i++) {
-        float k = lm->shape[i];
+        float k = shape[i - first];
         const float *p = in + i * 3;
         float *q = out + i * 3;
         if (k <= 0) { /* untouched pixels keep their exact values */
@@ -85,40 +116,141 @@ static void light_op(const float *in, float *out, size_t first, size_t n, void *
     }
 }
 
-/* The face mask feathered by feather pixels, over bw x bh. So wide a feather leaves nothing
- * finer than a few pixels, so the mask is made on a grid k = feather / 4 times coarser (the
- * mask's own 4 x 4 supersampling and Gaussian, at that scale) and brought back bilinearly: the
- * same soft reach, without rasterising and blurring every pixel of the box. */
+static void light_op(const float *in, float *out, size_t first, size_t n, void *user) {
+    const light_map *lm = user;
+    size_t w = (size_t)lm->w, end = first + n;
+    /* row by row: outside the box the map is 1, the pixel kept */
+    for (size_t i = first; i < end;) {
+        size_t y = i / w, x = i % w, row_end = (y + 1) * w < end ? (y + 1) * w : end;
+        size_t a = y * w + (size_t)lm->bx0, b = a + (size_t)lm->bw;
+        a = a < i ? i : a > row_end ? row_end : a;
+        b = b < a ? a : b > row_end ? row_end : b;
+        if (out != in) {
+            memcpy(out + 3 * i, in + 3 * i, 3 * sizeof *out * (a - i));
+            memcpy(out + 3 * b, in + 3 * b, 3 * sizeof *out * (row_end - b));
+        }
+        if (b > a)
+            light_px(lm, in, out, a, b - a,
+                     lm->shape + (y - (size_t)lm->by0) * (size_t)lm->bw + (a - y * w) -
+                         (size_t)lm->bx0);
+        (void)x;
+        i = row_end;
+    }
+}
+
+/* The face mask feathered by feather pixels, over bw x bh: on a grid k = feather / 4 times
+ * coarser (so wide a feather leaves nothing finer than a few pixels; the mask's own 4 x 4
+ * supersampling and Gaussian, at that scale), read back bilinearly where it is needed
+ * (reach_at): the same soft reach, without rasterising and blurring every pixel of the box.
+ * k is 1 for a narrow feather: the mask at full resolution. */
+typedef struct soft_mask {
+    uint8_t *m;
+    int k, sw, sh;
+} soft_mask;
+
 static int soft_face_mask(ts_render_job *job, const ts_face_mesh *mesh, int bw, int bh,
-                          float feather, uint8_t *out) {
+                          float feather, soft_mask *sm) {
     int k = (int)(feather / 4);
     k = k < 1 ? 1 : k > 8 ? 8 : k;
-    if (k == 1)
-        return ts_face_region_mask(mesh, job->ctx->geom, TS_REGION_FACE, bw, bh, 1, feather, out);
-    int sw = (bw + k - 1) / k, sh = (bh + k - 1) / k;
-    uint8_t *sm = malloc((size_t)sw * sh);
-    if (!sm || ts_face_region_mask(mesh, job->ctx->geom, TS_REGION_FACE, sw, sh, 1.0f / k,
-                                   feather / k, sm)) {
-        free(sm);
+    sm->k = k, sm->sw = (bw + k - 1) / k, sm->sh = (bh + k - 1) / k;
+    sm->m = malloc((size_t)sm->sw * sm->sh + 4); /* + 4: shape_row8 reads 4 bytes at a time */
+    if (!sm->m || ts_face_region_mask(mesh, job->ctx->geom, TS_REGION_FACE, sm->sw, sm->sh,
+                                      1.0f / k, feather / k, sm->m))
         return -1;
+    return 0;
+}
+
+/* Where the bilinear read of the soft mask falls along one axis of the box: for each box
+ * column (or row) the two grid cells and the weight of the second. */
+typedef struct soft_axis {
+    int *i0, *i1;
+    float *t;
+} soft_axis;
+
+static int soft_axis_make(soft_axis *a, int n, int k, int sn) {
+    a->i0 = malloc(sizeof *a->i0 * (size_t)n), a->i1 = malloc(sizeof *a->i1 * (size_t)n);
+    a->t = malloc(sizeof *a->t * (size_t)n);
+    if (!a->i0 || !a->i1 || !a->t) return -1;
+    for (int x = 0; x < n; x++) {
+        float f = (x + 0.5f) / k - 0.5f;
+        f = f < 0 ? 0 : f > sn - 1 ? sn - 1 : f;
+        int x0 = (int)f;
+        a->i0[x] = x0, a->i1[x] = x0 + 1 < sn ? x0 + 1 : x0, a->t[x] = f - x0;
     }
-    for (int y = 0; y < bh; y++) {
-        float fy = (y + 0.5f) / k - 0.5f;
-        fy = fy < 0 ? 0 : fy > sh - 1 ? sh - 1 : fy;
-        int y0 = (int)fy, y1 = y0 + 1 < sh ? y0 + 1 : y0;
-        float ty = fy - y0;
-        const uint8_t *r0 = sm + (size_t)y0 * sw, *r1 = sm + (size_t)y1 * sw;
-        for (int x = 0; x < bw; x++) {
-            float fx = (x + 0.5f) / k - 0.5f;
-            fx = fx < 0 ? 0 : fx > sw - 1 ? sw - 1 : fx;
-            int x0 = (int)fx, x1 = x0 + 1 < sw ? x0 + 1 : x0;
-            float tx = fx - x0;
-            float top = r0[x0] + tx * (r0[x1] - r0[x0]), bot = r1[x0] + tx * (r1[x1] - r1[x0]);
-            out[(size_t)y * bw + x] = (uint8_t)(top + ty * (bot - top) + 0.5f);
+    return 0;
+}
+
+static void soft_axis_free(soft_axis *a) {
+    free(a->i0), free(a->i1), free(a->t);
+}
+
+/* The soft face mask at box pixel (x, y) (0..255, rounded as a mask is). */
+static inline float reach_at(const soft_mask *sm, const soft_axis *ax, const soft_axis *ay, int x,
+                             int y) {
+    if (sm->k == 1) return sm->m[(size_t)y * sm->sw + x];
+    int sw = sm->sw, x0 = ax->i0[x], x1 = ax->i1[x];
+    float tx = ax->t[x], ty = ay->t[y];
+    const uint8_t *r0 = sm->m + (size_t)ay->i0[y] * sw, *r1 = sm->m + (size_t)ay->i1[y] * sw;
+    float top = r0[x0] + tx * (r0[x1] - r0[x0]), bot = r1[x0] + tx * (r1[x1] - r1[x0]);
+    return (uint8_t)(top + ty * (bot - top) + 0.5f);
+}
+
+/* The lit skin's luminance (lum, over the box; speculars, > 0.9, left out as -1) and its sum
+ * and count on each side of the midline, for rows [first, first + n) of the face's box (into
+ * the first or second half's sums: two threads take a half each). */
+typedef struct sum_job {
+    float *lum, *dec[2]; /* dec: a row of decoded pixels for each half */
+    const uint8_t *skin;
+    const float *px;
+    int w, bw, bx0, by0;
+    double ax, ay, nx, ny;
+    double sum[2][2], cnt[2][2];
+} sum_job;
+
+#ifdef TS_SRGB_HAVE_AVX2
+/* ts_srgb_dec of the n interleaved pixels at p into d, eight at a time; returns how many. */
+TS_SRGB_AVX2 static int dec_px8(const float *p, float *d, int n) {
+    int x = 0;
+    for (; x + 8 <= n; x += 8) {
+        __m256 v[3];
+        ts_load3x8(p + 3 * x, v);
+        for (int c = 0; c < 3; c++) v[c] = ts_srgb_dec8(v[c]);
+        ts_store3x8(d + 3 * x, v);
+    }
+    return x;
+}
+#endif
+
+static void sum_rows(size_t first, size_t n, void *user) {
+    sum_job *j = user;
+    int half = first > 0, w = j->w, bw = j->bw, bx0 = j->bx0, by0 = j->by0;
+    double *sum = j->sum[half], *cnt = j->cnt[half];
+    float *dec = j->dec[half];
+    for (int y = by0 + (int)first; y < by0 + (int)(first + n); y++) {
+        /* the row's skin, decoded (eight at a time where that is faster) */
+        const uint8_t *sk = j->skin + (size_t)(y - by0) * bw;
+        int xa = 0, xb = bw;
+        while (xa < xb && sk[xa] < 250) xa++;
+        while (xb > xa && sk[xb - 1] < 250) xb--;
+        const float *row = j->px + ((size_t)y * w + bx0) * 3;
+        int x = xa;
+#ifdef TS_SRGB_HAVE_AVX2
+        if (ts_srgb_avx2) x += dec_px8(row + 3 * xa, dec + 3 * xa, xb - xa);
+#endif
+        for (; x < xb; x++)
+            for (int c = 0; c < 3; c++) dec[3 * x + c] = ts_srgb_dec(row[3 * x + c]);
+        for (int x = bx0 + xa; x < bx0 + xb; x++) {
+            size_t bi = (size_t)(y - by0) * bw + (x - bx0);
+            if (j->skin[bi] < 250) continue;
+            double u = (x + 0.5 - j->ax) * j->nx + (y + 0.5 - j->ay) * j->ny;
+            const float *q = dec + 3 * (x - bx0);
+            double lum = 0.2126 * q[0] + 0.7152 * q[1] + 0.0722 * q[2];
+            j->lum[bi] = lum > 0.9 ? -1 : (float)lum;
+            if (lum > 0.9) continue;
+            int s = u > 0;
+            sum[s] += lum, cnt[s]++;
         }
     }
-    free(sm);
-    return 0;
 }
 
 /* The gain map's shape over rows [first, first + n) of the face's box, and the lit skin's
@@ -126,35 +258,110 @@ static int soft_face_mask(ts_render_job *job, const ts_face_mesh *mesh, int bw, 
  * rows, sk[1] for the second: two threads take a half each). */
 typedef struct shape_job {
     float *shape;
-    const uint8_t *skin, *face;
-    const float *px, *alpha;
+    const uint8_t *skin;
+    const float *lum, *alpha;
+    const soft_mask *face;
+    const soft_axis *fx, *fy;
     int w, bw, bx0, bx1, by0;
     double ax, ay, nx, ny, sign, half;
     double sk[2][2];
 } shape_job;
+
+#ifdef TS_SRGB_HAVE_AVX2
+/* shape_rows on row y for the box's first columns, eight at a time (the same floats and sums,
+ * in the same order), for a soft mask on a coarser grid; returns how many columns. */
+TS_SRGB_AVX2 static int shape_row8(const shape_job *j, int y, double vy, double *sk) {
+    int bw = j->bw, bx0 = j->bx0, by = y - j->by0, n = bw / 8 * 8;
+    const soft_mask *f = j->face;
+    const int *r0 = (const int *)(f->m + (size_t)j->fy->i0[by] * f->sw);
+    const int *r1 = (const int *)(f->m + (size_t)j->fy->i1[by] * f->sw);
+    const float *arow = j->alpha ? j->alpha + (size_t)y * j->w + bx0 : NULL;
+    float *shape = j->shape + (size_t)by * bw;
+    const uint8_t *skin = j->skin + (size_t)by * bw;
+    const float *lum = j->lum + (size_t)by * bw;
+    const __m256 ty = _mm256_set1_ps(j->fy->t[by]), one = _mm256_set1_ps(1);
+    const __m256i byte = _mm256_set1_epi32(0xff);
+    const __m256d ax = _mm256_set1_pd(j->ax), nx = _mm256_set1_pd(j->nx), vyd = _mm256_set1_pd(vy),
+                  sign = _mm256_set1_pd(j->sign), half = _mm256_set1_pd(j->half),
+                  h05 = _mm256_set1_pd(0.5);
+    double uy = (y + 0.5 - j->ay) * j->ny;
+    for (int x = 0; x < n; x += 8) {
+        __m256 a = arow ? _mm256_loadu_ps(arow + x) : one;
+        __m256d u[2];
+        for (int h = 0; h < 2; h++) {
+            __m256d xs = _mm256_add_pd(_mm256_set1_pd(bx0 + x + 4 * h), _mm256_setr_pd(0, 1, 2, 3));
+            u[h] = _mm256_div_pd(
+                _mm256_mul_pd(
+                    sign, _mm256_add_pd(
+                              _mm256_mul_pd(_mm256_sub_pd(_mm256_add_pd(xs, h05), ax), nx), vyd)),
+                half);
+        }
+        __m256 uf = _mm256_set_m128(_mm256_cvtpd_ps(u[1]), _mm256_cvtpd_ps(u[0]));
+        /* smoothstep(-0.35, 0.6, u) */
+        __m256 t =
+            _mm256_div_ps(_mm256_sub_ps(uf, _mm256_set1_ps(-0.35f)), _mm256_set1_ps(0.6f - -0.35f));
+        t = _mm256_min_ps(_mm256_max_ps(t, _mm256_setzero_ps()), one);
+        __m256 r =
+            _mm256_mul_ps(_mm256_mul_ps(t, t),
+                          _mm256_sub_ps(_mm256_set1_ps(3), _mm256_mul_ps(_mm256_set1_ps(2), t)));
+        /* the soft mask, bilinearly (reach_at) */
+        __m256i i0 = _mm256_loadu_si256((const __m256i *)(j->fx->i0 + x));
+        __m256i i1 = _mm256_loadu_si256((const __m256i *)(j->fx->i1 + x));
+        __m256 tx = _mm256_loadu_ps(j->fx->t + x);
+#define TS_BYTE8(row, idx)                                                                         \
+    _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_i32gather_epi32(row, idx, 1), byte))
+        __m256 a0 = TS_BYTE8(r0, i0), a1 = TS_BYTE8(r0, i1), b0 = TS_BYTE8(r1, i0),
+               b1 = TS_BYTE8(r1, i1);
+#undef TS_BYTE8
+        __m256 top = _mm256_add_ps(a0, _mm256_mul_ps(tx, _mm256_sub_ps(a1, a0)));
+        __m256 bot = _mm256_add_ps(b0, _mm256_mul_ps(tx, _mm256_sub_ps(b1, b0)));
+        __m256 m = _mm256_cvtepi32_ps(_mm256_cvttps_epi32(_mm256_add_ps(
+            _mm256_add_ps(top, _mm256_mul_ps(ty, _mm256_sub_ps(bot, top))), _mm256_set1_ps(0.5f))));
+        __m256 reach = _mm256_min_ps(
+            _mm256_mul_ps(_mm256_div_ps(m, _mm256_set1_ps(255.f)), _mm256_set1_ps(1.6f)), one);
+        /* where alpha or the ramp is 0, so is k (both factors are finite) */
+        _mm256_storeu_ps(shape + x, _mm256_mul_ps(_mm256_mul_ps(r, reach), a));
+        for (int l = x; l < x + 8; l++)
+            if (skin[l] >= 250 && shape[l] > 0 && lum[l] >= 0) {
+                double uu = (bx0 + l + 0.5 - j->ax) * j->nx + uy;
+                sk[uu > 0] += shape[l] * (double)lum[l];
+            }
+    }
+    return n;
+}
+#endif
 
 static void shape_rows(size_t first, size_t n, void *user) {
     shape_job *j = user;
     double *sk = j->sk[first > 0];
     int w = j->w, bw = j->bw, bx0 = j->bx0, bx1 = j->bx1, by0 = j->by0;
     double ax = j->ax, ay = j->ay, nx = j->nx, ny = j->ny, sign = j->sign, half = j->half;
-    for (int y = by0 + (int)first; y < by0 + (int)(first + n); y++)
-        for (int x = bx0; x < bx1; x++) {
+    for (int y = by0 + (int)first; y < by0 + (int)(first + n); y++) {
+        double vy = (y + 0.5 - ay) * ny;
+        int x = bx0;
+#ifdef TS_SRGB_HAVE_AVX2
+        if (ts_srgb_avx2 && j->face->k > 1) x += shape_row8(j, y, vy, sk);
+#endif
+        for (; x < bx1; x++) {
             size_t i = (size_t)y * w + x, bi = (size_t)(y - by0) * bw + (x - bx0);
-            double u = sign * ((x + 0.5 - ax) * nx + (y + 0.5 - ay) * ny) / half;
-            float r = smoothstep(-0.35f, 0.6f, (float)u);
-            float reach = ts_minf(1, j->face[bi] / 255.f * 1.6f);
-            float k = r * reach * (j->alpha ? j->alpha[i] : 1);
-            j->shape[i] = k;
-            if (j->skin[bi] >= 250 && k > 0) {
-                const float *q = j->px + i * 3;
-                double lum = 0.2126 * ts_srgb_dec(q[0]) + 0.7152 * ts_srgb_dec(q[1]) +
-                             0.0722 * ts_srgb_dec(q[2]);
-                if (lum > 0.9) continue;
+            float a = j->alpha ? j->alpha[i] : 1, k = 0;
+            /* the ramp and the reach only where alpha leaves anything to scale */
+            if (a != 0) {
+                double u = sign * ((x + 0.5 - ax) * nx + vy) / half;
+                float r = smoothstep(-0.35f, 0.6f, (float)u);
+                if (r != 0) {
+                    float reach = ts_minf(1, reach_at(j->face, j->fx, j->fy, x - bx0, y - by0) /
+                                                 255.f * 1.6f);
+                    k = r * reach * a;
+                }
+            }
+            j->shape[bi] = k;
+            if (j->skin[bi] >= 250 && k > 0 && j->lum[bi] >= 0) {
                 double uu = (x + 0.5 - ax) * nx + (y + 0.5 - ay) * ny;
-                sk[uu > 0] += k * lum;
+                sk[uu > 0] += k * (double)j->lum[bi];
             }
         }
+    }
 }
 
 static ts_status light_run(ts_render_job *job, const void *params) {
@@ -164,7 +371,6 @@ static ts_status light_run(ts_render_job *job, const void *params) {
     VipsImage *im = job->rgb;
     if (p->strength <= 0) return TS_OK;
     int w = im->Xsize, h = im->Ysize;
-    size_t n = (size_t)w * h;
     const float(*L)[2] = job->lm;
     /* The midline, and the unit normal pointing to the image's right. */
     double ax = L[168][0], ay = L[168][1], dx = L[152][0] - ax, dy = L[152][1] - ay;
@@ -199,7 +405,9 @@ static ts_status light_run(ts_render_job *job, const void *params) {
     memset(&mesh, 0, sizeof mesh);
     for (int i = 0; i < TS_LANDMARKS; i++)
         mesh.pts[i][0] = L[i][0] - bx0, mesh.pts[i][1] = L[i][1] - by0;
-    uint8_t *skin = malloc(bn), *face = malloc(bn);
+    uint8_t *skin = malloc(bn);
+    soft_mask face = {NULL, 1, 0, 0};
+    soft_axis fax = {NULL, NULL, NULL}, fay = {NULL, NULL, NULL};
     /* read in place: frame leaves the canvas in memory */
     VipsImage *mem = vips_image_copy_memory(im);
     VipsImage *amem = job->alpha ? vips_image_copy_memory(job->alpha) : NULL;
@@ -207,33 +415,21 @@ static ts_status light_run(ts_render_job *job, const void *params) {
     const float *alpha = amem && amem->BandFmt == VIPS_FORMAT_FLOAT && amem->Bands == 1
                              ? (const float *)VIPS_IMAGE_ADDR(amem, 0, 0)
                              : NULL;
-    float *shape = calloc(n, sizeof *shape);
+    float *shape = malloc(bn * sizeof *shape), *lum = malloc(bn * sizeof *lum);
+    float *dec = malloc(sizeof *dec * 6 * (size_t)bw);
     st = TS_OK;
-    /* The reach: the whole face mesh, softened by a third of the inter-eye distance and
-     * stretched so it is full inside and fades out beyond the edge. */
-    if (!skin || !face || !px || !shape || (job->alpha && !alpha)) {
+    if (!skin || !px || !shape || !lum || !dec || (job->alpha && !alpha)) {
         st = ts_fail(job->ctx, TS_ERR_NOMEM, "light: out of memory");
         goto done;
     }
-    if (ts_face_region_mask(&mesh, job->ctx->geom, TS_REGION_SKIN, bw, bh, 1, 0, skin) ||
-        soft_face_mask(job, &mesh, bw, bh, feather, face)) {
-        st = TS_ERR_INTERNAL;
-        goto done;
-    }
+    st = ts_render_region_mask(job, TS_REGION_SKIN, bx0, by0, bw, bh, skin);
+    if (st) goto done;
     /* Skin luminance by side, speculars left out (they are bright on the lit side only). */
-    double sum[2] = {0}, cnt[2] = {0};
-    for (int y = by0; y < by1; y++)
-        for (int x = bx0; x < bx1; x++) {
-            size_t i = (size_t)y * w + x, bi = (size_t)(y - by0) * bw + (x - bx0);
-            if (skin[bi] < 250) continue;
-            double u = (x + 0.5 - ax) * nx + (y + 0.5 - ay) * ny;
-            const float *q = px + i * 3;
-            double lum = 0.2126 * ts_srgb_dec(q[0]) + 0.7152 * ts_srgb_dec(q[1]) +
-                         0.0722 * ts_srgb_dec(q[2]);
-            if (lum > 0.9) continue;
-            int s = u > 0;
-            sum[s] += lum, cnt[s]++;
-        }
+    sum_job uj = {
+        lum, {dec, dec + 3 * (size_t)bw}, skin, px, w, bw, bx0, by0, ax, ay, nx, ny, {{0}}, {{0}}};
+    ts_render_split2(sum_rows, &uj, (size_t)bh, 64);
+    double sum[2] = {uj.sum[0][0] + uj.sum[1][0], uj.sum[0][1] + uj.sum[1][1]};
+    double cnt[2] = {uj.cnt[0][0] + uj.cnt[1][0], uj.cnt[0][1] + uj.cnt[1][1]};
     if (cnt[0] < 50 || cnt[1] < 50) goto done; /* profile: one side is not seen */
     double m[2] = {sum[0] / cnt[0], sum[1] / cnt[1]};
     int dark = m[0] < m[1] ? 0 : 1;
@@ -242,11 +438,23 @@ static ts_status light_run(ts_render_job *job, const void *params) {
     double s = p->strength * smoothstep(p->balanced, p->balanced - 0.1f, (float)ratio);
     if (s <= 0.001) goto done;
     double half = dark ? half_r : half_l, sign = dark ? 1 : -1;
+    /* The reach: the whole face mesh, softened by a third of the inter-eye distance and
+     * stretched so it is full inside and fades out beyond the edge. */
+    if (soft_face_mask(job, &mesh, bw, bh, feather, &face)) {
+        st = TS_ERR_INTERNAL;
+        goto done;
+    }
     /* The shape, and the sums that give the new side means for a gain G:
      * mean'[k] = m[k] + (G - 1) * sk[k]. */
-    shape_job sj = {shape, skin, face, px,   alpha,           w, bw, bx0, bx1, by0, ax, ay,
-                    nx,    ny,   sign, half, {{0, 0}, {0, 0}}};
-    ts_render_split2(shape_rows, &sj, (size_t)(by1 - by0), 64);
+    if (face.k > 1 &&
+        (soft_axis_make(&fax, bw, face.k, face.sw) || soft_axis_make(&fay, bh, face.k, face.sh))) {
+        st = ts_fail(job->ctx, TS_ERR_NOMEM, "light: out of memory");
+        goto done;
+    }
+    shape_job sj = {
+        shape, skin, lum,  alpha, &face,           &fax, &fay, w, bw, bx0, bx1, by0, ax, ay,
+        nx,    ny,   sign, half,  {{0, 0}, {0, 0}}};
+    ts_render_split2(shape_rows, &sj, (size_t)bh, 64);
     double sk[2] = {sj.sk[0][0] + sj.sk[1][0], sj.sk[0][1] + sj.sk[1][1]};
     sk[0] /= cnt[0], sk[1] /= cnt[1];
     /* Target ratio t = ratio^(1 - s): (m_d + g sk_d) = t (m_b + g sk_b). */
@@ -256,8 +464,10 @@ static ts_status light_run(ts_render_job *job, const void *params) {
     double g = (t * m[(int)b] - m[dark]) / den;
     g = fmin(g, pow(2, p->max_gain) - 1);
     if (g <= 0.005) goto done;
-    light_map map = {w, h, shape, (float)g};
-    st = ts_render_map_px(job, light_op, &map, "light");
+    /* the pixels are let go of first, so the map can write them in place */
+    g_object_unref(mem), mem = NULL;
+    light_map map = {w, bx0, by0, bw, shape, (float)g};
+    st = ts_render_map_px_rows(job, light_op, &map, by0, by1, "light");
     if (st == TS_OK)
         ts_render_edit(job,
                        "fill light on the %s side of the face (+%.1f stops; sides %.2f -> "
@@ -265,7 +475,8 @@ static ts_status light_run(ts_render_job *job, const void *params) {
                        dark ? "image-right" : "image-left", log2(1 + g), ratio,
                        (m[dark] + g * sk[dark]) / (m[(int)b] + g * sk[(int)b]));
 done:
-    free(skin), free(face), free(shape);
+    free(skin), free(face.m), free(shape), free(lum), free(dec);
+    soft_axis_free(&fax), soft_axis_free(&fay);
     if (mem) g_object_unref(mem);
     if (amem) g_object_unref(amem);
     return st;

@@ -118,4 +118,16 @@ VipsImage *ts_render_wrap(void *buf, size_t bytes, int w, int h, int bands, Vips
 /* Frees the job's images. */
 void ts_render_job_clear(ts_render_job *job);
 
+/* ts_render_map_px on the pixels of rows [y0, y1) only; the others keep their values. An image
+ * only the job references is mapped in place (ts_render_map_px too). */
+ts_status ts_render_map_px_rows(ts_render_job *job, ts_render_px_op op, void *user, int y0, int y1,
+                                const char *what);
+
+/* The mask of a face region (a ts_face_region, face/regions.h; no feathering) over the canvas
+ * box (x0, y0, w, h) from the job's landmarks, as ts_face_region_mask makes it at scale 1 for
+ * the mesh moved by (-x0, -y0) into out (w * h bytes). Made in bands of rows from the mesh
+ * triangles that reach each, on two threads. TS_OK, else an error set on the job's ctx. */
+ts_status ts_render_region_mask(ts_render_job *job, int region, int x0, int y0, int w, int h,
+                                uint8_t *out);
+
 #endif

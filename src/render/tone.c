@@ -228,7 +228,11 @@ static ts_status measure(ts_render_job *job, const float *lin, int w, int h, int
     for (int i = 0; i < TS_LANDMARKS; i++)
         mesh.pts[i][0] = job->lm[i][0] - ox, mesh.pts[i][1] = job->lm[i][1] - oy;
     size_t n = (size_t)w * h;
-    uint8_t *skin = region_mask(job, &mesh, TS_REGION_SKIN, w, h, 0);
+    uint8_t *skin = malloc(n);
+    if (skin && ts_render_region_mask(job, TS_REGION_SKIN, ox, oy, w, h, skin)) {
+        free(skin);
+        return TS_ERR_INTERNAL;
+    }
     uint8_t *eye_r = region_mask(job, &mesh, TS_REGION_RIGHT_EYE, w, h, 0);
     uint8_t *eye_l = region_mask(job, &mesh, TS_REGION_LEFT_EYE, w, h, 0);
     /* the irises, softened so their rim (the limbal ring) falls out too */
@@ -237,8 +241,9 @@ static ts_status measure(ts_render_job *job, const float *lin, int w, int h, int
     uint8_t *mouth = region_mask(job, &mesh, TS_REGION_MOUTH, w, h, 0);
     int *idx = malloc(sizeof *idx * n);
     float *y = malloc(sizeof *y * n);
+    uint8_t *zero = calloc((size_t)w, 1);
     ts_status st = TS_OK;
-    if (!skin || !eye_r || !eye_l || !iris_r || !iris_l || !mouth || !idx || !y) {
+    if (!skin || !eye_r || !eye_l || !iris_r || !iris_l || !mouth || !idx || !y || !zero) {
         st = ts_fail(job->ctx, TS_ERR_NOMEM, "tone: out of memory for the face masks");
         goto done;
     }
@@ -255,8 +260,14 @@ static ts_status measure(ts_render_job *job, const float *lin, int w, int h, int
      * the skin (their chromaticity relative to the skin's, so whatever the cast); of those, the
      * brighter half, out of the lids' shade. */
     double skin_lr = log(fmax(t->skin[0], 1e-6) / fmax(t->skin[1], 1e-6));
+    /* The eyes and the mouth hold a few rows of the box: the others (all 0, which memcmp tells
+     * fast) are passed over. */
     m = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (i % w == 0 && !memcmp(eye_r + i, zero, w) && !memcmp(eye_l + i, zero, w)) {
+            i += w - 1;
+            continue;
+        }
         if ((eye_r[i] >= 250 && iris_r[i] == 0) || (eye_l[i] >= 250 && iris_l[i] == 0)) {
             const float *p = lin + i * 3;
             float yy = 0.2126f * p[0] + 0.7152f * p[1] + 0.0722f * p[2];
@@ -264,12 +275,17 @@ static ts_status measure(ts_render_job *job, const float *lin, int w, int h, int
                 skin_lr - log(p[0] / p[1]) > 0.2)
                 idx[m] = (int)i, y[m++] = yy;
         }
+    }
     if (m >= 40) t->n_sclera = quantile_mean(lin, idx, y, m, 0.5, 0.98, t->sclera);
     /* Whites in the lids' shade (darker than the skin) are no reference: shade is bluer and
      * what is left of them mixes with the lids. */
     if (luminance(t->sclera) < 0.9 * skin_y) t->n_sclera = 0;
     m = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (i % w == 0 && !memcmp(mouth + i, zero, w)) {
+            i += w - 1;
+            continue;
+        }
         if (mouth[i] >= 250) {
             const float *p = lin + i * 3;
             float yy = 0.2126f * p[0] + 0.7152f * p[1] + 0.0722f * p[2];
@@ -277,11 +293,12 @@ static ts_status measure(ts_render_job *job, const float *lin, int w, int h, int
                 skin_lr - log(p[0] / p[1]) > 0.2)
                 idx[m] = (int)i, y[m++] = yy;
         }
+    }
     double ied = job->inter_eye > 1 ? job->inter_eye : 1;
     if (m > 0.01 * ied * ied) t->n_teeth = quantile_mean(lin, idx, y, m, 0.5, 0.98, t->teeth);
 done:
     free(skin), free(eye_r), free(eye_l), free(iris_r), free(iris_l), free(mouth), free(idx),
-        free(y);
+        free(y), free(zero);
     return st;
 }
 
@@ -411,8 +428,10 @@ static void plan(const tone_params *p, const tone_measure *t, tone_plan *pl) {
 typedef struct tone_apply {
     float m[3][3];
     float pivot, contrast, saturation;
-    float curve[TS_SRGB_LUT_N +
-                2]; /* encoded luminance (0..1, TS_SRGB_LUT_N steps) -> new encoded luminance */
+    /* The S curve, which acts on the encoded luminance, composed with the sRGB transfer both
+     * ways: the square root of linear luminance (0..1, TS_SRGB_LUT_N steps) -> new linear
+     * luminance (one table read per pixel instead of three). */
+    float curve[TS_SRGB_LUT_N + 2];
 } tone_apply;
 
 /* One pixel of tone_op (the reference; the vector path below computes the same). */
@@ -422,20 +441,64 @@ static inline void tone_px(const float *p, float *q, const float m[3][3], float 
     for (int k = 0; k < 3; k++) o[k] = m[k][0] * l[0] + m[k][1] * l[1] + m[k][2] * l[2];
     float y = 0.2126f * o[0] + 0.7152f * o[1] + 0.0722f * o[2];
     if (y > 1e-6f) {
-        /* the S curve acts on the encoded luminance; colours keep their ratios */
-        float t = ts_srgb_enc(y) * (TS_SRGB_LUT_N / 255.f);
-        t = t > TS_SRGB_LUT_N ? TS_SRGB_LUT_N : t;
+        /* the S curve; colours keep their ratios */
+        float t = sqrtf(ts_clampf(y, 0, 1)) * TS_SRGB_LUT_N;
         int k = (int)t;
-        float e = curve[k] + (t - k) * (curve[k + 1] - curve[k]);
-        float y2 = ts_srgb_dec(e * 255), r = y2 / y;
+        float y2 = curve[k] + (t - k) * (curve[k + 1] - curve[k]), r = y2 / y;
         for (int c = 0; c < 3; c++) o[c] = y2 + sat * (o[c] * r - y2);
     }
     float r0 = ts_srgb_enc(o[0]), r1 = ts_srgb_enc(o[1]), r2 = ts_srgb_enc(o[2]);
     q[0] = r0, q[1] = r1, q[2] = r2;
 }
 
+#ifdef TS_SRGB_HAVE_AVX2
+/* tone_op eight pixels at a time for [first, first + n rounded down to 8); returns how many. */
+TS_SRGB_AVX2 static size_t tone_op8(const float *in, float *out, size_t first, size_t n,
+                                    const tone_apply *a) {
+    float m[3][3], sat = a->saturation;
+    memcpy(m, a->m, sizeof m);
+    const float *curve = a->curve;
+    size_t i = first, end = first + n / 8 * 8;
+    for (; i < end; i += 8) {
+        __m256 l[3], o[3];
+        ts_load3x8(in + i * 3, l);
+        for (int c = 0; c < 3; c++) l[c] = ts_srgb_dec8(l[c]);
+        for (int k = 0; k < 3; k++)
+            o[k] = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(m[k][0]), l[0]),
+                                               _mm256_mul_ps(_mm256_set1_ps(m[k][1]), l[1])),
+                                 _mm256_mul_ps(_mm256_set1_ps(m[k][2]), l[2]));
+        __m256 y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(0.2126f), o[0]),
+                                               _mm256_mul_ps(_mm256_set1_ps(0.7152f), o[1])),
+                                 _mm256_mul_ps(_mm256_set1_ps(0.0722f), o[2]));
+        __m256 lit = _mm256_cmp_ps(y, _mm256_set1_ps(1e-6f), _CMP_GT_OQ);
+        if (_mm256_movemask_ps(lit)) {
+            __m256 yc = _mm256_min_ps(_mm256_max_ps(y, _mm256_setzero_ps()), _mm256_set1_ps(1));
+            __m256 y2 =
+                ts_lut8(curve, _mm256_mul_ps(_mm256_sqrt_ps(yc), _mm256_set1_ps(TS_SRGB_LUT_N)));
+            /* unlit lanes divide by 1 and are not used */
+            __m256 r = _mm256_div_ps(y2, _mm256_blendv_ps(_mm256_set1_ps(1), y, lit));
+            for (int c = 0; c < 3; c++) {
+                __m256 v =
+                    _mm256_add_ps(y2, _mm256_mul_ps(_mm256_set1_ps(sat),
+                                                    _mm256_sub_ps(_mm256_mul_ps(o[c], r), y2)));
+                o[c] = _mm256_blendv_ps(o[c], v, lit);
+            }
+        }
+        for (int c = 0; c < 3; c++) o[c] = ts_srgb_enc8(o[c]);
+        ts_store3x8(out + i * 3, o);
+    }
+    return i - first;
+}
+#endif
+
 static void tone_op(const float *in, float *out, size_t first, size_t n, void *user) {
     const tone_apply *a = user;
+#ifdef TS_SRGB_HAVE_AVX2
+    if (ts_srgb_avx2) {
+        size_t done = tone_op8(in, out, first, n, a);
+        first += done, n -= done;
+    }
+#endif
     /* locals, so the stores to out (which could alias *a for all the compiler knows) do not
      * make it load them again for every pixel */
     float m[3][3], sat = a->saturation;
@@ -457,10 +520,8 @@ static void tone_op(const float *in, float *out, size_t first, size_t n, void *u
                               _mm_mul_ps(_mm_set1_ps(0.0722f), o[2]));
         __m128 lit = _mm_cmpgt_ps(y, _mm_set1_ps(1e-6f));
         if (_mm_movemask_ps(lit)) {
-            __m128 t = _mm_mul_ps(ts_srgb_enc4(y), _mm_set1_ps(TS_SRGB_LUT_N / 255.f));
-            t = _mm_min_ps(t, _mm_set1_ps(TS_SRGB_LUT_N));
-            __m128 e = ts_lut4(curve, t);
-            __m128 y2 = ts_srgb_dec4(_mm_mul_ps(e, _mm_set1_ps(255)));
+            __m128 yc = _mm_min_ps(_mm_max_ps(y, _mm_setzero_ps()), _mm_set1_ps(1));
+            __m128 y2 = ts_lut4(curve, _mm_mul_ps(_mm_sqrt_ps(yc), _mm_set1_ps(TS_SRGB_LUT_N)));
             /* unlit lanes divide by 1 and are not used */
             __m128 r =
                 _mm_div_ps(y2, _mm_or_ps(_mm_and_ps(lit, y), _mm_andnot_ps(lit, _mm_set1_ps(1))));
@@ -492,10 +553,44 @@ typedef struct hi_job {
     int hist[2][1024], total[2];
 } hi_job;
 
+#ifdef TS_SRGB_HAVE_AVX2
+/* hi_range's luminances eight pixels at a time (the same floats), for [first, first + n rounded
+ * down to 8); returns how many it counted and adds them to hist. */
+TS_SRGB_AVX2 static size_t hi_range8(const float *px, const float *alpha, size_t first, size_t n,
+                                     int *hist, int *total) {
+    size_t i = first, end = first + n / 8 * 8;
+    float yy[8];
+    for (; i < end; i += 8) {
+        int on = 0xff;
+        if (alpha)
+            on = _mm256_movemask_ps(
+                _mm256_cmp_ps(_mm256_loadu_ps(alpha + i), _mm256_set1_ps(0.9f), _CMP_GT_OQ));
+        if (!on) continue;
+        __m256 v[3];
+        ts_load3x8(px + i * 3, v);
+        __m256 y =
+            _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(0.2126f), ts_srgb_dec8(v[0])),
+                                        _mm256_mul_ps(_mm256_set1_ps(0.7152f), ts_srgb_dec8(v[1]))),
+                          _mm256_mul_ps(_mm256_set1_ps(0.0722f), ts_srgb_dec8(v[2])));
+        y = _mm256_min_ps(_mm256_max_ps(y, _mm256_setzero_ps()), _mm256_set1_ps(1));
+        _mm256_storeu_ps(yy, _mm256_mul_ps(y, _mm256_set1_ps(1023)));
+        for (int k = 0; k < 8; k++)
+            if (on >> k & 1) hist[(int)yy[k]]++, (*total)++;
+    }
+    return i - first;
+}
+#endif
+
 static void hi_range(size_t first, size_t n, void *user) {
     hi_job *j = user;
     int half = first > 0, *hist = j->hist[half], total = 0;
     const float *alpha = j->alpha;
+#ifdef TS_SRGB_HAVE_AVX2
+    if (ts_srgb_avx2) {
+        size_t done = hi_range8(j->px, alpha, first, n, hist, &total);
+        first += done, n -= done;
+    }
+#endif
     for (size_t i = first; i < first + n; i++)
         if (!alpha || alpha[i] > 0.9f) {
             const float *q = j->px + i * 3;
@@ -505,6 +600,15 @@ static void hi_range(size_t first, size_t n, void *user) {
         }
     j->total[half] += total;
 }
+
+#ifdef TS_SRGB_HAVE_AVX2
+/* ts_srgb_dec of src[0, n rounded down to 8) into dst; returns how many. */
+TS_SRGB_AVX2 static int dec_row8(const float *src, float *dst, int n) {
+    int x = 0;
+    for (; x + 8 <= n; x += 8) _mm256_storeu_ps(dst + x, ts_srgb_dec8(_mm256_loadu_ps(src + x)));
+    return x;
+}
+#endif
 
 /* Measures the canvas (the person's highlights, then the face) into t; *outside set (and t
  * left empty) when the face is not on it. */
@@ -558,7 +662,11 @@ static ts_status measure_canvas(ts_render_job *job, tone_measure *t, int *outsid
     for (int y = 0; y < bh; y++) {
         const float *row = px + ((size_t)(by0 + y) * w + bx0) * 3;
         float *dst = face + (size_t)y * bw * 3;
-        for (int x = 0; x < 3 * bw; x++) dst[x] = ts_srgb_dec(row[x]);
+        int x = 0;
+#ifdef TS_SRGB_HAVE_AVX2
+        if (ts_srgb_avx2) x = dec_row8(row, dst, 3 * bw);
+#endif
+        for (; x < 3 * bw; x++) dst[x] = ts_srgb_dec(row[x]);
     }
     g_object_unref(mem);
     ts_status st = measure(job, face, bw, bh, bx0, by0, t);
@@ -598,8 +706,10 @@ static ts_status tone_run(ts_render_job *job, const void *params) {
      * c <= 0.5 at any pivot in 0.35..0.7. */
     double pv = pl.pivot, c = pl.contrast;
     for (int i = 0; i <= TS_SRGB_LUT_N + 1; i++) {
-        double x = fmin(1, (double)i / TS_SRGB_LUT_N);
-        a->curve[i] = (float)fmin(1, fmax(0, x + c * 4 * x * (1 - x) * (x - pv)));
+        double sq = fmin(1, (double)i / TS_SRGB_LUT_N), yl = sq * sq;
+        double x = yl <= 0.0031308 ? 12.92 * yl : 1.055 * pow(yl, 1 / 2.4) - 0.055;
+        double f = fmin(1, fmax(0, x + c * 4 * x * (1 - x) * (x - pv)));
+        a->curve[i] = (float)(f <= 0.04045 ? f / 12.92 : pow((f + 0.055) / 1.055, 2.4));
     }
     st = ts_render_map_px(job, tone_op, a, "tone");
     free(a);
