@@ -126,6 +126,26 @@ static inline __m128 load3_u8(const uint8_t *p) {
 static inline __m128 load3_f(const float *p) {
     return _mm_setr_ps(p[0], p[1], p[2], 0);
 }
+/* The four taps of a 3-band view (8-bit: fmt 0, or float) at rows p0 and p1, column x0, each
+ * tap's bands in one vector. 8-bit rows with a third pixel inside the view take both taps of a
+ * row in one 8-byte load. */
+static inline void load_taps3(int fmt, int x0, int right, const uint8_t *p0, const uint8_t *p1,
+                              __m128 t[4]) {
+    if (fmt == 0 && x0 + 2 <= right) {
+        __m128i z = _mm_setzero_si128();
+        __m128i r0 = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p0), z);
+        __m128i r1 = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p1), z);
+        t[0] = _mm_cvtepi32_ps(_mm_unpacklo_epi16(r0, z));
+        t[1] = _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_srli_si128(r0, 6), z));
+        t[2] = _mm_cvtepi32_ps(_mm_unpacklo_epi16(r1, z));
+        t[3] = _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_srli_si128(r1, 6), z));
+    } else if (fmt == 0) {
+        t[0] = load3_u8(p0), t[1] = load3_u8(p0 + 3), t[2] = load3_u8(p1), t[3] = load3_u8(p1 + 3);
+    } else {
+        const float *f0 = (const float *)p0, *f1 = (const float *)p1;
+        t[0] = load3_f(f0), t[1] = load3_f(f0 + 3), t[2] = load3_f(f1), t[3] = load3_f(f1 + 3);
+    }
+}
 #endif
 
 /* One canvas pixel, q (and q2 unless NULL), from v at the input point (ix, iy), fx0 and fy0
@@ -147,24 +167,9 @@ static inline void sample_px(const rot_geom *g, const src_view *v, double ix, do
             const __m128 one = _mm_set1_ps(1.f);
             __m128 vfx = _mm_set1_ps(fx), vfy = _mm_set1_ps(fy);
             __m128 gx = _mm_sub_ps(one, vfx), gy = _mm_sub_ps(one, vfy);
-            __m128 a, b, c, d;
-            if (v->fmt == 0) {
-                if (x0 + 2 <= v->right) {
-                    /* both taps of a row in one 8-byte load (the third pixel is held too) */
-                    __m128i z = _mm_setzero_si128();
-                    __m128i r0 = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p0), z);
-                    __m128i r1 = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p1), z);
-                    a = _mm_cvtepi32_ps(_mm_unpacklo_epi16(r0, z));
-                    b = _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_srli_si128(r0, 6), z));
-                    c = _mm_cvtepi32_ps(_mm_unpacklo_epi16(r1, z));
-                    d = _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_srli_si128(r1, 6), z));
-                } else {
-                    a = load3_u8(p0), b = load3_u8(p0 + 3), c = load3_u8(p1), d = load3_u8(p1 + 3);
-                }
-            } else {
-                const float *f0 = (const float *)p0, *f1 = (const float *)p1;
-                a = load3_f(f0), b = load3_f(f0 + 3), c = load3_f(f1), d = load3_f(f1 + 3);
-            }
+            __m128 t[4];
+            load_taps3(v->fmt, x0, v->right, p0, p1, t);
+            __m128 a = t[0], b = t[1], c = t[2], d = t[3];
             __m128 s =
                 _mm_add_ps(_mm_mul_ps(_mm_mul_ps(gx, gy), a), _mm_mul_ps(_mm_mul_ps(vfx, gy), b));
             s = _mm_add_ps(s, _mm_mul_ps(_mm_mul_ps(gx, vfy), c));
@@ -222,21 +227,9 @@ static inline __m128 taps3(const src_view *v, int x0, int y0, __m128 w00, __m128
     const uint8_t *p0 = v->p + (size_t)(y0 - v->top) * v->lskip +
                         (size_t)(x0 - v->left) * (v->fmt == 2 ? 12 : 3),
                   *p1 = p0 + v->lskip;
-    __m128 a, b, c, d;
-    if (v->fmt == 0 && x0 + 2 <= v->right) {
-        __m128i z = _mm_setzero_si128();
-        __m128i r0 = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p0), z);
-        __m128i r1 = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p1), z);
-        a = _mm_cvtepi32_ps(_mm_unpacklo_epi16(r0, z));
-        b = _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_srli_si128(r0, 6), z));
-        c = _mm_cvtepi32_ps(_mm_unpacklo_epi16(r1, z));
-        d = _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_srli_si128(r1, 6), z));
-    } else if (v->fmt == 0) {
-        a = load3_u8(p0), b = load3_u8(p0 + 3), c = load3_u8(p1), d = load3_u8(p1 + 3);
-    } else {
-        const float *f0 = (const float *)p0, *f1 = (const float *)p1;
-        a = load3_f(f0), b = load3_f(f0 + 3), c = load3_f(f1), d = load3_f(f1 + 3);
-    }
+    __m128 t[4];
+    load_taps3(v->fmt, x0, v->right, p0, p1, t);
+    __m128 a = t[0], b = t[1], c = t[2], d = t[3];
     __m128 s = _mm_add_ps(_mm_mul_ps(w00, a), _mm_mul_ps(w01, b));
     s = _mm_add_ps(s, _mm_mul_ps(w10, c));
     return _mm_add_ps(s, _mm_mul_ps(w11, d));
