@@ -2,7 +2,6 @@
  * the Host, the token and the Origin. */
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,7 +213,7 @@ static enum MHD_Result render(struct MHD_Connection *c, studio_request *rq) {
     int status = ctx ? studio_render(ctx, p, &lp, &out, err, sizeof err) : 500;
     if (!ctx) snprintf(err, sizeof err, "The studio could not start its analysis.");
     studio_ctx_put(ctx);
-    malloc_trim(0); /* a full-resolution render's buffers: give them back */
+    ts_heap_trim(); /* a full-resolution render's buffers: give them back */
     studio_photo_put(p);
     if (status != 201) return studio_send_error(c, status, "%s", err);
     return studio_send_json(c, 201, out);
@@ -324,7 +323,7 @@ static enum MHD_Result live(struct MHD_Connection *c, studio_request *rq) {
 static enum MHD_Result forget(struct MHD_Connection *c) {
     int n = studio_forget();
     studio_preview_cache_clear();
-    malloc_trim(0);
+    ts_heap_trim();
     fprintf(stderr, "trueshot studio: forgot everything (%d file%s deleted)\n", n,
             n == 1 ? "" : "s");
     return studio_send_json(c, 200, json_pack("{s:i}", "forgotten", n));

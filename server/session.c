@@ -3,7 +3,6 @@
  * upload; its analyses (face, matte, render cache) on first preview or render, once. */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
-#include <malloc.h>
 #include <stdatomic.h>
 #include <math.h>
 #include <stdio.h>
@@ -322,7 +321,7 @@ static void drop_old_analyses(int preview) {
     free(used);
     free(ps);
     /* Give the freed image buffers back to the system rather than keep them in the heap. */
-    malloc_trim(0);
+    ts_heap_trim();
 }
 
 studio_analysis *studio_analysis_get(ts_ctx *ctx, studio_photo *p, int preview) {

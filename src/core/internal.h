@@ -77,4 +77,10 @@ int ts_vips_init(void);
 /* The runtime for a model, loading it on first use. NULL with the ctx error set on failure. */
 ts_nn_runtime *ts_ctx_runtime(ts_ctx *ctx, ts_model_id id);
 
+/* Hands the memory malloc holds free back to the system (glibc's malloc_trim), after work
+ * that freed large buffers on a thread of its own (each thread's arena keeps what it freed).
+ * Does nothing elsewhere, and nothing under AddressSanitizer: its allocator is not glibc's, and
+ * glibc's trim then walks arenas nobody set up (it crashed the studio under test). */
+void ts_heap_trim(void);
+
 #endif

@@ -2,9 +2,6 @@
 #include "verify/verify.h"
 
 #include <math.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -540,11 +537,9 @@ static void *read_thread(void *arg) {
     float(*lm)[2] = malloc(sizeof(float) * 2 * TS_LANDMARKS);
     if (lm) canvas_landmarks(&r->shadow, r->photo, r->canvas, r->m, r->name, lm);
     free(lm);
-#ifdef __GLIBC__
     /* What this thread freed stays in its own malloc arena, where the rest of the look cannot
      * reuse it: hand it back here (off the caller's path), or it adds to the run's peak. */
-    malloc_trim(0);
-#endif
+    ts_heap_trim();
     return NULL;
 }
 
