@@ -230,6 +230,7 @@ static int canvas_get(uint64_t hash, ts_render_job *job) {
         if (canvases[i].job.rgb && canvases[i].hash == hash) {
             *job = canvases[i].job;
             job_ref(job);
+            job->kept_mask = NULL; /* the cached job's own (a cached job keeps none) */
             canvases[i].used = ++cache_clock;
             hit = 1;
         }
@@ -239,6 +240,7 @@ static int canvas_get(uint64_t hash, ts_render_job *job) {
 
 static void canvas_put(uint64_t hash, const ts_render_job *job) {
     ts_render_job keep = *job;
+    keep.kept_mask = NULL; /* the job's, freed with it: the cache holds only the images */
     VipsImage **all[] = {&keep.rgb, &keep.alpha, &keep.fg};
     for (int i = 0; i < 3; i++)
         if (*all[i] && !(*all[i] = vips_image_copy_memory(*all[i]))) {

@@ -264,23 +264,23 @@ done:
     free(tri), free(mesh);
 }
 
-/* The last skin or face mask made, for the next request of the same landmarks: tone and light
- * both measure the skin of the same canvas, over boxes of their own. A mask holds nothing
- * outside the pixels its landmarks span (the triangles' corners are landmarks), so a box that
- * holds all of those that lie in another box gives that box's mask too. */
-static pthread_mutex_t last_mask_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-    const void *geom, *triangles;
-    int n_triangles, region, x0, y0, w, h;
+/* The last skin or face mask made for a job, for the next request of the same landmarks: tone
+ * and light both measure the skin of the same canvas, over boxes of their own. A mask holds
+ * nothing outside the pixels its landmarks span (the triangles' corners are landmarks), so a box
+ * that holds all of those that lie in another box gives that box's mask too. */
+struct ts_render_kept_mask {
+    int region, x0, y0, w, h;
     float lm[TS_LANDMARKS][2];
     uint8_t *mask;
-} last_mask;
+};
 
-/* Fills out (the box x0, y0, w, h) from the last mask when it was made for the same landmarks
- * and holds all of their pixels that lie in the box; returns 1 then, else 0. */
-static int last_mask_get(const ts_render_job *job, int region, int x0, int y0, int w, int h,
+/* Fills out (the box x0, y0, w, h) from the job's kept mask when it was made for the same
+ * region and landmarks and holds all of their pixels that lie in the box; returns 1 then, else
+ * 0. */
+static int kept_mask_get(const ts_render_job *job, int region, int x0, int y0, int w, int h,
                          uint8_t *out) {
-    const ts_geom *g = job->ctx->geom;
+    const struct ts_render_kept_mask *k = job->kept_mask;
+    if (!k || k->region != region || memcmp(k->lm, job->lm, sizeof k->lm)) return 0;
     float lx0 = INFINITY, ly0 = INFINITY, lx1 = -INFINITY, ly1 = -INFINITY;
     for (int i = 0; i < TS_LANDMARKS; i++) {
         lx0 = fminf(lx0, job->lm[i][0]), lx1 = fmaxf(lx1, job->lm[i][0]);
@@ -290,49 +290,33 @@ static int last_mask_get(const ts_render_job *job, int region, int x0, int y0, i
     /* the pixels the landmarks span, within the box */
     double px0 = fmax(x0, floor(lx0)), py0 = fmax(y0, floor(ly0));
     double px1 = fmin(x0 + w - 1, floor(lx1)), py1 = fmin(y0 + h - 1, floor(ly1));
-    int hit = 0;
-    pthread_mutex_lock(&last_mask_lock);
-    if (last_mask.mask && last_mask.geom == g && last_mask.region == region &&
-        (!g || (last_mask.triangles == g->triangles && last_mask.n_triangles == g->n_triangles)) &&
-        !memcmp(last_mask.lm, job->lm, sizeof last_mask.lm)) {
-        int cx0 = last_mask.x0, cy0 = last_mask.y0, cw = last_mask.w, ch = last_mask.h;
-        if (px0 > px1 || py0 > py1) {
-            hit = 1, memset(out, 0, (size_t)w * h);
-        } else if (px0 >= cx0 && py0 >= cy0 && px1 < cx0 + cw && py1 < cy0 + ch) {
-            hit = 1;
-            memset(out, 0, (size_t)w * h);
-            for (int y = (int)py0; y <= (int)py1; y++)
-                memcpy(out + (size_t)(y - y0) * w + ((int)px0 - x0),
-                       last_mask.mask + (size_t)(y - cy0) * cw + ((int)px0 - cx0),
-                       (size_t)(px1 - px0 + 1));
-        }
-    }
-    pthread_mutex_unlock(&last_mask_lock);
-    return hit;
+    memset(out, 0, (size_t)w * h);
+    if (px0 > px1 || py0 > py1) return 1;
+    if (px0 < k->x0 || py0 < k->y0 || px1 >= k->x0 + k->w || py1 >= k->y0 + k->h) return 0;
+    for (int y = (int)py0; y <= (int)py1; y++)
+        memcpy(out + (size_t)(y - y0) * w + ((int)px0 - x0),
+               k->mask + (size_t)(y - k->y0) * k->w + ((int)px0 - k->x0), (size_t)(px1 - px0 + 1));
+    return 1;
 }
 
-static void last_mask_put(const ts_render_job *job, int region, int x0, int y0, int w, int h,
+static void kept_mask_put(ts_render_job *job, int region, int x0, int y0, int w, int h,
                           const uint8_t *mask) {
-    const ts_geom *g = job->ctx->geom;
+    struct ts_render_kept_mask *k = job->kept_mask;
+    if (!k && !(k = job->kept_mask = calloc(1, sizeof *k))) return;
     uint8_t *copy = malloc((size_t)w * h);
     if (!copy) return;
     memcpy(copy, mask, (size_t)w * h);
-    pthread_mutex_lock(&last_mask_lock);
-    free(last_mask.mask);
-    last_mask.mask = copy;
-    last_mask.geom = g, last_mask.triangles = g ? (const void *)g->triangles : NULL;
-    last_mask.n_triangles = g ? g->n_triangles : 0;
-    last_mask.region = region, last_mask.x0 = x0, last_mask.y0 = y0, last_mask.w = w,
-    last_mask.h = h;
-    memcpy(last_mask.lm, job->lm, sizeof last_mask.lm);
-    pthread_mutex_unlock(&last_mask_lock);
+    free(k->mask);
+    k->mask = copy;
+    k->region = region, k->x0 = x0, k->y0 = y0, k->w = w, k->h = h;
+    memcpy(k->lm, job->lm, sizeof k->lm);
 }
 
 ts_status ts_render_region_mask(ts_render_job *job, int region, int x0, int y0, int w, int h,
                                 uint8_t *out) {
     const ts_geom *g = job->ctx->geom;
     int shared = region == TS_REGION_SKIN || region == TS_REGION_FACE;
-    if (shared && w > 0 && h > 0 && last_mask_get(job, region, x0, y0, w, h, out)) return TS_OK;
+    if (shared && w > 0 && h > 0 && kept_mask_get(job, region, x0, y0, w, h, out)) return TS_OK;
     ts_face_mesh *mesh = calloc(1, sizeof *mesh);
     if (!mesh) return ts_fail(job->ctx, TS_ERR_NOMEM, "face mask: out of memory");
     for (int i = 0; i < TS_LANDMARKS; i++)
@@ -364,7 +348,7 @@ ts_status ts_render_region_mask(ts_render_job *job, int region, int x0, int y0, 
         st = b.fail[0] ? b.fail[0] : b.fail[1];
     }
     free(mesh);
-    if (!st && shared) last_mask_put(job, region, x0, y0, w, h, out);
+    if (!st && shared) kept_mask_put(job, region, x0, y0, w, h, out);
     if (st)
         return ts_fail(job->ctx, st, "face mask: %s",
                        st == TS_ERR_NOMEM ? "out of memory" : "could not be made");
@@ -406,4 +390,7 @@ void ts_render_job_clear(ts_render_job *job) {
     ts_render_replace(&job->fg, NULL);
     ts_render_replace(&job->rgb, NULL);
     ts_render_replace(&job->alpha, NULL);
+    if (job->kept_mask) free(job->kept_mask->mask);
+    free(job->kept_mask);
+    job->kept_mask = NULL;
 }

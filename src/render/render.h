@@ -55,6 +55,10 @@ typedef struct ts_render_job {
     /* What the person should know ("not enough room above the head: ..."). */
     char notes[TS_RENDER_MAX_NOTES][200];
     int n_notes;
+    /* The last skin or face mask ts_render_region_mask made for this job, for the next stage
+     * that asks for it (tone and light measure the same skin over boxes of their own). Owned by
+     * the job; freed by ts_render_job_clear. */
+    struct ts_render_kept_mask *kept_mask;
 } ts_render_job;
 
 /* One render stage. params points to a struct laid out as table describes. */
