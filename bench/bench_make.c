@@ -9,7 +9,8 @@
  * Every measured run is a fresh process (so its peak RSS is its own, as for the command), in
  * three kinds, interleaved so a change in the machine's load hits all three alike:
  *   baseline  plain libvips: decode the same file and encode it as JPEG Q90;
- *   make      ctx + open + face analysis + matte + noise floor + six looks, verification on;
+ *   make      ctx + open + face analysis + matte with the noise floor beside it (ts_render_prepare)
+ *             + six looks, verification on;
  *   noverify  the same without the identity checks (for the share verification costs).
  * Printed: the medians over the runs, per step and per look, the budgets and the ratios to the
  * baseline. The load average is printed too: on a loaded machine every figure is slower.
@@ -27,6 +28,7 @@
 
 #include "core/internal.h"
 #include "render/pipeline.h"
+#include "render/prepare.h"
 #include "styles/style.h"
 #include "trueshot.h"
 
@@ -105,12 +107,9 @@ static int child_make(const char *photo, const char *dir, int verify) {
     printf("open %.3f\n", now_ms() - t), t = now_ms();
     if (ts_photo_subject(ctx, p, &face) != TS_OK) goto fail;
     printf("analysis %.3f\n", now_ms() - t), t = now_ms();
-    if (ts_photo_matte(ctx, p, NULL, &matte) != TS_OK) goto fail;
+    /* the matte, and the noise floor beside it (as `trueshot make` does) */
+    if (ts_render_prepare(ctx, p, &face, &matte, verify ? &floor : NULL) != TS_OK) goto fail;
     printf("matte %.3f\n", now_ms() - t), t = now_ms();
-    if (verify) {
-        if (ts_verify_noise_floor(ctx, p, &floor) != TS_OK) goto fail;
-        printf("floor %.3f\n", now_ms() - t), t = now_ms();
-    }
     ts_render_cache *cache = ts_render_cache_new();
     for (int i = 0; i < N_LOOKS; i++) {
         char params[512], path[1100], map[1100];
@@ -298,8 +297,8 @@ int main(int argc, char **argv) {
            "");
     printf("%-44s %10.0f %10.0f %8s\n", "face analysis (ms)", med(m, "analysis"),
            med(nv, "analysis"), "");
-    printf("%-44s %10.0f %10.0f %8s\n", "matte (ms)", med(m, "matte"), med(nv, "matte"), "");
-    printf("%-44s %10.0f %10s %8s\n", "noise floor of the analysis (ms)", med(m, "floor"), "-", "");
+    printf("%-44s %10.0f %10.0f %8s\n", "matte (+ noise floor beside it, verified) (ms)",
+           med(m, "matte"), med(nv, "matte"), "");
     static const char *const steps[] = {"frame",      "tone",   "light",  "retouch",
                                         "background", "export", "verify", "editmap"};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {

@@ -17,6 +17,7 @@
 #include "make_report.h"
 #include "render/export.h"
 #include "render/pipeline.h"
+#include "render/prepare.h"
 #include "render/render.h"
 #include "styles/style.h"
 #include "verify/verify.h"
@@ -289,11 +290,9 @@ int cmd_make(int argc, char **argv) {
         double t0 = now_s();
         ts_photo *p = photos[pi];
         const ts_face_analysis *face;
-        ts_status st = ts_photo_subject(ctx, p, &face);
         ts_matte *matte = NULL;
-        if (!st) st = ts_photo_matte(ctx, p, NULL, &matte);
         ts_verify_floor floor = {0};
-        if (!st) st = ts_verify_noise_floor(ctx, p, &floor);
+        ts_status st = ts_render_prepare(ctx, p, &face, &matte, &floor);
         if (st) {
             int code = cli_fail(st, "%s", ts_ctx_error(ctx));
             if (!rc) rc = code;

@@ -14,6 +14,7 @@
 
 #include "core/internal.h"
 #include "quality/check_json.h"
+#include "render/prepare.h"
 #include "studio.h"
 
 static char session_dir[1024];
@@ -272,9 +273,7 @@ static void analyse(ts_ctx *ctx, studio_photo *p, studio_analysis *a, int previe
     /* The photo is opened again rather than kept from the check: between uploading and the
      * first render, the check's decoded copies would only hold memory. */
     ts_status st = ts_photo_open(ctx, preview ? p->preview : p->path, &a->photo);
-    if (!st) st = ts_photo_subject(ctx, a->photo, &a->face);
-    if (!st) st = ts_photo_matte(ctx, a->photo, NULL, &a->matte);
-    if (!st && !preview) st = ts_verify_noise_floor(ctx, a->photo, &a->floor);
+    if (!st) st = ts_render_prepare(ctx, a->photo, &a->face, &a->matte, preview ? NULL : &a->floor);
     if (!st) a->cache = ts_render_cache_new();
     a->status = st ? st : TS_OK;
     if (st) snprintf(a->error, sizeof a->error, "%s", ts_ctx_error(ctx));
