@@ -2,7 +2,8 @@
  * written as JPEG keeps the face within 1% of the eye distance on grace_hopper and two franck
  * frames, also when export had to scale the file for a size cap; the same output with its face
  * enlarged by 5% fails; the noise floor is small; the edit map shows where pixels changed and
- * only there. */
+ * only there; the photo's preparation (ts_render_prepare) gives the same floor and matte as its
+ * steps one after the other. */
 #include <dirent.h>
 #include <math.h>
 #include <setjmp.h>
@@ -21,6 +22,7 @@
 #include "core/internal.h"
 #include "render/export.h"
 #include "render/pipeline.h"
+#include "render/prepare.h"
 #include "render/render.h"
 #include "verify/verify.h"
 
@@ -312,6 +314,56 @@ static void t_gate_back_off(void **state) {
 }
 
 /* The RGB of the edit map at (x, y). */
+/* ts_render_prepare measures the noise floor on a thread beside the matte: the same floor and
+ * the same matte as measured one after the other on the same photo opened afresh; no floor
+ * asked, none measured; a photo without a face fails with nothing returned. */
+static void t_prepare(void **state) {
+    fixture *f = *state;
+    ts_photo *a, *b;
+    assert_int_equal(ts_photo_open(f->ctx, ts_test_photo("grace_hopper.jpg"), &a), TS_OK);
+    assert_int_equal(ts_photo_open(f->ctx, ts_test_photo("grace_hopper.jpg"), &b), TS_OK);
+    const ts_face_analysis *fa, *fb;
+    ts_matte *ma, *mb;
+    ts_verify_floor fla = {-1, -1}, flb = {-1, -1};
+    if (ts_render_prepare(f->ctx, a, &fa, &ma, &fla)) fail_msg("%s", ts_ctx_error(f->ctx));
+    if (ts_photo_subject(f->ctx, b, &fb) || ts_photo_matte(f->ctx, b, NULL, &mb) ||
+        ts_verify_noise_floor(f->ctx, b, &flb))
+        fail_msg("%s", ts_ctx_error(f->ctx));
+    print_message(
+        "  prepared: floor %.4f%% (max %.4f%%), one after the other %.4f%% (max %.4f%%)\n",
+        100 * fla.mean, 100 * fla.max, 100 * flb.mean, 100 * flb.max);
+    assert_true(fla.mean > 0 && fla.mean < 0.005);
+    assert_true(fabs(fla.mean - flb.mean) < 1e-9 && fabs(fla.max - flb.max) < 1e-9);
+    assert_true(fabs(fa->inter_eye_px - fb->inter_eye_px) < 1e-9);
+    assert_int_equal(ma->w, mb->w);
+    assert_int_equal(ma->h, mb->h);
+    assert_memory_equal(ma->alpha, mb->alpha, sizeof *ma->alpha * (size_t)ma->w * ma->h);
+    ts_matte_free(ma), ts_matte_free(mb);
+    ts_photo_unref(a), ts_photo_unref(b);
+
+    /* no floor asked */
+    assert_int_equal(ts_photo_open(f->ctx, ts_test_photo("grace_hopper.jpg"), &a), TS_OK);
+    if (ts_render_prepare(f->ctx, a, &fa, &ma, NULL)) fail_msg("%s", ts_ctx_error(f->ctx));
+    assert_non_null(ma);
+    ts_matte_free(ma);
+    ts_photo_unref(a);
+
+    /* no face: a flat grey picture */
+    char path[400];
+    snprintf(path, sizeof path, "%s/grey.jpg", f->dir);
+    VipsImage *g = NULL, *g3 = NULL;
+    assert_int_equal(vips_black(&g, 320, 240, "bands", 3, NULL), 0);
+    assert_int_equal(vips_linear1(g, &g3, 1, 128, "uchar", TRUE, NULL), 0);
+    assert_int_equal(vips_image_write_to_file(g3, path, NULL), 0);
+    g_object_unref(g), g_object_unref(g3);
+    assert_int_equal(ts_photo_open(f->ctx, path, &a), TS_OK);
+    ma = (ts_matte *)1;
+    ts_status s = ts_render_prepare(f->ctx, a, &fa, &ma, &fla);
+    assert_int_equal(s, TS_ERR_NO_FACE);
+    assert_null(ma);
+    ts_photo_unref(a);
+}
+
 static void map_pixel(VipsImage *map, int x, int y, double rgb[3]) {
     double *v;
     int n;
@@ -381,6 +433,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(t_edits_gate, setup, teardown),
         cmocka_unit_test_setup_teardown(t_gate_back_off, setup, teardown),
         cmocka_unit_test_setup_teardown(t_edit_map, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_prepare, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
