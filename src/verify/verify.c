@@ -2,6 +2,7 @@
 #include "verify/verify.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,26 +179,76 @@ static VipsImage *srgb_of(VipsImage *o) {
     return rgb;
 }
 
-/* A canvas (3-band float) is cast to 8 bits here, over only the part the crops reach and on two
- * threads, as vips_cast does it (clipped to 0..255, then truncated): libvips' cast, run lazily
- * under the resize, cost as much as a third of it. */
-typedef struct cast_rows {
-    const VipsPel *src;
-    size_t src_line;
-    int x0, y0, w;
-    unsigned char *out;
-} cast_rows;
+#if defined(__GNUC__) && defined(__x86_64__)
+#define V_AVX2 1
+#include <immintrin.h>
+#define V_TARGET_AVX2 __attribute__((target("avx2")))
+#else
+#define V_AVX2 0
+#endif
+static int v_use_avx2; /* set once (v_init) */
+static pthread_once_t v_once = PTHREAD_ONCE_INIT;
 
-static void cast_range(size_t first, size_t n, void *user) {
-    const cast_rows *c = user;
-    for (size_t y = first; y < first + n; y++) {
-        const float *p = (const float *)(c->src + (c->y0 + y) * c->src_line) + 3 * (size_t)c->x0;
-        unsigned char *q = c->out + y * 3 * (size_t)c->w;
-        for (int i = 0; i < 3 * c->w; i++) {
-            float v = p[i] > 255 ? 255 : p[i];
-            q[i] = (unsigned char)(v < 0 ? 0 : v);
-        }
+static void v_init(void) {
+#if V_AVX2
+    v_use_avx2 = __builtin_cpu_supports("avx2") != 0;
+#endif
+}
+
+/* A canvas (3-band float) is cast to 8 bits here, as vips_cast does it (clipped to 0..255, then
+ * truncated): libvips' cast, run lazily under the resize, cost as much as a third of it. The
+ * cast is an image of its own whose strips are made as the reduce asks for them (on libvips'
+ * threads), over only the part the crops reach: no buffer of the whole area (4 MB of fresh
+ * pages a reading), and each strip is read from the cache. */
+typedef struct cast_src {
+    const VipsPel *base; /* the canvas's pixels (held by the image: vips_object_local) */
+    size_t line;
+    int x0, y0;
+} cast_src;
+
+static void cast_row(const float *p, unsigned char *q, int n) {
+    for (int i = 0; i < n; i++) {
+        float v = p[i] > 255 ? 255 : p[i];
+        q[i] = (unsigned char)(v < 0 ? 0 : v);
     }
+}
+
+#if V_AVX2
+/* cast_row 32 values at a time (min and max take a NaN from their second operand: a NaN then
+ * gives 0, as the truncation of one does) */
+V_TARGET_AVX2 static void cast_row_avx2(const float *p, unsigned char *q, int n) {
+    const __m256 lo = _mm256_setzero_ps(), hi = _mm256_set1_ps(255);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i v[4];
+        for (int k = 0; k < 4; k++)
+            v[k] = _mm256_cvttps_epi32(
+                _mm256_max_ps(lo, _mm256_min_ps(hi, _mm256_loadu_ps(p + i + 8 * k))));
+        __m256i a = _mm256_packs_epi32(v[0], v[1]), b = _mm256_packs_epi32(v[2], v[3]);
+        _mm256_storeu_si256((__m256i *)(q + i),
+                            _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), order));
+    }
+    cast_row(p + i, q + i, n - i);
+}
+#endif
+
+static int cast_gen(VipsRegion *out, void *seq, void *a, void *b, gboolean *stop) {
+    (void)seq, (void)b, (void)stop;
+    const cast_src *c = a;
+    const VipsRect *r = &out->valid;
+    for (int y = 0; y < r->height; y++) {
+        const float *p = (const float *)(c->base + (size_t)(c->y0 + r->top + y) * c->line) +
+                         3 * (size_t)(c->x0 + r->left);
+        unsigned char *q = VIPS_REGION_ADDR(out, r->left, r->top + y);
+#if V_AVX2
+        if (v_use_avx2)
+            cast_row_avx2(p, q, 3 * r->width);
+        else
+#endif
+            cast_row(p, q, 3 * r->width);
+    }
+    return 0;
 }
 
 static int is_float3(VipsImage *im) {
@@ -209,17 +260,23 @@ static int is_float3(VipsImage *im) {
 static VipsImage *area_of(VipsImage *src, int x0, int y0, int w, int h) {
     VipsImage *part = NULL;
     if (!is_float3(src)) return vips_extract_area(src, &part, x0, y0, w, h, NULL) ? NULL : part;
+    pthread_once(&v_once, v_init);
     VipsImage *mem = vips_image_copy_memory(src); /* a reference: canvases are in memory */
-    unsigned char *out = mem ? g_try_malloc((size_t)w * h * 3) : NULL;
-    if (out) {
-        cast_rows c = {VIPS_IMAGE_ADDR(mem, 0, 0), VIPS_IMAGE_SIZEOF_LINE(mem), x0, y0, w, out};
-        ts_render_split2(cast_range, &c, (size_t)h, 64);
-        if ((part = ts_render_wrap(out, (size_t)w * h * 3, w, h, 3, VIPS_FORMAT_UCHAR)))
-            part->Type = VIPS_INTERPRETATION_sRGB;
-    } else if (mem) {
-        vips_error("verify", "out of memory");
+    if (!mem) return NULL;
+    part = vips_image_new();
+    cast_src *c = vips_malloc(VIPS_OBJECT(part), sizeof *c); /* freed with part */
+    vips_object_local(part, mem);                            /* unreferenced with part */
+    if (!c || vips_image_pipelinev(part, VIPS_DEMAND_STYLE_THINSTRIP, mem, NULL)) {
+        g_object_unref(part);
+        return NULL;
     }
-    if (mem) g_object_unref(mem);
+    *c = (cast_src){VIPS_IMAGE_ADDR(mem, 0, 0), VIPS_IMAGE_SIZEOF_LINE(mem), x0, y0};
+    vips_image_init_fields(part, w, h, 3, VIPS_FORMAT_UCHAR, VIPS_CODING_NONE,
+                           VIPS_INTERPRETATION_sRGB, 1.0, 1.0);
+    if (vips_image_generate(part, NULL, cast_gen, NULL, c, NULL)) {
+        g_object_unref(part);
+        return NULL;
+    }
     return part;
 }
 
@@ -686,17 +743,19 @@ static void floats_free(float *px, VipsImage *hold) {
 
 /* A magma-like colour scale (after matplotlib's magma): perceptually ordered, dark to bright,
  * readable by the colour-blind. Nine stops, interpolated linearly. */
+static const unsigned char magma_stops[9][3] = {{0, 0, 4},      {28, 16, 68},    {79, 18, 123},
+                                                {129, 37, 129}, {181, 54, 122},  {229, 80, 100},
+                                                {251, 135, 97}, {254, 194, 135}, {252, 253, 191}};
+
 static inline void magma(double t, unsigned char rgb[3]) {
-    static const unsigned char stops[9][3] = {{0, 0, 4},      {28, 16, 68},    {79, 18, 123},
-                                              {129, 37, 129}, {181, 54, 122},  {229, 80, 100},
-                                              {251, 135, 97}, {254, 194, 135}, {252, 253, 191}};
     t = t < 0 ? 0 : t > 1 ? 1 : t;
     double u = t * 8;
     int i = (int)u < 8 ? (int)u : 7;
     double f = u - i;
     /* (the values are >= 0: + 0.5 and truncation round as lround does, without the call) */
     for (int c = 0; c < 3; c++)
-        rgb[c] = (unsigned char)(stops[i][c] + f * (stops[i + 1][c] - stops[i][c]) + 0.5);
+        rgb[c] = (unsigned char)(magma_stops[i][c] +
+                                 f * (magma_stops[i + 1][c] - magma_stops[i][c]) + 0.5);
 }
 
 static const char *extension_of(const char *path) {
@@ -719,44 +778,173 @@ typedef struct edit_pixels {
     edit_part part[2]; /* the first half's and the second's (ts_render_split2) */
 } edit_pixels;
 
+/* What a run of the map's pixels measured so far. */
+typedef struct edit_acc {
+    long pixels, changed;
+    double sum, max;
+    long *hist;
+} edit_acc;
+
+/* Map pixel i. */
+static inline void edit_px(const edit_pixels *e, size_t i, edit_acc *acc) {
+    const float *p = e->b + 3 * i, *q = e->a + 3 * i;
+    /* (inline comparisons: fmax and fmin are calls without -ffast-math; every value
+     * rounded here is >= 0, so + 0.5 and truncation round as lround does) */
+    double d = 0;
+    for (int c = 0; c < 3; c++) {
+        double x = (double)q[c] - p[c];
+        x = x < 0 ? -x : x;
+        d = x > d ? x : d;
+    }
+    double grey = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+    grey = 24 + 0.45 * (grey < 0 ? 0 : grey > 255 ? 255 : grey);
+    unsigned char *o = e->out + 3 * i;
+    if (e->m && e->m[i] < 0.5f) {
+        /* Outside the person: darker still, so the face stands out. */
+        o[0] = o[1] = o[2] = (unsigned char)(grey * 0.6 + 0.5);
+        return;
+    }
+    acc->pixels++, acc->sum += d, acc->max = d > acc->max ? d : acc->max, acc->changed += d > 4;
+    acc->hist[d * 4 < EDIT_BINS - 1 ? (int)(d * 4) : EDIT_BINS - 1]++;
+    if (d == 0) {
+        o[0] = o[1] = o[2] = (unsigned char)(grey + 0.5); /* untouched: the grey alone */
+        return;
+    }
+    /* The heat colour covers the grey as the change grows; untouched pixels stay grey. */
+    double t = d / TS_EDIT_MAP_FULL_SCALE, cover = d / 6 < 0.85 ? d / 6 : 0.85;
+    unsigned char heat[3];
+    magma(0.15 + 0.85 * (t < 1 ? t : 1), heat);
+    for (int c = 0; c < 3; c++) o[c] = (unsigned char)(grey + cover * (heat[c] - grey) + 0.5);
+}
+
+#if V_AVX2
+/* edit_px on four pixels at a time, in doubles as it computes them (the same operations in the
+ * same order, no fused multiply-add, so the same bytes), for pixels [first, first + n), n a
+ * multiple of 4. Each case (outside the person, untouched, changed) is computed for all four and
+ * the right one kept: the cases mix from pixel to pixel, and a branch on them mispredicts. The
+ * statistics are added one pixel at a time in order, as edit_px adds them (an outside pixel
+ * adds 0 to the sum and lands in a bin of its own), so the sum is the same double. */
+V_TARGET_AVX2 static void edit_run_avx2(const edit_pixels *e, size_t first, size_t n,
+                                        edit_acc *acc) {
+    /* magma's stops by band and the steps to the next, small integers, as eight floats each: a
+     * lookup is one permutation */
+    __m256 stop[3], step[3];
+    for (int c = 0; c < 3; c++) {
+        float a[8], b[8];
+        for (int k = 0; k < 8; k++)
+            a[k] = magma_stops[k][c], b[k] = magma_stops[k + 1][c] - magma_stops[k][c];
+        stop[c] = _mm256_loadu_ps(a), step[c] = _mm256_loadu_ps(b);
+    }
+    /* floats 0..7 and 4..11 of four pixels to each band's four: R = 0 3 6 | 9, G = 1 4 7 | 10,
+     * B = 2 5 | 8 11 */
+    const __m256i ir = _mm256_setr_epi32(0, 3, 6, 0, 0, 0, 0, 0),
+                  ir2 = _mm256_setr_epi32(0, 0, 0, 5, 0, 0, 0, 0),
+                  ig = _mm256_setr_epi32(1, 4, 7, 0, 0, 0, 0, 0),
+                  ig2 = _mm256_setr_epi32(0, 0, 0, 6, 0, 0, 0, 0),
+                  ib = _mm256_setr_epi32(2, 5, 0, 0, 0, 0, 0, 0),
+                  ib2 = _mm256_setr_epi32(0, 0, 4, 7, 0, 0, 0, 0);
+    const __m128i pack = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+    const __m256d zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1), half = _mm256_set1_pd(0.5);
+    const __m256d sign = _mm256_set1_pd(-0.0), c255 = _mm256_set1_pd(255);
+    for (size_t i = first; i < first + n; i += 4) {
+        __m256d pd[3], qd[3];
+        for (int s = 0; s < 2; s++) {
+            const float *src = (s ? e->a : e->b) + 3 * i;
+            __m256 y = _mm256_loadu_ps(src), y2 = _mm256_loadu_ps(src + 4);
+            __m128 r = _mm_blend_ps(_mm256_castps256_ps128(_mm256_permutevar8x32_ps(y, ir)),
+                                    _mm256_castps256_ps128(_mm256_permutevar8x32_ps(y2, ir2)), 8);
+            __m128 g = _mm_blend_ps(_mm256_castps256_ps128(_mm256_permutevar8x32_ps(y, ig)),
+                                    _mm256_castps256_ps128(_mm256_permutevar8x32_ps(y2, ig2)), 8);
+            __m128 b = _mm_blend_ps(_mm256_castps256_ps128(_mm256_permutevar8x32_ps(y, ib)),
+                                    _mm256_castps256_ps128(_mm256_permutevar8x32_ps(y2, ib2)), 12);
+            __m256d *o = s ? qd : pd;
+            o[0] = _mm256_cvtps_pd(r), o[1] = _mm256_cvtps_pd(g), o[2] = _mm256_cvtps_pd(b);
+        }
+        __m256d d = zero;
+        for (int c = 0; c < 3; c++) {
+            __m256d x = _mm256_andnot_pd(sign, _mm256_sub_pd(qd[c], pd[c]));
+            d = _mm256_blendv_pd(d, x, _mm256_cmp_pd(x, d, _CMP_GT_OQ));
+        }
+        __m256d grey = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(_mm256_set1_pd(0.299), pd[0]),
+                                                   _mm256_mul_pd(_mm256_set1_pd(0.587), pd[1])),
+                                     _mm256_mul_pd(_mm256_set1_pd(0.114), pd[2]));
+        grey = _mm256_blendv_pd(grey, c255, _mm256_cmp_pd(grey, c255, _CMP_GT_OQ));
+        grey = _mm256_blendv_pd(grey, zero, _mm256_cmp_pd(grey, zero, _CMP_LT_OQ));
+        grey = _mm256_add_pd(_mm256_set1_pd(24), _mm256_mul_pd(_mm256_set1_pd(0.45), grey));
+        /* the three cases, before truncation */
+        __m128 outside4 =
+            e->m ? _mm_cmplt_ps(_mm_loadu_ps(e->m + i), _mm_set1_ps(0.5f)) : _mm_setzero_ps();
+        __m256d outside = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_castps_si128(outside4)));
+        __m256d untouched = _mm256_cmp_pd(d, zero, _CMP_EQ_OQ);
+        __m256d vo = _mm256_add_pd(_mm256_mul_pd(grey, _mm256_set1_pd(0.6)), half);
+        __m256d vz = _mm256_add_pd(grey, half);
+        /* (a power of two: its reciprocal multiplies exactly as it divides) */
+        __m256d t = _mm256_mul_pd(d, _mm256_set1_pd(1 / TS_EDIT_MAP_FULL_SCALE));
+        __m256d d6 = _mm256_div_pd(d, _mm256_set1_pd(6));
+        __m256d cover = _mm256_blendv_pd(_mm256_set1_pd(0.85), d6,
+                                         _mm256_cmp_pd(d6, _mm256_set1_pd(0.85), _CMP_LT_OQ));
+        t = _mm256_blendv_pd(one, t, _mm256_cmp_pd(t, one, _CMP_LT_OQ));
+        t = _mm256_add_pd(_mm256_set1_pd(0.15), _mm256_mul_pd(_mm256_set1_pd(0.85), t));
+        /* magma(t) */
+        t = _mm256_blendv_pd(t, one, _mm256_cmp_pd(t, one, _CMP_GT_OQ));
+        t = _mm256_blendv_pd(t, zero, _mm256_cmp_pd(t, zero, _CMP_LT_OQ));
+        __m256d u = _mm256_mul_pd(t, _mm256_set1_pd(8));
+        __m128i k = _mm_min_epi32(_mm256_cvttpd_epi32(u), _mm_set1_epi32(7));
+        __m256d f = _mm256_sub_pd(u, _mm256_cvtepi32_pd(k));
+        __m128i o[3];
+        for (int c = 0; c < 3; c++) {
+            __m256i k8 = _mm256_castsi128_si256(k);
+            __m256d s0 =
+                _mm256_cvtps_pd(_mm256_castps256_ps128(_mm256_permutevar8x32_ps(stop[c], k8)));
+            __m256d s1 =
+                _mm256_cvtps_pd(_mm256_castps256_ps128(_mm256_permutevar8x32_ps(step[c], k8)));
+            __m256d heat = _mm256_add_pd(_mm256_add_pd(s0, _mm256_mul_pd(f, s1)), half);
+            heat = _mm256_cvtepi32_pd(_mm256_cvttpd_epi32(heat));
+            __m256d v = _mm256_add_pd(
+                _mm256_add_pd(grey, _mm256_mul_pd(cover, _mm256_sub_pd(heat, grey))), half);
+            v = _mm256_blendv_pd(_mm256_blendv_pd(v, vz, untouched), vo, outside);
+            o[c] = _mm256_cvttpd_epi32(v);
+        }
+        __m128i px =
+            _mm_or_si128(o[0], _mm_or_si128(_mm_slli_epi32(o[1], 8), _mm_slli_epi32(o[2], 16)));
+        px = _mm_shuffle_epi8(px, pack);
+        unsigned char *q = e->out + 3 * i;
+        _mm_storel_epi64((__m128i *)q, px);
+        int last = _mm_extract_epi32(px, 2);
+        memcpy(q + 8, &last, 4);
+        /* the statistics, pixel by pixel in order */
+        double dv[4];
+        _mm256_storeu_pd(dv, d);
+        int out = _mm_movemask_ps(outside4);
+        for (int l = 0; l < 4; l++) {
+            int in = !((out >> l) & 1);
+            double x = dv[l];
+            acc->pixels += in, acc->changed += in & (x > 4);
+            acc->sum += in ? x : 0;
+            acc->max = in && x > acc->max ? x : acc->max;
+            acc->hist[!in ? EDIT_BINS : x * 4 < EDIT_BINS - 1 ? (int)(x * 4) : EDIT_BINS - 1]++;
+        }
+    }
+}
+#endif
+
 /* The map's pixels [first, first + n) (a ts_render_range_fn). */
 static void edit_range(size_t first, size_t n, void *user) {
     edit_pixels *e = user;
     edit_part *st = &e->part[first > 0];
-    const float *m = e->m;
-    long pixels = 0, changed = 0;
-    double sum = 0, mx = 0;
-    for (size_t i = first; i < first + n; i++) {
-        const float *p = e->b + 3 * i, *q = e->a + 3 * i;
-        /* (inline comparisons: fmax and fmin are calls without -ffast-math; every value
-         * rounded here is >= 0, so + 0.5 and truncation round as lround does) */
-        double d = 0;
-        for (int c = 0; c < 3; c++) {
-            double x = (double)q[c] - p[c];
-            x = x < 0 ? -x : x;
-            d = x > d ? x : d;
-        }
-        double grey = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
-        grey = 24 + 0.45 * (grey < 0 ? 0 : grey > 255 ? 255 : grey);
-        unsigned char *o = e->out + 3 * i;
-        if (m && m[i] < 0.5f) {
-            /* Outside the person: darker still, so the face stands out. */
-            o[0] = o[1] = o[2] = (unsigned char)(grey * 0.6 + 0.5);
-            continue;
-        }
-        pixels++, sum += d, mx = d > mx ? d : mx, changed += d > 4;
-        st->hist[d * 4 < EDIT_BINS - 1 ? (int)(d * 4) : EDIT_BINS - 1]++;
-        if (d == 0) {
-            o[0] = o[1] = o[2] = (unsigned char)(grey + 0.5); /* untouched: the grey alone */
-            continue;
-        }
-        /* The heat colour covers the grey as the change grows; untouched pixels stay grey. */
-        double t = d / TS_EDIT_MAP_FULL_SCALE, cover = d / 6 < 0.85 ? d / 6 : 0.85;
-        unsigned char heat[3];
-        magma(0.15 + 0.85 * (t < 1 ? t : 1), heat);
-        for (int c = 0; c < 3; c++) o[c] = (unsigned char)(grey + cover * (heat[c] - grey) + 0.5);
+    long hist[EDIT_BINS + 1] = {0}; /* (the last: pixels outside the person) */
+    edit_acc acc = {0, 0, 0, 0, hist};
+    size_t i = first;
+#if V_AVX2
+    pthread_once(&v_once, v_init);
+    if (v_use_avx2) {
+        edit_run_avx2(e, first, n / 4 * 4, &acc);
+        i += n / 4 * 4;
     }
-    st->pixels = pixels, st->changed = changed, st->sum = sum, st->max = mx;
+#endif
+    for (; i < first + n; i++) edit_px(e, i, &acc);
+    for (int k = 0; k < EDIT_BINS; k++) st->hist[k] += hist[k];
+    st->pixels = acc.pixels, st->changed = acc.changed, st->sum = acc.sum, st->max = acc.max;
 }
 
 /* One edit map being made: the pixels and the encoded file, on a thread of its own when
