@@ -21,6 +21,7 @@
 
 #include "core/internal.h"
 #include "render/render.h"
+#include "render/srgb.h"
 
 enum { KIND_KEEP, KIND_SOLID, KIND_GRADIENT, KIND_RADIAL, KIND_BLUR, KIND_COUNT };
 static const char *const kind_names[] = {"keep", "solid", "gradient", "radial", "blur", NULL};
@@ -134,41 +135,33 @@ static VipsImage *mem_float(VipsImage *im) {
     return m;
 }
 
-static void free_buffer(VipsImage *im, void *buf) {
-    (void)im;
-    free(buf);
+/* A Gaussian blur of sigma pixels of a float buffer (W x H x bands), read back a row at a time
+ * (soft_grid_row): averaged down by k so that the kernel stays short, blurred, then brought back
+ * up bilinearly. The result is smooth, so little is lost, and a sigma of 100 px costs what one
+ * of 4 does. Edges extend the nearest pixel. */
+typedef struct soft_grid {
+    const float *in; /* the input, read as it is when sigma is too small to blur */
+    float *sb;       /* the blurred small image, sw x sh x bands (g_malloc'd); NULL: in as it is */
+    int W, H, bands, k, sw, sh;
+    int *tx;    /* per column, its two cells */
+    float *twx; /* and the second's weight */
+} soft_grid;
+
+static void soft_grid_free(soft_grid *g) {
+    g_free(g->sb), free(g->tx), free(g->twx);
+    g->sb = NULL, g->tx = NULL, g->twx = NULL;
 }
 
-/* A malloc'd float buffer as an image that frees it (NULL, buffer freed, on failure). */
-static VipsImage *wrap(float *buf, int w, int h, int bands) {
-    VipsImage *im = vips_image_new_from_memory(buf, sizeof *buf * (size_t)w * h * bands, w, h,
-                                               bands, VIPS_FORMAT_FLOAT);
-    if (!im) {
-        free(buf);
-        return NULL;
-    }
-    g_signal_connect(im, "postclose", G_CALLBACK(free_buffer), buf);
-    im->Type = bands == 3 ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W;
-    return im;
-}
-
-/* A Gaussian blur of sigma pixels of a float buffer (W x H x bands), into a new malloc'd buffer:
- * averaged down by k so that the kernel stays short, blurred, then brought back up bilinearly.
- * The result is smooth, so little is lost, and a sigma of 100 px costs what one of 4 does.
- * Edges extend the nearest pixel. NULL when out of memory. */
-static float *soft_blur(const float *in, int W, int H, int bands, double sigma) {
-    size_t n = (size_t)W * H * bands;
-    float *out = malloc(sizeof *out * n);
-    if (!out) return NULL;
-    if (sigma < 0.3) return memcpy(out, in, sizeof *out * n);
+/* Makes g for in (which must outlive it); -1 when out of memory. */
+static int soft_grid_make(const float *in, int W, int H, int bands, double sigma, soft_grid *g) {
+    *g = (soft_grid){in, NULL, W, H, bands, 1, W, H, NULL, NULL};
+    if (sigma < 0.3) return 0;
     int k = (int)fmax(1, floor(sigma / 3));
     k = (int)fmin(k, fmax(1, fmin(W, H) / 8));
     int sw = (W + k - 1) / k, sh = (H + k - 1) / k;
+    g->k = k, g->sw = sw, g->sh = sh;
     float *small = calloc((size_t)sw * sh * bands, sizeof *small);
-    if (!small) {
-        free(out);
-        return NULL;
-    }
+    if (!small) return -1;
     /* (the same sums in the same order as cell by cell; the cell of a pixel is found by
      * counting rather than dividing) */
     for (int y = 0; y < H; y++) {
@@ -198,43 +191,62 @@ static float *soft_blur(const float *in, int W, int H, int bands, double sigma) 
     free(small);
     if (!sb || len != sizeof *sb * (size_t)sw * sh * bands) {
         g_free(sb);
-        free(out);
-        return NULL;
+        return -1;
     }
+    g->sb = sb;
     /* Block centres sit at (i + 0.5) k - 0.5 in full-size pixels. */
     /* the columns' taps are the same on every row */
-    int *tx = malloc(sizeof *tx * (size_t)W * 2);
-    float *twx = malloc(sizeof *twx * (size_t)W);
-    if (!tx || !twx) {
-        free(tx), free(twx), g_free(sb), free(out);
-        return NULL;
+    g->tx = malloc(sizeof *g->tx * (size_t)W * 2);
+    g->twx = malloc(sizeof *g->twx * (size_t)W);
+    if (!g->tx || !g->twx) {
+        soft_grid_free(g);
+        return -1;
     }
     for (int x = 0; x < W; x++) {
         float fx = (x + 0.5f) / k - 0.5f;
         fx = fx < 0 ? 0 : fx > sw - 1 ? (float)(sw - 1) : fx;
-        tx[2 * x] = (int)fx, tx[2 * x + 1] = tx[2 * x] + 1 < sw ? tx[2 * x] + 1 : tx[2 * x];
-        twx[x] = fx - tx[2 * x];
+        g->tx[2 * x] = (int)fx;
+        g->tx[2 * x + 1] = g->tx[2 * x] + 1 < sw ? g->tx[2 * x] + 1 : g->tx[2 * x];
+        g->twx[x] = fx - g->tx[2 * x];
     }
-    for (int y = 0; y < H; y++) {
-        float fy = (y + 0.5f) / k - 0.5f;
-        fy = fy < 0 ? 0 : fy > sh - 1 ? (float)(sh - 1) : fy;
-        int y0 = (int)fy, y1 = y0 + 1 < sh ? y0 + 1 : y0;
-        float wy = fy - y0;
-        for (int x = 0; x < W; x++) {
-            int x0 = tx[2 * x], x1 = tx[2 * x + 1];
-            float wx = twx[x];
-            const float *a = sb + ((size_t)y0 * sw + x0) * bands,
-                        *b = sb + ((size_t)y0 * sw + x1) * bands,
-                        *c = sb + ((size_t)y1 * sw + x0) * bands,
-                        *d = sb + ((size_t)y1 * sw + x1) * bands;
-            float *o = out + ((size_t)y * W + x) * bands;
-            for (int j = 0; j < bands; j++)
-                o[j] =
-                    (1 - wy) * ((1 - wx) * a[j] + wx * b[j]) + wy * ((1 - wx) * c[j] + wx * d[j]);
-        }
+    return 0;
+}
+
+/* Columns [x0, x1) of row y of the blur, into out (out[x * bands] for column x). */
+static void soft_grid_row(const soft_grid *g, int y, int x0, int x1, float *out) {
+    int bands = g->bands;
+    if (!g->sb) {
+        memcpy(out + (size_t)x0 * bands, g->in + ((size_t)y * g->W + x0) * bands,
+               sizeof *out * (size_t)(x1 - x0) * bands);
+        return;
     }
-    free(tx), free(twx);
-    g_free(sb);
+    int k = g->k, sw = g->sw, sh = g->sh;
+    const float *sb = g->sb;
+    float fy = (y + 0.5f) / k - 0.5f;
+    fy = fy < 0 ? 0 : fy > sh - 1 ? sh - 1 : fy;
+    int y0 = (int)fy, y1 = y0 + 1 < sh ? y0 + 1 : y0;
+    float wy = fy - y0;
+    for (int x = x0; x < x1; x++) {
+        int c0 = g->tx[2 * x], c1 = g->tx[2 * x + 1];
+        float wx = g->twx[x];
+        const float *a = sb + ((size_t)y0 * sw + c0) * bands,
+                    *b = sb + ((size_t)y0 * sw + c1) * bands,
+                    *c = sb + ((size_t)y1 * sw + c0) * bands,
+                    *d = sb + ((size_t)y1 * sw + c1) * bands;
+        float *o = out + (size_t)x * bands;
+        for (int j = 0; j < bands; j++)
+            o[j] = (1 - wy) * ((1 - wx) * a[j] + wx * b[j]) + wy * ((1 - wx) * c[j] + wx * d[j]);
+    }
+}
+
+/* The whole blur in a new malloc'd buffer; NULL when out of memory. */
+static float *soft_blur(const float *in, int W, int H, int bands, double sigma) {
+    soft_grid g;
+    if (soft_grid_make(in, W, H, bands, sigma, &g)) return NULL;
+    float *out = malloc(sizeof *out * (size_t)W * H * bands);
+    if (out)
+        for (int y = 0; y < H; y++) soft_grid_row(&g, y, 0, W, out + (size_t)y * W * bands);
+    soft_grid_free(&g);
     return out;
 }
 
@@ -335,17 +347,47 @@ static inline float exp2_neg(float x) {
     return e.f * p;
 }
 
+/* The contact shadow's density (0..1) at a pixel: the alpha moved down (dy) and a little aside
+ * (dx), blurred wide, and faded in from the chin down (rows y0..y1) so it gathers around the
+ * shoulders, never around the hair. Read a row at a time where the backdrop shows. */
+typedef struct shadow_field {
+    soft_grid alpha; /* the alpha, blurred */
+    int dx, dy;
+    double y0, y1;
+} shadow_field;
+
+/* The fade-in at row y (0 above the chin: no shadow there). */
+static float shadow_ramp(const shadow_field *s, int y) {
+    double t = (y - s->y0) / (s->y1 - s->y0);
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    return (float)(t * t * (3 - 2 * t));
+}
+
 /* The backdrop and the person over it, for rows [first, first + n) (two threads take half the
- * rows each; every pixel depends only on its own inputs). A row is made in passes that the
- * compiler vectorises: the light falloff, then the grain, then the blend. */
+ * rows each; every pixel depends only on its own inputs). a fg + (1 - a) bg is exactly fg where
+ * a is 1, so the backdrop (its light falloff, shadow and grain) is made only along the runs of
+ * 8-pixel blocks where some alpha is below 1; the person's inside is fg, clamped, as the blend
+ * gives it. A run is made in passes the compiler vectorises (the light falloff, the shadow, the
+ * grain, the blend), or eight pixels at a time with AVX2 where the processor has it (the same
+ * operations in the same order). */
 typedef struct bg_comp {
-    const float *rgb, *fg, *al, *blur, *shadow;
+    const float *fg, *al, *blur;
+    const shadow_field *shadow; /* NULL: none */
     float *out;
-    float *scratch; /* 4 W floats: two rows for each of the two halves */
-    int W, H, kind, linear;
+    float *scratch; /* 4 W floats for each of the two halves */
+    int W, H, kind, linear, avx2;
     float shadow_k, grain, inv_r2, inv_rc2, gx, gy, g_stops, v_stops;
     double col[3];
 } bg_comp;
+
+/* One row's share of the work: its constants and the scratch rows. */
+typedef struct bg_row {
+    int y;
+    size_t row;              /* index of its first pixel */
+    float dy, vdy, g_row;    /* the falloff's */
+    float ramp;              /* the shadow's fade-in (0: none) */
+    float *f, *gr, *sh, *up; /* falloff factor, grain, shadow density, the blurred alpha row */
+} bg_row;
 
 /* The blend of one pixel where 0 < a < 1 in linear light (the linear option). */
 static float blend_linear(float fg, float bg, float a) {
@@ -353,71 +395,245 @@ static float blend_linear(float fg, float bg, float a) {
     return (float)(255 * lin_to_srgb(a * F + (1 - a) * B));
 }
 
-static void composite_rows(size_t first, size_t n, void *user) {
-    const bg_comp *b = user;
-    const float *fg = b->fg, *al = b->al, *blur = b->blur, *shadow = b->shadow;
+/* The shadow's density along [xa, xb) of the row into r->sh (when the row has any). */
+static void shadow_span(const bg_comp *b, const bg_row *r, int xa, int xb) {
+    const shadow_field *s = b->shadow;
+    int W = b->W, dx = s->dx, sy = r->y - s->dy < 0 ? 0 : r->y - s->dy;
+    int sa = xa - dx < 0 ? 0 : xa - dx >= W ? W - 1 : xa - dx;
+    int sb = xb - 1 - dx < 0 ? 0 : xb - 1 - dx >= W ? W - 1 : xb - 1 - dx;
+    soft_grid_row(&s->alpha, sy, sa, sb + 1, r->up);
+    for (int x = xa; x < xb; x++) {
+        int sx = x - dx < 0 ? 0 : x - dx >= W ? W - 1 : x - dx;
+        r->sh[x] = r->ramp * r->up[sx];
+    }
+}
+
+/* The backdrop and the blend along [xa, xb) of the row, in passes. */
+static void backdrop_span(const bg_comp *b, const bg_row *r, int xa, int xb) {
     int W = b->W, H = b->H, kind = b->kind;
-    float inv_r2 = b->inv_r2, inv_rc2 = b->inv_rc2, gx = b->gx, gy = b->gy;
+    float inv_r2 = b->inv_r2, inv_rc2 = b->inv_rc2, gx = b->gx;
     float g_stops = b->g_stops, v_stops = b->v_stops, shadow_k = 0.55f * b->shadow_k;
     float col[3] = {(float)b->col[0], (float)b->col[1], (float)b->col[2]};
-    float *f = b->scratch + (first ? 2 * (size_t)W : 0), *gr = f + W;
-    for (int y = (int)first; y < (int)(first + n); y++) {
-        size_t row = (size_t)y * W;
-        /* The light on the backdrop in stops below its brightest point, then as a factor on
-         * sRGB values. */
-        float dy = y + 0.5f - gy, vdy = y + 0.5f - H / 2.0f;
-        if (kind == KIND_RADIAL) {
-            for (int x = 0; x < W; x++) {
-                float dx = x + 0.5f - gx;
-                f[x] = g_stops * (dx * dx + dy * dy) * inv_r2;
-            }
-        } else {
-            float g_row = kind == KIND_GRADIENT ? g_stops * (y + 0.5f) / H : 0.f;
-            for (int x = 0; x < W; x++) f[x] = g_row;
+    float *f = r->f, *gr = r->gr;
+    size_t row = r->row;
+    (void)H;
+    /* The light on the backdrop in stops below its brightest point, then as a factor on
+     * sRGB values. */
+    float dy = r->dy, vdy = r->vdy;
+    if (kind == KIND_RADIAL) {
+        for (int x = xa; x < xb; x++) {
+            float dx = x + 0.5f - gx;
+            f[x] = g_stops * (dx * dx + dy * dy) * inv_r2;
         }
-        if (v_stops > 0)
-            for (int x = 0; x < W; x++) {
-                float dx = x + 0.5f - W / 2.0f;
-                float t = (sqrtf((dx * dx + vdy * vdy) * inv_rc2) - 0.45f) / 0.55f;
-                t = t < 0 ? 0 : t;
-                f[x] += v_stops * t * t * (3 - 2 * t);
+    } else {
+        for (int x = xa; x < xb; x++) f[x] = r->g_row;
+    }
+    if (v_stops > 0)
+        for (int x = xa; x < xb; x++) {
+            float dx = x + 0.5f - W / 2.0f;
+            float t = (sqrtf((dx * dx + vdy * vdy) * inv_rc2) - 0.45f) / 0.55f;
+            t = t < 0 ? 0 : t;
+            f[x] += v_stops * t * t * (3 - 2 * t);
+        }
+    for (int x = xa; x < xb; x++) f[x] = exp2_neg(-f[x] / 2.2f);
+    /* (a row without shadow multiplies by exactly 1) */
+    if (r->ramp != 0)
+        for (int x = xa; x < xb; x++) f[x] *= 1.f - shadow_k * r->sh[x];
+    if (b->grain > 0)
+        for (int x = xa; x < xb; x++) gr[x] = b->grain * grain_at(row + x);
+    else
+        for (int x = xa; x < xb; x++) gr[x] = 0;
+    const float *fr = b->fg + 3 * row, *ar = b->al + row, *br = b->blur ? b->blur + 3 * row : NULL;
+    float *o = b->out + 3 * row;
+    if (br)
+        for (int x = xa; x < xb; x++) {
+            float a = ar[x] < 0.f ? 0.f : ar[x] > 1.f ? 1.f : ar[x];
+            for (int c = 0; c < 3; c++) {
+                float v = a * fr[3 * x + c] + (1 - a) * (br[3 * x + c] * f[x] + gr[x]);
+                o[3 * x + c] = v < 0.f ? 0.f : v > 255.f ? 255.f : v;
             }
-        for (int x = 0; x < W; x++) f[x] = exp2_neg(-f[x] / 2.2f);
-        if (shadow)
-            for (int x = 0; x < W; x++) f[x] *= 1.f - shadow_k * shadow[row + x];
-        if (b->grain > 0)
-            for (int x = 0; x < W; x++) gr[x] = b->grain * grain_at(row + x);
-        else
-            memset(gr, 0, sizeof *gr * (size_t)W);
-        const float *fr = fg + 3 * row, *ar = al + row, *br = blur ? blur + 3 * row : NULL;
-        float *o = b->out + 3 * row;
-        /* a fg + (1 - a) bg is exactly fg at a = 1 and exactly bg at a = 0 */
-        if (br)
-            for (int x = 0; x < W; x++) {
-                float a = ar[x] < 0.f ? 0.f : ar[x] > 1.f ? 1.f : ar[x];
-                for (int c = 0; c < 3; c++) {
-                    float v = a * fr[3 * x + c] + (1 - a) * (br[3 * x + c] * f[x] + gr[x]);
-                    o[3 * x + c] = v < 0.f ? 0.f : v > 255.f ? 255.f : v;
-                }
+        }
+    else
+        for (int x = xa; x < xb; x++) {
+            float a = ar[x] < 0.f ? 0.f : ar[x] > 1.f ? 1.f : ar[x];
+            for (int c = 0; c < 3; c++) {
+                float v = a * fr[3 * x + c] + (1 - a) * (col[c] * f[x] + gr[x]);
+                o[3 * x + c] = v < 0.f ? 0.f : v > 255.f ? 255.f : v;
             }
-        else
-            for (int x = 0; x < W; x++) {
-                float a = ar[x] < 0.f ? 0.f : ar[x] > 1.f ? 1.f : ar[x];
-                for (int c = 0; c < 3; c++) {
-                    float v = a * fr[3 * x + c] + (1 - a) * (col[c] * f[x] + gr[x]);
-                    o[3 * x + c] = v < 0.f ? 0.f : v > 255.f ? 255.f : v;
-                }
+        }
+    if (b->linear)
+        for (int x = xa; x < xb; x++) {
+            float a = ar[x];
+            if (a <= 0.f || a >= 1.f) continue;
+            for (int c = 0; c < 3; c++) {
+                float bg = (br ? br[3 * x + c] : col[c]) * f[x] + gr[x];
+                float v = blend_linear(fr[3 * x + c], bg, a);
+                o[3 * x + c] = v < 0.f ? 0.f : v > 255.f ? 255.f : v;
             }
-        if (b->linear)
-            for (int x = 0; x < W; x++) {
-                float a = ar[x];
-                if (a <= 0.f || a >= 1.f) continue;
-                for (int c = 0; c < 3; c++) {
-                    float bg = (br ? br[3 * x + c] : col[c]) * f[x] + gr[x];
-                    float v = blend_linear(fr[3 * x + c], bg, a);
-                    o[3 * x + c] = v < 0.f ? 0.f : v > 255.f ? 255.f : v;
-                }
+        }
+}
+
+#ifdef TS_SRGB_HAVE_AVX2
+/* The low 64 bits of a * b in each lane (AVX2 has no 64-bit multiply). */
+TS_SRGB_AVX2 static inline __m256i mul64(__m256i a, __m256i b) {
+    __m256i lo = _mm256_mul_epu32(a, b);
+    __m256i mid = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), b),
+                                   _mm256_mul_epu32(a, _mm256_srli_epi64(b, 32)));
+    return _mm256_add_epi64(lo, _mm256_slli_epi64(mid, 32));
+}
+
+/* grain_at for the four indices in i. */
+TS_SRGB_AVX2 static inline __m128 grain4(__m256i i) {
+    __m256i z = _mm256_add_epi64(mul64(i, _mm256_set1_epi64x((long long)0x9e3779b97f4a7c15ull)),
+                                 _mm256_set1_epi64x(0x2545f4914f6cdd1dll));
+    z = mul64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)),
+              _mm256_set1_epi64x((long long)0xbf58476d1ce4e5b9ull));
+    z = mul64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)),
+              _mm256_set1_epi64x((long long)0x94d049bb133111ebull));
+    z = _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
+    const __m256i m16 = _mm256_set1_epi64x(0xffff);
+    __m256i s = _mm256_add_epi64(
+        _mm256_add_epi64(_mm256_and_si256(z, m16), _mm256_and_si256(_mm256_srli_epi64(z, 16), m16)),
+        _mm256_add_epi64(_mm256_and_si256(_mm256_srli_epi64(z, 32), m16),
+                         _mm256_srli_epi64(z, 48)));
+    /* the sums (below 2^18) from the low half of each lane, as doubles */
+    __m128i s32 = _mm256_castsi256_si128(
+        _mm256_permutevar8x32_epi32(s, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));
+    __m256d d = _mm256_div_pd(_mm256_cvtepi32_pd(s32), _mm256_set1_pd(65535.0));
+    d = _mm256_mul_pd(_mm256_sub_pd(d, _mm256_set1_pd(2.0)), _mm256_set1_pd(1.7320508075688772));
+    return _mm256_cvtpd_ps(d);
+}
+
+/* v < lo ? lo : v > hi ? hi : v, lanewise (NaN stays NaN, as in the scalar code). */
+TS_SRGB_AVX2 static inline __m256 clamp8(__m256 v, __m256 lo, __m256 hi) {
+    v = _mm256_blendv_ps(v, hi, _mm256_cmp_ps(v, hi, _CMP_GT_OQ));
+    return _mm256_blendv_ps(v, lo, _mm256_cmp_ps(v, lo, _CMP_LT_OQ));
+}
+
+/* backdrop_span for [xa, xa + 8 m) in one pass, eight pixels at a time (not for the linear
+ * option); returns where it stopped. */
+TS_SRGB_AVX2 static int backdrop_span8(const bg_comp *b, const bg_row *r, int xa, int xb) {
+    int x = xa, kind = b->kind;
+    const __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), half = _mm256_set1_ps(0.5f);
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1);
+    const __m256 dy2 = _mm256_set1_ps(r->dy * r->dy), vdy2 = _mm256_set1_ps(r->vdy * r->vdy);
+    const __m256 gx = _mm256_set1_ps(b->gx), hw = _mm256_set1_ps(b->W / 2.0f);
+    const __m256 g_stops = _mm256_set1_ps(b->g_stops), inv_r2 = _mm256_set1_ps(b->inv_r2);
+    const __m256 v_stops = _mm256_set1_ps(b->v_stops), inv_rc2 = _mm256_set1_ps(b->inv_rc2);
+    const __m256 shadow_k = _mm256_set1_ps(0.55f * b->shadow_k), grain = _mm256_set1_ps(b->grain);
+    static const float k[] = {1.f / 40320, 1.f / 5040, 1.f / 720, 1.f / 120, 1.f / 24,
+                              1.f / 6,     0.5f,       1.f,       1.f};
+    const float *fr = b->fg + 3 * r->row, *ar = b->al + r->row,
+                *br = b->blur ? b->blur + 3 * r->row : NULL;
+    float *o = b->out + 3 * r->row;
+    __m256 col[3];
+    for (int c = 0; c < 3; c++) col[c] = _mm256_set1_ps((float)b->col[c]);
+    for (; x + 8 <= xb; x += 8) {
+        __m256 xs = _mm256_add_ps(_mm256_add_ps(_mm256_set1_ps((float)x), lane), half), f;
+        if (kind == KIND_RADIAL) {
+            __m256 dx = _mm256_sub_ps(xs, gx);
+            f = _mm256_mul_ps(_mm256_mul_ps(g_stops, _mm256_add_ps(_mm256_mul_ps(dx, dx), dy2)),
+                              inv_r2);
+        } else {
+            f = _mm256_set1_ps(r->g_row);
+        }
+        if (b->v_stops > 0) {
+            __m256 dx = _mm256_sub_ps(xs, hw);
+            __m256 t = _mm256_div_ps(
+                _mm256_sub_ps(_mm256_sqrt_ps(_mm256_mul_ps(
+                                  _mm256_add_ps(_mm256_mul_ps(dx, dx), vdy2), inv_rc2)),
+                              _mm256_set1_ps(0.45f)),
+                _mm256_set1_ps(0.55f));
+            t = _mm256_blendv_ps(t, zero, _mm256_cmp_ps(t, zero, _CMP_LT_OQ));
+            __m256 s = _mm256_mul_ps(
+                _mm256_mul_ps(_mm256_mul_ps(v_stops, t), t),
+                _mm256_sub_ps(_mm256_set1_ps(3), _mm256_mul_ps(_mm256_set1_ps(2), t)));
+            f = _mm256_add_ps(f, s);
+        }
+        /* exp2_neg(-f / 2.2f) */
+        __m256 e = _mm256_div_ps(_mm256_xor_ps(f, _mm256_set1_ps(-0.f)), _mm256_set1_ps(2.2f));
+        e = _mm256_blendv_ps(e, _mm256_set1_ps(-126.f),
+                             _mm256_cmp_ps(e, _mm256_set1_ps(-126.f), _CMP_LT_OQ));
+        __m256i i = _mm256_cvttps_epi32(e);
+        i = _mm256_add_epi32(
+            i, _mm256_castps_si256(_mm256_cmp_ps(_mm256_cvtepi32_ps(i), e, _CMP_GT_OQ)));
+        __m256 u =
+            _mm256_mul_ps(_mm256_sub_ps(e, _mm256_cvtepi32_ps(i)), _mm256_set1_ps(0.69314718f));
+        __m256 p = _mm256_set1_ps(1.f / 362880);
+        for (int j = 0; j < 9; j++) p = _mm256_add_ps(_mm256_mul_ps(p, u), _mm256_set1_ps(k[j]));
+        __m256 two_i =
+            _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(i, _mm256_set1_epi32(127)), 23));
+        f = _mm256_mul_ps(two_i, p);
+        if (r->ramp != 0)
+            f = _mm256_mul_ps(
+                f, _mm256_sub_ps(one, _mm256_mul_ps(shadow_k, _mm256_loadu_ps(r->sh + x))));
+        __m256 gr = zero;
+        if (b->grain > 0) {
+            __m256i idx = _mm256_add_epi64(_mm256_set1_epi64x((long long)(r->row + x)),
+                                           _mm256_setr_epi64x(0, 1, 2, 3));
+            __m256 g =
+                _mm256_set_m128(grain4(_mm256_add_epi64(idx, _mm256_set1_epi64x(4))), grain4(idx));
+            gr = _mm256_mul_ps(grain, g);
+        }
+        __m256 a = clamp8(_mm256_loadu_ps(ar + x), zero, one), na = _mm256_sub_ps(one, a);
+        __m256 v[3], bg[3];
+        ts_load3x8(fr + 3 * x, v);
+        if (br) ts_load3x8(br + 3 * x, bg);
+        for (int c = 0; c < 3; c++) {
+            __m256 back = _mm256_add_ps(_mm256_mul_ps(br ? bg[c] : col[c], f), gr);
+            v[c] = clamp8(_mm256_add_ps(_mm256_mul_ps(a, v[c]), _mm256_mul_ps(na, back)), zero,
+                          _mm256_set1_ps(255.f));
+        }
+        ts_store3x8(o + 3 * x, v);
+    }
+    return x;
+}
+#endif
+
+/* Whether every alpha of the block [x, x + 8) (or to the row's end) is 1 or more. */
+static inline int block_opaque(const float *ar, int x, int W) {
+    int all = 1;
+    if (x + 8 <= W)
+        for (int i = 0; i < 8; i++) all &= ar[x + i] >= 1.f;
+    else
+        for (int i = x; i < W; i++) all &= ar[i] >= 1.f;
+    return all;
+}
+
+static void composite_rows(size_t first, size_t n, void *user) {
+    const bg_comp *b = user;
+    int W = b->W, H = b->H, kind = b->kind;
+    float *scratch = b->scratch + (first ? 4 * (size_t)W : 0);
+    bg_row r = {.f = scratch, .gr = scratch + W, .sh = scratch + 2 * W, .up = scratch + 3 * W};
+    for (int y = (int)first; y < (int)(first + n); y++) {
+        r.y = y, r.row = (size_t)y * W;
+        r.dy = y + 0.5f - b->gy, r.vdy = y + 0.5f - H / 2.0f;
+        r.g_row = kind == KIND_GRADIENT ? b->g_stops * (y + 0.5f) / H : 0.f;
+        r.ramp = b->shadow ? shadow_ramp(b->shadow, y) : 0.f;
+        const float *fr = b->fg + 3 * r.row, *ar = b->al + r.row;
+        float *o = b->out + 3 * r.row;
+        for (int x = 0; x < W;) {
+            /* the person's inside: blocks where every alpha is 1 */
+            int xa = x;
+            while (xa < W && block_opaque(ar, xa, W)) xa += 8;
+            xa = xa < W ? xa : W;
+            for (int i = 3 * x; i < 3 * xa; i++) {
+                float v = fr[i];
+                o[i] = v < 0.f ? 0.f : v > 255.f ? 255.f : v;
             }
+            if (xa == W) break;
+            /* where the backdrop shows through */
+            int xb = xa;
+            while (xb < W && !block_opaque(ar, xb, W)) xb += 8;
+            xb = xb < W ? xb : W;
+            if (r.ramp != 0) shadow_span(b, &r, xa, xb);
+            int done = xa;
+#ifdef TS_SRGB_HAVE_AVX2
+            if (b->avx2 && !b->linear) done = backdrop_span8(b, &r, xa, xb);
+#endif
+            if (done < xb) backdrop_span(b, &r, done, xb);
+            x = xb;
+        }
     }
 }
 
@@ -496,32 +712,14 @@ static int fill_holes(float *bl, int W, int H) {
     return 0;
 }
 
-/* The contact shadow's density (0..1) per pixel: the alpha moved down and a little aside, blurred
- * wide, and faded in from the chin down so it gathers around the shoulders, never around the
- * hair. NULL when strength is 0. */
-static float *contact_shadow(const ts_render_job *job, const float *al, int W, int H) {
+/* The contact shadow of the alpha al (which must outlive it) into s; -1 when out of memory. */
+static int contact_shadow(const ts_render_job *job, const float *al, int W, int H,
+                          shadow_field *s) {
     double ie = fmax(job->inter_eye, 4);
-    int dx = (int)lround(0.12 * ie), dy = (int)lround(0.35 * ie);
-    float *bl = soft_blur(al, W, H, 1, 0.6 * ie);
-    if (!bl) return NULL;
-    float *s = malloc(sizeof *s * (size_t)W * H);
-    if (!s) {
-        free(bl);
-        return NULL;
-    }
-    double chin = job->lm[152][1], y0 = chin - 0.2 * ie, y1 = chin + 1.2 * ie;
-    for (int y = 0; y < H; y++) {
-        double t = (y - y0) / (y1 - y0);
-        t = t < 0 ? 0 : t > 1 ? 1 : t;
-        float ramp = (float)(t * t * (3 - 2 * t));
-        int sy = y - dy < 0 ? 0 : y - dy;
-        for (int x = 0; x < W; x++) {
-            int sx = x - dx < 0 ? 0 : x - dx >= W ? W - 1 : x - dx;
-            s[(size_t)y * W + x] = ramp * bl[(size_t)sy * W + sx];
-        }
-    }
-    free(bl);
-    return s;
+    s->dx = (int)lround(0.12 * ie), s->dy = (int)lround(0.35 * ie);
+    double chin = job->lm[152][1];
+    s->y0 = chin - 0.2 * ie, s->y1 = chin + 1.2 * ie;
+    return soft_grid_make(al, W, H, 1, 0.6 * ie, &s->alpha);
 }
 
 static ts_status background_run(ts_render_job *job, const void *params) {
@@ -574,18 +772,20 @@ static ts_status background_run(ts_render_job *job, const void *params) {
             return ts_fail(ctx, TS_ERR_NOMEM, "background: out of memory");
         }
     }
-    float *shadow = NULL;
+    shadow_field shadow_f, *shadow = NULL;
     if (p->shadow > 0 && p->kind != KIND_BLUR) {
-        shadow = contact_shadow(job, al, W, H);
-        if (!shadow) {
+        if (contact_shadow(job, al, W, H, &shadow_f)) {
             free(blur);
             buffers_free(&b);
             return ts_fail(ctx, TS_ERR_NOMEM, "background: out of memory");
         }
+        shadow = &shadow_f;
     }
-    float *out = malloc(sizeof *out * n * 3), *scratch = malloc(sizeof *scratch * W * 4);
+    float *out = ts_render_big_alloc(sizeof *out * n * 3),
+          *scratch = malloc(sizeof *scratch * W * 8);
     if (!out || !scratch) {
-        free(out), free(scratch), free(blur), free(shadow);
+        ts_render_big_free(out), free(scratch), free(blur);
+        if (shadow) soft_grid_free(&shadow->alpha);
         buffers_free(&b);
         return ts_fail(ctx, TS_ERR_NOMEM, "background: out of memory");
     }
@@ -598,8 +798,12 @@ static ts_status background_run(ts_render_job *job, const void *params) {
     double gx0 = (L[234][0] + L[454][0]) / 2, gy0 = L[152][1];
     double R = hypot(fmax(gx0, W - gx0), fmax(gy0, H - gy0));
     double Rc = hypot(W / 2.0, H / 2.0);
-    bg_comp cp = {rgb,
-                  fg,
+    int avx2 = 0;
+#ifdef TS_SRGB_HAVE_AVX2
+    ts_srgb_init();
+    avx2 = ts_srgb_avx2;
+#endif
+    bg_comp cp = {fg,
                   al,
                   blur,
                   shadow,
@@ -609,6 +813,7 @@ static ts_status background_run(ts_render_job *job, const void *params) {
                   H,
                   p->kind,
                   p->linear,
+                  avx2,
                   p->shadow,
                   p->grain,
                   (float)(1 / (R * R)),
@@ -621,8 +826,8 @@ static ts_status background_run(ts_render_job *job, const void *params) {
     ts_render_split2(composite_rows, &cp, (size_t)H, 64);
     free(scratch);
     free(blur);
-    free(shadow);
-    VipsImage *im = wrap(out, W, H, 3);
+    if (shadow) soft_grid_free(&shadow->alpha);
+    VipsImage *im = ts_render_wrap_big(out, sizeof *out * n * 3, W, H, 3, VIPS_FORMAT_FLOAT);
     VipsInterpretation interp = b.rgb->Type;
     buffers_free(&b);
     if (!im) return ts_fail(ctx, TS_ERR_INTERNAL, "background: %s", vips_error_buffer());

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "render/srgb.h"
 
 const char *const ts_export_format_names[] = {"jpeg", "png", "webp", "avif", NULL};
 static const char *const format_labels[] = {"JPEG", "PNG", "WebP", "AVIF"};
@@ -261,23 +262,59 @@ static int has_extension(const char *path, int format) {
     return 0;
 }
 
+#ifdef TS_SRGB_HAVE_AVX2
+/* to_bytes for [0, n rounded down to 32), 32 samples at a time; returns how many. The same
+ * bytes: max and min as the scalar selects (NaN to 0), then rounding to nearest, ties to even
+ * (the processor's default mode, as lrintf). */
+TS_SRGB_AVX2 static size_t to_bytes32(const float *in, unsigned char *px, size_t n) {
+    size_t i = 0;
+    const __m256 zero = _mm256_setzero_ps(), top = _mm256_set1_ps(255.f);
+    for (; i + 32 <= n; i += 32) {
+        __m256i q[4];
+        for (int k = 0; k < 4; k++) {
+            __m256 v = _mm256_loadu_ps(in + i + 8 * k);
+            /* in >= 0 ? in : 0, then v <= 255 ? v : 255 */
+            v = _mm256_and_ps(v, _mm256_cmp_ps(v, zero, _CMP_GE_OQ));
+            v = _mm256_blendv_ps(top, v, _mm256_cmp_ps(v, top, _CMP_LE_OQ));
+            q[k] = _mm256_cvtps_epi32(v);
+        }
+        /* 32 ints (0..255) to bytes, back in order after the lane-wise packs */
+        __m256i w = _mm256_packus_epi32(q[0], q[1]), x = _mm256_packus_epi32(q[2], q[3]);
+        __m256i b = _mm256_packus_epi16(w, x);
+        b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(px + i), b);
+    }
+    return i;
+}
+#endif
+
+/* The float samples in[0, n) rounded to nearest (ties to even, as libvips' rint) and clamped
+ * to 0..255 into px. */
+static void to_bytes(const float *in, unsigned char *px, size_t n) {
+    size_t i = 0;
+#ifdef TS_SRGB_HAVE_AVX2
+    ts_srgb_init();
+    if (ts_srgb_avx2) i = to_bytes32(in, px, n);
+#endif
+    for (; i < n; i++) {
+        float v = in[i] >= 0.f ? in[i] : 0.f; /* (NaN too) */
+        px[i] = (unsigned char)lrintf(v <= 255.f ? v : 255.f);
+    }
+}
+
 /* The canvas as 8-bit sRGB in a fresh image: no metadata of any kind. */
 static VipsImage *fresh_pixels(VipsImage *rgb) {
     if (rgb->BandFmt == VIPS_FORMAT_FLOAT) {
-        /* A canvas: rounded to nearest (ties to even, as libvips' rint) and clamped in one pass
-         * the compiler vectorises, rather than three libvips passes over the float image. */
+        /* A canvas: rounded and clamped in one pass, rather than three libvips passes over the
+         * float image. */
         VipsImage *m = vips_image_copy_memory(rgb); /* a reference when it is in memory */
         if (!m) return NULL;
         size_t n = (size_t)m->Xsize * m->Ysize * m->Bands;
         const float *in = (const float *)VIPS_IMAGE_ADDR(m, 0, 0);
-        unsigned char *px = g_try_malloc(n);
-        if (px)
-            for (size_t i = 0; i < n; i++) {
-                float v = in[i] >= 0.f ? in[i] : 0.f; /* (NaN too) */
-                px[i] = (unsigned char)lrintf(v <= 255.f ? v : 255.f);
-            }
+        unsigned char *px = ts_render_big_alloc(n);
+        if (px) to_bytes(in, px, n);
         VipsImage *out =
-            px ? ts_render_wrap(px, n, m->Xsize, m->Ysize, m->Bands, VIPS_FORMAT_UCHAR) : NULL;
+            px ? ts_render_wrap_big(px, n, m->Xsize, m->Ysize, m->Bands, VIPS_FORMAT_UCHAR) : NULL;
         g_object_unref(m);
         if (out) out->Type = VIPS_INTERPRETATION_sRGB;
         return out;

@@ -86,6 +86,9 @@ typedef struct map_job {
     float *out[2];
     int n_img;
     size_t base;
+    /* a box narrower than the canvas: its rows are mapped from x0 to x1 (x1 - x0 < w), the
+     * rest of each row kept (copied where the output is not the input) */
+    size_t w, x0, x1;
 } map_job;
 
 /* Whether pixel i is bit for bit the same in a and b. */
@@ -96,32 +99,120 @@ static inline int same_px(const float *a, const float *b, size_t i) {
     return x[0] == y[0] && x[1] == y[1] && x[2] == y[2];
 }
 
-static void map_range(size_t first, size_t n, void *user) {
-    const map_job *m = user;
+#ifdef TS_SRGB_HAVE_AVX2
+/* same_px for pixels [first, first + k rounded down to 8) into same[0..), eight pixels (three
+ * 32-byte words each of a and b) at a time; returns how many. */
+TS_SRGB_AVX2 static size_t same_px8(const float *a, const float *b, size_t first, size_t k,
+                                    uint8_t *same) {
+    size_t j = 0;
+    for (; j + 8 <= k; j += 8) {
+        const float *p = a + 3 * (first + j), *q = b + 3 * (first + j);
+        uint32_t bits = 0;
+        for (int w = 0; w < 3; w++) {
+            __m256i e = _mm256_cmpeq_epi32(_mm256_loadu_si256((const __m256i *)(p + 8 * w)),
+                                           _mm256_loadu_si256((const __m256i *)(q + 8 * w)));
+            bits |= (uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(e)) << (8 * w);
+        }
+        /* a pixel is its three bits */
+        if (bits == 0xffffff)
+            memset(same + j, 1, 8);
+        else
+            for (int l = 0; l < 8; l++) same[j + l] = (bits >> (3 * l) & 7) == 7;
+    }
+    return j;
+}
+#endif
+
+/* The map over pixels [c0, c0 + n). */
+static void map_span(const map_job *m, size_t c0, size_t n) {
     enum { CHUNK = 4096 };
     uint8_t same[CHUNK];
-    for (size_t c = m->base + first, end = c + n; c < end; c += CHUNK) {
+    for (size_t c = c0, end = c + n; c < end; c += CHUNK) {
         size_t k = end - c < CHUNK ? end - c : CHUNK;
-        if (m->n_img == 2)
-            for (size_t j = 0; j < k; j++) same[j] = (uint8_t)same_px(m->in[1], m->in[0], c + j);
+        if (m->n_img == 2) {
+            size_t j = 0;
+#ifdef TS_SRGB_HAVE_AVX2
+            if (ts_srgb_avx2) j = same_px8(m->in[1], m->in[0], c, k, same);
+#endif
+            for (; j < k; j++) same[j] = (uint8_t)same_px(m->in[1], m->in[0], c + j);
+        }
         m->op(m->in[0], m->out[0], c, k, m->user);
         if (m->n_img < 2) continue;
+        /* the runs found with memchr (long, mostly) */
         for (size_t j = 0; j < k;) {
-            size_t e = j;
-            while (e < k && same[e]) e++;
+            const uint8_t *z = memchr(same + j, 0, k - j);
+            size_t e = z ? (size_t)(z - same) : k;
             if (e > j)
                 memcpy(m->out[1] + 3 * (c + j), m->out[0] + 3 * (c + j),
                        3 * sizeof(float) * (e - j));
             j = e;
-            while (e < k && !same[e]) e++;
-            if (e > j) m->op(m->in[1], m->out[1], c + j, e - j, m->user);
+            if (j == k) break;
+            z = memchr(same + j, 1, k - j);
+            e = z ? (size_t)(z - same) : k;
+            m->op(m->in[1], m->out[1], c + j, e - j, m->user);
             j = e;
         }
     }
 }
 
+static void map_range(size_t first, size_t n, void *user) {
+    const map_job *m = user;
+    map_span(m, m->base + first, n);
+}
+
+/* The box's rows [first, first + n) (counted from its first row, base / w). */
+static void map_box_rows(size_t first, size_t n, void *user) {
+    const map_job *m = user;
+    size_t w = m->w;
+    for (size_t r = m->base / w + first, end = r + n; r < end; r++) {
+        for (int k = 0; k < m->n_img; k++)
+            if (m->out[k] != m->in[k]) {
+                memcpy(m->out[k] + 3 * r * w, m->in[k] + 3 * r * w, sizeof(float) * 3 * m->x0);
+                memcpy(m->out[k] + 3 * (r * w + m->x1), m->in[k] + 3 * (r * w + m->x1),
+                       sizeof(float) * 3 * (w - m->x1));
+            }
+        map_span(m, r * w + m->x0, m->x1 - m->x0);
+    }
+}
+
 /* The key under which ts_render_wrap marks the buffer its image owns. */
 static const char OWN_KEY[] = "ts-render-own";
+
+/* ---- big buffers ------------------------------------------------------------------------ */
+
+/* The colour stages' canvases and box-sized scratch, from one place. From the heap: a look's
+ * canvases are freed at its end and the next look's take them back warm (no page faults, no
+ * zeroing). Mapped on their own in huge pages instead, each cost a fault per 2 MiB and the
+ * zeroing, and on this machine (a VM whose fresh huge pages are sometimes slow to back) the
+ * colour stages took 4 ms a look more than from the heap, with spikes of tens of ms. */
+enum { BIG_HEAD = 64 }; /* bytes before the buffer; keeps it 64-byte aligned */
+
+void *ts_render_big_alloc(size_t bytes) {
+    uint8_t *h = malloc(bytes + BIG_HEAD);
+    return h ? h + BIG_HEAD : NULL;
+}
+
+void ts_render_big_free(void *buf) {
+    if (buf) free((uint8_t *)buf - BIG_HEAD);
+}
+
+static void free_big(VipsImage *im, void *buf) {
+    (void)im;
+    ts_render_big_free(buf);
+}
+
+VipsImage *ts_render_wrap_big(void *buf, size_t bytes, int w, int h, int bands,
+                              VipsBandFormat fmt) {
+    VipsImage *im = vips_image_new_from_memory(buf, bytes, w, h, bands, fmt);
+    if (!im) {
+        ts_render_big_free(buf);
+        return NULL;
+    }
+    g_signal_connect(im, "postclose", G_CALLBACK(free_big), buf);
+    g_object_set_data(G_OBJECT(im), OWN_KEY, buf);
+    im->Type = bands == 3 ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W;
+    return im;
+}
 
 VipsImage *ts_render_wrap(void *buf, size_t bytes, int w, int h, int bands, VipsBandFormat fmt) {
     VipsImage *im = vips_image_new_from_memory(buf, bytes, w, h, bands, fmt);
@@ -147,10 +238,11 @@ static int writable(VipsImage *im) {
              g_object_get_data(G_OBJECT(im), OWN_KEY) == (void *)im->data));
 }
 
-/* A new image of in's shape around buf (freed with the image); NULL, buf freed, on failure. */
+/* A new image of in's shape around buf (ts_render_big_alloc'd, freed with the image); NULL, buf
+ * freed, on failure. */
 static VipsImage *wrap_like(float *buf, VipsImage *in) {
-    VipsImage *im = ts_render_wrap(buf, VIPS_IMAGE_SIZEOF_IMAGE(in), in->Xsize, in->Ysize,
-                                   in->Bands, VIPS_FORMAT_FLOAT);
+    VipsImage *im = ts_render_wrap_big(buf, VIPS_IMAGE_SIZEOF_IMAGE(in), in->Xsize, in->Ysize,
+                                       in->Bands, VIPS_FORMAT_FLOAT);
     if (im) im->Type = in->Type, im->Xres = in->Xres, im->Yres = in->Yres;
     return im;
 }
@@ -161,6 +253,11 @@ ts_status ts_render_map_px(ts_render_job *job, ts_render_px_op op, void *user, c
 
 ts_status ts_render_map_px_rows(ts_render_job *job, ts_render_px_op op, void *user, int y0, int y1,
                                 const char *what) {
+    return ts_render_map_px_box(job, op, user, 0, y0, job->rgb ? job->rgb->Xsize : 0, y1, what);
+}
+
+ts_status ts_render_map_px_box(ts_render_job *job, ts_render_px_op op, void *user, int x0, int y0,
+                               int x1, int y1, const char *what) {
     VipsImage *src[2] = {job->rgb, job->fg}, *mem[2] = {NULL, NULL}, *res[2] = {NULL, NULL};
     int n_img = job->fg ? 2 : 1, ok = 1, inplace[2] = {0, 0};
     for (int k = 0; k < n_img && ok; k++) {
@@ -171,16 +268,18 @@ ts_status ts_render_map_px_rows(ts_render_job *job, ts_render_px_op op, void *us
         if (ok && k == 1) ok = mem[1]->Xsize == mem[0]->Xsize && mem[1]->Ysize == mem[0]->Ysize;
     }
     float *buf[2] = {NULL, NULL};
-    map_job mj = {op, user, {NULL, NULL}, {NULL, NULL}, n_img, 0};
+    map_job mj = {op, user, {NULL, NULL}, {NULL, NULL}, n_img, 0, 0, 0, 0};
     size_t w = ok ? (size_t)mem[0]->Xsize : 0, h = ok ? (size_t)mem[0]->Ysize : 0;
     y0 = y0 < 0 ? 0 : y0, y1 = y1 > (int)h ? (int)h : y1;
+    x0 = x0 < 0 ? 0 : x0, x1 = x1 > (int)w ? (int)w : x1;
+    if (x1 <= x0) y1 = y0; /* nothing to map */
     for (int k = 0; k < n_img && ok; k++) {
         mj.in[k] = (const float *)VIPS_IMAGE_ADDR(mem[k], 0, 0);
         if (inplace[k]) {
             mj.out[k] = (float *)VIPS_IMAGE_ADDR(mem[k], 0, 0);
             continue;
         }
-        mj.out[k] = buf[k] = g_try_malloc(VIPS_IMAGE_SIZEOF_IMAGE(mem[k]));
+        mj.out[k] = buf[k] = ts_render_big_alloc(VIPS_IMAGE_SIZEOF_IMAGE(mem[k]));
         ok = buf[k] != NULL;
         /* the rows left alone keep their values */
         if (ok && y0 > 0) memcpy(buf[k], mj.in[k], sizeof(float) * 3 * w * (size_t)y0);
@@ -190,7 +289,12 @@ ts_status ts_render_map_px_rows(ts_render_job *job, ts_render_px_op op, void *us
     }
     if (ok && y1 > y0) {
         mj.base = w * (size_t)y0;
-        ts_render_split2(map_range, &mj, w * (size_t)(y1 - y0), 65536);
+        if (x0 == 0 && x1 == (int)w) {
+            ts_render_split2(map_range, &mj, w * (size_t)(y1 - y0), 65536);
+        } else {
+            mj.w = w, mj.x0 = (size_t)x0, mj.x1 = (size_t)x1;
+            ts_render_split2(map_box_rows, &mj, (size_t)(y1 - y0), 65536 / (size_t)(x1 - x0) + 1);
+        }
     }
     for (int k = 0; k < n_img && ok; k++) {
         if (inplace[k]) continue;
@@ -199,7 +303,7 @@ ts_status ts_render_map_px_rows(ts_render_job *job, ts_render_px_op op, void *us
         ok = res[k] != NULL;
     }
     for (int k = 0; k < 2; k++) {
-        g_free(buf[k]);
+        ts_render_big_free(buf[k]);
         if (mem[k]) g_object_unref(mem[k]);
     }
     if (!ok) {

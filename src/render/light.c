@@ -153,7 +153,7 @@ static int soft_face_mask(ts_render_job *job, const ts_face_mesh *mesh, int bw, 
     int k = (int)(feather / 4);
     k = k < 1 ? 1 : k > 8 ? 8 : k;
     sm->k = k, sm->sw = (bw + k - 1) / k, sm->sh = (bh + k - 1) / k;
-    sm->m = malloc((size_t)sm->sw * sm->sh + 4); /* + 4: shape_row8 reads 4 bytes at a time */
+    sm->m = malloc((size_t)sm->sw * sm->sh);
     if (!sm->m || ts_face_region_mask(mesh, job->ctx->geom, TS_REGION_FACE, sm->sw, sm->sh,
                                       1.0f / k, feather / k, sm->m))
         return -1;
@@ -262,6 +262,10 @@ typedef struct shape_job {
     const float *lum, *alpha;
     const soft_mask *face;
     const soft_axis *fx, *fy;
+    /* for the eight-at-a-time path: each row of the soft mask read bilinearly along the box's
+     * columns (the first half of reach_at's arithmetic, once per grid row instead of once per
+     * box row: k box rows share a grid row); NULL without it */
+    const float *across;
     int w, bw, bx0, bx1, by0;
     double ax, ay, nx, ny, sign, half;
     double sk[2][2];
@@ -272,15 +276,13 @@ typedef struct shape_job {
  * in the same order), for a soft mask on a coarser grid; returns how many columns. */
 TS_SRGB_AVX2 static int shape_row8(const shape_job *j, int y, double vy, double *sk) {
     int bw = j->bw, bx0 = j->bx0, by = y - j->by0, n = bw / 8 * 8;
-    const soft_mask *f = j->face;
-    const int *r0 = (const int *)(f->m + (size_t)j->fy->i0[by] * f->sw);
-    const int *r1 = (const int *)(f->m + (size_t)j->fy->i1[by] * f->sw);
+    const float *top_row = j->across + (size_t)j->fy->i0[by] * bw;
+    const float *bot_row = j->across + (size_t)j->fy->i1[by] * bw;
     const float *arow = j->alpha ? j->alpha + (size_t)y * j->w + bx0 : NULL;
     float *shape = j->shape + (size_t)by * bw;
     const uint8_t *skin = j->skin + (size_t)by * bw;
     const float *lum = j->lum + (size_t)by * bw;
     const __m256 ty = _mm256_set1_ps(j->fy->t[by]), one = _mm256_set1_ps(1);
-    const __m256i byte = _mm256_set1_epi32(0xff);
     const __m256d ax = _mm256_set1_pd(j->ax), nx = _mm256_set1_pd(j->nx), vyd = _mm256_set1_pd(vy),
                   sign = _mm256_set1_pd(j->sign), half = _mm256_set1_pd(j->half),
                   h05 = _mm256_set1_pd(0.5);
@@ -305,27 +307,24 @@ TS_SRGB_AVX2 static int shape_row8(const shape_job *j, int y, double vy, double 
             _mm256_mul_ps(_mm256_mul_ps(t, t),
                           _mm256_sub_ps(_mm256_set1_ps(3), _mm256_mul_ps(_mm256_set1_ps(2), t)));
         /* the soft mask, bilinearly (reach_at) */
-        __m256i i0 = _mm256_loadu_si256((const __m256i *)(j->fx->i0 + x));
-        __m256i i1 = _mm256_loadu_si256((const __m256i *)(j->fx->i1 + x));
-        __m256 tx = _mm256_loadu_ps(j->fx->t + x);
-#define TS_BYTE8(row, idx)                                                                         \
-    _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_i32gather_epi32(row, idx, 1), byte))
-        __m256 a0 = TS_BYTE8(r0, i0), a1 = TS_BYTE8(r0, i1), b0 = TS_BYTE8(r1, i0),
-               b1 = TS_BYTE8(r1, i1);
-#undef TS_BYTE8
-        __m256 top = _mm256_add_ps(a0, _mm256_mul_ps(tx, _mm256_sub_ps(a1, a0)));
-        __m256 bot = _mm256_add_ps(b0, _mm256_mul_ps(tx, _mm256_sub_ps(b1, b0)));
+        __m256 top = _mm256_loadu_ps(top_row + x), bot = _mm256_loadu_ps(bot_row + x);
         __m256 m = _mm256_cvtepi32_ps(_mm256_cvttps_epi32(_mm256_add_ps(
             _mm256_add_ps(top, _mm256_mul_ps(ty, _mm256_sub_ps(bot, top))), _mm256_set1_ps(0.5f))));
         __m256 reach = _mm256_min_ps(
             _mm256_mul_ps(_mm256_div_ps(m, _mm256_set1_ps(255.f)), _mm256_set1_ps(1.6f)), one);
         /* where alpha or the ramp is 0, so is k (both factors are finite) */
         _mm256_storeu_ps(shape + x, _mm256_mul_ps(_mm256_mul_ps(r, reach), a));
-        for (int l = x; l < x + 8; l++)
-            if (skin[l] >= 250 && shape[l] > 0 && lum[l] >= 0) {
+        /* the lit skin's sums, in column order, over the lanes that are skin */
+        __m256i sv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(skin + x)));
+        int on = _mm256_movemask_ps(_mm256_castsi256_ps(
+            _mm256_cmpeq_epi32(sv, _mm256_max_epu32(sv, _mm256_set1_epi32(250)))));
+        for (; on; on &= on - 1) {
+            int l = x + __builtin_ctz((unsigned)on);
+            if (shape[l] > 0 && lum[l] >= 0) {
                 double uu = (bx0 + l + 0.5 - j->ax) * j->nx + uy;
                 sk[uu > 0] += shape[l] * (double)lum[l];
             }
+        }
     }
     return n;
 }
@@ -340,7 +339,7 @@ static void shape_rows(size_t first, size_t n, void *user) {
         double vy = (y + 0.5 - ay) * ny;
         int x = bx0;
 #ifdef TS_SRGB_HAVE_AVX2
-        if (ts_srgb_avx2 && j->face->k > 1) x += shape_row8(j, y, vy, sk);
+        if (j->across) x += shape_row8(j, y, vy, sk);
 #endif
         for (; x < bx1; x++) {
             size_t i = (size_t)y * w + x, bi = (size_t)(y - by0) * bw + (x - bx0);
@@ -405,7 +404,7 @@ static ts_status light_run(ts_render_job *job, const void *params) {
     memset(&mesh, 0, sizeof mesh);
     for (int i = 0; i < TS_LANDMARKS; i++)
         mesh.pts[i][0] = L[i][0] - bx0, mesh.pts[i][1] = L[i][1] - by0;
-    uint8_t *skin = malloc(bn);
+    uint8_t *skin = ts_render_big_alloc(bn);
     soft_mask face = {NULL, 1, 0, 0};
     soft_axis fax = {NULL, NULL, NULL}, fay = {NULL, NULL, NULL};
     /* read in place: frame leaves the canvas in memory */
@@ -415,7 +414,8 @@ static ts_status light_run(ts_render_job *job, const void *params) {
     const float *alpha = amem && amem->BandFmt == VIPS_FORMAT_FLOAT && amem->Bands == 1
                              ? (const float *)VIPS_IMAGE_ADDR(amem, 0, 0)
                              : NULL;
-    float *shape = malloc(bn * sizeof *shape), *lum = malloc(bn * sizeof *lum);
+    float *shape = ts_render_big_alloc(bn * sizeof *shape),
+          *lum = ts_render_big_alloc(bn * sizeof *lum);
     float *dec = malloc(sizeof *dec * 6 * (size_t)bw);
     st = TS_OK;
     if (!skin || !px || !shape || !lum || !dec || (job->alpha && !alpha)) {
@@ -451,10 +451,21 @@ static ts_status light_run(ts_render_job *job, const void *params) {
         st = ts_fail(job->ctx, TS_ERR_NOMEM, "light: out of memory");
         goto done;
     }
-    shape_job sj = {
-        shape, skin, lum,  alpha, &face,           &fax, &fay, w, bw, bx0, bx1, by0, ax, ay,
-        nx,    ny,   sign, half,  {{0, 0}, {0, 0}}};
+    float *across = NULL;
+#ifdef TS_SRGB_HAVE_AVX2
+    if (ts_srgb_avx2 && face.k > 1 && (across = malloc(sizeof *across * face.sh * (size_t)bw)))
+        for (int r = 0; r < face.sh; r++) {
+            const uint8_t *m = face.m + (size_t)r * face.sw;
+            for (int x = 0; x < bw; x++) {
+                float a0 = m[fax.i0[x]], a1 = m[fax.i1[x]];
+                across[(size_t)r * bw + x] = a0 + fax.t[x] * (a1 - a0);
+            }
+        }
+#endif
+    shape_job sj = {shape, skin, lum, alpha, &face, &fax, &fay, across, w,    bw,
+                    bx0,   bx1,  by0, ax,    ay,    nx,   ny,   sign,   half, {{0, 0}, {0, 0}}};
     ts_render_split2(shape_rows, &sj, (size_t)bh, 64);
+    free(across);
     double sk[2] = {sj.sk[0][0] + sj.sk[1][0], sj.sk[0][1] + sj.sk[1][1]};
     sk[0] /= cnt[0], sk[1] /= cnt[1];
     /* Target ratio t = ratio^(1 - s): (m_d + g sk_d) = t (m_b + g sk_b). */
@@ -467,7 +478,7 @@ static ts_status light_run(ts_render_job *job, const void *params) {
     /* the pixels are let go of first, so the map can write them in place */
     g_object_unref(mem), mem = NULL;
     light_map map = {w, bx0, by0, bw, shape, (float)g};
-    st = ts_render_map_px_rows(job, light_op, &map, by0, by1, "light");
+    st = ts_render_map_px_box(job, light_op, &map, bx0, by0, bx1, by1, "light");
     if (st == TS_OK)
         ts_render_edit(job,
                        "fill light on the %s side of the face (+%.1f stops; sides %.2f -> "
@@ -475,7 +486,8 @@ static ts_status light_run(ts_render_job *job, const void *params) {
                        dark ? "image-right" : "image-left", log2(1 + g), ratio,
                        (m[dark] + g * sk[dark]) / (m[(int)b] + g * sk[(int)b]));
 done:
-    free(skin), free(face.m), free(shape), free(lum), free(dec);
+    ts_render_big_free(skin), ts_render_big_free(shape), ts_render_big_free(lum);
+    free(face.m), free(dec);
     soft_axis_free(&fax), soft_axis_free(&fay);
     if (mem) g_object_unref(mem);
     if (amem) g_object_unref(amem);

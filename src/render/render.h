@@ -134,4 +134,18 @@ ts_status ts_render_map_px_rows(ts_render_job *job, ts_render_px_op op, void *us
 ts_status ts_render_region_mask(ts_render_job *job, int region, int x0, int y0, int w, int h,
                                 uint8_t *out);
 
+/* ts_render_map_px on the pixels of the box [x0, x1) x [y0, y1) only; the others keep their
+ * values (op is called on ranges within one row of the box). */
+ts_status ts_render_map_px_box(ts_render_job *job, ts_render_px_op op, void *user, int x0, int y0,
+                               int x1, int y1, const char *what);
+
+/* A buffer of bytes for a canvas or a stage's scratch (64-byte aligned; job.c says where it comes
+ * from and why). NULL when out of memory. Free with ts_render_big_free (NULL-safe). */
+void *ts_render_big_alloc(size_t bytes);
+void ts_render_big_free(void *buf);
+
+/* ts_render_wrap for a buffer from ts_render_big_alloc (owned by the image from here on; freed
+ * at once when NULL is returned). A per-pixel map may write it in place. */
+VipsImage *ts_render_wrap_big(void *buf, size_t bytes, int w, int h, int bands, VipsBandFormat fmt);
+
 #endif

@@ -172,24 +172,20 @@ typedef struct tone_measure {
 } tone_measure;
 
 /* Mean of the pixels whose luminance lies in the [lo, hi] quantiles of the selected ones.
- * idx lists n pixel indices into lin (3 floats each); y their luminances (reordered). */
+ * idx lists n pixel indices into lin (3 floats each); y their luminances. */
 static int quantile_mean(const float *lin, const int *idx, float *y, int n, double lo, double hi,
                          double out[3]) {
     if (n <= 0) return 0;
-    float *s = malloc(sizeof *s * n);
-    if (!s) return 0;
-    memcpy(s, y, sizeof *s * n);
     /* a histogram of luminance gives the quantiles without sorting */
     enum { NB = 2048 };
     int hist[NB] = {0};
-    for (int i = 0; i < n; i++) hist[(int)(ts_minf(ts_maxf(s[i], 0), 1) * (NB - 1))]++;
+    for (int i = 0; i < n; i++) hist[(int)(ts_minf(ts_maxf(y[i], 0), 1) * (NB - 1))]++;
     int a = (int)(lo * n), b = (int)(hi * n), c = 0, blo = 0, bhi = NB - 1;
     for (int k = 0; k < NB; k++) {
         if (c <= a) blo = k;
         c += hist[k];
         if (c < b) bhi = k + 1;
     }
-    free(s);
     double sum[3] = {0};
     int m = 0;
     for (int i = 0; i < n; i++) {
@@ -239,8 +235,8 @@ static ts_status measure(ts_render_job *job, const float *lin, int w, int h, int
     uint8_t *iris_r = region_mask(job, &mesh, TS_REGION_RIGHT_IRIS, w, h, 1.5f);
     uint8_t *iris_l = region_mask(job, &mesh, TS_REGION_LEFT_IRIS, w, h, 1.5f);
     uint8_t *mouth = region_mask(job, &mesh, TS_REGION_MOUTH, w, h, 0);
-    int *idx = malloc(sizeof *idx * n);
-    float *y = malloc(sizeof *y * n);
+    int *idx = ts_render_big_alloc(sizeof *idx * n);
+    float *y = ts_render_big_alloc(sizeof *y * n);
     uint8_t *zero = calloc((size_t)w, 1);
     ts_status st = TS_OK;
     if (!skin || !eye_r || !eye_l || !iris_r || !iris_l || !mouth || !idx || !y || !zero) {
@@ -297,8 +293,8 @@ static ts_status measure(ts_render_job *job, const float *lin, int w, int h, int
     double ied = job->inter_eye > 1 ? job->inter_eye : 1;
     if (m > 0.01 * ied * ied) t->n_teeth = quantile_mean(lin, idx, y, m, 0.5, 0.98, t->teeth);
 done:
-    free(skin), free(eye_r), free(eye_l), free(iris_r), free(iris_l), free(mouth), free(idx),
-        free(y), free(zero);
+    free(skin), free(eye_r), free(eye_l), free(iris_r), free(iris_l), free(mouth), free(zero);
+    ts_render_big_free(idx), ts_render_big_free(y);
     return st;
 }
 
@@ -654,7 +650,7 @@ static ts_status measure_canvas(ts_render_job *job, tone_measure *t, int *outsid
         return TS_OK;
     }
     int bw = bx1 - bx0, bh = by1 - by0;
-    float *face = malloc(sizeof *face * 3 * (size_t)bw * bh);
+    float *face = ts_render_big_alloc(sizeof *face * 3 * (size_t)bw * bh);
     if (!face) {
         g_object_unref(mem);
         return ts_fail(job->ctx, TS_ERR_NOMEM, "tone: out of memory");
@@ -670,7 +666,7 @@ static ts_status measure_canvas(ts_render_job *job, tone_measure *t, int *outsid
     }
     g_object_unref(mem);
     ts_status st = measure(job, face, bw, bh, bx0, by0, t);
-    free(face);
+    ts_render_big_free(face);
     return st;
 }
 
