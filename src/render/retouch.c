@@ -19,9 +19,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/internal.h"
-#include "face/geometry.h"
 #include "face/regions.h"
 #include "render/render.h"
 #include "render/srgb.h"
@@ -57,6 +57,88 @@ static const ts_param retouch_table[] = {
 #define RT_INLINE static inline
 #endif
 
+/* ---- memory ----------------------------------------------------------------------------- */
+
+/* The stage's planes and scratch come from one region per run, in transparent huge pages where
+ * the system has them, handed out in order and given back in the reverse (a mark, then a release
+ * to it). Fresh 4 KiB pages cost a fault each, and a run touches some 60 MB of planes: in small
+ * pages that was a third of the stage's time, in 2 MiB ones it is a few per cent. The region goes
+ * back to the system with the run, so the stages after it no longer find these pages in the heap
+ * (background then faults in more of its own): the whole process gains about a third of what the
+ * stage does. What does not fit (a size the estimate missed) comes from the heap, freed at the
+ * release. */
+typedef struct spill {
+    struct spill *next;
+} spill;
+
+typedef struct arena {
+    uint8_t *base;
+    size_t cap, top;
+    void *map; /* the mapping, or NULL when base is malloc'd */
+    size_t map_len;
+    spill *spills; /* newest first */
+    size_t n_spills;
+} arena;
+
+typedef struct arena_mark {
+    size_t top, n_spills;
+} arena_mark;
+
+static int arena_init(arena *a, size_t bytes) {
+    memset(a, 0, sizeof *a);
+#if defined(MADV_HUGEPAGE) && defined(MAP_ANONYMOUS)
+    const size_t huge = (size_t)2 << 20;
+    if (bytes >= 2 * huge) {
+        size_t len = bytes + 2 * huge;
+        uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) {
+            a->base = (uint8_t *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
+            madvise(a->base, (bytes + huge - 1) & ~(huge - 1), MADV_HUGEPAGE);
+            a->cap = bytes, a->map = m, a->map_len = len;
+            return 0;
+        }
+    }
+#endif
+    a->base = malloc(bytes);
+    a->cap = a->base ? bytes : 0;
+    return a->base ? 0 : -1;
+}
+
+/* bytes (64-byte aligned), or NULL when out of memory */
+static void *arena_take(arena *a, size_t bytes) {
+    size_t t = (a->top + 63) & ~(size_t)63;
+    if (t + bytes <= a->cap) {
+        a->top = t + bytes;
+        return a->base + t;
+    }
+    spill *s = malloc(sizeof(spill) + 64 + bytes);
+    if (!s) return NULL;
+    s->next = a->spills, a->spills = s, a->n_spills++;
+    return (uint8_t *)s + 64;
+}
+
+static arena_mark arena_at(const arena *a) {
+    return (arena_mark){a->top, a->n_spills};
+}
+
+static void arena_release(arena *a, arena_mark m) {
+    while (a->n_spills > m.n_spills) {
+        spill *s = a->spills;
+        a->spills = s->next, a->n_spills--;
+        free(s);
+    }
+    a->top = m.top;
+}
+
+static void arena_done(arena *a) {
+    arena_release(a, (arena_mark){0, 0});
+    if (a->map)
+        munmap(a->map, a->map_len);
+    else
+        free(a->base);
+    a->base = NULL;
+}
+
 /* ---- colour ----------------------------------------------------------------------------- */
 
 static float lin_lut[1025]; /* sRGB code value / 255 * 1024 -> linear */
@@ -89,20 +171,23 @@ static inline float to_srgb(float l) {
     return 255.f * (l <= 0.0031308f ? 12.92f * l : 1.055f * powf(l, 1 / 2.4f) - 0.055f);
 }
 
-/* The cube root of t > 0: a first guess from the exponent bits, then Newton steps in double
- * (the last leaves it within a few parts in 10^-8 of cbrtf's, far below a float's step near 1,
- * at a fraction of libm's cost: the conversion runs on every pixel of the face's box). */
+/* The cube root of t > 0: a first guess from the exponent bits, two Newton steps in float, then
+ * a last one in double whose correction (a few parts in 10^6 of the root) needs only a float's
+ * precision, so it takes no division in double. It leaves the root within a few parts in 10^12
+ * of the exact one, far below a float's step (it rounds differently from three steps in double
+ * for about one float in three million), at a fraction of libm's cost: the conversion runs on
+ * every pixel of the face's box. */
 static inline float cbrt_pos(float t) {
     uint32_t u;
     memcpy(&u, &t, sizeof u);
     u = u / 3 + 709921077u;
-    float g;
-    memcpy(&g, &u, sizeof g);
-    double y = g, x = t;
-    y = (2 * y + x / (y * y)) * (1.0 / 3);
-    y = (2 * y + x / (y * y)) * (1.0 / 3);
-    y = (2 * y + x / (y * y)) * (1.0 / 3);
-    return (float)y;
+    float y;
+    memcpy(&y, &u, sizeof y);
+    y = (2 * y + t / (y * y)) * (1.f / 3);
+    y = (2 * y + t / (y * y)) * (1.f / 3);
+    float q = 1.f / (3 * y * y);
+    double Y = y;
+    return (float)(Y + ((double)t - Y * Y * Y) * (double)q);
 }
 
 static inline float lab_f(float t) {
@@ -146,12 +231,11 @@ RT_TARGET_AVX2 static inline __m256 lin8(__m256 v) {
                             _mm256_cmp_ps(x, _mm256_set1_ps(1024), _CMP_GE_OQ));
 }
 
-RT_TARGET_AVX2 static inline __m256d newton4(__m256d y, __m256d x) {
-    for (int k = 0; k < 3; k++)
-        y = _mm256_mul_pd(_mm256_add_pd(_mm256_mul_pd(_mm256_set1_pd(2), y),
-                                        _mm256_div_pd(x, _mm256_mul_pd(y, y))),
-                          _mm256_set1_pd(1.0 / 3));
-    return y;
+/* cbrt_pos's last step for four lanes */
+RT_TARGET_AVX2 static inline __m128 last_step4(__m128 y, __m128 t, __m128 q) {
+    __m256d Y = _mm256_cvtps_pd(y);
+    __m256d e = _mm256_sub_pd(_mm256_cvtps_pd(t), _mm256_mul_pd(_mm256_mul_pd(Y, Y), Y));
+    return _mm256_cvtpd_ps(_mm256_add_pd(Y, _mm256_mul_pd(e, _mm256_cvtps_pd(q))));
 }
 
 RT_TARGET_AVX2 static inline __m256 lab_f8(__m256 t) {
@@ -161,12 +245,17 @@ RT_TARGET_AVX2 static inline __m256 lab_f8(__m256 t) {
     __m256i od = _mm256_slli_epi64(
         _mm256_srli_epi64(_mm256_mul_epu32(_mm256_srli_epi64(u, 32), magic), 33), 32);
     __m256i q = _mm256_add_epi32(_mm256_blend_epi32(ev, od, 0xAA), _mm256_set1_epi32(709921077));
-    __m256 g = _mm256_castsi256_ps(q);
-    __m256d y0 = newton4(_mm256_cvtps_pd(_mm256_castps256_ps128(g)),
-                         _mm256_cvtps_pd(_mm256_castps256_ps128(t)));
-    __m256d y1 = newton4(_mm256_cvtps_pd(_mm256_extractf128_ps(g, 1)),
-                         _mm256_cvtps_pd(_mm256_extractf128_ps(t, 1)));
-    __m256 c = _mm256_set_m128(_mm256_cvtpd_ps(y1), _mm256_cvtpd_ps(y0));
+    __m256 y = _mm256_castsi256_ps(q), third = _mm256_set1_ps(1.f / 3);
+    for (int k = 0; k < 2; k++)
+        y = _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(2), y),
+                                        _mm256_div_ps(t, _mm256_mul_ps(y, y))),
+                          third);
+    __m256 rq =
+        _mm256_div_ps(_mm256_set1_ps(1), _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(3), y), y));
+    __m256 c = _mm256_set_m128(last_step4(_mm256_extractf128_ps(y, 1), _mm256_extractf128_ps(t, 1),
+                                          _mm256_extractf128_ps(rq, 1)),
+                               last_step4(_mm256_castps256_ps128(y), _mm256_castps256_ps128(t),
+                                          _mm256_castps256_ps128(rq)));
     __m256 l =
         _mm256_add_ps(_mm256_mul_ps(t, _mm256_set1_ps(7.787037f)), _mm256_set1_ps(16.f / 116.f));
     return _mm256_blendv_ps(l, c, _mm256_cmp_ps(t, _mm256_set1_ps(0.008856452f), _CMP_GT_OQ));
@@ -275,8 +364,9 @@ RT_INLINE void acc_out(float *restrict o, const double *restrict a, double inv, 
  * arithmetic a line of its own would: a sum of rows in double, slid by one row at a time. acc:
  * 3 nc doubles. */
 RT_INLINE void box_cols_body(const line_blur *lb, const float *in, size_t is, float *out, size_t os,
-                             int nc, int nr, float *ring1, float *ring2, double *acc) {
-    int r = lb->r, R = 2 * r + 2, lag = r + 1;
+                             int nc, int nr, float *ring1, float *ring2, double *acc,
+                             const int *mr) {
+    int r = lb->r, lag = r + 1;
     double inv = lb->inv, *a1 = acc, *a2 = acc + nc, *a3 = acc + 2 * nc;
 #define RT_ROW(base, stride, y) ((base) + (size_t)(y) * (stride))
 #define RT_CLAMP(y) ((y) < 0 ? 0 : (y) >= nr ? nr - 1 : (y))
@@ -284,7 +374,7 @@ RT_INLINE void box_cols_body(const line_blur *lb, const float *in, size_t is, fl
     for (int t = 0; t <= 2 * r; t++) acc_add(a1, RT_ROW(in, is, RT_CLAMP(t - r)), nc);
     for (int s = 0; s < nr + 2 * lag; s++) {
         if (s < nr) {
-            acc_out(RT_ROW(ring1, nc, s % R), a1, inv, nc);
+            acc_out(RT_ROW(ring1, nc, mr[s]), a1, inv, nc);
             if (s + 1 < nr)
                 acc_slide(a1, RT_ROW(in, is, RT_CLAMP(s + r + 1)), RT_ROW(in, is, RT_CLAMP(s - r)),
                           nc);
@@ -294,24 +384,24 @@ RT_INLINE void box_cols_body(const line_blur *lb, const float *in, size_t is, fl
             if (j == 0) {
                 acc_zero(a2, nc);
                 for (int t = 0; t <= 2 * r; t++)
-                    acc_add(a2, RT_ROW(ring1, nc, RT_CLAMP(t - r) % R), nc);
+                    acc_add(a2, RT_ROW(ring1, nc, mr[RT_CLAMP(t - r)]), nc);
             }
-            acc_out(RT_ROW(ring2, nc, j % R), a2, inv, nc);
+            acc_out(RT_ROW(ring2, nc, mr[j]), a2, inv, nc);
             if (j + 1 < nr)
-                acc_slide(a2, RT_ROW(ring1, nc, RT_CLAMP(j + r + 1) % R),
-                          RT_ROW(ring1, nc, RT_CLAMP(j - r) % R), nc);
+                acc_slide(a2, RT_ROW(ring1, nc, mr[RT_CLAMP(j + r + 1)]),
+                          RT_ROW(ring1, nc, mr[RT_CLAMP(j - r)]), nc);
         }
         int k = j - lag;
         if (k >= 0 && k < nr) {
             if (k == 0) {
                 acc_zero(a3, nc);
                 for (int t = 0; t <= 2 * r; t++)
-                    acc_add(a3, RT_ROW(ring2, nc, RT_CLAMP(t - r) % R), nc);
+                    acc_add(a3, RT_ROW(ring2, nc, mr[RT_CLAMP(t - r)]), nc);
             }
             acc_out(RT_ROW(out, os, k), a3, inv, nc);
             if (k + 1 < nr)
-                acc_slide(a3, RT_ROW(ring2, nc, RT_CLAMP(k + r + 1) % R),
-                          RT_ROW(ring2, nc, RT_CLAMP(k - r) % R), nc);
+                acc_slide(a3, RT_ROW(ring2, nc, mr[RT_CLAMP(k + r + 1)]),
+                          RT_ROW(ring2, nc, mr[RT_CLAMP(k - r)]), nc);
         }
     }
 #undef RT_ROW
@@ -319,26 +409,32 @@ RT_INLINE void box_cols_body(const line_blur *lb, const float *in, size_t is, fl
 }
 
 static void box_cols_base(const line_blur *lb, const float *in, size_t is, float *out, size_t os,
-                          int nc, int nr, float *ring1, float *ring2, double *acc) {
-    box_cols_body(lb, in, is, out, os, nc, nr, ring1, ring2, acc);
+                          int nc, int nr, float *ring1, float *ring2, double *acc, const int *mr) {
+    box_cols_body(lb, in, is, out, os, nc, nr, ring1, ring2, acc, mr);
 }
 #if RT_AVX2
 RT_TARGET_AVX2 static void box_cols_avx2(const line_blur *lb, const float *in, size_t is,
                                          float *out, size_t os, int nc, int nr, float *ring1,
-                                         float *ring2, double *acc) {
-    box_cols_body(lb, in, is, out, os, nc, nr, ring1, ring2, acc);
+                                         float *ring2, double *acc, const int *mr) {
+    /* the usual widths as constants: the rows' loops unrolled, without their set-up per row */
+    if (nc == 32)
+        box_cols_body(lb, in, is, out, os, 32, nr, ring1, ring2, acc, mr);
+    else if (nc == 128)
+        box_cols_body(lb, in, is, out, os, 128, nr, ring1, ring2, acc, mr);
+    else
+        box_cols_body(lb, in, is, out, os, nc, nr, ring1, ring2, acc, mr);
 }
 #endif
 
 static void box_cols(const line_blur *lb, const float *in, size_t is, float *out, size_t os, int nc,
-                     int nr, float *ring1, float *ring2, double *acc) {
+                     int nr, float *ring1, float *ring2, double *acc, const int *mr) {
 #if RT_AVX2
     if (use_avx2) {
-        box_cols_avx2(lb, in, is, out, os, nc, nr, ring1, ring2, acc);
+        box_cols_avx2(lb, in, is, out, os, nc, nr, ring1, ring2, acc, mr);
         return;
     }
 #endif
-    box_cols_base(lb, in, is, out, os, nc, nr, ring1, ring2, acc);
+    box_cols_base(lb, in, is, out, os, nc, nr, ring1, ring2, acc, mr);
 }
 
 /* The sampled Gaussian along a row (n samples, edges extended): s accumulates the taps in order
@@ -444,9 +540,11 @@ static void rows_to_cols(float *restrict dst, const float *restrict src, const f
                          int w, int nb) {
     int x = 0;
 #ifdef __SSE2__
-    if (nb % 4 == 0)
-        for (; x + 4 <= w; x += 4)
-            for (int k = 0; k < nb; k += 4) {
+    /* a band of four rows at a time, read from left to right: the loads stream */
+    if (nb % 4 == 0) {
+        int xe = w / 4 * 4;
+        for (int k = 0; k < nb; k += 4)
+            for (x = 0; x < xe; x += 4) {
                 __m128 r0 = _mm_loadu_ps(src + (size_t)k * w + x),
                        r1 = _mm_loadu_ps(src + (size_t)(k + 1) * w + x),
                        r2 = _mm_loadu_ps(src + (size_t)(k + 2) * w + x),
@@ -463,6 +561,8 @@ static void rows_to_cols(float *restrict dst, const float *restrict src, const f
                 _mm_storeu_ps(dst + (size_t)(x + 2) * nb + k, r2);
                 _mm_storeu_ps(dst + (size_t)(x + 3) * nb + k, r3);
             }
+        x = xe;
+    }
 #endif
     for (; x < w; x++)
         for (int k = 0; k < nb; k++)
@@ -473,9 +573,11 @@ static void rows_to_cols(float *restrict dst, const float *restrict src, const f
 static void cols_to_rows(float *restrict dst, const float *restrict src, int w, int nb) {
     int x = 0;
 #ifdef __SSE2__
-    if (nb % 4 == 0)
-        for (; x + 4 <= w; x += 4)
-            for (int k = 0; k < nb; k += 4) {
+    /* a band of four rows at a time, written from left to right: the stores stream */
+    if (nb % 4 == 0) {
+        int xe = w / 4 * 4;
+        for (int k = 0; k < nb; k += 4)
+            for (x = 0; x < xe; x += 4) {
                 __m128 r0 = _mm_loadu_ps(src + (size_t)x * nb + k),
                        r1 = _mm_loadu_ps(src + (size_t)(x + 1) * nb + k),
                        r2 = _mm_loadu_ps(src + (size_t)(x + 2) * nb + k),
@@ -486,6 +588,8 @@ static void cols_to_rows(float *restrict dst, const float *restrict src, int w, 
                 _mm_storeu_ps(dst + (size_t)(k + 2) * w + x, r2);
                 _mm_storeu_ps(dst + (size_t)(k + 3) * w + x, r3);
             }
+        x = xe;
+    }
 #endif
     for (; x < w; x++)
         for (int k = 0; k < nb; k++) dst[(size_t)k * w + x] = src[(size_t)x * nb + k];
@@ -522,11 +626,15 @@ static void blur_range(size_t first, size_t n, void *user) {
     else
         scr = malloc(sizeof(float) * (size_t)R * BOX_YB * 2),
         acc = malloc(sizeof(double) * 3 * BOX_YB);
-    if (!scr || (!lb->gauss && !acc)) {
+    /* each line's position in the rings, y % R (a division per row and pass would cost more
+     * than the row's sums) */
+    int nr = j->pass == 0 ? w : h, *mr = lb->gauss ? NULL : malloc(sizeof *mr * (size_t)nr);
+    if (!scr || (!lb->gauss && (!acc || !mr))) {
         j->fail = 1;
-        free(scr), free(acc);
+        free(scr), free(acc), free(mr);
         return;
     }
+    for (int y = 0, m = 0; mr && y < nr; y++, m = m + 1 == R ? 0 : m + 1) mr[y] = m;
     for (size_t it = first; it < first + n; it++) {
         int p = (int)(it / (size_t)j->blocks), b = (int)(it % (size_t)j->blocks);
         const float *src = j->src[p], *wt = j->wt[p];
@@ -543,15 +651,16 @@ static void blur_range(size_t first, size_t n, void *user) {
             int y0 = b * BOX_XB, nb = h - y0 < BOX_XB ? h - y0 : BOX_XB;
             float *T = scr, *T2 = scr + (size_t)w * BOX_XB, *ring = T2 + (size_t)w * BOX_XB;
             rows_to_cols(T, src + (size_t)y0 * w, wt ? wt + (size_t)y0 * w : NULL, w, nb);
-            box_cols(lb, T, (size_t)nb, T2, (size_t)nb, nb, w, ring, ring + (size_t)R * nb, acc);
+            box_cols(lb, T, (size_t)nb, T2, (size_t)nb, nb, w, ring, ring + (size_t)R * nb, acc,
+                     mr);
             cols_to_rows(t + (size_t)y0 * w, T2, w, nb);
         } else {
             int x0 = b * BOX_YB, nc = w - x0 < BOX_YB ? w - x0 : BOX_YB;
             box_cols(lb, t + x0, (size_t)w, dst + x0, (size_t)w, nc, h, scr, scr + (size_t)R * nc,
-                     acc);
+                     acc, mr);
         }
     }
-    free(scr), free(acc);
+    free(scr), free(acc), free(mr);
 }
 
 /* src[p] (times wt[p]) into dst[p], for a blur too narrow to do anything. */
@@ -563,7 +672,7 @@ static void copy_weighted(float *dst, const float *src, const float *wt, size_t 
 }
 
 static int blur_full_n(float *const *dst, const float *const *src, const float *const *wt, int np,
-                       int w, int h, float sigma) {
+                       int w, int h, float sigma, arena *ar) {
     size_t n = (size_t)w * h;
     if (np <= 0) return 0;
     if (np > 8) return -1;
@@ -572,7 +681,8 @@ static int blur_full_n(float *const *dst, const float *const *src, const float *
         return 0;
     }
     float *t[8];
-    float *tt = malloc(sizeof(float) * n * np);
+    arena_mark mark = arena_at(ar);
+    float *tt = arena_take(ar, sizeof(float) * n * np);
     if (!tt) return -1;
     for (int p = 0; p < np; p++) t[p] = tt + n * p;
     blur_job j = {src, wt, dst, t, np, w, h, 0, 0, {0}, 0};
@@ -585,7 +695,7 @@ static int blur_full_n(float *const *dst, const float *const *src, const float *
         size_t items = (size_t)j.blocks * np;
         ts_render_split2(blur_range, &j, items, n * np >= 32768 ? 2 : items + 1);
     }
-    free(tt);
+    arena_release(ar, mark);
     return j.fail ? -1 : 0;
 }
 
@@ -602,8 +712,7 @@ typedef struct nblur_div_job {
     const float *tmp;
 } nblur_div_job;
 
-static void nblur_div_range(size_t first, size_t n, void *user) {
-    const nblur_div_job *j = user;
+RT_INLINE void nblur_div_body(const nblur_div_job *j, size_t first, size_t n) {
     const float *tmp = j->tmp;
     for (int c = 0; c < 3; c++) {
         float *restrict dst = j->dst[c];
@@ -611,6 +720,25 @@ static void nblur_div_range(size_t first, size_t n, void *user) {
         for (size_t i = first; i < first + n; i++)
             dst[i] = tmp[i] > 1e-3f ? dst[i] / tmp[i] : src[i];
     }
+}
+
+static void nblur_div_base(const nblur_div_job *j, size_t first, size_t n) {
+    nblur_div_body(j, first, n);
+}
+#if RT_AVX2
+RT_TARGET_AVX2 static void nblur_div_avx2(const nblur_div_job *j, size_t first, size_t n) {
+    nblur_div_body(j, first, n);
+}
+#endif
+
+static void nblur_div_range(size_t first, size_t n, void *user) {
+#if RT_AVX2
+    if (use_avx2) {
+        nblur_div_avx2(user, first, n);
+        return;
+    }
+#endif
+    nblur_div_base(user, first, n);
 }
 
 /* The reduced planes' work: box averages down (pass 0) and bilinear back up (along x, pass 1,
@@ -625,6 +753,15 @@ typedef struct reduce_job {
     const float *const *div; /* NULL, or nblur3's sources: dst[1..3] /= dst[0] (see there) */
     int fail;
 } reduce_job;
+
+/* Row y of a reduced blur at full resolution: the blend top + ty (bot - top) of rows y0 and y1
+ * of the reduced rows brought to full width (k: the reduction, sh: the reduced rows). */
+static inline void coarse_row(int k, int sh, int y, int *y0, int *y1, float *ty) {
+    float fy = (y + 0.5f) / k - 0.5f;
+    fy = fy < 0 ? 0 : fy > sh - 1 ? sh - 1 : fy;
+    *y0 = (int)fy, *y1 = *y0 + 1 < sh ? *y0 + 1 : *y0;
+    *ty = fy - *y0;
+}
 
 static void reduce_range(size_t first, size_t n, void *user) {
     reduce_job *j = user;
@@ -676,10 +813,9 @@ static void reduce_range(size_t first, size_t n, void *user) {
              * is in the cache */
             int p0 = j->div ? 0 : (int)(it / (size_t)h), p1 = j->div ? j->np : p0 + 1;
             int y = j->div ? (int)it : (int)(it % (size_t)h);
-            float fy = (y + 0.5f) / k - 0.5f;
-            fy = fy < 0 ? 0 : fy > sh - 1 ? sh - 1 : fy;
-            int y0 = (int)fy, y1 = y0 + 1 < sh ? y0 + 1 : y0;
-            float ty = fy - y0;
+            int y0, y1;
+            float ty;
+            coarse_row(k, sh, y, &y0, &y1, &ty);
             for (int p = p0; p < p1; p++) {
                 const float *top = j->hs[p] + (size_t)y0 * w, *bot = j->hs[p] + (size_t)y1 * w;
                 float *dst = j->dst[p] + (size_t)y * w;
@@ -694,39 +830,45 @@ static void reduce_range(size_t first, size_t n, void *user) {
     free(acc);
 }
 
-/* Gaussian blurs of np w x h planes at one sigma: dst[p] = the blur of src[p] (times wt[p] where
- * wt and it are not NULL; dst[p] may be src[p]). Wide blurs run at reduced resolution
- * (BLUR_REDUCE_SIGMA), unless exact. Returns -1 when out of memory. */
-static int blur_n(float *const *dst, const float *const *src, const float *const *wt, int np, int w,
-                  int h, float sigma, int exact, const float *const *div) {
+/* Whether blur_n works at reduced resolution (unless exact). */
+static int blur_reduced(float sigma, int w, int h) {
+    return sigma >= BLUR_REDUCE_SIGMA && w >= 64 && h >= 64;
+}
+
+/* A wide blur (sigma from BLUR_REDUCE_SIGMA, planes of 64 pixels each way and more) up to its
+ * last step: the planes averaged down by k, blurred there, and each reduced row brought to full
+ * width (hs: sh rows of w per plane, from the arena; the caller releases them). Row y of the
+ * blur is the blend of two of those rows that coarse_row names. Returns -1 when out of memory. */
+typedef struct coarse {
+    int w, h, k, sh, np;
+    float *hs[8];
+} coarse;
+
+static int blur_coarse(coarse *c, const float *const *src, const float *const *wt, int np, int w,
+                       int h, float sigma, arena *ar) {
     const float *const none[8] = {NULL};
     if (!wt) wt = none;
-    if (exact || sigma < BLUR_REDUCE_SIGMA || w < 64 || h < 64) {
-        if (blur_full_n(dst, src, wt, np, w, h, sigma)) return -1;
-        if (div) {
-            nblur_div_job d = {dst + 1, div, dst[0]};
-            ts_render_split2(nblur_div_range, &d, (size_t)w * h, 65536);
-        }
-        return 0;
-    }
-    if (np > 8 || (div && np != 4)) return -1;
+    if (np > 8) return -1;
     int k = (int)(sigma / 4);
     k = k < 2 ? 2 : k > 4 ? 4 : k;
     int sw = (w + k - 1) / k, sh = (h + k - 1) / k;
     size_t sn = (size_t)sw * sh;
-    float *sm[8], *hs[8], *smb = malloc(sizeof(float) * (sn + (size_t)sh * w) * np);
-    int *ix0 = malloc(sizeof *ix0 * (size_t)w), *ix1 = malloc(sizeof *ix1 * (size_t)w);
-    float *tx = malloc(sizeof *tx * (size_t)w);
-    int fail = !smb || !ix0 || !ix1 || !tx;
-    reduce_job j = {src, wt, dst, sm, hs, np, w, h, k, sw, sh, 0, ix0, ix1, tx, NULL, 0};
+    float *sm[8], *hsb = arena_take(ar, sizeof(float) * (size_t)sh * w * np);
+    arena_mark mark = arena_at(ar);
+    float *smb = arena_take(ar, sizeof(float) * sn * np);
+    int *ix0 = arena_take(ar, sizeof *ix0 * (size_t)w),
+        *ix1 = arena_take(ar, sizeof *ix1 * (size_t)w);
+    float *tx = arena_take(ar, sizeof *tx * (size_t)w);
+    int fail = !hsb || !smb || !ix0 || !ix1 || !tx;
+    c->w = w, c->h = h, c->k = k, c->sh = sh, c->np = np;
+    reduce_job j = {src, wt, NULL, sm, c->hs, np, w, h, k, sw, sh, 0, ix0, ix1, tx, NULL, 0};
     if (!fail) {
-        for (int p = 0; p < np; p++)
-            sm[p] = smb + sn * p, hs[p] = smb + sn * np + (size_t)sh * w * p;
+        for (int p = 0; p < np; p++) sm[p] = smb + sn * p, c->hs[p] = hsb + (size_t)sh * w * p;
         ts_render_split2(reduce_range, &j, (size_t)sh * np, 64);
         /* the box average is itself a blur of variance (k^2 - 1) / 12 pixels^2 */
         float s2 = sigma * sigma - (k * k - 1) / 12.f;
         fail = j.fail || blur_full_n(sm, (const float *const *)sm, none, np, sw, sh,
-                                     sqrtf(s2 > 0 ? s2 : 0) / k);
+                                     sqrtf(s2 > 0 ? s2 : 0) / k, ar);
     }
     if (!fail) {
         /* bilinear, cell centres at (x + 0.5) k - 0.5; the columns' taps are the same on every
@@ -738,39 +880,65 @@ static int blur_n(float *const *dst, const float *const *src, const float *const
         }
         j.pass = 1;
         ts_render_split2(reduce_range, &j, (size_t)sh * np, 64);
-        j.pass = 2, j.div = div;
+    }
+    arena_release(ar, mark); /* keeps hs */
+    return fail ? -1 : 0;
+}
+
+/* Gaussian blurs of np w x h planes at one sigma: dst[p] = the blur of src[p] (times wt[p] where
+ * wt and it are not NULL; dst[p] may be src[p]). Wide blurs run at reduced resolution
+ * (BLUR_REDUCE_SIGMA), unless exact. Returns -1 when out of memory. */
+static int blur_n(float *const *dst, const float *const *src, const float *const *wt, int np, int w,
+                  int h, float sigma, int exact, const float *const *div, arena *ar) {
+    const float *const none[8] = {NULL};
+    if (!wt) wt = none;
+    if (exact || !blur_reduced(sigma, w, h)) {
+        if (blur_full_n(dst, src, wt, np, w, h, sigma, ar)) return -1;
+        if (div) {
+            nblur_div_job d = {dst + 1, div, dst[0]};
+            ts_render_split2(nblur_div_range, &d, (size_t)w * h, 65536);
+        }
+        return 0;
+    }
+    if (np > 8 || (div && np != 4)) return -1;
+    arena_mark mark = arena_at(ar);
+    coarse c;
+    int fail = blur_coarse(&c, src, wt, np, w, h, sigma, ar);
+    if (!fail) {
+        reduce_job j = {src, wt,   dst, NULL, c.hs, np,   w,   h, c.k,
+                        0,   c.sh, 2,   NULL, NULL, NULL, div, 0};
         ts_render_split2(reduce_range, &j, (size_t)h * (div ? 1 : np), 64);
     }
-    free(smb), free(ix0), free(ix1), free(tx);
+    arena_release(ar, mark);
     return fail ? -1 : 0;
 }
 
 /* In place, one plane. */
-static int blur(float *a, int w, int h, float sigma) {
-    return blur_n(&a, (const float *const *)&a, NULL, 1, w, h, sigma, 0, NULL);
+static int blur(float *a, int w, int h, float sigma, arena *ar) {
+    return blur_n(&a, (const float *const *)&a, NULL, 1, w, h, sigma, 0, NULL, ar);
 }
 
 /* Normalised convolution of three planes: dst[c] = blur(src[c] * wt) / blur(wt), the weighted
  * local mean of src over the pixels wt trusts. Where no trusted pixel is near, dst keeps src.
  * tmp holds n floats. exact: always at full resolution. */
 static int nblur3_with(float *const dst[3], float *const src[3], const float *wt, int w, int h,
-                       float sigma, float *tmp, int exact) {
+                       float sigma, float *tmp, int exact, arena *ar) {
     float *all[4] = {tmp, dst[0], dst[1], dst[2]};
     const float *in[4] = {wt, src[0], src[1], src[2]}, *by[4] = {NULL, wt, wt, wt};
-    return blur_n(all, in, by, 4, w, h, sigma, exact, (const float *const *)src);
+    return blur_n(all, in, by, 4, w, h, sigma, exact, (const float *const *)src, ar);
 }
 
 static int nblur3(float *const dst[3], float *const src[3], const float *wt, int w, int h,
-                  float sigma, float *tmp) {
-    return nblur3_with(dst, src, wt, w, h, sigma, tmp, 0);
+                  float sigma, float *tmp, arena *ar) {
+    return nblur3_with(dst, src, wt, w, h, sigma, tmp, 0, ar);
 }
 
 /* The same, always at full resolution: for the blemish finder's skin base, whose small
  * differences near the edges of the skin core (where the weights fall off) decide what counts
  * as a spot. */
 static int nblur3_exact(float *const dst[3], float *const src[3], const float *wt, int w, int h,
-                        float sigma, float *tmp) {
-    return nblur3_with(dst, src, wt, w, h, sigma, tmp, 1);
+                        float sigma, float *tmp, arena *ar) {
+    return nblur3_with(dst, src, wt, w, h, sigma, tmp, 1, ar);
 }
 
 /* ---- windows ---------------------------------------------------------------------------- */
@@ -780,7 +948,7 @@ static int nblur3_exact(float *const dst[3], float *const src[3], const float *w
 static int blur_reach(float sigma, int w, int h) {
     if (sigma <= 0.3f) return 0;
     line_blur lb;
-    if (sigma < BLUR_REDUCE_SIGMA || w < 64 || h < 64) {
+    if (!blur_reduced(sigma, w, h)) {
         line_blur_init(&lb, sigma);
         return lb.gauss ? lb.kr : 3 * lb.r;
     }
@@ -879,6 +1047,7 @@ typedef struct work {
     size_t n;
     float ied;
     float *lab[3], *skin, *core, *tmp, *tmp2;
+    arena *ar;
 } work;
 
 /* The edited planes start as the Lab ones where a pixel is first changed (until then only
@@ -962,14 +1131,17 @@ static int heal_blemishes(work *W, float *out[3], float amount, uint8_t *touched
     int w = W->w, h = W->h;
     size_t n = W->n;
     float ied = W->ied;
-    float *base_a = malloc(sizeof(float) * n), *base_b = malloc(sizeof(float) * n);
-    float *base_L = malloc(sizeof(float) * n), *sm[3] = {NULL, NULL, NULL}, *lo[3] = {0};
-    int *label = calloc(n, sizeof(int)), *stack = malloc(sizeof(int) * n);
+    arena *ar = W->ar;
+    arena_mark mark = arena_at(ar);
+    float *base_a = arena_take(ar, sizeof(float) * n), *base_b = arena_take(ar, sizeof(float) * n);
+    float *base_L = arena_take(ar, sizeof(float) * n), *sm[3] = {NULL, NULL, NULL}, *lo[3] = {0};
+    /* label: every pixel written by the first marks pass */
+    int *label = arena_take(ar, sizeof(int) * n), *stack = arena_take(ar, sizeof(int) * n);
     int nb = 0, cap = 64, healed = 0;
     blob *bl = malloc(sizeof(blob) * cap);
     int fail = !base_a || !base_b || !base_L || !label || !stack || !bl;
     for (int c = 0; c < 3 && !fail; c++) {
-        sm[c] = malloc(sizeof(float) * n);
+        sm[c] = arena_take(ar, sizeof(float) * n);
         fail = !sm[c];
     }
     /* The skin base (wider than any blemish) and a lightly smoothed copy for measuring. */
@@ -977,8 +1149,8 @@ static int heal_blemishes(work *W, float *out[3], float amount, uint8_t *touched
           sig_t = ts_maxf(1.f, 0.01f * ied);
     if (!fail)
         fail = nblur3_exact((float *const[3]){base_L, base_a, base_b}, W->lab, W->core, w, h,
-                            sig_base, W->tmp);
-    if (!fail) fail = blur_n(sm, (const float *const *)W->lab, NULL, 3, w, h, sig_s, 0, NULL);
+                            sig_base, W->tmp, ar);
+    if (!fail) fail = blur_n(sm, (const float *const *)W->lab, NULL, 3, w, h, sig_s, 0, NULL, ar);
     if (fail) goto done;
     /* Candidates: connected areas of the skin core where redness exceeds the base. */
     marks_job mj = {W, sm, base_L, base_a, label, NULL, NULL};
@@ -1057,7 +1229,7 @@ static int heal_blemishes(work *W, float *out[3], float amount, uint8_t *touched
     }
     /* What neither a ring nor a donor may use: the spots to heal and any strong local feature
      * (a mole, a crease, a nostril's shadow). */
-    uint8_t *avoid = malloc(n);
+    uint8_t *avoid = arena_take(ar, n);
     if (!avoid) {
         fail = 1;
         goto done;
@@ -1144,14 +1316,14 @@ static int heal_blemishes(work *W, float *out[3], float amount, uint8_t *touched
             lw = window_around(w, h, xa, ya, xb + 1, yb + 1, blur_reach(sig_t, w, h) + 2);
             size_t m = (size_t)lw.w * lw.h;
             free(lo[0]);
-            lo[0] = malloc(sizeof(float) * m * 3);
+            lo[0] = malloc(sizeof(float) * m * 3); /* small: a heal's part of the box */
             if (!lo[0]) {
                 fail = 1;
                 break;
             }
             lo[1] = lo[0] + m, lo[2] = lo[0] + 2 * m;
             for (int c = 0; c < 3; c++) window_copy(lo[c], W->lab[c], w, lw);
-            if (blur_n(lo, (const float *const *)lo, NULL, 3, lw.w, lw.h, sig_t, 0, NULL)) {
+            if (blur_n(lo, (const float *const *)lo, NULL, 3, lw.w, lw.h, sig_t, 0, NULL, ar)) {
                 fail = 1;
                 break;
             }
@@ -1181,11 +1353,9 @@ static int heal_blemishes(work *W, float *out[3], float amount, uint8_t *touched
             }
         healed++;
     }
-    free(avoid);
 done:
-    free(base_a), free(base_b), free(base_L), free(label), free(stack), free(bl);
-    for (int c = 0; c < 3; c++) free(sm[c]);
-    free(lo[0]);
+    free(bl), free(lo[0]);
+    arena_release(ar, mark);
     return fail ? -1 : healed;
 }
 
@@ -1209,44 +1379,63 @@ static void to_lab_range(size_t first, size_t n, void *user) {
     }
 }
 
-/* New canvases: the old ones copied, with the edited pixels of the box back in sRGB and the same
- * change added to the foreground colour; for a range of canvas rows. */
-typedef struct from_lab_job {
-    float *const *out;
+/* The edited pixels of the box back in sRGB, for a range of its rows: out holds the new colour
+ * from here on, and d (the Lab planes, no longer needed) the change from the canvas's old one,
+ * which the foreground colour gets too. */
+typedef struct back_job {
+    float *const *out, *const *d;
     const uint8_t *touched;
-    const float *rgb, *fg; /* the old canvases */
-    float *nrgb, *nfg;     /* the new */
-    int cw, x0, y0, w, h;
-} from_lab_job;
+    const float *canvas; /* the box's first pixel */
+    size_t stride;       /* floats from one canvas row to the next */
+    int w;
+} back_job;
 
-static void from_lab_range(size_t first, size_t n, void *user) {
-    const from_lab_job *j = user;
-    size_t row = (size_t)j->cw * 3;
-    for (size_t y = first; y < first + n; y++) {
-        memcpy(j->nrgb + y * row, j->rgb + y * row, sizeof(float) * row);
-        if (j->fg) memcpy(j->nfg + y * row, j->fg + y * row, sizeof(float) * row);
-        int by = (int)y - j->y0;
-        if (by < 0 || by >= j->h) continue;
+static void back_range(size_t first, size_t n, void *user) {
+    const back_job *j = user;
+    for (size_t y = first; y < first + n; y++)
         for (int x = 0; x < j->w; x++) {
-            size_t i = (size_t)by * j->w + x, o = y * row + (size_t)(j->x0 + x) * 3;
+            size_t i = y * (size_t)j->w + x;
             if (!j->touched[i]) continue;
+            const float *o = j->canvas + y * j->stride + (size_t)x * 3;
             float lab[3] = {j->out[0][i], j->out[1][i], j->out[2][i]}, v[3];
             lab_to_rgb(lab, v);
-            for (int c = 0; c < 3; c++) {
-                float d = v[c] - j->rgb[o + c];
-                j->nrgb[o + c] = v[c];
-                if (j->fg) j->nfg[o + c] = ts_minf(255, ts_maxf(0, j->fg[o + c] + d));
-            }
+            for (int c = 0; c < 3; c++) j->d[c][i] = v[c] - o[c], j->out[c][i] = v[c];
         }
-    }
 }
 
-/* A memory image around buf (g_malloc'd, owned from here) shaped as like. NULL on failure. */
-static VipsImage *wrap_canvas(float *buf, const VipsImage *like) {
-    VipsImage *im = ts_render_wrap(buf, VIPS_IMAGE_SIZEOF_IMAGE(like), like->Xsize, like->Ysize, 3,
-                                   VIPS_FORMAT_FLOAT);
-    if (im) im->Type = like->Type, im->Xres = like->Xres, im->Yres = like->Yres;
-    return im;
+/* The canvases' pixels [first, first + n) with the edits (ts_render_px_op, on the box's rows):
+ * rgb takes the new colour, fg its own plus the change (rgb is told apart by its address). Where
+ * the canvases are the job's alone this runs in place, and the pixels left alone are not
+ * written at all. */
+typedef struct put_job {
+    const float *rgb; /* the canvas as the map reads it */
+    float *const *v, *const *d;
+    const uint8_t *touched;
+    int cw, x0, y0, w, h;
+} put_job;
+
+static void put_px(const float *in, float *o, size_t first, size_t n, void *user) {
+    const put_job *j = user;
+    int is_rgb = in == j->rgb;
+    if (o != in) memcpy(o + 3 * first, in + 3 * first, sizeof(float) * 3 * n);
+    size_t cw = (size_t)j->cw, end = first + n;
+    for (size_t p = first; p < end;) {
+        size_t y = p / cw, row_end = (y + 1) * cw < end ? (y + 1) * cw : end;
+        int by = (int)y - j->y0;
+        if (by >= 0 && by < j->h) {
+            size_t xa = p - y * cw, xb = row_end - y * cw;
+            xa = xa < (size_t)j->x0 ? (size_t)j->x0 : xa;
+            xb = xb > (size_t)(j->x0 + j->w) ? (size_t)(j->x0 + j->w) : xb;
+            for (size_t x = xa; x < xb; x++) {
+                size_t i = (size_t)by * j->w + (x - j->x0), q = 3 * (y * cw + x);
+                if (!j->touched[i]) continue;
+                for (int c = 0; c < 3; c++)
+                    o[q + c] =
+                        is_rgb ? j->v[c][i] : ts_minf(255, ts_maxf(0, in[q + c] + j->d[c][i]));
+            }
+        }
+        p = row_end;
+    }
 }
 
 /* Shine's pull toward the local tone, for a range of the box's rows (the skin's and the shine's
@@ -1255,7 +1444,10 @@ typedef struct shine_job {
     const work *W;
     float *const *out;
     uint8_t *touched;
+    /* the local tone: the planes Lw aw bw, or (wide != NULL) the normalised convolution's
+     * reduced blurs (weight, then L a b times it), finished here on the skin alone */
     const float *Lw, *aw, *bw, *Lm, *am, *bm;
+    const coarse *wide;
     float f;
     double skin_area[2], shine_area[2];
 } shine_job;
@@ -1263,95 +1455,51 @@ typedef struct shine_job {
 static void shine_range(size_t first, size_t nrows, void *user) {
     shine_job *j = user;
     const work *W = j->W;
-    const float *Lw = j->Lw, *aw = j->aw, *bw = j->bw, *Lm = j->Lm, *am = j->am, *bm = j->bm;
+    const float *Lm = j->Lm, *am = j->am, *bm = j->bm;
+    const coarse *c = j->wide;
     float *const *out = j->out;
     double skin_area = 0, shine_area = 0;
-    for (size_t i = first * W->w; i < (first + nrows) * W->w; i++) {
-        if (W->skin[i] <= 0) continue;
-        skin_area += W->skin[i];
-        float cw = sqrtf(aw[i] * aw[i] + bw[i] * bw[i]);
-        /* Only where the local tone is skin (not hair falling over the forehead): a hue
-         * of 10 to 90 degrees, b >= a tan 10 with a >= 0 (no arc tangent per pixel). */
-        if (cw < 8 || aw[i] < 0 || bw[i] < 0.17632698f * aw[i]) continue;
-        float cm = sqrtf(am[i] * am[i] + bm[i] * bm[i]);
-        float ex = Lm[i] - Lw[i];
-        float wl = ts_minf(1, ts_maxf(0, (ex - 2) / 6));
-        float wc = ts_minf(1, ts_maxf(0, (cw - cm) / (0.25f * cw)));
-        float k = j->f * wl * wc * W->skin[i];
-        if (k <= 0) continue;
-        touch(W, out, j->touched, i);
-        out[0][i] -= k * ex;
-        out[1][i] += k * (aw[i] - am[i]);
-        out[2][i] += k * (bw[i] - bm[i]);
-        if (wl * wc > 0.5f) shine_area += W->skin[i];
+    for (size_t y = first; y < first + nrows; y++) {
+        const float *top[4] = {NULL}, *bot[4] = {NULL};
+        float ty = 0;
+        if (c) {
+            int ya, yb;
+            coarse_row(c->k, c->sh, (int)y, &ya, &yb, &ty);
+            for (int p = 0; p < 4; p++)
+                top[p] = c->hs[p] + (size_t)ya * W->w, bot[p] = c->hs[p] + (size_t)yb * W->w;
+        }
+        for (size_t i = y * W->w, x = 0; x < (size_t)W->w; i++, x++) {
+            if (W->skin[i] <= 0) continue;
+            skin_area += W->skin[i];
+            float lw, aw, bw;
+            if (c) {
+                /* as blur_n's last step and nblur_div_range would have made them */
+                float v[4];
+                for (int p = 0; p < 4; p++) v[p] = top[p][x] + ty * (bot[p][x] - top[p][x]);
+                lw = v[0] > 1e-3f ? v[1] / v[0] : W->lab[0][i];
+                aw = v[0] > 1e-3f ? v[2] / v[0] : W->lab[1][i];
+                bw = v[0] > 1e-3f ? v[3] / v[0] : W->lab[2][i];
+            } else {
+                lw = j->Lw[i], aw = j->aw[i], bw = j->bw[i];
+            }
+            float cw = sqrtf(aw * aw + bw * bw);
+            /* Only where the local tone is skin (not hair falling over the forehead): a hue
+             * of 10 to 90 degrees, b >= a tan 10 with a >= 0 (no arc tangent per pixel). */
+            if (cw < 8 || aw < 0 || bw < 0.17632698f * aw) continue;
+            float cm = sqrtf(am[i] * am[i] + bm[i] * bm[i]);
+            float ex = Lm[i] - lw;
+            float wl = ts_minf(1, ts_maxf(0, (ex - 2) / 6));
+            float wc = ts_minf(1, ts_maxf(0, (cw - cm) / (0.25f * cw)));
+            float k = j->f * wl * wc * W->skin[i];
+            if (k <= 0) continue;
+            touch(W, out, j->touched, i);
+            out[0][i] -= k * ex;
+            out[1][i] += k * (aw - am[i]);
+            out[2][i] += k * (bw - bm[i]);
+            if (wl * wc > 0.5f) shine_area += W->skin[i];
+        }
     }
     j->skin_area[first > 0] = skin_area, j->shine_area[first > 0] = shine_area;
-}
-
-/* The skin mask of the box, its top and bottom halves on two threads. The skin is the union of
- * the mesh's triangles less the features: each half is rasterised with only the triangles that
- * reach its rows (which gives those rows exactly as the whole mask has them), down to its last
- * row, and its rows kept. */
-#define SKIN_BANDS_MAX 2
-
-typedef struct skin_job {
-    const ts_face_mesh *mesh;
-    const ts_geom *geom;
-    int w, h, bands;
-    uint8_t *out;
-    ts_status st[SKIN_BANDS_MAX];
-} skin_job;
-
-static void skin_range(size_t first, size_t n, void *user) {
-    skin_job *j = user;
-    const ts_geom *g = j->geom;
-    for (size_t b = first; b < first + n; b++) {
-        int y0 = (int)((int64_t)j->h * b / j->bands),
-            y1 = (int)((int64_t)j->h * (b + 1) / j->bands);
-        ts_geom *gb = malloc(sizeof *gb);
-        uint16_t(*tri)[3] = malloc(sizeof *tri * (size_t)g->n_triangles);
-        uint8_t *buf = malloc((size_t)j->w * y1);
-        if (!gb || !tri || !buf) {
-            free(gb), free(tri), free(buf);
-            j->st[b] = TS_ERR_NOMEM;
-            continue;
-        }
-        *gb = *g;
-        gb->triangles = tri, gb->n_triangles = 0;
-        for (int t = 0; t < g->n_triangles && t < TS_GEOM_MAX_TRIANGLES; t++) {
-            float lo = INFINITY, hi = -INFINITY;
-            for (int v = 0; v < 3; v++) {
-                float y = j->mesh->pts[g->triangles[t][v]][1];
-                lo = y < lo ? y : lo, hi = y > hi ? y : hi;
-            }
-            /* a margin of a row each way: the rasteriser's samples lie inside the rows */
-            if (hi >= y0 - 1 && lo <= y1 + 1)
-                memcpy(tri[gb->n_triangles++], g->triangles[t], sizeof *tri);
-        }
-        if (gb->n_triangles == 0) {
-            /* no triangle reaches these rows (and none would mean the face's oval) */
-            memset(j->out + (size_t)y0 * j->w, 0, (size_t)j->w * (y1 - y0));
-            j->st[b] = TS_OK;
-        } else {
-            j->st[b] = ts_face_region_mask(j->mesh, gb, TS_REGION_SKIN, j->w, y1, 1, 0, buf);
-            if (!j->st[b])
-                memcpy(j->out + (size_t)y0 * j->w, buf + (size_t)y0 * j->w,
-                       (size_t)j->w * (y1 - y0));
-        }
-        free(gb), free(tri), free(buf);
-    }
-}
-
-static ts_status skin_mask(const ts_face_mesh *mesh, const ts_geom *geom, int w, int h,
-                           uint8_t *out) {
-    if (!geom || geom->n_triangles <= 0 || !geom->triangles || h < 64)
-        return ts_face_region_mask(mesh, geom, TS_REGION_SKIN, w, h, 1, 0, out);
-    skin_job j;
-    j.mesh = mesh, j.geom = geom, j.w = w, j.h = h, j.out = out, j.bands = SKIN_BANDS_MAX;
-    ts_render_split2(skin_range, &j, (size_t)j.bands, 2);
-    for (int b = 0; b < j.bands; b++)
-        if (j.st[b]) return j.st[b];
-    return TS_OK;
 }
 
 static ts_status retouch_run(ts_render_job *job, const void *params) {
@@ -1376,7 +1524,12 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
 
     ts_status st = TS_OK;
     float *planes = NULL;
-    uint8_t *skin8 = malloc(n), *touched = calloc(n, 1);
+    /* The run's memory: the planes below and what the steps after them need at most at once
+     * (the blemish finder's: its fields, labels and a blur's scratch). */
+    arena ar;
+    int ar_fail = arena_init(&ar, sizeof(float) * n * 22 + 3 * n + 4096);
+    uint8_t *skin8 = ar_fail ? NULL : arena_take(&ar, n),
+            *touched = ar_fail ? NULL : arena_take(&ar, n);
     /* The canvases in memory (references, no copy where they are already), read in place. */
     VipsImage *mrgb = vips_image_copy_memory(job->rgb);
     VipsImage *mfg = job->fg ? vips_image_copy_memory(job->fg) : NULL;
@@ -1391,13 +1544,13 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
         goto out;
     }
     const float *crgb = (const float *)VIPS_IMAGE_ADDR(mrgb, 0, 0);
-    const float *cfg = mfg ? (const float *)VIPS_IMAGE_ADDR(mfg, 0, 0) : NULL;
     /* Planes: L a b, L' a' b' (edited), skin, core, two scratch planes; which pixels changed. */
-    planes = malloc(sizeof(float) * n * 10);
+    planes = ar_fail ? NULL : arena_take(&ar, sizeof(float) * n * 10);
     if (!planes || !skin8 || !touched) {
         st = ts_fail(ctx, TS_ERR_NOMEM, "retouch: out of memory");
         goto out;
     }
+    memset(touched, 0, n);
     work W = {w,
               h,
               n,
@@ -1406,20 +1559,22 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
               planes + 6 * n,
               planes + 7 * n,
               planes + 8 * n,
-              planes + 9 * n};
+              planes + 9 * n,
+              &ar};
     float *out[3] = {planes + 3 * n, planes + 4 * n, planes + 5 * n};
     ts_face_mesh mesh;
     memset(&mesh, 0, sizeof mesh);
     for (int i = 0; i < TS_MESH_POINTS; i++)
         mesh.pts[i][0] = job->lm[i][0] - x0, mesh.pts[i][1] = job->lm[i][1] - y0;
-    st = skin_mask(&mesh, ctx->geom, w, h, skin8);
+    /* the skin mask as tone and light measured it (kept on the job: not made again) */
+    st = ts_render_region_mask(job, TS_REGION_SKIN, x0, y0, w, h, skin8);
     if (st) goto out;
     to_lab_job tl = {crgb + ((size_t)y0 * CW + x0) * 3, (size_t)CW * 3, skin8, &W};
     ts_render_split2(to_lab_range, &tl, (size_t)h, 64);
     /* The skin core: well inside the skin, away from eyes, brows, lips, nostrils and the face's
      * edge, where statistics are not polluted by them. */
     if (blur_n(&W.core, (const float *const *)&W.skin, NULL, 1, w, h, ts_maxf(1, 0.02f * ied), 0,
-               NULL))
+               NULL, &ar))
         goto nomem;
     for (size_t i = 0; i < n; i++) W.core[i] = W.core[i] > 0.97f ? 1.f : 0.f;
 
@@ -1457,7 +1612,8 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
             qy1 = (int)ts_maxf(0, ts_minf(h, ceilf(py1) + 1));
         win r = window_around(w, h, qx0, qy0, qx1, qy1, 2 * reach + 2);
         size_t m = (size_t)r.w * r.h;
-        float *buf = malloc(sizeof(float) * m * 9);
+        arena_mark mark = arena_at(&ar);
+        float *buf = arena_take(&ar, sizeof(float) * m * 9);
         if (!buf) goto nomem;
         float *mask = buf, *Lu = buf + m, *au = buf + 2 * m, *bu = buf + 3 * m, *wt = buf + 4 * m;
         float *lab_r[3] = {buf + 5 * m, buf + 6 * m, buf + 7 * m}, *tmp_r = buf + 8 * m;
@@ -1465,11 +1621,9 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
         for (int e = 0; e < 2; e++) fill_polygon(mask, w, h, r, (const float(*)[2])poly[e], 18);
         for (int c = 0; c < 3; c++) window_copy(lab_r[c], W.lab[c], w, r);
         window_copy(wt, W.skin, w, r);
-        if (blur(mask, r.w, r.h, sig_u) ||
-            nblur3((float *const[3]){Lu, au, bu}, lab_r, wt, r.w, r.h, sig_u, tmp_r)) {
-            free(buf);
+        if (blur(mask, r.w, r.h, sig_u, &ar) ||
+            nblur3((float *const[3]){Lu, au, bu}, lab_r, wt, r.w, r.h, sig_u, tmp_r, &ar))
             goto nomem;
-        }
         for (int e = 0; e < 2; e++) {
             /* The cheek below: mean of the skin core in a disc. */
             float cx = mesh.pts[cheek_point[e]][0], cy = mesh.pts[cheek_point[e]][1],
@@ -1501,53 +1655,60 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
                     if (dL > lift_max) lift_max = dL;
                 }
         }
-        free(buf);
+        arena_release(&ar, mark);
     }
 
     /* Shine: brighter and less saturated than the local skin tone. */
     float f_shine = p->strength * p->shine;
     double shine_area = 0, skin_area = 0;
     if (f_shine > 0) {
-        float *sh = malloc(sizeof(float) * n * 5);
-        if (!sh) goto nomem;
-        float *Lw = sh, *aw = sh + n, *bw = sh + 2 * n, *Lm = W.tmp2, *am = sh + 3 * n,
-              *bm = sh + 4 * n;
+        arena_mark mark = arena_at(&ar);
         float sig_w = 0.12f * ied, sig_m = ts_maxf(1.5f, 0.015f * ied);
+        /* The local tone, a wide normalised convolution: reduced, it is finished on the skin
+         * pixels alone (shine_range) instead of as three full planes. */
+        int wide = blur_reduced(sig_w, w, h);
+        float *sh = arena_take(&ar, sizeof(float) * n * (wide ? 2 : 5));
+        if (!sh) goto nomem;
+        float *am = sh, *bm = sh + n, *Lm = W.tmp2, *Lw = NULL, *aw = NULL, *bw = NULL;
         if (blur_n((float *const[3]){Lm, am, bm}, (const float *const *)W.lab, NULL, 3, w, h, sig_m,
-                   0, NULL) ||
-            nblur3((float *const[3]){Lw, aw, bw}, W.lab, W.core, w, h, sig_w, W.tmp)) {
-            free(sh);
+                   0, NULL, &ar))
             goto nomem;
+        coarse cw;
+        if (wide) {
+            const float *in[4] = {W.core, W.lab[0], W.lab[1], W.lab[2]},
+                        *by[4] = {NULL, W.core, W.core, W.core};
+            if (blur_coarse(&cw, in, by, 4, w, h, sig_w, &ar)) goto nomem;
+        } else {
+            Lw = sh + 2 * n, aw = sh + 3 * n, bw = sh + 4 * n;
+            if (nblur3((float *const[3]){Lw, aw, bw}, W.lab, W.core, w, h, sig_w, W.tmp, &ar))
+                goto nomem;
         }
-        shine_job sj = {&W, out, touched, Lw, aw, bw, Lm, am, bm, f_shine, {0, 0}, {0, 0}};
+        shine_job sj = {&W, out, touched,           Lw,      aw,     bw,    Lm,
+                        am, bm,  wide ? &cw : NULL, f_shine, {0, 0}, {0, 0}};
         ts_render_split2(shine_range, &sj, (size_t)h, 64);
         skin_area = sj.skin_area[0] + sj.skin_area[1];
         shine_area = sj.shine_area[0] + sj.shine_area[1];
-        free(sh);
+        arena_release(&ar, mark);
     }
     /* Back to sRGB where something changed; add the same change to the foreground
                         colour. */
     size_t n_touched = 0;
     while (n_touched < n && !touched[n_touched]) n_touched++;
     if (n_touched < n) {
-        float *nrgb = g_try_malloc(VIPS_IMAGE_SIZEOF_IMAGE(mrgb));
-        float *nfg = mfg ? g_try_malloc(VIPS_IMAGE_SIZEOF_IMAGE(mfg)) : NULL;
-        if (!nrgb || (mfg && !nfg)) {
-            g_free(nrgb), g_free(nfg);
-            goto nomem;
-        }
-        from_lab_job fl = {out, touched, crgb, cfg, nrgb, nfg, CW, x0, y0, w, h};
-        ts_render_split2(from_lab_range, &fl, (size_t)CH, 64);
-        /* each wrap owns its buffer from here, and frees it on failure */
-        VipsImage *ir = wrap_canvas(nrgb, mrgb), *iff = nfg ? wrap_canvas(nfg, mfg) : NULL;
-        if (!ir || (nfg && !iff)) {
-            if (ir) g_object_unref(ir);
-            if (iff) g_object_unref(iff);
-            st = ts_fail(ctx, TS_ERR_INTERNAL, "retouch: %s", vips_error_buffer());
-            goto out;
-        }
-        ts_render_replace(&job->rgb, ir);
-        if (iff) ts_render_replace(&job->fg, iff);
+        back_job bj = {out, W.lab, touched, crgb + ((size_t)y0 * CW + x0) * 3, (size_t)CW * 3, w};
+        ts_render_split2(back_range, &bj, (size_t)h, 64);
+        /* The job holds the canvases in memory from here (the references read above), so the
+         * map reads the pixels read above and, where nothing else holds them, writes in place
+         * instead of filling two new canvases. */
+        ts_render_replace(&job->rgb, mrgb), mrgb = NULL;
+        if (mfg) ts_render_replace(&job->fg, mfg), mfg = NULL;
+        put_job pj = {crgb, out, W.lab, touched, CW, x0, y0, w, h};
+        /* the rows from the first changed pixel's to the last's */
+        size_t last = n - 1;
+        while (!touched[last]) last--;
+        st = ts_render_map_px_rows(job, put_px, &pj, y0 + (int)(n_touched / w),
+                                   y0 + (int)(last / w) + 1, "retouch");
+        if (st) goto out;
     }
     if (healed) ts_render_edit(job, "removed %d small blemish%s", healed, healed == 1 ? "" : "es");
     if (lift_max >= 0.5f)
@@ -1562,7 +1723,7 @@ nomem:
 out:
     if (mrgb) g_object_unref(mrgb);
     if (mfg) g_object_unref(mfg);
-    free(planes), free(skin8), free(touched);
+    if (!ar_fail) arena_done(&ar);
     return st;
 }
 
