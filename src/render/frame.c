@@ -8,6 +8,7 @@
  * above the head the frame is moved and zoomed within limits, and what is still missing is said
  * in the report rather than invented. */
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -16,6 +17,12 @@
 #include <sys/mman.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+/* Loops compiled for AVX2 alone, called only where the processor has it (have_avx2). */
+#include <immintrin.h>
+#define TS_FRAME_AVX2 1
+#define FRAME_AVX2 __attribute__((target("avx2")))
 #endif
 
 #include "core/internal.h"
@@ -240,6 +247,19 @@ static inline void store3(float *q, __m128 s) {
     _mm_store_ss(q + 2, _mm_movehl_ps(s, s));
 }
 #endif
+
+static int have_avx2(void) {
+#if defined(TS_FRAME_AVX2)
+    static atomic_int have = -1;
+    if (atomic_load(&have) < 0) {
+        __builtin_cpu_init();
+        atomic_store(&have, __builtin_cpu_supports("avx2") != 0);
+    }
+    return atomic_load(&have);
+#else
+    return 0;
+#endif
+}
 
 /* ---- the per-photo cache ---------------------------------------------------------------- */
 
@@ -469,16 +489,49 @@ static const void *half_row(const half_job *j, int y, void *row) {
 
 /* The 2 x 2 average of rows r0 and r1 into out (hw pixels of nb samples), rounded as
  * vips_shrink does. */
-#define HALF_LOOP(T)                                                                               \
+#define HALF_LOOP(T, r0, r1, out, hw)                                                              \
     do {                                                                                           \
-        const T *a = r0, *b = r1;                                                                  \
-        T *q = out;                                                                                \
-        for (int x = 0; x < hw; x++, a += 2 * nb, b += 2 * nb, q += nb)                            \
+        const T *a = (const T *)(r0), *b = (const T *)(r1);                                        \
+        T *q = (T *)(out);                                                                         \
+        for (int x = 0; x < (hw); x++, a += 2 * nb, b += 2 * nb, q += nb)                          \
             for (int c = 0; c < nb; c++)                                                           \
                 q[c] = (T)((((unsigned)a[c] + b[c] + 1) / 2 +                                      \
                             ((unsigned)a[c + nb] + b[c + nb] + 1) / 2 + 1) /                       \
                            2);                                                                     \
     } while (0)
+
+#if defined(TS_FRAME_AVX2)
+/* The same averages as HALF_LOOP (each rounded up: _mm_avg_epu8 / 16 is (a + b + 1) >> 1),
+ * several pixels a step, for 3-band 8-bit and 1-band 16-bit rows; returns how many output
+ * pixels it made (the rest are HALF_LOOP's: these loads read past what they use). */
+FRAME_AVX2 static int half_row8x3(const uint8_t *a, const uint8_t *b, uint8_t *q, int hw) {
+    /* two output pixels a step from the 12 bytes of four input pixels */
+    const __m128i pick = _mm_setr_epi8(0, 1, 2, 6, 7, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    int x = 0;
+    for (; 6 * x + 16 <= 6 * hw && x + 2 <= hw - 1; x += 2) {
+        __m128i v = _mm_avg_epu8(_mm_loadu_si128((const __m128i *)(a + 6 * x)),
+                                 _mm_loadu_si128((const __m128i *)(b + 6 * x)));
+        __m128i h = _mm_shuffle_epi8(_mm_avg_epu8(v, _mm_srli_si128(v, 3)), pick);
+        _mm_storel_epi64((__m128i *)(q + 3 * x), h); /* 2 bytes more, written again next */
+    }
+    return x;
+}
+
+FRAME_AVX2 static int half_row16x1(const uint16_t *a, const uint16_t *b, uint16_t *q, int hw) {
+    const __m128i lo = _mm_set1_epi32(0xffff);
+    int x = 0;
+    for (; x + 8 <= hw; x += 8) {
+        __m128i v0 = _mm_avg_epu16(_mm_loadu_si128((const __m128i *)(a + 2 * x)),
+                                   _mm_loadu_si128((const __m128i *)(b + 2 * x)));
+        __m128i v1 = _mm_avg_epu16(_mm_loadu_si128((const __m128i *)(a + 2 * x + 8)),
+                                   _mm_loadu_si128((const __m128i *)(b + 2 * x + 8)));
+        __m128i h0 = _mm_and_si128(_mm_avg_epu16(v0, _mm_srli_epi32(v0, 16)), lo);
+        __m128i h1 = _mm_and_si128(_mm_avg_epu16(v1, _mm_srli_epi32(v1, 16)), lo);
+        _mm_storeu_si128((__m128i *)(q + x), _mm_packus_epi32(h0, h1));
+    }
+    return x;
+}
+#endif
 
 static void *half_rows(void *arg) {
     const half_job *j = arg;
@@ -489,10 +542,22 @@ static void *half_rows(void *arg) {
         const void *r0 = half_row(j, 2 * y, buf);
         const void *r1 = half_row(j, 2 * y + 1, (uint8_t *)buf + (size_t)j->w * nb * es);
         void *out = (uint8_t *)j->out + (size_t)y * hw * nb * es;
+        int done = 0;
+#if defined(TS_FRAME_AVX2)
+        if (have_avx2() && nb == 3 && !j->is16)
+            done = half_row8x3(r0, r1, out, hw);
+        else if (have_avx2() && nb == 1 && j->is16)
+            done = half_row16x1(r0, r1, out, hw);
+#endif
+        /* the rest (all without AVX2) */
+        size_t skip = (size_t)done * nb * es;
+        const uint8_t *a0 = (const uint8_t *)r0 + 2 * skip, *a1 = (const uint8_t *)r1 + 2 * skip;
+        void *o = (uint8_t *)out + skip;
+        int rest = hw - done;
         if (j->is16)
-            HALF_LOOP(uint16_t);
+            HALF_LOOP(uint16_t, a0, a1, o, rest);
         else
-            HALF_LOOP(uint8_t);
+            HALF_LOOP(uint8_t, a0, a1, o, rest);
     }
     return NULL;
 }
@@ -568,12 +633,74 @@ typedef struct canvas_head {
 
 #define CANVAS_HEAD 64 /* bytes before the pixels; keeps them 64-byte aligned */
 
+/* Canvas mappings let go while a canvas is made (the one kept from the last look, freed just
+ * before the new one is made) wait here for the new canvas to take them: their pages are
+ * already there, where a fresh page costs the kernel a zeroing (17 MB for a 1200 x 1200 canvas).
+ * Only while frame makes a canvas (canvas_pool_arm .. canvas_pool_flush), so no memory is held
+ * longer than before. A canvas taken this way holds old pixels until render_canvas writes
+ * every one of them. */
+#define POOL_N 4
+static struct {
+    pthread_mutex_t lock;
+    int armed;
+    int n;
+    struct {
+        uint8_t *map;
+        size_t len;
+    } m[POOL_N];
+} canvas_pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void canvas_pool_arm(void) {
+    pthread_mutex_lock(&canvas_pool.lock);
+    canvas_pool.armed++;
+    pthread_mutex_unlock(&canvas_pool.lock);
+}
+
+static void canvas_pool_flush(void) {
+    pthread_mutex_lock(&canvas_pool.lock);
+    if (--canvas_pool.armed == 0) {
+        for (int i = 0; i < canvas_pool.n; i++) munmap(canvas_pool.m[i].map, canvas_pool.m[i].len);
+        canvas_pool.n = 0;
+    }
+    pthread_mutex_unlock(&canvas_pool.lock);
+}
+
+/* A pooled mapping of len bytes at m that holds bytes from its first 2 MiB boundary with room
+ * for the head, taking the smallest; NULL when none. */
+static uint8_t *canvas_pool_take(size_t bytes, size_t huge, size_t *len) {
+    uint8_t *m = NULL;
+    pthread_mutex_lock(&canvas_pool.lock);
+    int best = -1;
+    for (int i = 0; i < canvas_pool.n; i++) {
+        uint8_t *b = canvas_pool.m[i].map;
+        uint8_t *px = (uint8_t *)(((uintptr_t)b + CANVAS_HEAD + huge - 1) & ~(huge - 1));
+        if (px + bytes <= b + canvas_pool.m[i].len &&
+            (best < 0 || canvas_pool.m[i].len < canvas_pool.m[best].len))
+            best = i;
+    }
+    if (best >= 0) {
+        m = canvas_pool.m[best].map, *len = canvas_pool.m[best].len;
+        canvas_pool.m[best] = canvas_pool.m[--canvas_pool.n];
+    }
+    pthread_mutex_unlock(&canvas_pool.lock);
+    return m;
+}
+
 static void *canvas_alloc(size_t bytes) {
 #if defined(MADV_HUGEPAGE) && defined(MAP_ANONYMOUS)
     const size_t huge = (size_t)2 << 20;
     if (bytes >= 2 * huge) {
         size_t len = bytes + 2 * huge;
-        uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        uint8_t *m = canvas_pool_take(bytes, huge, &len);
+        if (m) {
+            /* what this canvas does not reach goes back to the system */
+            uint8_t *px = (uint8_t *)(((uintptr_t)m + CANVAS_HEAD + huge - 1) & ~(huge - 1));
+            uint8_t *end = px + ((bytes + huge - 1) & ~(huge - 1));
+            if (end < m + len) madvise(end, (size_t)(m + len - end), MADV_DONTNEED);
+            *(canvas_head *)(px - CANVAS_HEAD) = (canvas_head){m, len};
+            return px;
+        }
+        m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m != MAP_FAILED) {
             /* the pixels from a 2 MiB boundary, the head just before it */
             uint8_t *px = (uint8_t *)(((uintptr_t)m + CANVAS_HEAD + huge - 1) & ~(huge - 1));
@@ -592,10 +719,18 @@ static void *canvas_alloc(size_t bytes) {
 static void canvas_release(void *buf) {
     if (!buf) return;
     canvas_head *h = (canvas_head *)((uint8_t *)buf - CANVAS_HEAD);
-    if (h->map)
-        munmap(h->map, h->len);
-    else
+    if (h->map) {
+        canvas_head head = *h;
+        pthread_mutex_lock(&canvas_pool.lock);
+        int kept = canvas_pool.armed && canvas_pool.n < POOL_N;
+        if (kept)
+            canvas_pool.m[canvas_pool.n].map = head.map,
+            canvas_pool.m[canvas_pool.n++].len = head.len;
+        pthread_mutex_unlock(&canvas_pool.lock);
+        if (!kept) munmap(head.map, head.len);
+    } else {
         free(h);
+    }
 }
 
 static void canvas_free(VipsImage *im, void *buf) {
@@ -679,6 +814,208 @@ static void row_span(double a, double b, double ox, double lo, double hi, int W,
     *x0 = fmax(*x0, floor(p) - 2), *x1 = fmin(*x1, ceil(q) + 3);
 }
 
+#if defined(TS_FRAME_AVX2)
+/* Eight canvas pixels of a row at once with AVX2, where all eight are inside the resized image,
+ * owned by the tile and alike in what they resample (else the caller does them one by one): the
+ * scalar fast path's operations, lane by lane, in its order (floor as floor_fast, which never
+ * gives -0; the weights in float; the taps' sum as taps3 makes it), so the same floats. The
+ * 8-bit taps are gathered as 32-bit words that stay inside the tile's pixels (the right tap's
+ * word starts a byte early). */
+typedef struct c8_job {
+    const rot_geom *g;
+    const src_view *v; /* [K_N] */
+    float *out[K_N];
+    int W, sx0, sx1, sy0, sy1, nbx;
+    const uint8_t *need_fg, *need_al; /* per sub-block; NULL: the same in all, fg_all (al_all) */
+    int fg_all, al_all;
+    uint8_t *fg_own; /* per canvas tile: this thread's */
+    int ctx_;
+} c8_job;
+
+/* Three planes of eight into 24 interleaved floats at q and, unless NULL, q2. */
+FRAME_AVX2 static inline void store3x8(float *q, float *q2, __m256 r, __m256 g, __m256 b) {
+    const __m256i r0 = _mm256_setr_epi32(0, 0, 0, 1, 0, 0, 2, 0),
+                  g0 = _mm256_setr_epi32(0, 0, 0, 0, 1, 0, 0, 2),
+                  b0 = _mm256_setr_epi32(0, 0, 0, 0, 0, 1, 0, 0),
+                  r1 = _mm256_setr_epi32(0, 3, 0, 0, 4, 0, 0, 5),
+                  g1 = _mm256_setr_epi32(0, 0, 3, 0, 0, 4, 0, 0),
+                  b1 = _mm256_setr_epi32(2, 0, 0, 3, 0, 0, 4, 0),
+                  r2 = _mm256_setr_epi32(0, 0, 6, 0, 0, 7, 0, 0),
+                  g2 = _mm256_setr_epi32(5, 0, 0, 6, 0, 0, 7, 0),
+                  b2 = _mm256_setr_epi32(0, 5, 0, 0, 6, 0, 0, 7);
+    __m256 o0 = _mm256_blend_ps(
+        _mm256_blend_ps(_mm256_permutevar8x32_ps(r, r0), _mm256_permutevar8x32_ps(g, g0), 0x92),
+        _mm256_permutevar8x32_ps(b, b0), 0x24);
+    __m256 o1 = _mm256_blend_ps(
+        _mm256_blend_ps(_mm256_permutevar8x32_ps(r, r1), _mm256_permutevar8x32_ps(g, g1), 0x24),
+        _mm256_permutevar8x32_ps(b, b1), 0x49);
+    __m256 o2 = _mm256_blend_ps(
+        _mm256_blend_ps(_mm256_permutevar8x32_ps(r, r2), _mm256_permutevar8x32_ps(g, g2), 0x49),
+        _mm256_permutevar8x32_ps(b, b2), 0x92);
+    _mm256_storeu_ps(q, o0);
+    _mm256_storeu_ps(q + 8, o1);
+    _mm256_storeu_ps(q + 16, o2);
+    if (q2) {
+        _mm256_storeu_ps(q2, o0);
+        _mm256_storeu_ps(q2 + 8, o1);
+        _mm256_storeu_ps(q2 + 16, o2);
+    }
+}
+
+/* The bilinear sums of the three bands of view v (8-bit or float) at byte offsets off (the tap
+ * (x0, y0) from v->p) with the weights. */
+FRAME_AVX2 static inline void taps3x8(const src_view *v, __m256i off, __m256 w00, __m256 w01,
+                                      __m256 w10, __m256 w11, __m256 s[3]) {
+    const __m256i lsk = _mm256_set1_epi32((int)v->lskip);
+    __m256i off1 = _mm256_add_epi32(off, lsk);
+    if (v->fmt == 0) {
+        const int *base = (const int *)v->p;
+        const __m256i m = _mm256_set1_epi32(0xff), two = _mm256_set1_epi32(2);
+        __m256i a = _mm256_i32gather_epi32(base, off, 1);
+        __m256i b = _mm256_i32gather_epi32(base, _mm256_add_epi32(off, two), 1);
+        __m256i c = _mm256_i32gather_epi32(base, off1, 1);
+        __m256i d = _mm256_i32gather_epi32(base, _mm256_add_epi32(off1, two), 1);
+        for (int k = 0; k < 3; k++) {
+            __m256 ta = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(a, 8 * k), m));
+            __m256 tb = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(b, 8 * k + 8), m));
+            __m256 tc = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(c, 8 * k), m));
+            __m256 td = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(d, 8 * k + 8), m));
+            __m256 t = _mm256_add_ps(_mm256_mul_ps(w00, ta), _mm256_mul_ps(w01, tb));
+            t = _mm256_add_ps(t, _mm256_mul_ps(w10, tc));
+            s[k] = _mm256_add_ps(t, _mm256_mul_ps(w11, td));
+        }
+    } else {
+        const float *base = (const float *)v->p;
+        const __m256i twelve = _mm256_set1_epi32(12);
+        for (int k = 0; k < 3; k++) {
+            __m256i ok = _mm256_add_epi32(off, _mm256_set1_epi32(4 * k));
+            __m256i ok1 = _mm256_add_epi32(off1, _mm256_set1_epi32(4 * k));
+            __m256 ta = _mm256_i32gather_ps(base, ok, 1);
+            __m256 tb = _mm256_i32gather_ps(base, _mm256_add_epi32(ok, twelve), 1);
+            __m256 tc = _mm256_i32gather_ps(base, ok1, 1);
+            __m256 td = _mm256_i32gather_ps(base, _mm256_add_epi32(ok1, twelve), 1);
+            __m256 t = _mm256_add_ps(_mm256_mul_ps(w00, ta), _mm256_mul_ps(w01, tb));
+            t = _mm256_add_ps(t, _mm256_mul_ps(w10, tc));
+            s[k] = _mm256_add_ps(t, _mm256_mul_ps(w11, td));
+        }
+    }
+}
+
+/* The byte offsets from v->p of taps (x0, y0), pix bytes a pixel. */
+FRAME_AVX2 static inline __m256i view_off(const src_view *v, __m256i x0, __m256i y0, int pix) {
+    return _mm256_add_epi32(_mm256_mullo_epi32(_mm256_sub_epi32(y0, _mm256_set1_epi32(v->top)),
+                                               _mm256_set1_epi32((int)v->lskip)),
+                            _mm256_mullo_epi32(_mm256_sub_epi32(x0, _mm256_set1_epi32(v->left)),
+                                               _mm256_set1_epi32(pix)));
+}
+
+/* Canvas pixels of row Y from X on, eight at a time, while a group of eight before X1 can be done
+ * this way (dy = Y - oy, by = ib dy, dyy = id dy); returns the first pixel not done. */
+FRAME_AVX2 static int canvas8_run(const c8_job *j, int Y, int X, int X1, double by, double dyy) {
+    const rot_geom *g = j->g;
+    const __m256d zero = _mm256_setzero_pd(), ox = _mm256_set1_pd(g->ox);
+    const __m256d ia = _mm256_set1_pd(g->ia), ic = _mm256_set1_pd(g->ic);
+    const __m256d vby = _mm256_set1_pd(by), vdyy = _mm256_set1_pd(dyy);
+    const __m256d lox = _mm256_set1_pd(j->sx0), hix = _mm256_set1_pd(fmin(j->sx1, g->iw - 1));
+    const __m256d loy = _mm256_set1_pd(j->sy0), hiy = _mm256_set1_pd(fmin(j->sy1, g->ih - 1));
+    const __m256d k03 = _mm256_setr_pd(0, 1, 2, 3), k47 = _mm256_setr_pd(4, 5, 6, 7);
+    const __m256 one = _mm256_set1_ps(1.f);
+    const src_view *v = &j->v[K_RGB];
+    int pix = v->fmt == 0 ? 3 : 12;
+    float *row = j->out[K_RGB] + (size_t)Y * j->W * 3;
+    float *frow = j->out[K_FG] ? j->out[K_FG] + (size_t)Y * j->W * 3 : NULL;
+    float *arow = j->out[K_ALPHA] ? j->out[K_ALPHA] + (size_t)Y * j->W : NULL;
+    uint8_t *own = j->fg_own + (size_t)(Y / TILE_H) * j->ctx_;
+    _Static_assert(SUB_TILE == 32, "sub-blocks by a shift of 5");
+    for (; X + 8 <= X1; X += 8) {
+        __m256d xd = _mm256_set1_pd(X);
+        __m256d dx0 = _mm256_sub_pd(_mm256_add_pd(xd, k03), ox);
+        __m256d dx1 = _mm256_sub_pd(_mm256_add_pd(xd, k47), ox);
+        __m256d ix0 = _mm256_add_pd(_mm256_mul_pd(ia, dx0), vby);
+        __m256d ix1 = _mm256_add_pd(_mm256_mul_pd(ia, dx1), vby);
+        __m256d iy0 = _mm256_add_pd(_mm256_mul_pd(ic, dx0), vdyy);
+        __m256d iy1 = _mm256_add_pd(_mm256_mul_pd(ic, dx1), vdyy);
+        __m256d fx0a = _mm256_add_pd(_mm256_floor_pd(ix0), zero);
+        __m256d fx0b = _mm256_add_pd(_mm256_floor_pd(ix1), zero);
+        __m256d fy0a = _mm256_add_pd(_mm256_floor_pd(iy0), zero);
+        __m256d fy0b = _mm256_add_pd(_mm256_floor_pd(iy1), zero);
+        /* all inside (0 <= x0, x0 + 1 < iw, the same for y) and owned by the tile (then the
+         * clamped tap is the tap itself) */
+        __m256d ok = _mm256_and_pd(_mm256_cmp_pd(fx0a, lox, _CMP_GE_OQ),
+                                   _mm256_cmp_pd(fx0a, hix, _CMP_LT_OQ));
+        ok = _mm256_and_pd(ok, _mm256_and_pd(_mm256_cmp_pd(fx0b, lox, _CMP_GE_OQ),
+                                             _mm256_cmp_pd(fx0b, hix, _CMP_LT_OQ)));
+        ok = _mm256_and_pd(ok, _mm256_and_pd(_mm256_cmp_pd(fy0a, loy, _CMP_GE_OQ),
+                                             _mm256_cmp_pd(fy0a, hiy, _CMP_LT_OQ)));
+        ok = _mm256_and_pd(ok, _mm256_and_pd(_mm256_cmp_pd(fy0b, loy, _CMP_GE_OQ),
+                                             _mm256_cmp_pd(fy0b, hiy, _CMP_LT_OQ)));
+        if (_mm256_movemask_pd(ok) != 15) break;
+        __m256i x0 = _mm256_setr_m128i(_mm256_cvttpd_epi32(fx0a), _mm256_cvttpd_epi32(fx0b));
+        __m256i y0 = _mm256_setr_m128i(_mm256_cvttpd_epi32(fy0a), _mm256_cvttpd_epi32(fy0b));
+        /* the sub-blocks: fg and alpha resampled in all eight, or in none */
+        int need_fg = j->fg_all, need_al = j->al_all;
+        if (j->need_fg || j->need_al) {
+            int bx[8], byy[8];
+            _mm256_storeu_si256(
+                (__m256i *)bx,
+                _mm256_srai_epi32(_mm256_sub_epi32(x0, _mm256_set1_epi32(j->sx0)), 5));
+            _mm256_storeu_si256(
+                (__m256i *)byy,
+                _mm256_srai_epi32(_mm256_sub_epi32(y0, _mm256_set1_epi32(j->sy0)), 5));
+            int b = byy[0] * j->nbx + bx[0], mixed = 0;
+            need_fg = j->need_fg ? j->need_fg[b] : need_fg;
+            need_al = j->need_al ? j->need_al[b] : need_al;
+            for (int k = 1; k < 8 && !mixed; k++) {
+                int bk = byy[k] * j->nbx + bx[k];
+                mixed = bk != b && ((j->need_fg && j->need_fg[bk] != need_fg) ||
+                                    (j->need_al && j->need_al[bk] != need_al));
+            }
+            if (mixed) break;
+        }
+        __m256 fx = _mm256_setr_m128(_mm256_cvtpd_ps(_mm256_sub_pd(ix0, fx0a)),
+                                     _mm256_cvtpd_ps(_mm256_sub_pd(ix1, fx0b)));
+        __m256 fy = _mm256_setr_m128(_mm256_cvtpd_ps(_mm256_sub_pd(iy0, fy0a)),
+                                     _mm256_cvtpd_ps(_mm256_sub_pd(iy1, fy0b)));
+        __m256 gx = _mm256_sub_ps(one, fx), gy = _mm256_sub_ps(one, fy);
+        __m256 w00 = _mm256_mul_ps(gx, gy), w01 = _mm256_mul_ps(fx, gy);
+        __m256 w10 = _mm256_mul_ps(gx, fy), w11 = _mm256_mul_ps(fx, fy);
+        __m256 s[3];
+        taps3x8(v, view_off(v, x0, y0, pix), w00, w01, w10, w11, s);
+        /* fg: rgb's pixels where the sub-blocks do not resample it */
+        store3x8(row + (size_t)X * 3, frow && !need_fg ? frow + (size_t)X * 3 : NULL, s[0], s[1],
+                 s[2]);
+        if (frow && need_fg) {
+            const src_view *vf = &j->v[K_FG];
+            taps3x8(vf, view_off(vf, x0, y0, pix), w00, w01, w10, w11, s);
+            own[X / TILE_W] = 1, own[(X + 7) / TILE_W] = 1;
+            store3x8(frow + (size_t)X * 3, NULL, s[0], s[1], s[2]);
+        }
+        if (arow) {
+            __m256 a = _mm256_setzero_ps();
+            if (need_al) {
+                const src_view *va = &j->v[K_ALPHA];
+                __m256i offa = view_off(va, x0, y0, 2);
+                const int *base = (const int *)va->p;
+                __m256i r0 = _mm256_i32gather_epi32(base, offa, 1);
+                __m256i r1 = _mm256_i32gather_epi32(
+                    base, _mm256_add_epi32(offa, _mm256_set1_epi32((int)va->lskip)), 1);
+                const __m256i m = _mm256_set1_epi32(0xffff);
+                __m256 t = _mm256_add_ps(
+                    _mm256_mul_ps(w00, _mm256_cvtepi32_ps(_mm256_and_si256(r0, m))),
+                    _mm256_mul_ps(w01, _mm256_cvtepi32_ps(_mm256_srli_epi32(r0, 16))));
+                t = _mm256_add_ps(t,
+                                  _mm256_mul_ps(w10, _mm256_cvtepi32_ps(_mm256_and_si256(r1, m))));
+                t = _mm256_add_ps(
+                    t, _mm256_mul_ps(w11, _mm256_cvtepi32_ps(_mm256_srli_epi32(r1, 16))));
+                a = _mm256_mul_ps(t, _mm256_set1_ps(va->scale));
+            }
+            _mm256_storeu_ps(arow + X, a);
+        }
+    }
+    return X;
+}
+#endif
+
 static void canvas_range(size_t first, size_t n, void *user) {
     (void)n;
     canvas_job *j = user;
@@ -701,17 +1038,47 @@ static void canvas_range(size_t first, size_t n, void *user) {
          * in it (points beyond the image belong to the tiles at its edge) */
         double lx = sx0 == 0 ? -INFINITY : sx0, hx = sx1 == iw ? INFINITY : sx1;
         double ly = sy0 == 0 ? -INFINITY : sy0, hy = sy1 == ih ? INFINITY : sy1;
+        /* the rows that can hold them: for a tile inside the image, those its corners reach on
+         * the canvas (canvas = A^-1 input + o), with a margin */
+        int Ya = 0, Yb = H;
+        if (isfinite(lx) && isfinite(hx) && isfinite(ly) && isfinite(hy)) {
+            double det = g->ia * g->id - g->ib * g->ic, lo = INFINITY, hi = -INFINITY;
+            for (int k = 0; k < 4; k++) {
+                double ux = k & 1 ? hx : lx, uy = k & 2 ? hy : ly;
+                double Yc = g->oy + (-g->ic * ux + g->ia * uy) / det;
+                lo = fmin(lo, Yc), hi = fmax(hi, Yc);
+            }
+            Ya = lo - 3 > 0 ? (int)(lo - 3) : 0, Yb = hi + 4 < H ? (int)(hi + 4) : H;
+        }
         int any = 0;
-        for (int Y = 0; Y < H; Y++) {
+        /* the box the spans reach in the resized image (a line's points lie between its ends) */
+        double bb[4] = {INFINITY, INFINITY, -INFINITY, -INFINITY};
+        for (int Y = Ya; Y < Yb; Y++) {
             double dy = Y - g->oy, x0 = 0, x1 = W;
             row_span(g->ia, g->ib * dy, g->ox, lx, hx, W, &x0, &x1);
             row_span(g->ic, g->id * dy, g->ox, ly, hy, W, &x0, &x1);
             span[2 * Y] = (int)x0, span[2 * Y + 1] = (int)x1;
-            any |= x0 < x1;
+            if (x0 < x1) {
+                any = 1;
+                for (int e = 0; e < 2; e++) {
+                    double dx = (e ? (int)x1 - 1 : (int)x0) - g->ox;
+                    double ix = g->ia * dx + g->ib * dy, iy = g->ic * dx + g->id * dy;
+                    bb[0] = fmin(bb[0], ix), bb[1] = fmin(bb[1], iy);
+                    bb[2] = fmax(bb[2], ix), bb[3] = fmax(bb[3], iy);
+                }
+            }
         }
         if (!any) continue;
         /* the taps: the tile and a pixel more right and down */
         int r[4] = {sx0, sy0, sx1 < iw ? sx1 : iw - 1, sy1 < ih ? sy1 : ih - 1}, sp[4];
+        /* what the tile's pixels read of it: the box of their taps, a pixel more each side (a
+         * tile at the canvas' edge computes only its part) */
+        int q[4] = {r[0], r[1], r[2], r[3]};
+        for (int a = 0; a < 2; a++) {
+            double lo = floor(bb[a]) - 1, hi = floor(bb[a + 2]) + 2;
+            if (lo > q[a] && lo <= q[a + 2]) q[a] = (int)lo;
+            if (hi < q[a + 2] && hi >= q[a]) q[a + 2] = (int)hi;
+        }
         /* fg and alpha by blocks of SUB_TILE: a block whose source holds none of the edge band
          * (no alpha) gives rgb's pixels (0); the rest are computed into one buffer */
         enum { NS = SRC_TILE / SUB_TILE };
@@ -724,8 +1091,10 @@ static void canvas_range(size_t first, size_t n, void *user) {
                 int bx0 = sx0 + b % nbx * SUB_TILE, by0 = sy0 + b / nbx * SUB_TILE;
                 int br[4] = {bx0, by0, bx0 + SUB_TILE < r[2] ? bx0 + SUB_TILE : r[2],
                              by0 + SUB_TILE < r[3] ? by0 + SUB_TILE : r[3]};
-                need[k][b] = reg[k] != NULL;
-                if (reg[k] && j->maps) {
+                /* none outside what the tile's pixels read */
+                need[k][b] = reg[k] != NULL && br[0] <= q[2] && br[2] >= q[0] && br[1] <= q[3] &&
+                             br[3] >= q[1];
+                if (need[k][b] && j->maps) {
                     tile_support(j, br, sp);
                     need[k][b] = maps_any(j->maps, j->mt, k == K_FG ? j->maps->fgd : j->maps->anz,
                                           sp[0], sp[1], sp[2], sp[3]);
@@ -735,11 +1104,14 @@ static void canvas_range(size_t first, size_t n, void *user) {
         }
         src_view v[K_N];
         VipsRect rr = {r[0], r[1], r[2] - r[0] + 1, r[3] - r[1] + 1};
+        VipsRect rq = {q[0], q[1], q[2] - q[0] + 1, q[3] - q[1] + 1};
         for (int k = 0; k < K_N; k++) {
             if (!n_need[k]) continue;
             VipsRegion *at = reg[k];
+            const VipsRect *vr = &rr;
             if (n_need[k] == nbx * nby) {
-                if (vips_region_prepare(reg[k], &rr)) atomic_store(&j->failed, 1);
+                vr = &rq;
+                if (vips_region_prepare(reg[k], &rq)) atomic_store(&j->failed, 1);
             } else if (vips_region_buffer(dst[k], &rr)) {
                 atomic_store(&j->failed, 1);
             } else {
@@ -747,18 +1119,20 @@ static void canvas_range(size_t first, size_t n, void *user) {
                 for (int b = 0; b < nbx * nby && !atomic_load(&j->failed); b++) {
                     if (!need[k][b]) continue;
                     int bx0 = sx0 + b % nbx * SUB_TILE, by0 = sy0 + b / nbx * SUB_TILE;
-                    VipsRect br = {bx0, by0,
-                                   (bx0 + SUB_TILE < r[2] ? bx0 + SUB_TILE : r[2]) - bx0 + 1,
-                                   (by0 + SUB_TILE < r[3] ? by0 + SUB_TILE : r[3]) - by0 + 1};
+                    int bx1 = bx0 + SUB_TILE < r[2] ? bx0 + SUB_TILE : r[2],
+                        by1 = by0 + SUB_TILE < r[3] ? by0 + SUB_TILE : r[3];
+                    bx0 = bx0 > q[0] ? bx0 : q[0], by0 = by0 > q[1] ? by0 : q[1];
+                    bx1 = bx1 < q[2] ? bx1 : q[2], by1 = by1 < q[3] ? by1 : q[3];
+                    VipsRect br = {bx0, by0, bx1 - bx0 + 1, by1 - by0 + 1};
                     if (vips_region_prepare_to(reg[k], dst[k], &br, bx0, by0))
                         atomic_store(&j->failed, 1);
                 }
             }
             if (atomic_load(&j->failed)) break;
             v[k] = j->fmt[k];
-            v[k].p = VIPS_REGION_ADDR(at, r[0], r[1]);
+            v[k].p = VIPS_REGION_ADDR(at, vr->left, vr->top);
             v[k].lskip = VIPS_REGION_LSKIP(at);
-            v[k].left = r[0], v[k].top = r[1], v[k].right = r[2];
+            v[k].left = vr->left, v[k].top = vr->top, v[k].right = vr->left + vr->width - 1;
         }
         if (atomic_load(&j->failed)) break;
         float *rgb = j->out[K_RGB], *fg = j->out[K_FG], *al = j->out[K_ALPHA];
@@ -766,12 +1140,51 @@ static void canvas_range(size_t first, size_t n, void *user) {
         int fast = nb[K_RGB] == 3 && j->fmt[K_RGB].fmt != 1 &&
                    (!fg || (nb[K_FG] == 3 && j->fmt[K_FG].fmt == j->fmt[K_RGB].fmt)) &&
                    (!al || (nb[K_ALPHA] == 1 && j->fmt[K_ALPHA].fmt == 1));
-        (void)fast;
-        for (int Y = 0; Y < H; Y++) {
+#if defined(TS_FRAME_AVX2)
+        int c8 = fast && have_avx2();
+        c8_job cj = {g,
+                     v,
+                     {rgb, fg, al},
+                     W,
+                     sx0,
+                     sx1,
+                     sy0,
+                     sy1,
+                     nbx,
+                     fg ? need[K_FG] : NULL,
+                     al ? need[K_ALPHA] : NULL,
+                     0,
+                     0,
+                     j->fg_own[me],
+                     j->ctx_};
+        /* a tile whose sub-blocks all resample fg (alpha), or none, needs no look at them */
+        for (int k = K_FG; k < K_N; k++) {
+            const uint8_t **nk = k == K_FG ? &cj.need_fg : &cj.need_al;
+            int *all = k == K_FG ? &cj.fg_all : &cj.al_all;
+            if (!*nk) continue;
+            int first = (*nk)[0], same = 1;
+            for (int b = 1; b < nbx * nby && same; b++) same = (*nk)[b] == first;
+            if (same) *all = first, *nk = NULL;
+        }
+#endif
+        for (int Y = Ya; Y < Yb; Y++) {
             int X0 = span[2 * Y], X1 = span[2 * Y + 1];
             if (X0 >= X1) continue;
             double dy = Y - g->oy, by = g->ib * dy, dyy = g->id * dy;
+#if defined(TS_FRAME_AVX2)
+            int c8_from = X0;
+#endif
             for (int X = X0; X < X1; X++) {
+#if defined(TS_FRAME_AVX2)
+                if (c8 && X >= c8_from && X + 8 <= X1) {
+                    int Xn = canvas8_run(&cj, Y, X, X1, by, dyy);
+                    c8_from = Xn + 4; /* then one by one for a while */
+                    if (Xn > X) {
+                        X = Xn - 1;
+                        continue;
+                    }
+                }
+#endif
                 double dx = X - g->ox;
                 double ix = g->ia * dx + by, iy = g->ic * dx + dyy;
                 double fx0 = floor_fast(ix), fy0 = floor_fast(iy);
@@ -896,6 +1309,10 @@ static int render_canvas(ts_render_job *job, VipsImage *full, const frame_geom *
         ox = hx, oy = hy, j.lw = hx1 - hx, j.lh = hy1 - hy, j.L = 2;
     } else {
         int ew = g->ex1 - g->ex, eh = g->ey1 - g->ey;
+        /* A reduction is resized in 8 bits, as from the half copies (libvips' vectorised
+         * vertical pass; its float passes sum in scalar double chains, three times the cost):
+         * rounded once, by half a level at most. An enlargement stays float. */
+        int colour = sc < 1 ? FLOAT_AFTER : FLOAT_FIRST;
         VipsImage *reg = NULL;
         if (vips_extract_area(full, &reg, g->ex, g->ey, ew, eh, NULL) == 0) {
             if (mt) {
@@ -906,11 +1323,11 @@ static int render_canvas(ts_render_job *job, VipsImage *full, const frame_geom *
                     (void *)mt->fg, (size_t)mt->w * mt->h * 3, mt->w, mt->h, 3, VIPS_FORMAT_UCHAR);
                 VipsImage *ins = NULL;
                 if (m8 && vips_insert(reg, m8, &ins, mt->x - g->ex, mt->y - g->ey, NULL) == 0)
-                    j.res[K_FG] = resized(ins, sc, FLOAT_FIRST);
+                    j.res[K_FG] = resized(ins, sc, colour);
                 if (m8) g_object_unref(m8);
                 j.res[K_ALPHA] = resized(matte_alpha(mt, g->ex, g->ey, ew, eh), sc, KEEP_FORMAT);
             }
-            j.res[K_RGB] = resized(reg, sc, FLOAT_FIRST);
+            j.res[K_RGB] = resized(reg, sc, colour);
         }
         ox = g->ex, oy = g->ey, j.lw = ew, j.lh = eh, j.L = 1;
     }
@@ -1183,11 +1600,13 @@ static ts_status frame_run(ts_render_job *job, const void *params) {
         return TS_OK;
     }
     /* the canvas kept is not this one: let it go before the new one is made */
+    canvas_pool_arm();
     if (job->cache) last_clear(job->cache);
     VipsImage *canvas[K_N];
     uint8_t *fg_own = NULL;
-    if (render_canvas(job, full, &g, canvas, &fg_own))
-        return ts_fail(ctx, TS_ERR_INTERNAL, "frame: %s", vips_error_buffer());
+    int failed = render_canvas(job, full, &g, canvas, &fg_own);
+    canvas_pool_flush();
+    if (failed) return ts_fail(ctx, TS_ERR_INTERNAL, "frame: %s", vips_error_buffer());
     ts_render_replace(&job->rgb, canvas[K_RGB]);
     ts_render_replace(&job->alpha, canvas[K_ALPHA]);
     ts_render_replace(&job->fg, canvas[K_FG]);
