@@ -323,7 +323,7 @@ static void t_prepare(void **state) {
     assert_int_equal(ts_photo_open(f->ctx, ts_test_photo("grace_hopper.jpg"), &a), TS_OK);
     assert_int_equal(ts_photo_open(f->ctx, ts_test_photo("grace_hopper.jpg"), &b), TS_OK);
     const ts_face_analysis *fa, *fb;
-    ts_matte *ma, *mb;
+    ts_matte *ma = NULL, *mb = NULL;
     ts_verify_floor fla = {-1, -1}, flb = {-1, -1};
     if (ts_render_prepare(f->ctx, a, &fa, &ma, &fla)) fail_msg("%s", ts_ctx_error(f->ctx));
     if (ts_photo_subject(f->ctx, b, &fb) || ts_photo_matte(f->ctx, b, NULL, &mb) ||

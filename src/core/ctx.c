@@ -251,3 +251,17 @@ void ts_heap_trim(void) {
     malloc_trim(0);
 #endif
 }
+
+int ts_cpu_avx2(void) {
+    static int avx2 = -1; /* a race here writes the same value twice */
+    if (avx2 < 0) {
+        int has = 0;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx2") != 0;
+#endif
+        const char *off = getenv("TRUESHOT_NO_AVX2");
+        avx2 = has && !(off && *off && strcmp(off, "0"));
+    }
+    return avx2;
+}

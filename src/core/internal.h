@@ -83,4 +83,9 @@ ts_nn_runtime *ts_ctx_runtime(ts_ctx *ctx, ts_model_id id);
  * glibc's trim then walks arenas nobody set up (it crashed the studio under test). */
 void ts_heap_trim(void);
 
+/* Whether the AVX2 paths of the pixel loops may run: the CPU has AVX2, and the
+ * environment does not set TRUESHOT_NO_AVX2 (to anything but 0), which the test suite sets to
+ * run the SSE2 and scalar paths that give the same results on any x86-64. */
+int ts_cpu_avx2(void);
+
 #endif

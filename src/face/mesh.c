@@ -113,7 +113,7 @@ static inline void affine_px(const VipsPel *base, size_t ls, int w, int h, doubl
 static int aff_use_avx2;
 static pthread_once_t aff_once = PTHREAD_ONCE_INIT;
 static void aff_init(void) {
-    aff_use_avx2 = __builtin_cpu_supports("avx2") != 0;
+    aff_use_avx2 = ts_cpu_avx2();
 }
 
 /* affine_px on eight pixels whose four neighbours are all inside im, none of them its last

@@ -250,12 +250,7 @@ static inline void store3(float *q, __m128 s) {
 
 static int have_avx2(void) {
 #if defined(TS_FRAME_AVX2)
-    static atomic_int have = -1;
-    if (atomic_load(&have) < 0) {
-        __builtin_cpu_init();
-        atomic_store(&have, __builtin_cpu_supports("avx2") != 0);
-    }
-    return atomic_load(&have);
+    return ts_cpu_avx2();
 #else
     return 0;
 #endif

@@ -19,8 +19,7 @@ static pthread_once_t srgb_once = PTHREAD_ONCE_INIT;
 
 static void srgb_fill(void) {
 #ifdef TS_SRGB_HAVE_AVX2
-    __builtin_cpu_init();
-    ts_srgb_avx2 = __builtin_cpu_supports("avx2") != 0;
+    ts_srgb_avx2 = ts_cpu_avx2();
 #endif
     for (int i = 0; i <= TS_SRGB_LUT_N + 1; i++) {
         double v = fmin(1.0, (double)i / TS_SRGB_LUT_N);

@@ -148,7 +148,7 @@ static int use_avx2;
 
 static void lut_init(void) {
 #if defined(__GNUC__) && defined(__x86_64__)
-    use_avx2 = __builtin_cpu_supports("avx2");
+    use_avx2 = ts_cpu_avx2();
 #endif
     for (int i = 0; i <= 1024; i++) {
         double c = i / 1024.0;

@@ -191,7 +191,7 @@ static pthread_once_t v_once = PTHREAD_ONCE_INIT;
 
 static void v_init(void) {
 #if V_AVX2
-    v_use_avx2 = __builtin_cpu_supports("avx2") != 0;
+    v_use_avx2 = ts_cpu_avx2();
 #endif
 }
 
