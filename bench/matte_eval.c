@@ -9,8 +9,9 @@
  * estimated alpha across the backgrounds, and the halo figure: the subject on saturated green
  * and red, matted, re-composited over mid grey (ts_matte_save_over_color 0x808080), against the
  * true alpha and foreground over the same grey: mean CIEDE2000 in the 10-pixel band along the
- * true edge; the same over the busy background (baboon), where colour says least. --out DIR keeps the keys (original | key over magenta | alpha) and per-frame
- * pictures to look at. --keys-only writes the keys and stops (no matte needed). */
+ * true edge; the same over the busy background (baboon), where colour says least. --out DIR keeps
+ * the keys (original | key over magenta | alpha) and per-frame pictures to look at. --keys-only
+ * writes the keys and stops (no matte needed). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1377,6 +1377,9 @@ static int render_canvas(ts_render_job *job, VipsImage *full, const frame_geom *
         if (ok && j.out[k]) {
             canvas[k] = canvas_wrap(j.out[k], g->W, g->H, j.fmt[k].bands, j.res[k]);
             ok = ok && canvas[k];
+            /* the kept canvas holds rgb and alpha, and copies of fg's tiles: fg is the job's
+             * alone, and tone may write it in place */
+            if (ok && k == K_FG) ts_render_own(canvas[k]);
         } else {
             canvas_release(j.out[k]);
         }
@@ -1526,6 +1529,7 @@ static int last_take(ts_render_job *job, const frame_geom *g) {
                 memcpy(px + ((size_t)Y * W + X0) * 3, from, sizeof(float) * (X1 - X0) * 3);
         }
         if (!(fg = canvas_wrap(px, W, H, 3, rgb))) return 0;
+        ts_render_own(fg); /* the job's alone: tone may write it in place */
     }
     ts_render_replace(&job->rgb, g_object_ref(c->last.rgb));
     ts_render_replace(&job->alpha, c->last.alpha ? g_object_ref(c->last.alpha) : NULL);

@@ -225,6 +225,10 @@ VipsImage *ts_render_wrap(void *buf, size_t bytes, int w, int h, int bands, Vips
     return im;
 }
 
+void ts_render_own(VipsImage *im) {
+    if (im && im->data) g_object_set_data(G_OBJECT(im), OWN_KEY, im->data);
+}
+
 /* Whether a per-pixel map may write im's pixels in place: a memory image whose buffer is its
  * own (libvips' or ts_render_wrap's) and that nothing but the job references (a snapshot, the
  * per-photo cache or libvips' operation cache would hold a reference of their own). In place

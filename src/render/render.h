@@ -148,4 +148,8 @@ void ts_render_big_free(void *buf);
  * at once when NULL is returned). A per-pixel map may write it in place. */
 VipsImage *ts_render_wrap_big(void *buf, size_t bytes, int w, int h, int bands, VipsBandFormat fmt);
 
+/* Marks a memory image made around a buffer of its own (freed with it) as such, so a per-pixel
+ * map may write it in place while the job alone holds it (as it may ts_render_wrap's images). */
+void ts_render_own(VipsImage *im);
+
 #endif
