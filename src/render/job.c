@@ -200,29 +200,28 @@ static void free_big(VipsImage *im, void *buf) {
     ts_render_big_free(buf);
 }
 
-VipsImage *ts_render_wrap_big(void *buf, size_t bytes, int w, int h, int bands,
-                              VipsBandFormat fmt) {
+/* A memory image around buf that owns it: on_close(im, buf) frees it with the image, release(buf)
+ * at once when the image cannot be made. */
+static VipsImage *wrap_owned(void *buf, size_t bytes, int w, int h, int bands, VipsBandFormat fmt,
+                             void (*release)(void *), GCallback on_close) {
     VipsImage *im = vips_image_new_from_memory(buf, bytes, w, h, bands, fmt);
     if (!im) {
-        ts_render_big_free(buf);
+        release(buf);
         return NULL;
     }
-    g_signal_connect(im, "postclose", G_CALLBACK(free_big), buf);
+    g_signal_connect(im, "postclose", on_close, buf);
     g_object_set_data(G_OBJECT(im), OWN_KEY, buf);
     im->Type = bands == 3 ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W;
     return im;
 }
 
+VipsImage *ts_render_wrap_big(void *buf, size_t bytes, int w, int h, int bands,
+                              VipsBandFormat fmt) {
+    return wrap_owned(buf, bytes, w, h, bands, fmt, ts_render_big_free, G_CALLBACK(free_big));
+}
+
 VipsImage *ts_render_wrap(void *buf, size_t bytes, int w, int h, int bands, VipsBandFormat fmt) {
-    VipsImage *im = vips_image_new_from_memory(buf, bytes, w, h, bands, fmt);
-    if (!im) {
-        g_free(buf);
-        return NULL;
-    }
-    g_signal_connect(im, "postclose", G_CALLBACK(free_buffer), buf);
-    g_object_set_data(G_OBJECT(im), OWN_KEY, buf);
-    im->Type = bands == 3 ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W;
-    return im;
+    return wrap_owned(buf, bytes, w, h, bands, fmt, g_free, G_CALLBACK(free_buffer));
 }
 
 void ts_render_own(VipsImage *im) {
