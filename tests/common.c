@@ -62,3 +62,12 @@ void ts_test_rmdir(const char *dir) {
     if (d) closedir(d);
     rmdir(dir);
 }
+
+void ts_test_grey_card(const char *path) {
+    VipsImage *black = NULL, *grey = NULL;
+    assert_int_equal(vips_black(&black, 320, 240, "bands", 3, NULL), 0);
+    assert_int_equal(vips_linear1(black, &grey, 1, 128, "uchar", TRUE, NULL), 0);
+    assert_int_equal(vips_image_write_to_file(grey, path, NULL), 0);
+    g_object_unref(black);
+    g_object_unref(grey);
+}

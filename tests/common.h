@@ -13,6 +13,10 @@ int ts_test_tmpdir(char *dir, size_t cap, const char *what);
 /* Removes the files in dir (one level) and dir itself. */
 void ts_test_rmdir(const char *dir);
 
+/* Writes a flat mid-grey 320 x 240 picture (no face, no person) to path; fails the test
+ * otherwise. */
+void ts_test_grey_card(const char *path);
+
 /* Detects the subject in the photo at path and computes its mesh; fails the test otherwise. */
 void ts_test_mesh_of(const char *path, ts_face_mesh *m);
 

@@ -285,12 +285,7 @@ static void t_no_person(void **state) {
     fixture *f = *state;
     char path[400];
     snprintf(path, sizeof path, "%s/card.png", f->dir);
-    VipsImage *black = NULL, *grey = NULL;
-    assert_int_equal(vips_black(&black, 320, 240, "bands", 3, NULL), 0);
-    assert_int_equal(vips_linear1(black, &grey, 1, 128, "uchar", TRUE, NULL), 0);
-    assert_int_equal(vips_image_write_to_file(grey, path, NULL), 0);
-    g_object_unref(black);
-    g_object_unref(grey);
+    ts_test_grey_card(path);
     ts_photo *p;
     assert_int_equal(ts_photo_open(f->ctx, path, &p), TS_OK);
     ts_matte *m = NULL;

@@ -351,11 +351,7 @@ static void t_prepare(void **state) {
     /* no face: a flat grey picture */
     char path[400];
     snprintf(path, sizeof path, "%s/grey.jpg", f->dir);
-    VipsImage *g = NULL, *g3 = NULL;
-    assert_int_equal(vips_black(&g, 320, 240, "bands", 3, NULL), 0);
-    assert_int_equal(vips_linear1(g, &g3, 1, 128, "uchar", TRUE, NULL), 0);
-    assert_int_equal(vips_image_write_to_file(g3, path, NULL), 0);
-    g_object_unref(g), g_object_unref(g3);
+    ts_test_grey_card(path);
     assert_int_equal(ts_photo_open(f->ctx, path, &a), TS_OK);
     ma = (ts_matte *)1;
     ts_status s = ts_render_prepare(f->ctx, a, &fa, &ma, &fla);
