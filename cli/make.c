@@ -38,8 +38,9 @@ static const char make_usage[] =
     "file is measured against the photo, and says in its metadata what was done to it.\n"
     "\n"
     "With several photos, `trueshot check` grades them and the best one is used (--all: every\n"
-    "photo). DIR gets the headshots, a contact sheet, an edit map per headshot (where the face\n"
-    "was changed), and report.html / report.json.\n"
+    "photo). DIR gets the headshots, a contact sheet, and report.html / report.json: for each\n"
+    "headshot the photo before and after, an edit map (where the face was changed), the checks,\n"
+    "and the metadata read back from the file. The report's pictures are in DIR/report-files/.\n"
     "\n"
     "options:\n"
     "  -o, --output DIR        where to write (created if missing)\n"
@@ -151,8 +152,8 @@ static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *fa
     const export_params *ep = ts_style_params(s, "export");
     snprintf(o->path, sizeof o->path, "%s/%s-%s-%s%s", mo->dir, stem, o->look, o->crop,
              ts_export_extension(ep->format));
-    snprintf(o->edit_map, sizeof o->edit_map, "%s/%s-%s-%s-editmap.png", mo->dir, stem, o->look,
-             o->crop);
+    snprintf(o->edit_map, sizeof o->edit_map, "%s/" MAKE_REPORT_FILES "/%s-%s-%s-editmap.png",
+             mo->dir, stem, o->look, o->crop);
     ts_look_request req = {.style = s,
                            .frame_params = frame_params,
                            .path = o->path,
@@ -168,6 +169,7 @@ static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *fa
     o->status = r->error[0] ? (r->status ? r->status : TS_ERR_INTERNAL) : TS_OK;
     if (!r->error[0] || r->width) {
         o->width = r->width, o->height = r->height, o->bytes = r->bytes;
+        memcpy(o->m, r->m, sizeof o->m);
         o->source_type = strcmp(r->source_type, "compositeSynthetic") ? "algorithmicallyEnhanced"
                                                                       : "compositeSynthetic";
         for (int k = 0; k < r->n_edits && k < MAKE_MAX_EDITS; k++)
@@ -177,6 +179,7 @@ static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *fa
         o->id_mean = r->id_mean, o->id_max = r->id_max, o->id_ok = r->id_ok;
         o->id_total_mean = r->id_total_mean, o->id_frame_mean = r->id_frame_mean;
         if (r->id_written_mean >= 0) o->id_written_mean = r->id_written_mean;
+        make_read_back(o->path, &o->meta);
     }
     if (getenv("TRUESHOT_TIMING"))
         fprintf(stderr,
@@ -270,6 +273,7 @@ int cmd_make(int argc, char **argv) {
         rc = cli_fail(TS_ERR_WRITE, "cannot create %s: %s", o.dir, strerror(errno));
         goto done;
     }
+
     int n_ok = 0;
     for (int i = 0; i < o.n_photos; i++) {
         ts_status st = ts_photo_open(ctx, o.photos[i], &photos[i]);
@@ -302,6 +306,16 @@ int cmd_make(int argc, char **argv) {
         if (o.n_photos > 1 && !o.all)
             fprintf(stderr, "trueshot: using %s%s%s\n", o.photos[pi], reason[0] ? ": " : "",
                     reason);
+        /* The report's pictures (edit maps, befores) go in a folder of their own, so the
+         * output folder holds the headshots, the contact sheet and the report; made once there
+         * is something to render (bad input leaves no folder behind). */
+        char assets[1100];
+        snprintf(assets, sizeof assets, "%s/" MAKE_REPORT_FILES, o.dir);
+        if (mkdir(assets, 0755) != 0 && errno != EEXIST) {
+            rc = cli_fail(TS_ERR_WRITE, "cannot create %s: %s", assets, strerror(errno));
+            ts_matte_free(matte);
+            goto done;
+        }
         char stem[256];
         stem_of(o.photos[pi], stem, sizeof stem);
         free(outs);
@@ -328,8 +342,14 @@ int cmd_make(int argc, char **argv) {
         }
         ts_render_cache_free(cache);
         if (cli_tty()) fprintf(stderr, "\r%-70s\r", "");
-        make_report r = {o.photos[pi], reason[0] && !o.all ? reason : NULL, floor.mean, outs, n,
-                         now_s() - t0};
+        make_report r = {.photo = o.photos[pi],
+                         .why = reason[0] && !o.all ? reason : NULL,
+                         .noise_floor = floor.mean,
+                         .outputs = outs,
+                         .n_outputs = n,
+                         .seconds = now_s() - t0};
+        snprintf(r.preview, sizeof r.preview, "%s/" MAKE_REPORT_FILES "/%s-photo.jpg", o.dir, stem);
+        make_write_preview(&r, ts_photo_width(p), ts_photo_height(p));
         int failed = 0;
         ts_status why = TS_OK;
         for (int k = 0; k < n; k++) {

@@ -8,6 +8,7 @@
 #include <vips/vips.h>
 
 #include "draw.h"
+#include "render/export.h"
 #include "trueshot.h"
 
 /* Writes text to path via a temporary file and rename. */
@@ -25,6 +26,89 @@ static int write_atomic_text(const char *path, const char *text, size_t len) {
     return 0;
 }
 
+/* vips_image_map callback: counts the EXIF fields, and those the export must have removed. */
+static void *exif_field(VipsImage *im, const char *name, GValue *value, void *user) {
+    (void)im, (void)value;
+    make_metadata *m = user;
+    if (strncmp(name, "exif-ifd", 8)) return NULL;
+    m->exif_fields++;
+    /* libexif's IFD 3 is the GPS IFD */
+    if (!strncmp(name, "exif-ifd3-", 10) || strstr(name, "GPS")) m->gps++;
+    if (strstr(name, "SerialNumber")) m->serial++;
+    if (strstr(name, "MakerNote")) m->maker_note++;
+    return NULL;
+}
+
+int make_read_back(const char *path, make_metadata *m) {
+    memset(m, 0, sizeof *m);
+    VipsImage *im = vips_image_new_from_file(path, NULL); /* the header only */
+    if (!im) {
+        vips_error_clear();
+        return -1;
+    }
+    m->read = 1;
+    const void *data = NULL;
+    size_t len = 0;
+    if (vips_image_get_typeof(im, VIPS_META_XMP_NAME) &&
+        !vips_image_get_blob(im, VIPS_META_XMP_NAME, &data, &len)) {
+        ts_xmp_fields x;
+        ts_xmp_read(data, len, &x);
+        snprintf(m->source_type, sizeof m->source_type, "%s", x.source_type);
+        snprintf(m->creator_tool, sizeof m->creator_tool, "%s", x.creator_tool);
+        m->n_edits = x.n_edits;
+    }
+    if (vips_image_get_typeof(im, VIPS_META_ICC_NAME) &&
+        !vips_image_get_blob(im, VIPS_META_ICC_NAME, &data, &len)) {
+        m->icc_bytes = len;
+        VipsBlob *srgb = NULL;
+        if (!vips_profile_load("sRGB", &srgb, NULL)) {
+            size_t n = 0;
+            const void *ref = vips_blob_get(srgb, &n);
+            m->icc_srgb = n == len && !memcmp(ref, data, n);
+            vips_area_unref(VIPS_AREA(srgb));
+        }
+    }
+    vips_image_map(im, exif_field, m);
+    vips_error_clear();
+    g_object_unref(im);
+    return 0;
+}
+
+int make_write_preview(make_report *r, int photo_w, int photo_h) {
+    /* Halvings of the longer side until it fits: the sizes a JPEG decodes to directly (its
+     * shrink-on-load), so the preview costs a partial decode and an encode, no resampling. */
+    int target = photo_w > photo_h ? photo_w : photo_h;
+    while (target > MAKE_PREVIEW_SIDE) target = (target + 1) / 2;
+    VipsImage *t = NULL;
+    void *buf = NULL;
+    size_t len = 0;
+    int ok =
+        photo_w > 0 &&
+        !vips_thumbnail(r->photo, &t, target, "height", target, "size", VIPS_SIZE_DOWN, NULL) &&
+        /* no metadata: the photo's own EXIF (location, camera) stays out of the report */
+        !vips_jpegsave_buffer(t, &buf, &len, "Q", 85, "strip", TRUE, NULL) &&
+        ts_write_file_atomic(NULL, r->preview, buf, len) == TS_OK;
+    if (ok) {
+        r->preview_w = t->Xsize, r->preview_h = t->Ysize;
+        r->preview_scale = (double)t->Xsize / photo_w;
+    } else {
+        r->preview[0] = 0;
+    }
+    if (t) g_object_unref(t);
+    g_free(buf);
+    vips_error_clear();
+    return ok ? 0 : -1;
+}
+
+static json_t *metadata_json(const make_metadata *m) {
+    return json_pack("{s:s, s:I, s:s, s:s, s:i, s:i, s:i, s:i, s:i}", "icc_profile",
+                     m->icc_bytes ? (m->icc_srgb ? "sRGB" : "other") : "none", "icc_profile_bytes",
+                     (json_int_t)m->icc_bytes, "digital_source_type", m->source_type,
+                     "creator_tool", m->creator_tool, "edits_listed", m->n_edits, "exif_fields",
+                     m->exif_fields, "gps_fields", m->gps, "serial_number_fields", m->serial,
+                     "maker_note_fields", m->maker_note);
+}
+
 static json_t *output_json(const make_output *o) {
     json_t *edits = json_array(), *notes = json_array();
     for (int i = 0; i < o->n_edits; i++) json_array_append_new(edits, json_string(o->edits[i]));
@@ -40,6 +124,11 @@ static json_t *output_json(const make_output *o) {
                   o->id_total_mean, "framing_only_mean_displacement_ied", o->id_frame_mean,
                   "as_written_mean_displacement_ied", o->id_written_mean, "ok", o->id_ok));
     if (o->edit_map[0]) json_object_set_new(j, "edit_map", json_string(o->edit_map));
+    if (o->width)
+        json_object_set_new(
+            j, "photo_to_file",
+            json_pack("[f, f, f, f, f, f]", o->m[0], o->m[1], o->m[2], o->m[3], o->m[4], o->m[5]));
+    if (o->meta.read) json_object_set_new(j, "metadata_read_back", metadata_json(&o->meta));
     if (o->error[0]) json_object_set_new(j, "error", json_string(o->error));
     return j;
 }
@@ -59,10 +148,50 @@ static void html_escape(FILE *f, const char *s) {
     }
 }
 
-/* The file's name relative to the report's folder (outputs live in the same folder). */
+/* The file's name relative to the report's folder: the outputs live in it, the report's
+ * pictures in its MAKE_REPORT_FILES folder. */
 static const char *base(const char *path) {
     const char *b = strrchr(path, '/');
-    return b ? b + 1 : path;
+    if (!b) return path;
+    static const char sub[] = "/" MAKE_REPORT_FILES "/";
+    size_t n = sizeof sub - 1;
+    if ((size_t)(b - path) + 1 >= n && !strncmp(b + 1 - n, sub, n)) return b + 1 - n + 1;
+    return b + 1;
+}
+
+/* The metadata of a written file as read back from it: what a portal or photo manager sees. */
+static void html_metadata(FILE *f, const make_metadata *m) {
+    fputs("<details><summary>Metadata in the file (read back from it)</summary><ul>", f);
+    if (m->icc_bytes)
+        fprintf(f, "<li>Colour profile: %s (%zu bytes)</li>",
+                m->icc_srgb ? "sRGB, embedded" : "embedded, not the standard sRGB", m->icc_bytes);
+    else
+        fputs("<li class=\"bad\">No colour profile</li>", f);
+    if (m->source_type[0]) {
+        fputs("<li>IPTC digital source type: <code>", f);
+        html_escape(f, m->source_type);
+        fputs(!strcmp(m->source_type, "compositeSynthetic")
+                  ? "</code> (a photo combined with a generated background)</li>"
+                  : "</code> (the photo, corrected; no pixel generated)</li>",
+              f);
+    } else {
+        fputs("<li class=\"bad\">No IPTC digital source type</li>", f);
+    }
+    if (m->creator_tool[0]) {
+        fputs("<li>Creator tool: ", f);
+        html_escape(f, m->creator_tool);
+        fputs("</li>", f);
+    }
+    fprintf(f, "<li>Edits listed: %d</li>", m->n_edits);
+    fprintf(f, "<li>EXIF: %d field%s; ", m->exif_fields, m->exif_fields == 1 ? "" : "s");
+    if (!m->gps && !m->serial && !m->maker_note)
+        fputs("no location, no serial numbers, no maker notes</li>", f);
+    else
+        fprintf(f,
+                "<span class=\"bad\">%d location, %d serial-number and %d maker-note "
+                "field(s)</span></li>",
+                m->gps, m->serial, m->maker_note);
+    fputs("</ul></details>", f);
 }
 
 int make_write_report(const make_report *r, const char *dir) {
@@ -72,6 +201,7 @@ int make_write_report(const make_report *r, const char *dir) {
                              "photo", r->photo, "outputs", outs, "identity_noise_floor_ied",
                              r->noise_floor, "seconds", r->seconds);
     if (r->why) json_object_set_new(root, "why_this_photo", json_string(r->why));
+    if (r->preview[0]) json_object_set_new(root, "photo_preview", json_string(r->preview));
     char *txt = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(5));
     json_decref(root);
     char path[1100];
@@ -92,6 +222,7 @@ int make_write_report(const make_report *r, const char *dir) {
           "color:#222;padding:0 1rem}h1{font-weight:600}"
           ".look{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:1rem;"
           "border-top:1px solid #ddd;padding:1rem 0}img{max-width:100%;border-radius:4px}"
+          "svg.before{width:100%;height:auto;border-radius:4px;background:#eee}"
           ".ok{color:#1a7f37}.bad{color:#b42318}small{color:#666}</style></head><body>",
           f);
     fputs("<h1>Your headshots</h1><p>Made from <b>", f);
@@ -141,9 +272,28 @@ int make_write_report(const make_report *r, const char *dir) {
             html_escape(f, o->notes[k]);
             fputs("</p>", f);
         }
-        fputs("</div><div><img alt=\"the headshot\" src=\"", f);
+        if (o->meta.read) html_metadata(f, &o->meta);
+        fputs("</div>", f);
+        if (r->preview[0] && o->width > 0 && o->height > 0 && r->preview_scale > 0) {
+            /* Before: the photo's preview placed by the look's own transform (photo -> file,
+             * a similarity), so it shows the same framing without a picture of its own. */
+            double k = 1 / r->preview_scale;
+            fprintf(f,
+                    "<div><svg class=\"before\" viewBox=\"0 0 %d %d\" role=\"img\" "
+                    "aria-label=\"the photo at the same framing, before any edit\"><image "
+                    "href=\"",
+                    o->width, o->height);
+            html_escape(f, base(r->preview));
+            fprintf(f,
+                    "\" width=\"%d\" height=\"%d\" preserveAspectRatio=\"none\" "
+                    "transform=\"matrix(%.6g %.6g %.6g %.6g %.6g %.6g)\"/></svg>"
+                    "<br><small>Before: the photo at the same framing</small></div>",
+                    r->preview_w, r->preview_h, o->m[0] * k, o->m[3] * k, o->m[1] * k, o->m[4] * k,
+                    o->m[2], o->m[5]);
+        }
+        fputs("<div><img alt=\"the headshot\" src=\"", f);
         html_escape(f, base(o->path));
-        fputs("\"></div>", f);
+        fputs("\"><br><small>After: the headshot as written</small></div>", f);
         if (o->edit_map[0]) {
             fputs("<div><img alt=\"where the face was changed\" src=\"", f);
             html_escape(f, base(o->edit_map));

@@ -7,7 +7,24 @@
 #include "trueshot.h"
 
 #define MAKE_MAX_EDITS 16
+#define MAKE_REPORT_FILES "report-files" /* the report's pictures, inside the output folder */
 #define MAKE_MAX_NOTES 8
+
+/* The metadata of a written file, read back from it (make_read_back). */
+typedef struct make_metadata {
+    int read;             /* 1 when the file could be opened */
+    int icc_srgb;         /* an ICC profile byte for byte libvips' sRGB profile */
+    size_t icc_bytes;     /* the embedded profile's size, 0 when there is none */
+    char source_type[64]; /* from the XMP: the IPTC DigitalSourceType code */
+    char creator_tool[64];
+    int n_edits;                 /* items in the XMP's list of edits */
+    int exif_fields;             /* EXIF fields present */
+    int gps, serial, maker_note; /* EXIF fields of each kind found (0 is the promise) */
+} make_metadata;
+
+/* Reads path's metadata as any program would find it. Returns 0, or -1 when it cannot be
+ * opened (m->read is then 0). */
+int make_read_back(const char *path, make_metadata *m);
 
 /* One written headshot and what is known about it. */
 typedef struct make_output {
@@ -15,6 +32,7 @@ typedef struct make_output {
     char crop[32];       /* template, e.g. "square" */
     char path[1024];     /* the file written */
     char edit_map[1024]; /* heat map of changes to the face, "" if none */
+    double m[6];         /* photo -> file (x' = m0 x + m1 y + m2, y' = m3 x + m4 y + m5) */
     int width, height;
     long bytes;
     const char *source_type; /* IPTC DigitalSourceType written in the XMP */
@@ -26,18 +44,30 @@ typedef struct make_output {
     int n_edits;
     char notes[MAKE_MAX_NOTES][200];
     int n_notes;
-    char error[300];  /* non-empty when this look failed */
-    ts_status status; /* why it failed (TS_ERR_IDENTITY: the identity check) */
+    char error[300];    /* non-empty when this look failed */
+    ts_status status;   /* why it failed (TS_ERR_IDENTITY: the identity check) */
+    make_metadata meta; /* read back from the written file */
 } make_output;
 
 typedef struct make_report {
-    const char *photo;  /* the photo used */
+    const char *photo; /* the photo used */
+    /* The photo, small, for the report's "before" of each look (make_write_preview); "" if
+     * none. preview_scale is its width over the photo's (EXIF-oriented) width. */
+    char preview[1100];
+    int preview_w, preview_h;
+    double preview_scale;
     const char *why;    /* why it was chosen (from check's ranking), may be NULL */
     double noise_floor; /* face analysis's own noise, same units as id_mean */
     make_output *outputs;
     int n_outputs;
     double seconds;
 } make_report;
+
+/* Writes r->preview (set by the caller: a .jpg path): the photo (photo_w x photo_h after its EXIF
+ * orientation) at most MAKE_PREVIEW_SIDE pixels on its longer side, sRGB, no metadata; fills
+ * r's preview fields. Returns 0, or -1 with r->preview emptied. */
+#define MAKE_PREVIEW_SIDE 1200
+int make_write_preview(make_report *r, int photo_w, int photo_h);
 
 /* Writes DIR/report.json and DIR/report.html (atomically). Returns 0 or -1. */
 int make_write_report(const make_report *r, const char *dir);

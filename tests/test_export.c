@@ -305,6 +305,26 @@ static void t_xmp_escaping(void **state) {
     /* The control character (not allowed in XML 1.0) became a space; the rest round-trips. */
     assert_string_equal(all, "contrast <gentle> & \"warm\" 'grade'   bell");
     g_free(all);
+    /* The report's read-back (ts_xmp_read) finds what the XML parser finds. */
+    ts_xmp_fields rb;
+    ts_xmp_read(xmp, strlen(xmp), &rb);
+    assert_int_equal(rb.n_edits, f->job.n_edits);
+    assert_string_equal(rb.source_type, f->job.background_replaced ? "compositeSynthetic"
+                                                                   : "algorithmicallyEnhanced");
+    assert_string_equal(rb.creator_tool, "trueshot " TS_VERSION_STRING);
+    xmlXPathRegisterNs(xc, BAD_CAST "dc", BAD_CAST "http://purl.org/dc/elements/1.1/");
+    xmlXPathObjectPtr d = xmlXPathEvalExpression(BAD_CAST "//dc:description/rdf:Alt/rdf:li", xc);
+    assert_true(d->nodesetval && d->nodesetval->nodeNr == 1);
+    xmlChar *dt = xmlNodeGetContent(d->nodesetval->nodeTab[0]);
+    assert_string_equal(rb.description, (const char *)dt);
+    assert_non_null(strstr(rb.description, "contrast <gentle> & \"warm\""));
+    xmlFree(dt);
+    xmlXPathFreeObject(d);
+    /* Cut anywhere, the packet reads without overrunning and never finds more edits. */
+    for (size_t cut = 0; cut < strlen(xmp); cut += 7) {
+        ts_xmp_read(xmp, cut, &rb);
+        assert_true(rb.n_edits <= f->job.n_edits);
+    }
     xmlXPathFreeObject(o);
     xmlXPathFreeContext(xc);
     xmlFreeDoc(doc);

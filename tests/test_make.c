@@ -2,17 +2,20 @@
  * that carries GPS position, camera make, model and lens (faceapi_sample1.jpg's EXIF on
  * grace_hopper's pixels, so the face passes the identity check) goes through `trueshot make` in
  * JPEG, PNG and WebP; no output has a GPS, make, model, lens or serial field, none of the
- * camera's strings appear in the bytes, and each carries the XMP disclosure.
+ * camera's strings appear in the bytes, and each carries the XMP disclosure; the report's
+ * "metadata_read_back" says the same as the file.
  *   test_make TRUESHOT */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <vips/vips.h>
 
 #include "common.h"
@@ -42,6 +45,51 @@ static int bytes_contain(const char *path, const char *needle) {
     for (gsize i = 0; i + n <= len && !found; i++) found = !memcmp(buf + i, needle, n);
     g_free(buf);
     return found;
+}
+
+/* The report's read-back of the one output in out/ (report.json) against the promise: the sRGB
+ * profile, the disclosure the file carries, every edit listed, no location, serial number or
+ * maker note; the report's preview of the photo has no metadata, and the photo -> file
+ * transform is a similarity. */
+static void report_agrees(const char *out, int keep) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/report.json", out);
+    json_error_t err;
+    json_t *root = json_load_file(path, 0, &err);
+    if (!root) fail_msg("%s: %s", path, err.text);
+    json_t *o = json_array_get(json_object_get(root, "outputs"), 0);
+    json_t *m = json_object_get(o, "metadata_read_back");
+    if (!m) fail_msg("%s: no metadata_read_back", path);
+    assert_string_equal(json_string_value(json_object_get(m, "icc_profile")), "sRGB");
+    assert_string_equal(json_string_value(json_object_get(m, "digital_source_type")),
+                        keep ? "algorithmicallyEnhanced" : "compositeSynthetic");
+    assert_string_equal(json_string_value(json_object_get(m, "digital_source_type")),
+                        json_string_value(json_object_get(o, "digital_source_type")));
+    assert_int_equal(json_integer_value(json_object_get(m, "edits_listed")),
+                     json_array_size(json_object_get(o, "edits")));
+    assert_true(json_array_size(json_object_get(o, "edits")) >= 3);
+    assert_non_null(strstr(json_string_value(json_object_get(m, "creator_tool")), "trueshot "));
+    assert_int_equal(json_integer_value(json_object_get(m, "gps_fields")), 0);
+    assert_int_equal(json_integer_value(json_object_get(m, "serial_number_fields")), 0);
+    assert_int_equal(json_integer_value(json_object_get(m, "maker_note_fields")), 0);
+    /* The report's preview of the photo carries none of the photo's metadata either. */
+    const char *preview = json_string_value(json_object_get(root, "photo_preview"));
+    assert_non_null(preview);
+    assert_non_null(strstr(preview, "/report-files/"));
+    VipsImage *pv = vips_image_new_from_file(preview, NULL);
+    if (!pv) fail_msg("the report's preview %s does not open", preview);
+    char which[256];
+    static const char *const bad[] = {"GPS", "Make", "Model", "Serial", "MakerNote", NULL};
+    if (has_field(pv, bad, which, sizeof which)) fail_msg("%s: carries %s", preview, which);
+    assert_true(pv->Xsize <= 1200 && pv->Ysize <= 1200);
+    g_object_unref(pv);
+    /* photo -> file is the frame's similarity (levelling and scale, no shear) */
+    json_t *t = json_object_get(o, "photo_to_file");
+    assert_int_equal(json_array_size(t), 6);
+    double a[6];
+    for (int i = 0; i < 6; i++) a[i] = json_real_value(json_array_get(t, i));
+    assert_true(fabs(a[0] - a[4]) < 1e-4 && fabs(a[1] + a[3]) < 1e-4 && a[0] > 0);
+    json_decref(root);
 }
 
 static void honest_metadata(void **state) {
@@ -102,6 +150,7 @@ static void honest_metadata(void **state) {
             assert_non_null(strstr(xmp, "levelled the eyes"));
             g_free(xmp);
             g_object_unref(im);
+            report_agrees(out, keep);
             static const char *const strings[] = {"SONY", "ILCE-7M2", "paint.net", "FE 55mm"};
             for (int k = 0; k < 4; k++)
                 if (bytes_contain(file, strings[k]) != 0)

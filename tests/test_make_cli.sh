@@ -60,6 +60,26 @@ vipsheader "$tmp/a/contact-sheet.jpg" >/dev/null 2>&1 && ok || bad "contact shee
 node -e 'JSON.parse(require("fs").readFileSync(process.argv[1]))' "$tmp/a/report.json" 2>/dev/null &&
     ok || bad "report.json does not parse in node"
 no_leftovers make-sample "$tmp/a"
+# The report's pictures: the photo's preview (its longer side at most 1200 px) and each output's
+# edit map in report-files/; report.html shows each output's "before" as that preview placed by
+# the output's own transform (an SVG of the output's size), and its edit map; the metadata read
+# back from each file agrees with what was disclosed.
+no_leftovers make-sample-report-files "$tmp/a/report-files"
+pv=$(jq -r '.photo_preview' "$tmp/a/report.json")
+[ "$pv" = "$tmp/a/report-files/sample-photo.jpg" ] && [ "$(vipsheader -f width "$pv" 2>/dev/null)" = 512 ] &&
+    ok || bad "photo preview $pv missing or resized (the sample is 512 px wide)"
+[ "$(grep -o '<svg class="before" viewBox="0 0 400 500"[^>]*><image href="report-files/sample-photo.jpg" width="512" height="600"' "$tmp/a/report.html" | wc -l)" = 4 ] &&
+    ok || bad "report.html does not show the four befores"
+for i in 0 1 2 3; do
+    m=$(jq -r ".outputs[$i].edit_map" "$tmp/a/report.json")
+    [ -f "$m" ] && [ "$(dirname "$m")" = "$tmp/a/report-files" ] && ok || bad "edit map $m not in report-files/"
+    grep -q "src=\"report-files/$(basename "$m")\"" "$tmp/a/report.html" && ok ||
+        bad "report.html does not show $m"
+done
+json_check metadata-read-back "$tmp/a/report.json" \
+    '[.outputs[] | .metadata_read_back as $m | $m.icc_profile == "sRGB" and
+      $m.digital_source_type == .digital_source_type and $m.edits_listed == (.edits | length) and
+      $m.gps_fields == 0 and $m.serial_number_fields == 0 and $m.maker_note_fields == 0] | all'
 # Honest: a generated backdrop is compositeSynthetic, the blurred original (dating-social) and
 # --background keep are corrections only; the creator tool and the edit list are there.
 xmp() { vipsheader -f xmp-data "$1" 2>/dev/null | base64 -d 2>/dev/null; }

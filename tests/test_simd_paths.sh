@@ -1,9 +1,9 @@
 #!/bin/bash
 # The pixel loops' AVX2 paths against the SSE2 and scalar ones they stand for: `trueshot make`
 # renders the same photos and looks twice, once as the CPU allows and once with
-# TRUESHOT_NO_AVX2=1 (ts_cpu_avx2), and every file written (headshots and edit maps, PNG) must
-# be the same bytes, and every identity reading the same number. On a CPU without AVX2 both
-# runs take the same paths: the test is skipped (exit 77) rather than passed.
+# TRUESHOT_NO_AVX2=1 (ts_cpu_avx2), and every file written (headshots as PNG, the report's edit
+# maps and befores) must be the same bytes, and every identity reading the same number. On a CPU
+# without AVX2 both runs take the same paths: the test is skipped (exit 77) rather than passed.
 #   tests/test_simd_paths.sh BUILD/cli/trueshot REPO
 set -u
 ts=$1
@@ -33,8 +33,8 @@ for photo in "$repo/samples/sample.jpg" "$photos/franck_02159.jpg" "$photos/mess
         fi
     done
     n=0
-    for f in "$tmp/avx2/$name"/*.png; do
-        g="$tmp/plain/$name/$(basename "$f")"
+    for f in "$tmp/avx2/$name"/*.png "$tmp/avx2/$name"/report-files/*; do
+        g="$tmp/plain/$name/${f#"$tmp/avx2/$name/"}"
         n=$((n + 1))
         if cmp -s "$f" "$g"; then
             pass=$((pass + 1))
@@ -44,7 +44,7 @@ for photo in "$repo/samples/sample.jpg" "$photos/franck_02159.jpg" "$photos/mess
         fi
     done
     ids() { jq -c '[.outputs[].identity]' "$1/report.json"; }
-    if [ "$(ids "$tmp/avx2/$name")" = "$(ids "$tmp/plain/$name")" ] && [ "$n" -ge 8 ]; then
+    if [ "$(ids "$tmp/avx2/$name")" = "$(ids "$tmp/plain/$name")" ] && [ "$n" -ge 12 ]; then
         pass=$((pass + 1))
     else
         echo "FAIL $name: identity readings differ, or too few files ($n)"

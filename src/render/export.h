@@ -59,6 +59,18 @@ const char *ts_export_extension(int format);
  * may be NULL), as a NUL-terminated string the caller frees with g_free. */
 char *ts_export_xmp(const ts_render_job *job, const char *extra_edit);
 
+/* What ts_export_xmp wrote, as read back from a file's XMP packet (ts_xmp_read). */
+typedef struct ts_xmp_fields {
+    char source_type[64];   /* the IPTC DigitalSourceType code, e.g. "compositeSynthetic" */
+    char creator_tool[64];  /* e.g. "trueshot 0.1.0" */
+    char description[1024]; /* dc:description, the edits as a sentence (cut short if longer) */
+    int n_edits;            /* items in the trueshot:Edits list */
+} ts_xmp_fields;
+
+/* Reads the fields above from an XMP packet (len bytes, need not be NUL-terminated): fields not
+ * found are empty / 0. Any bytes are safe to pass (fuzz/fuzz_xmp.c). */
+void ts_xmp_read(const char *xmp, size_t len, ts_xmp_fields *f);
+
 /* Writes len bytes to path atomically: a new temporary file in path's folder, written,
  * flushed to disk, then renamed over path. On any failure the temporary file is removed,
  * path is untouched, and ctx's error names path and the reason (TS_ERR_WRITE). */

@@ -161,6 +161,7 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
         goto done;
     }
     r->width = er.width, r->height = er.height, r->bytes = (long)er.bytes;
+    memcpy(r->m, er.m, sizeof r->m);
     snprintf(r->source_type, sizeof r->source_type, "%s", er.source_type);
     for (int k = 0; k < job.n_edits && k < TS_RENDER_MAX_EDITS; k++)
         snprintf(r->edits[r->n_edits++], sizeof r->edits[0], "%s", job.edits[k]);

@@ -33,6 +33,7 @@ typedef struct ts_look_request {
 typedef struct ts_look_result {
     int width, height;
     long bytes;
+    double m[6];          /* photo -> written file (x' = m0 x + m1 y + m2, y' = m3 x + m4 y + m5) */
     char source_type[32]; /* the IPTC DigitalSourceType written */
     /* The gate: face analysis re-run on the canvas after the face edits (before the backdrop),
      * mapped back to the photo; fractions of the inter-eye distance. */
