@@ -49,8 +49,17 @@ int make_read_back(const char *path, make_metadata *m) {
     m->read = 1;
     const void *data = NULL;
     size_t len = 0;
-    if (vips_image_get_typeof(im, VIPS_META_XMP_NAME) &&
-        !vips_image_get_blob(im, VIPS_META_XMP_NAME, &data, &len)) {
+    /* The XMP packet: "xmp-data", or for HEIF/AVIF an item libvips 8.14's loader names
+     * "heif-mime-N" (it reads no "xmp-data" there). */
+    char **names = vips_image_get_fields(im);
+    for (int i = 0; names[i] && !data; i++) {
+        if (strcmp(names[i], VIPS_META_XMP_NAME) && strncmp(names[i], "heif-mime-", 10)) continue;
+        if (vips_image_get_blob(im, names[i], &data, &len) ||
+            !g_strstr_len(data, (gssize)len, "x:xmpmeta"))
+            data = NULL, len = 0;
+    }
+    g_strfreev(names);
+    if (data) {
         ts_xmp_fields x;
         ts_xmp_read(data, len, &x);
         snprintf(m->source_type, sizeof m->source_type, "%s", x.source_type);

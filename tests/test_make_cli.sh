@@ -172,10 +172,24 @@ if have franck_02159.jpg && have grace_hopper.jpg; then
 fi
 
 # --- Formats and the size cap ---------------------------------------------------------------
-for fmt in png webp; do
-    run "format-$fmt" 0 "$ts" make "$sample" -o "$tmp/f$fmt" --style linkedin --crop square:400 --format $fmt
+# Each format is read back by its own loader, and the report reads the disclosure back from it
+# (for AVIF, libvips 8.14 hands the XMP over as a "heif-mime" item, not as xmp-data).
+for fmt in png webp avif; do
+    if [ $fmt = avif ]; then
+        "$ts" make "$sample" -o "$tmp/favif" --style linkedin --crop square:400 --format avif \
+            >"$tmp/out" 2>"$tmp/err"
+        if grep -q "cannot write AVIF" "$tmp/err"; then echo "  (AVIF: $(cat "$tmp/err"))"; continue; fi
+        [ -f "$tmp/favif/sample-linkedin-square.avif" ] && ok || bad "--format avif: $(head -c 300 "$tmp/err")"
+        want=heifload
+    else
+        run "format-$fmt" 0 "$ts" make "$sample" -o "$tmp/f$fmt" --style linkedin --crop square:400 --format $fmt
+        want=${fmt}load
+    fi
     loader=$(vipsheader -f vips-loader "$tmp/f$fmt/sample-linkedin-square.$fmt" 2>/dev/null)
-    [ "$loader" = "${fmt}load" ] && ok || bad "--format $fmt wrote '$loader'"
+    [ "$loader" = "$want" ] && ok || bad "--format $fmt wrote '$loader'"
+    json_check "read-back-$fmt" "$tmp/f$fmt/report.json" \
+        '.outputs[0] | .metadata_read_back.digital_source_type == "compositeSynthetic" and
+         .metadata_read_back.edits_listed == (.edits | length) and .metadata_read_back.icc_profile == "sRGB"'
 done
 run max-kb 0 "$ts" make "$sample" -o "$tmp/cap" --style linkedin --style corporate --max-kb 150
 n=0
