@@ -350,6 +350,11 @@ int cmd_make(int argc, char **argv) {
                          .seconds = now_s() - t0};
         snprintf(r.preview, sizeof r.preview, "%s/" MAKE_REPORT_FILES "/%s-photo.jpg", o.dir, stem);
         make_write_preview(&r, ts_photo_width(p), ts_photo_height(p));
+        const ts_face *faces = NULL;
+        int n_faces = 0;
+        if (ts_photo_faces(ctx, p, &faces, &n_faces) == TS_OK)
+            make_neighbour_note(&r, faces, n_faces, face->face);
+        if (r.note[0]) fprintf(stderr, "trueshot: note: %s\n", r.note);
         int failed = 0;
         ts_status why = TS_OK;
         for (int k = 0; k < n; k++) {

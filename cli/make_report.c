@@ -1,6 +1,7 @@
 #include "make_report.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,31 @@ int make_write_preview(make_report *r, int photo_w, int photo_h) {
     return ok ? 0 : -1;
 }
 
+/* A neighbour whose face centre is within this many of the subject's face widths (sideways) of
+ * the subject's reaches the head-and-shoulders region the matte works in (3.5 face widths wide,
+ * src/matte/matte.c): their hair or shoulder can stay in the cut-out. */
+#define NEIGHBOUR_NEAR_FACE_WIDTHS 2.5f
+
+void make_neighbour_note(make_report *r, const ts_face *faces, int n, int subject) {
+    r->note[0] = 0;
+    if (subject < 0 || subject >= n) return;
+    const ts_face *s = &faces[subject];
+    float cx = s->x + s->w / 2, cy = s->y + s->h / 2;
+    int near = 0;
+    for (int i = 0; i < n; i++) {
+        if (i == subject) continue;
+        float dx = faces[i].x + faces[i].w / 2 - cx, dy = faces[i].y + faces[i].h / 2 - cy;
+        /* beside the subject (not far above or below: a face in the background crowd) */
+        if (fabsf(dx) < NEIGHBOUR_NEAR_FACE_WIDTHS * s->w && fabsf(dy) < 1.5f * s->h) near++;
+    }
+    if (near)
+        snprintf(r->note, sizeof r->note,
+                 "%s right next to you in this photo. trueshot cut them away, but hair or a "
+                 "shoulder touching yours can stay in the cut-out: check the edge on their "
+                 "side, or use a photo of you alone.",
+                 near == 1 ? "Someone is" : "Other people are");
+}
+
 static json_t *metadata_json(const make_metadata *m) {
     return json_pack("{s:s, s:I, s:s, s:s, s:i, s:i, s:i, s:i, s:i}", "icc_profile",
                      m->icc_bytes ? (m->icc_srgb ? "sRGB" : "other") : "none", "icc_profile_bytes",
@@ -211,6 +237,7 @@ int make_write_report(const make_report *r, const char *dir) {
                              r->noise_floor, "seconds", r->seconds);
     if (r->why) json_object_set_new(root, "why_this_photo", json_string(r->why));
     if (r->preview[0]) json_object_set_new(root, "photo_preview", json_string(r->preview));
+    if (r->note[0]) json_object_set_new(root, "photo_note", json_string(r->note));
     char *txt = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(5));
     json_decref(root);
     char path[1100];
@@ -246,6 +273,11 @@ int make_write_report(const make_report *r, const char *dir) {
             "was measured on each output and compared with the photo (the analysis's own "
             "noise: %.2f%% of the distance between the eyes).</p>",
             100 * r->noise_floor);
+    if (r->note[0]) {
+        fputs("<p><b>Note:</b> ", f);
+        html_escape(f, r->note);
+        fputs("</p>", f);
+    }
     for (int i = 0; i < r->n_outputs; i++) {
         const make_output *o = &r->outputs[i];
         fputs("<section class=\"look\"><div><h2>", f);

@@ -57,6 +57,7 @@ typedef struct make_report {
     int preview_w, preview_h;
     double preview_scale;
     const char *why;    /* why it was chosen (from check's ranking), may be NULL */
+    char note[400];     /* about the photo as a whole (make_neighbour_note), "" if none */
     double noise_floor; /* face analysis's own noise, same units as id_mean */
     make_output *outputs;
     int n_outputs;
@@ -68,6 +69,10 @@ typedef struct make_report {
  * r's preview fields. Returns 0, or -1 with r->preview emptied. */
 #define MAKE_PREVIEW_SIDE 1200
 int make_write_preview(make_report *r, int photo_w, int photo_h);
+
+/* Fills r->note when another face is close enough to the subject (faces[subject]) that parts of
+ * that person may reach into the cut-out; "" otherwise. n is the number of faces. */
+void make_neighbour_note(make_report *r, const ts_face *faces, int n, int subject);
 
 /* Writes DIR/report.json and DIR/report.html (atomically). Returns 0 or -1. */
 int make_write_report(const make_report *r, const char *dir);

@@ -102,6 +102,16 @@ xmp "$tmp/k/sample-corporate-square.jpg" | grep -q 'digitalsourcetype/algorithmi
     bad "--background keep: not algorithmicallyEnhanced"
 xmp "$tmp/k/sample-corporate-square.jpg" | grep -q 'compositeSynthetic' && bad "keep says compositeSynthetic" || ok
 
+# A photo of the subject alone says nothing about neighbours; a group photo says, in the report
+# and on stderr, that someone is right next to the subject.
+jq -e 'has("photo_note") | not' "$tmp/a/report.json" >/dev/null && ok || bad "the sample got a neighbour note"
+if have faceapi_sample3.jpg; then
+    run group 0 "$ts" make "$photos/faceapi_sample3.jpg" -o "$tmp/grp" --style linkedin --crop square:400
+    json_check group-note "$tmp/grp/report.json" '.photo_note | test("right next to you")'
+    grep -q "note: Other people are right next to you" "$tmp/err" && ok || bad "group: no note on stderr"
+    grep -q "right next to you" "$tmp/grp/report.html" && ok || bad "group: no note in report.html"
+fi
+
 # --- Bad input: a distinct exit code and a message that names the problem; nothing written ------
 run missing-photo 3 "$ts" make "$tmp/nope.jpg" -o "$tmp/b1"
 grep -q "nope.jpg" "$tmp/err" && ok || bad "missing photo message: $(cat "$tmp/err")"
