@@ -36,6 +36,10 @@ static const char *const crop_names[] = {"square", "4x5", "2x3", "8x10", "tight"
 static const double crop_aspect[CROP_COUNT] = {1.0, 0.8, 2.0 / 3.0, 0.8, 1.0};
 static const double crop_eye[CROP_COUNT] = {0.40, 0.36, 0.33, 0.36, 0.42};
 static const double crop_head[CROP_COUNT] = {0.52, 0.42, 0.34, 0.42, 0.66};
+/* The largest roll of the eyes that frame levels (degrees). Beyond it the tilt is a pose: a
+ * camera held askew rarely turns a frame by more than a few degrees, while a head tilted on
+ * purpose leans 15-30 degrees (faceapi_sample1 reads 29). */
+#define LEVEL_MAX_DEG 12.0
 
 typedef struct frame_params {
     int crop;       /* template */
@@ -276,7 +280,8 @@ typedef struct frame_geom {
     int W, H, PW, PH;
     double s, t, E[2], A[2], box[4];
     int ex, ey, ex1, ey1;
-    int half; /* resampled from the half-resolution copies */
+    int half;         /* resampled from the half-resolution copies */
+    double kept_tilt; /* the eyes' roll (radians) left as a pose, not levelled; 0 when levelled */
 } frame_geom;
 
 #define TILE_W 128
@@ -1405,6 +1410,12 @@ static ts_status frame_geometry(ts_render_job *job, const frame_params *p, VipsI
     int W = p->width, H = (int)lround(p->width / crop_aspect[p->crop]);
     const float(*L)[3] = f->landmarks;
     double t = p->level ? atan2(L[263][1] - L[33][1], L[263][0] - L[33][0]) : 0;
+    /* A small roll is a camera held askew or a head not quite straight, and levelling the eyes
+     * is what a retoucher does; a large one is a pose (the head tilted on purpose), and turning
+     * the photo to level it would tip the shoulders and the room behind by as much, and push a
+     * corner of the frame off the photo. */
+    g->kept_tilt = fabs(t) > LEVEL_MAX_DEG * M_PI / 180 ? t : 0;
+    if (g->kept_tilt) t = 0;
     double E[2] = {(L[468][0] + L[473][0]) / 2, (L[468][1] + L[473][1]) / 2};
     /* Head height in the levelled frame: forehead to chin, plus hair. */
     double fh = hypot(L[152][0] - L[10][0], L[152][1] - L[10][1]);
@@ -1455,7 +1466,8 @@ static ts_status frame_geometry(ts_render_job *job, const frame_params *p, VipsI
         ts_render_note(job, "the photo ends above the shoulders; the frame shows less body than "
                             "usual");
     /* The part of the photo needed, with a margin for the resampling kernel. */
-    *g = (frame_geom){.W = W, .H = H, .PW = PW, .PH = PH, .s = s, .t = t};
+    *g =
+        (frame_geom){.W = W, .H = H, .PW = PW, .PH = PH, .s = s, .t = t, .kept_tilt = g->kept_tilt};
     memcpy(g->E, E, sizeof E), memcpy(g->A, A, sizeof A), memcpy(g->box, box, sizeof box);
     g->ex = (int)floor(fmax(0, box[0] - 4)), g->ey = (int)floor(fmax(0, box[1] - 4));
     g->ex1 = (int)ceil(fmin(PW, box[2] + 4)), g->ey1 = (int)ceil(fmin(PH, box[3] + 4));
@@ -1479,6 +1491,11 @@ static void finish(ts_render_job *job, const frame_geom *g, const frame_params *
     job->inter_eye = (float)(f->inter_eye_px * s);
     if (p->level && fabs(t) > 0.2 * M_PI / 180)
         ts_render_edit(job, "levelled the eyes (turned %.1f degrees)", -t * 180 / M_PI);
+    if (g->kept_tilt)
+        ts_render_note(job,
+                       "the head is tilted %.0f degrees, more than a crooked camera would give: "
+                       "kept as a pose rather than levelled, which would tip the shoulders too",
+                       fabs(g->kept_tilt) * 180 / M_PI);
     ts_render_edit(job, "cropped to %s %dx%d", crop_names[p->crop], g->W, g->H);
 }
 
