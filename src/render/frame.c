@@ -1457,9 +1457,11 @@ static ts_status frame_geometry(ts_render_job *job, const frame_params *p, VipsI
             ts_render_note(job, "the top of the head is cut off in the photo; leave room above "
                                 "the head next time");
         else
+            /* (the eyes may have been raised or lowered to fit: say what the photo lacks, not
+             * where the head ended up) */
             ts_render_note(job,
-                           "not enough room above the head for the %s framing: the head "
-                           "sits higher than usual",
+                           "the photo has little room above the head for the %s framing; "
+                           "leave more room above the head next time",
                            crop_names[p->crop]);
     }
     if (box[3] > PH + 0.5)
