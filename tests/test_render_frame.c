@@ -2,8 +2,8 @@
  * template's size; the eyes level and on the template's eye line (or moved within the limits
  * frame allows, with a note when the photo lacks room); the chin never cut and room above the
  * face; on the profile square the face inside the circle a platform crops it to; a small roll
- * levelled, a large one (a pose) kept and said so. Rolls are made by turning sample.jpg with
- * libvips, so the truth is known. */
+ * levelled, a large one (a pose) kept and said so; an enlargement beyond 1.5x said so. Rolls are
+ * made by turning sample.jpg with libvips, so the truth is known. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -117,8 +117,14 @@ static void conventions(void **state) {
             double eye = (job.lm[468][1] + job.lm[473][1]) / 2 / H;
             /* frame moves the eyes off the template's line only when the canvas would leave the
              * photo: then the canvas touches (or, with a note, passes) the photo's edge */
-            int moved = job.n_notes > 0 ||
+            int moved = has_line(job.notes[0], sizeof job.notes[0], job.n_notes, "room above") ||
+                        has_line(job.notes[0], sizeof job.notes[0], job.n_notes, "ends above") ||
                         touches_edge(&job, ts_photo_width(photo), ts_photo_height(photo), W, H);
+            /* an enlargement is said, with the size the photo holds */
+            double s = hypot(job.m[0], job.m[1]);
+            if ((s > 1.5) != has_line(job.notes[0], sizeof job.notes[0], job.n_notes, "enlarged"))
+                fail_msg("%s %s: enlarged %.2fx, notes: %s", name, templates[k].crop, s,
+                         job.n_notes ? job.notes[0] : "(none)");
             if (!moved && fabs(eye - templates[k].eye) > 0.01)
                 fail_msg("%s %s: eyes at %.3f of the height, the template says %.2f", name,
                          templates[k].crop, eye, templates[k].eye);
@@ -138,8 +144,8 @@ static void conventions(void **state) {
                     if (hypot(dx, dy) > W / 2.0)
                         fail_msg("%s square: face point %d outside the circle", name, oval[o]);
                 }
-            print_message("  %-20s %-6s eyes %.3f  chin %.2f  %s\n", name, templates[k].crop, eye,
-                          job.lm[152][1] / H, job.n_notes ? job.notes[0] : "");
+            print_message("  %-20s %-6s eyes %.3f  chin %.2f  scale %.2f  %d note(s)\n", name,
+                          templates[k].crop, eye, job.lm[152][1] / H, s, job.n_notes);
             checked++;
             ts_render_job_clear(&job);
             ts_photo_unref(photo);

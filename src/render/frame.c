@@ -40,6 +40,10 @@ static const double crop_head[CROP_COUNT] = {0.52, 0.42, 0.34, 0.42, 0.66};
  * camera held askew rarely turns a frame by more than a few degrees, while a head tilted on
  * purpose leans 15-30 degrees (faceapi_sample1 reads 29). */
 #define LEVEL_MAX_DEG 12.0
+/* Enlargement adds no detail. Up to this factor a Lanczos enlargement still looks crisp at full
+ * size; beyond it the report says the output is soft, and what size the photo really holds (it
+ * still reads well at the sizes platforms show it: LinkedIn's 400 px). */
+#define ENLARGE_SOFT 1.5
 
 typedef struct frame_params {
     int crop;       /* template */
@@ -1499,6 +1503,12 @@ static void finish(ts_render_job *job, const frame_geom *g, const frame_params *
                        "kept as a pose rather than levelled, which would tip the shoulders too",
                        fabs(g->kept_tilt) * 180 / M_PI);
     ts_render_edit(job, "cropped to %s %dx%d", crop_names[p->crop], g->W, g->H);
+    if (s > ENLARGE_SOFT)
+        ts_render_note(job,
+                       "enlarged %.1fx from the photo, so soft at full size: the photo holds "
+                       "detail for about %dx%d; shoot closer or at full resolution for a sharp "
+                       "%dx%d",
+                       s, (int)lround(g->W / s), (int)lround(g->H / s), g->W, g->H);
 }
 
 /* Whether a canvas made for a serves for b. Styles that mean the template's eye line or head
