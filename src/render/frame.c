@@ -44,6 +44,10 @@ static const double crop_head[CROP_COUNT] = {0.52, 0.42, 0.34, 0.42, 0.66};
  * size; beyond it the report says the output is soft, and what size the photo really holds (it
  * still reads well at the sizes platforms show it: LinkedIn's 400 px). */
 #define ENLARGE_SOFT 1.5
+/* How far frame zooms past the template's head size to keep the frame's bottom and sides on the
+ * photo (a 2x3 portrait from a landscape video frame needs ~2.6x): a closer crop than the
+ * template's reads as a choice; a frame past the photo's edge needs pixels the photo lacks. */
+#define ZOOM_MAX_HARD 3.0
 
 typedef struct frame_params {
     int crop;       /* template */
@@ -1196,11 +1200,17 @@ static void canvas_range(size_t first, size_t n, void *user) {
                 double cy = fy0 < 0 ? 0 : fy0 > ih - 1 ? ih - 1 : fy0;
                 if (cx < sx0 || cx >= sx1 || cy < sy0 || cy >= sy1) continue;
                 size_t o = (size_t)Y * W + X;
+                int above = 0;
                 if (fx0 < -1 || fy0 < -1 || fx0 > iw - 1 || fy0 > ih - 1) {
-                    for (int k = 0; k < K_N; k++)
-                        if (j->out[k])
-                            for (int c = 0; c < nb[k]; c++) j->out[k][o * nb[k] + c] = 0;
-                    continue;
+                    /* More than a pixel past the photo's edge (frame keeps this to the least it
+                     * can, and the edits say so): the edge continued, as libvips' "extend copy"
+                     * does, the colours from the nearest edge pixel, the person too below and
+                     * beside (a body cut by the photo's edge goes on to the frame's), but
+                     * nothing added above the head: there alpha is 0. */
+                    above = fy0 < -1;
+                    ix = ix < 0 ? 0 : ix > iw - 1 ? iw - 1 : ix;
+                    iy = iy < 0 ? 0 : iy > ih - 1 ? ih - 1 : iy;
+                    fx0 = floor_fast(ix), fy0 = floor_fast(iy);
                 }
                 int b = ((int)cy - sy0) / SUB_TILE * nbx + ((int)cx - sx0) / SUB_TILE;
                 int own_fg = fg && need[K_FG][b];
@@ -1220,7 +1230,7 @@ static void canvas_range(size_t first, size_t n, void *user) {
                         store3(fg + o * 3, taps3(&v[K_FG], x0, y0, W00, W01, W10, W11));
                         j->fg_own[me][Y / TILE_H * j->ctx_ + X / TILE_W] = 1;
                     }
-                    if (al && need[K_ALPHA][b]) {
+                    if (al && need[K_ALPHA][b] && !above) {
                         const src_view *va = &v[K_ALPHA];
                         const uint16_t *a0 =
                             (const uint16_t *)(va->p + (size_t)(y0 - va->top) * va->lskip) +
@@ -1239,7 +1249,7 @@ static void canvas_range(size_t first, size_t n, void *user) {
                     sample_px(g, &v[K_FG], ix, iy, fx0, fy0, fg + o * nb[K_FG], NULL);
                     j->fg_own[me][Y / TILE_H * j->ctx_ + X / TILE_W] = 1;
                 }
-                if (al && need[K_ALPHA][b])
+                if (al && need[K_ALPHA][b] && !above)
                     sample_px(g, &v[K_ALPHA], ix, iy, fx0, fy0, al + o * nb[K_ALPHA], NULL);
                 else if (al)
                     for (int c = 0; c < nb[K_ALPHA]; c++) al[o * nb[K_ALPHA] + c] = 0;
@@ -1405,6 +1415,47 @@ static int render_canvas(ts_render_job *job, VipsImage *full, const frame_geom *
 
 /* ---- the frame ---------------------------------------------------------------------------- */
 
+enum { OVER_TOP = 1, OVER_BOTTOM = 2, OVER_SIDES = 4 };
+
+/* Fits a W x H canvas turned by t about the eyes E on a PW x PH photo, from the scale s0 and
+ * the eye line *eye (fraction of H) of the template: *s, *eye, A (the eyes' canvas position)
+ * and box (the photo-space box the canvas covers) as fitted; returns where it still shows past
+ * the photo (OVER_*). The bottom and the sides are hard limits (a body cut by the photo's edge
+ * must not float above the frame's edge): zoom in, up to 1.8x, and if the bottom still shows
+ * past the photo, lower the eyes in the frame, up to halfway, then zoom on up to ZOOM_MAX_HARD.
+ * The top is softer: raise the eyes to 0.30, then zoom up to 1.8x. */
+static int fit_frame(double s0, double t, const double E[2], int W, int H, int PW, int PH,
+                     double *s_out, double *eye_out, double A[2], double box[4]) {
+    double s = s0, eye = *eye_out;
+    A[0] = W / 2.0, A[1] = eye * H;
+    for (int it = 0; it < 200; it++) {
+        canvas_bounds(s, t, E, A, W, H, box);
+        bool over_bottom = box[3] > PH + 0.5, over_sides = box[0] < -0.5 || box[2] > PW + 0.5;
+        bool over_top = box[1] < -0.5;
+        if (!over_bottom && !over_sides && !over_top) break;
+        if (over_bottom || over_sides) {
+            if (s < s0 * 1.8)
+                s *= 1.01;
+            else if (over_bottom && eye < 0.5)
+                eye += 0.005, A[1] = eye * H;
+            else if (s < s0 * ZOOM_MAX_HARD)
+                s *= 1.01; /* a closer crop than the template's, rather than a made-up edge */
+            else
+                break;
+        } else if (eye > 0.30) {
+            eye -= 0.005, A[1] = eye * H;
+        } else if (s < s0 * 1.8) {
+            s *= 1.01;
+        } else {
+            break;
+        }
+    }
+    canvas_bounds(s, t, E, A, W, H, box);
+    *s_out = s, *eye_out = eye;
+    return (box[1] < -0.5 ? OVER_TOP : 0) | (box[3] > PH + 0.5 ? OVER_BOTTOM : 0) |
+           (box[0] < -0.5 || box[2] > PW + 0.5 ? OVER_SIDES : 0);
+}
+
 /* The frame's geometry for p (the transform and the part of the photo it needs), and the notes
  * on what the photo lacks. */
 static ts_status frame_geometry(ts_render_job *job, const frame_params *p, VipsImage *full,
@@ -1429,31 +1480,33 @@ static ts_status frame_geometry(ts_render_job *job, const frame_params *p, VipsI
     double s = head_frac * H / head_px;
     double A[2] = {W / 2.0, eye * H};
     double box[4];
-    /* Keep the canvas on the photo. The bottom and the sides are hard limits (a body cut by the
-     * photo's edge must not float above the frame's edge): zoom in, up to 1.8x, and if the
-     * bottom still shows past the photo, lower the eyes in the frame, up to halfway. The top is
-     * softer: raise the eyes to 0.30, zoom, and otherwise say so. */
-    double s0 = s;
-    for (int it = 0; it < 200; it++) {
-        canvas_bounds(s, t, E, A, W, H, box);
-        bool over_bottom = box[3] > PH + 0.5, over_sides = box[0] < -0.5 || box[2] > PW + 0.5;
-        bool over_top = box[1] < -0.5;
-        if (!over_bottom && !over_sides && !over_top) break;
-        if (over_bottom || over_sides) {
-            if (s < s0 * 1.8)
-                s *= 1.01;
-            else if (over_bottom && eye < 0.5)
-                eye += 0.005, A[1] = eye * H;
-            else
-                break;
-        } else if (eye > 0.30) {
-            eye -= 0.005, A[1] = eye * H;
-        } else if (s < s0 * 1.8) {
-            s *= 1.01;
-        } else {
+    /* Level the eyes fully where the frame then stays on the photo. Where it does not (a turned
+     * frame's corners reach past the photo's edge: a wedge of nothing, or of the backdrop under
+     * a body cut by the photo's bottom edge), turn it less, in quarters, down to not at all,
+     * and take the first that stays on the photo; failing that, the first that stays on it at
+     * the bottom and the sides; failing that, full levelling, as the notes below say. */
+    static const double share[] = {1, 0.75, 0.5, 0.25, 0};
+    int pick = 0, n_share = t != 0 ? 5 : 1;
+    for (int pass = 0; pass < 2 && n_share > 1; pass++) {
+        int found = -1;
+        for (int k = 0; k < n_share && found < 0; k++) {
+            double sk = s, ek = eye, Ak[2] = {A[0], A[1]}, bk[4];
+            int over = fit_frame(s, t * share[k], E, W, H, PW, PH, &sk, &ek, Ak, bk);
+            if (pass == 0 ? !over : !(over & (OVER_BOTTOM | OVER_SIDES))) found = k;
+        }
+        if (found >= 0) {
+            pick = found;
             break;
         }
     }
+    double t_full = t;
+    t *= share[pick];
+    fit_frame(s, t, E, W, H, PW, PH, &s, &eye, A, box);
+    if (pick > 0)
+        ts_render_note(job,
+                       "levelled the eyes only partly (%.1f of %.1f degrees): turning the photo "
+                       "further would show past its edge",
+                       fabs(t) * 180 / M_PI, fabs(t_full) * 180 / M_PI);
     canvas_bounds(s, t, E, A, W, H, box);
     double head_top = E[1] - (E[1] - L[10][1]) - 0.35 * fh; /* approx. top of hair, photo y */
     if (box[1] < -0.5) {
@@ -1503,6 +1556,13 @@ static void finish(ts_render_job *job, const frame_geom *g, const frame_params *
                        "kept as a pose rather than levelled, which would tip the shoulders too",
                        fabs(g->kept_tilt) * 180 / M_PI);
     ts_render_edit(job, "cropped to %s %dx%d", crop_names[p->crop], g->W, g->H);
+    /* How far the frame reaches past the photo, in canvas pixels: there the edge is continued
+     * (render_canvas), which is said as an edit, as anything made up is. */
+    double past = fmax(fmax(-g->box[0], -g->box[1]), fmax(g->box[2] - g->PW, g->box[3] - g->PH));
+    if (past * s >= 2)
+        ts_render_edit(job,
+                       "continued the photo past its edge by up to %.0f px (edge pixels repeated)",
+                       past * s);
     if (s > ENLARGE_SOFT)
         ts_render_note(job,
                        "enlarged %.1fx from the photo, so soft at full size: the photo holds "
