@@ -139,6 +139,10 @@ static void stem_of(const char *path, char *out, size_t cap) {
     if (dot && dot != out) *dot = 0;
 }
 
+/* Enlargement of the photo from which make says on the terminal that the headshots are soft
+ * (frame notes each output over 1.5x in the report). */
+#define ENLARGE_SAY 2.0
+
 /* Renders one output of one look (ts_render_look); fills o. Returns the status of a failure
  * that should stop the whole run (output not writable), TS_OK otherwise (a failed look is
  * reported in o->error). */
@@ -355,6 +359,17 @@ int cmd_make(int argc, char **argv) {
         if (ts_photo_faces(ctx, p, &faces, &n_faces) == TS_OK)
             make_neighbour_note(&r, faces, n_faces, face->face);
         if (r.note[0]) fprintf(stderr, "trueshot: note: %s\n", r.note);
+        /* The most any headshot enlarged the photo (each says so in the report): said here too
+         * when it is enough to see, so nobody uploads a soft headshot unaware. */
+        double most = 0;
+        for (int k = 0; k < n; k++)
+            if (!outs[k].error[0]) most = fmax(most, hypot(outs[k].m[0], outs[k].m[1]));
+        if (most >= ENLARGE_SAY)
+            fprintf(stderr,
+                    "trueshot: note: the photo is enlarged up to %.1fx, so these headshots are "
+                    "soft at full size; a photo taken closer, or at full resolution, gives sharp "
+                    "ones (see %s/report.html)\n",
+                    most, o.dir);
         int failed = 0;
         ts_status why = TS_OK;
         for (int k = 0; k < n; k++) {

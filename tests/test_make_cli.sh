@@ -46,6 +46,15 @@ before=$(sha256sum <"$sample")
 run make-sample 0 "$ts" make "$sample" -o "$tmp/a" --style linkedin --style corporate \
     --style actor-theatrical --style dating-social --crop 4x5:400
 expect input-untouched "$([ "$before" = "$(sha256sum <"$sample")" ]; echo $?)"
+# 400 px outputs shrink the sample (512x600): no word of enlargement. Its 1200 px LinkedIn
+# square enlarges it 2.6x: said on the terminal, and in the output's notes with the size the
+# photo holds.
+grep -q "enlarged" "$tmp/err" && bad "enlargement note on 400 px outputs: $(cat "$tmp/err")" || ok
+run make-1200 0 "$ts" make "$sample" -o "$tmp/big" --style linkedin
+grep -q "note: the photo is enlarged up to 2.[0-9]x" "$tmp/err" && ok || bad "no enlargement note: $(cat "$tmp/err")"
+json_check enlargement-note "$tmp/big/report.json" \
+    '.outputs[0].notes | map(test("^enlarged 2.[0-9]x from the photo.*holds detail for about [0-9]+x[0-9]+")) | any'
+json_check no-enlargement-note "$tmp/a/report.json" '[.outputs[].notes[] | test("enlarged")] | any | not'
 json_check report-parses "$tmp/a/report.json" '(.outputs | length) == 4'
 json_check identity-all-ok "$tmp/a/report.json" \
     '[.outputs[] | .identity.ok and .identity.mean_displacement_ied <= 0.01] | all'
