@@ -161,15 +161,18 @@ static void conventions(void **state) {
     ts_ctx_free(ctx);
 }
 
-/* sample.jpg turned by deg (libvips' similarity, bilinear, white beyond), written to path. */
-static void turned(const char *path, double deg) {
+/* sample.jpg turned by deg (libvips' similarity, bilinear, white beyond; cut = 0), or cut to rows
+ * y0 .. y1 (cut = 1), written to path as a JPEG. */
+static void sample_variant(const char *path, int cut, double deg, int y0, int y1) {
     char sample[1100];
     snprintf(sample, sizeof sample, "%s/samples/sample.jpg", getenv("TS_REPO"));
     VipsImage *in = vips_image_new_from_file(sample, NULL), *out = NULL;
     assert_non_null(in);
     VipsArrayDouble *white = vips_array_double_newv(3, 255.0, 255.0, 255.0);
-    assert_int_equal(vips_similarity(in, &out, "angle", deg, "background", white, NULL), 0);
+    int rc = cut ? vips_extract_area(in, &out, 0, y0, in->Xsize, y1 - y0, NULL)
+                 : vips_similarity(in, &out, "angle", deg, "background", white, NULL);
     vips_area_unref(VIPS_AREA(white));
+    assert_int_equal(rc, 0);
     assert_int_equal(vips_jpegsave(out, path, "Q", 95, NULL), 0);
     g_object_unref(out);
     g_object_unref(in);
@@ -186,7 +189,7 @@ static void roll(void **state) {
     static const double turns[] = {8, -8, 25, -25};
     for (int i = 0; i < 4; i++) {
         snprintf(path, sizeof path, "%s/turned%d.jpg", dir, i);
-        turned(path, turns[i]);
+        sample_variant(path, 0, turns[i], 0, 0);
         ts_photo *photo;
         ts_render_job job;
         framed(ctx, path, "square", &photo, &job);
@@ -226,18 +229,6 @@ static float *floats(VipsImage *im) {
     return px;
 }
 
-/* sample.jpg cut to rows y0 .. y1 (photo pixels), written to path. */
-static void cut(const char *path, int y0, int y1) {
-    char sample[1100];
-    snprintf(sample, sizeof sample, "%s/samples/sample.jpg", getenv("TS_REPO"));
-    VipsImage *in = vips_image_new_from_file(sample, NULL), *out = NULL;
-    assert_non_null(in);
-    assert_int_equal(vips_extract_area(in, &out, 0, y0, in->Xsize, y1 - y0, NULL), 0);
-    assert_int_equal(vips_jpegsave(out, path, "Q", 95, NULL), 0);
-    g_object_unref(out);
-    g_object_unref(in);
-}
-
 /* Where the photo ends close under the chin, the frame still has no black and no body floating
  * above its bottom edge; where the photo cuts the head, the frame reaches past the photo's top:
  * there the edge's colours go on (an edit says so) but no person is added (alpha 0), and a note
@@ -261,9 +252,9 @@ static void past_edge(void **state) {
     for (int top = 0; top < 2; top++) {
         snprintf(path, sizeof path, "%s/cut%d.jpg", dir, top);
         if (top)
-            cut(path, brow + 10, H0); /* the head cut through the forehead */
+            sample_variant(path, 1, 0, brow + 10, H0); /* the head cut through the forehead */
         else
-            cut(path, 0, chin + 8); /* the photo ends just under the chin */
+            sample_variant(path, 1, 0, 0, chin + 8); /* the photo ends just under the chin */
         ts_photo *photo;
         if (ts_photo_open(ctx, path, &photo)) fail_msg("%s", ts_ctx_error(ctx));
         const ts_face_analysis *face;
