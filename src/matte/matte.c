@@ -469,6 +469,12 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         float a = c[0] * I[0] + c[1] * I[1] + c[2] * I[2] + c[3];
         k.alpha[i] = a < 0 ? 0 : a > 1 ? 1 : a;
     }
+    /* Behind the hair on a busy background the filter spreads alpha wide (a flag's stripes):
+     * soft alpha far from the solid person, where the network is unsure, is capped. */
+    if (ts_matte_limit_reach(k.alpha, k.coef, k.tri, k.prob, k.Bc, k.w, k.h, band) != 0) {
+        s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
+        goto fail;
+    }
     /* Holes the filter opened inside the person (a pocket at a hat's edge) are closed: they
      * become sure person. */
     if (ts_matte_close_alpha_holes(k.alpha, k.tri, k.w, k.h, HOLE_MAX_FRAC) != 0) {

@@ -536,3 +536,89 @@ int ts_matte_drop_islands(float *alpha, uint8_t *tri, int w, int h, float thr) {
     free(stack), free(seen);
     return 0;
 }
+
+/* How far soft alpha may reach from the solid person (docs/matte.md, step 4): alpha of at least
+ * REACH_SOLID is solid; from REACH_FULL band away from it the cap falls linearly, to 0 at
+ * REACH_END band. Real hair is a thin soft fringe at the solid edge; behind it, on a busy
+ * background, the guided filter spreads alpha over a wide soft area (a flag's stripes beside
+ * the hair). The cap acts as far as the sure background nearby is busy (1 - its flatness), and
+ * only where the network is unsure: fully at p <= REACH_P_LO, not at all from REACH_P_HI, so
+ * hair the network sees stays. Tuned on bench/matte_eval (docs/matte-evaluation.md): a cap
+ * ending at 1.5 band, or acting up to p = 0.7-0.9, cut real hair over the stadium crowd. */
+#define REACH_SOLID 0.9f
+#define REACH_FULL 0.5f
+#define REACH_END 2.f
+#define REACH_P_LO 0.2f
+#define REACH_P_HI 0.6f
+
+/* Chamfer distance (1, sqrt 2) to the nearest pixel where d is 0, in place (others start
+ * large): a forward and a backward pass. */
+static void chamfer(float *d, int w, int h) {
+    const float diag = 1.41421356f;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            size_t i = (size_t)y * w + x;
+            float v = d[i];
+            if (x > 0) v = fminf(v, d[i - 1] + 1);
+            if (y > 0) {
+                v = fminf(v, d[i - w] + 1);
+                if (x > 0) v = fminf(v, d[i - w - 1] + diag);
+                if (x < w - 1) v = fminf(v, d[i - w + 1] + diag);
+            }
+            d[i] = v;
+        }
+    for (int y = h - 1; y >= 0; y--)
+        for (int x = w - 1; x >= 0; x--) {
+            size_t i = (size_t)y * w + x;
+            float v = d[i];
+            if (x < w - 1) v = fminf(v, d[i + 1] + 1);
+            if (y < h - 1) {
+                v = fminf(v, d[i + w] + 1);
+                if (x < w - 1) v = fminf(v, d[i + w + 1] + diag);
+                if (x > 0) v = fminf(v, d[i + w - 1] + diag);
+            }
+            d[i] = v;
+        }
+}
+
+/* How much the reach cap acts at band pixel i: how busy the sure background nearby is, where
+ * the network is unsure. */
+static inline float reach_weight(const float *prob, const float *bg, size_t i) {
+    /* bg holds 0 in all four where the colour model had no sure background (or person) nearby:
+     * no busy background to speak of. */
+    const float *b = bg + i * 4;
+    float busy = b[0] + b[1] + b[2] + b[3] > 0 ? 1.f - b[3] : 0.f;
+    float g = (REACH_P_HI - prob[i]) / (REACH_P_HI - REACH_P_LO);
+    return busy * (g < 0 ? 0 : g > 1 ? 1 : g);
+}
+
+int ts_matte_limit_reach(float *alpha, float *coef, const uint8_t *tri, const float *prob,
+                         const float *bg, int w, int h, int band) {
+    size_t n = (size_t)w * h, any = 0;
+    /* On a plain backdrop nothing is capped: no distance map (2 passes over the image). */
+    for (size_t i = 0; i < n && !any; i++)
+        any = tri[i] == TS_TRI_UNKNOWN && alpha[i] > 0 && reach_weight(prob, bg, i) > 0;
+    if (!any) return 0;
+    float *d = malloc(sizeof *d * n);
+    if (!d) return -1;
+    for (size_t i = 0; i < n; i++) d[i] = alpha[i] >= REACH_SOLID ? 0.f : 1e9f;
+    chamfer(d, w, h);
+    float d0 = REACH_FULL * band, d1 = REACH_END * band;
+    for (size_t i = 0; i < n; i++) {
+        if (tri[i] != TS_TRI_UNKNOWN || alpha[i] <= 0 || d[i] <= d0) continue;
+        float busy = reach_weight(prob, bg, i);
+        if (busy <= 0) continue;
+        float c = (d1 - d[i]) / (d1 - d0);
+        c = c < 0 ? 0 : c;
+        float cap = busy * c + (1 - busy);
+        /* The full-resolution alpha is the coefficients applied to the full-resolution colour:
+         * scaled with the work alpha, it is capped there too. */
+        if (alpha[i] > cap) {
+            float s = cap / alpha[i];
+            for (int q = 0; q < 4; q++) coef[i * 4 + q] *= s;
+            alpha[i] = cap;
+        }
+    }
+    free(d);
+    return 0;
+}
