@@ -404,7 +404,32 @@ static void t_edit_map(void **state) {
     /* Unchanged: grey. Changed: a warm heat colour (magma at 20/32: red > blue, not grey). */
     assert_true(fabs(out[0] - out[1]) < 2 && fabs(out[1] - out[2]) < 2);
     assert_true(in[0] > in[2] + 40 && in[0] > in[1] + 40);
+    /* the PNG (libdeflate's stream in libpng's chunks) decodes to its last row, with no error */
+    double avg = -1;
+    assert_int_equal(vips_avg(map, &avg, NULL), 0);
+    assert_true(avg > 10 && avg < 245);
     g_object_unref(map);
+    /* An odd size, and a single row (the "Up" filter has no row above the first): the map
+     * decodes whole, 3-band, with the change where it was made. */
+    static const int sizes[][2] = {{101, 37}, {64, 1}};
+    for (int k = 0; k < 2; k++) {
+        VipsImage *b0 = NULL, *a0 = NULL;
+        assert_int_equal(vips_extract_area(before, &b0, px, py, sizes[k][0], sizes[k][1], NULL), 0);
+        assert_int_equal(vips_extract_area(snap, &a0, px, py, sizes[k][0], sizes[k][1], NULL), 0);
+        snprintf(path, sizeof path, "%s/odd%d.png", f->dir, k);
+        if (ts_verify_edit_map(f->ctx, b0, a0, NULL, path, &st))
+            fail_msg("%s", ts_ctx_error(f->ctx));
+        VipsImage *m2 = vips_image_new_from_file(path, NULL);
+        assert_non_null(m2);
+        assert_int_equal(m2->Xsize, sizes[k][0]);
+        assert_int_equal(m2->Ysize, sizes[k][1]);
+        assert_int_equal(m2->Bands, 3);
+        assert_int_equal(vips_avg(m2, &avg, NULL), 0);
+        double c[3];
+        map_pixel(m2, 5, 0, c); /* inside the brightened patch: heat, not grey */
+        assert_true(c[0] > c[2] + 40);
+        g_object_unref(m2), g_object_unref(b0), g_object_unref(a0);
+    }
 
     /* Identical canvases: nothing changed, and the map is grey everywhere. */
     snprintf(path, sizeof path, "%s/nothing.jpg", f->dir);

@@ -171,9 +171,7 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
         /* The file as written (backdrop and encoding included), read by the same
          * instrument against the photo: reported beside the gate. */
         ts_identity_result wr;
-        /* (read once, top to bottom: decoded as it is read, not into a buffer of its own first) */
-        VipsImage *written =
-            vips_image_new_from_file(req->path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+        VipsImage *written = ts_verify_open_written(req->path);
         if (written &&
             ts_verify_identity_image(ctx, p, written, req->path, er.m, req->floor, 0, &wr) == TS_OK)
             r->id_written_mean = wr.mean;

@@ -1,8 +1,11 @@
 /* Authenticity checks: the identity promise measured on the written file, and the edit map. */
 #include "verify/verify.h"
 
+#include <libdeflate.h>
 #include <math.h>
+#include <png.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -685,7 +688,7 @@ ts_status ts_verify_identity(ts_ctx *ctx, ts_photo *input, const char *output_pa
     if (!ctx || !input || !output_path || !m || !r)
         return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_verify_identity: NULL argument");
     char why[300];
-    VipsImage *o = vips_image_new_from_file(output_path, NULL);
+    VipsImage *o = ts_verify_open_written(output_path);
     if (!o) {
         /* the reason as opening it as a photo gives it (missing, not an image, ...) */
         vips_error_clear();
@@ -705,6 +708,13 @@ ts_status ts_verify_identity(ts_ctx *ctx, ts_photo *input, const char *output_pa
         identity_of(ctx, input, rgb, output_path, output_path, m, floor, TS_VERIFY_DIRECT, r);
     g_object_unref(rgb);
     return s;
+}
+
+/* ---- The written file ------------------------------------------------------------------- */
+
+VipsImage *ts_verify_open_written(const char *path) {
+    /* (read once, top to bottom: decoded as it is read, not into a buffer of its own first) */
+    return vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
 }
 
 /* ---- Edit map ------------------------------------------------------------------------------ */
@@ -775,6 +785,7 @@ typedef struct edit_part {
 typedef struct edit_pixels {
     const float *b, *a, *m; /* before, after (3-band), alpha (may be NULL) */
     unsigned char *out;
+    int stats;         /* 0: the statistics are not wanted (the AVX2 loop then skips them) */
     edit_part part[2]; /* the first half's and the second's (ts_render_split2) */
 } edit_pixels;
 
@@ -847,8 +858,12 @@ V_TARGET_AVX2 static void edit_run_avx2(const edit_pixels *e, size_t first, size
     const __m256d zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1), half = _mm256_set1_pd(0.5);
     const __m256d sign = _mm256_set1_pd(-0.0), c255 = _mm256_set1_pd(255);
     for (size_t i = first; i < first + n; i += 4) {
+        __m128 outside4 =
+            e->m ? _mm_cmplt_ps(_mm_loadu_ps(e->m + i), _mm_set1_ps(0.5f)) : _mm_setzero_ps();
+        int all_out = _mm_movemask_ps(outside4) == 15;
         __m256d pd[3], qd[3];
-        for (int s = 0; s < 2; s++) {
+        /* (four pixels outside the person need only the grey of before: after is not read) */
+        for (int s = 0; s < 2 - all_out; s++) {
             const float *src = (s ? e->a : e->b) + 3 * i;
             __m256 y = _mm256_loadu_ps(src), y2 = _mm256_loadu_ps(src + 4);
             __m128 r = _mm_blend_ps(_mm256_castps256_ps128(_mm256_permutevar8x32_ps(y, ir)),
@@ -860,23 +875,36 @@ V_TARGET_AVX2 static void edit_run_avx2(const edit_pixels *e, size_t first, size
             __m256d *o = s ? qd : pd;
             o[0] = _mm256_cvtps_pd(r), o[1] = _mm256_cvtps_pd(g), o[2] = _mm256_cvtps_pd(b);
         }
-        __m256d d = zero;
-        for (int c = 0; c < 3; c++) {
-            __m256d x = _mm256_andnot_pd(sign, _mm256_sub_pd(qd[c], pd[c]));
-            d = _mm256_blendv_pd(d, x, _mm256_cmp_pd(x, d, _CMP_GT_OQ));
-        }
         __m256d grey = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(_mm256_set1_pd(0.299), pd[0]),
                                                    _mm256_mul_pd(_mm256_set1_pd(0.587), pd[1])),
                                      _mm256_mul_pd(_mm256_set1_pd(0.114), pd[2]));
         grey = _mm256_blendv_pd(grey, c255, _mm256_cmp_pd(grey, c255, _CMP_GT_OQ));
         grey = _mm256_blendv_pd(grey, zero, _mm256_cmp_pd(grey, zero, _CMP_LT_OQ));
         grey = _mm256_add_pd(_mm256_set1_pd(24), _mm256_mul_pd(_mm256_set1_pd(0.45), grey));
+        __m256d vo = _mm256_add_pd(_mm256_mul_pd(grey, _mm256_set1_pd(0.6)), half);
+        unsigned char *q = e->out + 3 * i;
+        if (all_out) {
+            /* The darker grey alone, the same bytes the blend below keeps for such pixels, and
+             * only the outside bin counts them (the sum gains 0 for each, as below). Runs of
+             * them are long (the backdrop), so the branch predicts well, where a branch per
+             * pixel would not. */
+            __m128i o = _mm256_cvttpd_epi32(vo);
+            __m128i px = _mm_or_si128(o, _mm_or_si128(_mm_slli_epi32(o, 8), _mm_slli_epi32(o, 16)));
+            px = _mm_shuffle_epi8(px, pack);
+            _mm_storel_epi64((__m128i *)q, px);
+            int last = _mm_extract_epi32(px, 2);
+            memcpy(q + 8, &last, 4);
+            acc->hist[EDIT_BINS] += 4;
+            continue;
+        }
+        __m256d d = zero;
+        for (int c = 0; c < 3; c++) {
+            __m256d x = _mm256_andnot_pd(sign, _mm256_sub_pd(qd[c], pd[c]));
+            d = _mm256_blendv_pd(d, x, _mm256_cmp_pd(x, d, _CMP_GT_OQ));
+        }
         /* the three cases, before truncation */
-        __m128 outside4 =
-            e->m ? _mm_cmplt_ps(_mm_loadu_ps(e->m + i), _mm_set1_ps(0.5f)) : _mm_setzero_ps();
         __m256d outside = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_castps_si128(outside4)));
         __m256d untouched = _mm256_cmp_pd(d, zero, _CMP_EQ_OQ);
-        __m256d vo = _mm256_add_pd(_mm256_mul_pd(grey, _mm256_set1_pd(0.6)), half);
         __m256d vz = _mm256_add_pd(grey, half);
         /* (a power of two: its reciprocal multiplies exactly as it divides) */
         __m256d t = _mm256_mul_pd(d, _mm256_set1_pd(1 / TS_EDIT_MAP_FULL_SCALE));
@@ -908,10 +936,10 @@ V_TARGET_AVX2 static void edit_run_avx2(const edit_pixels *e, size_t first, size
         __m128i px =
             _mm_or_si128(o[0], _mm_or_si128(_mm_slli_epi32(o[1], 8), _mm_slli_epi32(o[2], 16)));
         px = _mm_shuffle_epi8(px, pack);
-        unsigned char *q = e->out + 3 * i;
         _mm_storel_epi64((__m128i *)q, px);
         int last = _mm_extract_epi32(px, 2);
         memcpy(q + 8, &last, 4);
+        if (!e->stats) continue;
         /* the statistics, pixel by pixel in order */
         double dv[4];
         _mm256_storeu_pd(dv, d);
@@ -954,6 +982,7 @@ struct ts_edit_map_job {
     char *path;
     ts_status status; /* set with why when the map cannot be made */
     char why[400];
+    int want_stats; /* 0: stats is not measured */
     ts_edit_stats stats;
     void *buf; /* the encoded file (g_free) */
     size_t len;
@@ -961,65 +990,193 @@ struct ts_edit_map_job {
     int threaded;
 };
 
-/* Computes and encodes the map (touches no ctx: it may run beside the caller's thread). */
-static void edit_map_make(ts_edit_map_job *j) {
-    VipsImage *before = j->before, *after = j->after, *alpha = j->alpha;
-    int w = before->Xsize, h = before->Ysize;
-    const char *ext = extension_of(j->path);
-    char why[300];
+/* A PNG file being put together in memory by libpng (its write callback). */
+typedef struct png_mem {
+    unsigned char *p; /* g_free */
+    size_t n, cap;
+    char why[200]; /* libpng's error message */
+} png_mem;
+
+static void png_mem_write(png_structp pp, png_bytep data, size_t n) {
+    png_mem *m = png_get_io_ptr(pp);
+    if (n > m->cap - m->n) {
+        size_t cap = m->n + n + (m->n + n) / 2;
+        unsigned char *p = g_try_realloc(m->p, cap);
+        if (!p) png_error(pp, "out of memory");
+        m->p = p, m->cap = cap;
+    }
+    memcpy(m->p + m->n, data, n);
+    m->n += n;
+}
+
+static void png_mem_flush(png_structp pp) {
+    (void)pp;
+}
+
+/* libpng's errors: the message kept for the caller (png_mem.why), then back to setjmp. */
+static void png_fail(png_structp pp, png_const_charp msg) {
+    png_mem *m = png_get_error_ptr(pp);
+    snprintf(m->why, sizeof m->why, "%s", msg);
+    png_longjmp(pp, 1);
+}
+
+static void png_quiet(png_structp pp, png_const_charp msg) {
+    (void)pp, (void)msg;
+}
+
+/* The map, w x h RGB bytes at px + h (the h bytes before it are room for the rows' filter-type
+ * bytes: the rows are filtered in place), as a PNG file in *buf (g_free) and *len; 0, or -1
+ * with why.
+ *
+ * The map's pixels take thousands of colours (the heat colour is blended over the photo's
+ * grey), so a palette cannot hold them: it stays 8-bit RGB. Most of its cost is the deflate,
+ * so that is made by libdeflate (about twice zlib's speed at its fastest level, and smaller),
+ * on rows filtered "Up" (each byte less the one above it: the grey varies smoothly down the
+ * photo, which is what shrinks the file most for the least work), and libpng frames the
+ * result (signature, header, the compressed rows as IDAT chunks, end). Measured on the
+ * reference maps (docs/export-and-verify.md): 33 -> 16 ms of CPU, 1.28 -> 1.0 MB a map. */
+static int map_png(unsigned char *px, int w, int h, void **buf, size_t *len, char *why,
+                   size_t cap) {
+    size_t row = (size_t)w * 3, size = (row + 1) * h;
+    unsigned char *rows = g_try_malloc(2 * row);
+    if (!rows) {
+        snprintf(why, cap, "out of memory");
+        return -1;
+    }
+    /* Row y filtered lands at px + (row + 1) y, at or before where it was read from (px + h +
+     * row y) and before row y + 1: each row is copied out before it is overwritten, and the one
+     * above it is kept from the previous step. */
+    unsigned char *prev = rows, *cur = rows + row;
+    memset(prev, 0, row); /* (above the first row: zeros, as the filter defines) */
+    for (int y = 0; y < h; y++) {
+        memcpy(cur, px + h + row * y, row);
+        unsigned char *o = px + (row + 1) * y;
+        o[0] = PNG_FILTER_VALUE_UP;
+        for (size_t i = 0; i < row; i++) o[1 + i] = (unsigned char)(cur[i] - prev[i]);
+        unsigned char *t = prev;
+        prev = cur, cur = t;
+    }
+    g_free(rows);
+    struct libdeflate_compressor *c = libdeflate_alloc_compressor(1);
+    size_t bound = c ? libdeflate_zlib_compress_bound(c, size) : 0;
+    unsigned char *z = c ? g_try_malloc(bound) : NULL;
+    size_t zlen = z ? libdeflate_zlib_compress(c, px, size, z, bound) : 0;
+    if (c) libdeflate_free_compressor(c);
+    if (!zlen) {
+        g_free(z);
+        snprintf(why, cap, "%s", z ? "the compressor failed" : "out of memory");
+        return -1;
+    }
+    /* (on the heap, not on this stack frame: libpng changes it and may then longjmp here) */
+    png_mem *m = g_try_new0(png_mem, 1);
+    if (m) {
+        snprintf(m->why, sizeof m->why, "out of memory");
+        m->p = g_try_malloc(m->cap = zlen + 4096);
+    }
+    png_structp pp =
+        m && m->p ? png_create_write_struct(PNG_LIBPNG_VER_STRING, m, png_fail, png_quiet) : NULL;
+    png_infop ip = pp ? png_create_info_struct(pp) : NULL;
+    if (!ip || setjmp(png_jmpbuf(pp))) {
+        png_destroy_write_struct(&pp, &ip);
+        snprintf(why, cap, "%s", m ? m->why : "out of memory");
+        if (m) g_free(m->p);
+        g_free(m), g_free(z);
+        return -1;
+    }
+    png_set_write_fn(pp, m, png_mem_write, png_mem_flush);
+    png_set_IHDR(pp, ip, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    /* 1 pixel a millimetre, libvips' default resolution, as the maps it wrote carried */
+    png_set_pHYs(pp, ip, 1000, 1000, PNG_RESOLUTION_METER);
+    png_write_info(pp, ip);
+    /* The zlib stream in IDAT chunks of at most 256 KiB (one stream, split anywhere). */
+    for (size_t off = 0; off < zlen; off += 1 << 18)
+        png_write_chunk(pp, (png_const_bytep) "IDAT", z + off,
+                        zlen - off < 1 << 18 ? zlen - off : 1 << 18);
+    png_write_chunk(pp, (png_const_bytep) "IEND", NULL, 0);
+    png_destroy_write_struct(&pp, &ip);
+    g_free(z);
+    *buf = m->p, *len = m->n;
+    g_free(m);
+    return 0;
+}
+
+/* The map of before -> after (alpha may be NULL) into out (w x h RGB bytes) and, when st is not
+ * NULL, its statistics into *st; 0, or -1 with the vips error set. */
+static int edit_measure(VipsImage *before, VipsImage *after, VipsImage *alpha, unsigned char *out,
+                        ts_edit_stats *st) {
     VipsImage *hb = NULL, *ha = NULL, *hm = NULL;
     edit_pixels *e = calloc(1, sizeof *e);
     float *b = floats_of(before, 3, &hb), *a = floats_of(after, 3, &ha),
           *m = alpha ? floats_of(alpha, 1, &hm) : NULL;
-    size_t n = (size_t)w * h;
-    unsigned char *out = g_try_malloc(n * 3);
-    if (!e || !b || !a || (alpha && !m) || !out) {
+    size_t n = (size_t)before->Xsize * before->Ysize;
+    if (!e || !b || !a || (alpha && !m)) {
+        floats_free(b, hb), floats_free(a, ha), floats_free(m, hm), free(e);
+        return -1;
+    }
+    /* Two threads: the loop costs as much as the encoding. The statistics are a good part of
+     * the loop (the sum is added pixel by pixel in order), and the pipeline does not ask for
+     * them: they are measured only when wanted. */
+    e->b = b, e->a = a, e->m = m, e->out = out, e->stats = st != NULL;
+    ts_render_split2(edit_range, e, n, 1 << 16);
+    floats_free(b, hb), floats_free(a, ha), floats_free(m, hm);
+    if (st) {
+        long pixels = 0, changed = 0;
+        double sum = 0, mx = 0;
+        for (int k = 0; k < 2; k++) {
+            pixels += e->part[k].pixels, changed += e->part[k].changed, sum += e->part[k].sum;
+            mx = e->part[k].max > mx ? e->part[k].max : mx;
+        }
+        memset(st, 0, sizeof *st);
+        st->pixels = pixels;
+        st->mean = pixels ? sum / pixels : 0;
+        st->max = mx;
+        st->changed = pixels ? (double)changed / pixels : 0;
+        long want = (long)ceil(0.99 * pixels), acc = 0;
+        for (int i = 0; i < EDIT_BINS && pixels; i++)
+            if ((acc += e->part[0].hist[i] + e->part[1].hist[i]) >= want) {
+                st->p99 = i / 4.0;
+                break;
+            }
+    }
+    free(e);
+    return 0;
+}
+
+/* Computes and encodes the map (touches no ctx: it may run beside the caller's thread). */
+static void edit_map_make(ts_edit_map_job *j) {
+    int w = j->before->Xsize, h = j->before->Ysize;
+    const char *ext = extension_of(j->path);
+    int png = !g_ascii_strcasecmp(ext, ".png");
+    char why[300];
+    size_t n = (size_t)w * h, pad = png ? (size_t)h : 0; /* (map_png's room) */
+    unsigned char *out = g_try_malloc(n * 3 + pad);
+    if (!out ||
+        edit_measure(j->before, j->after, j->alpha, out + pad, j->want_stats ? &j->stats : NULL)) {
         j->status = TS_ERR_INTERNAL;
         snprintf(j->why, sizeof j->why,
                  "edit map: cannot read the canvases (3-band and 1-band images expected): %s",
                  ts_vips_why(why, sizeof why));
-        floats_free(b, hb), floats_free(a, ha), floats_free(m, hm), g_free(out), free(e);
+        g_free(out);
         return;
     }
-    /* Two threads: the loop costs as much as the encoding below. */
-    e->b = b, e->a = a, e->m = m, e->out = out;
-    ts_render_split2(edit_range, e, n, 1 << 16);
-    floats_free(b, hb), floats_free(a, ha), floats_free(m, hm);
-    long pixels = 0, changed = 0;
-    double sum = 0, mx = 0;
-    for (int k = 0; k < 2; k++) {
-        pixels += e->part[k].pixels, changed += e->part[k].changed, sum += e->part[k].sum;
-        mx = e->part[k].max > mx ? e->part[k].max : mx;
-    }
-    ts_edit_stats *st = &j->stats;
-    st->pixels = pixels;
-    st->mean = pixels ? sum / pixels : 0;
-    st->max = mx;
-    st->changed = pixels ? (double)changed / pixels : 0;
-    long want = (long)ceil(0.99 * pixels), acc = 0;
-    for (int i = 0; i < EDIT_BINS && pixels; i++)
-        if ((acc += e->part[0].hist[i] + e->part[1].hist[i]) >= want) {
-            st->p99 = i / 4.0;
-            break;
-        }
-    free(e);
-    VipsImage *im = ts_render_wrap(out, n * 3, w, h, 3, VIPS_FORMAT_UCHAR);
-    int bad = !im;
-    if (im) {
-        im->Type = VIPS_INTERPRETATION_sRGB;
-        /* PNG at zlib level 1 with no row filter: a heat map over a flat grey compresses well
-         * anyway, and the default level costs more than the whole map. */
-        if (!g_ascii_strcasecmp(ext, ".png"))
-            bad = vips_pngsave_buffer(im, &j->buf, &j->len, "strip", TRUE, "compression", 1,
-                                      "filter", VIPS_FOREIGN_PNG_FILTER_NONE, NULL);
-        else
+    int bad;
+    if (png) {
+        bad = map_png(out, w, h, &j->buf, &j->len, why, sizeof why);
+        g_free(out);
+    } else {
+        VipsImage *im = ts_render_wrap(out, n * 3, w, h, 3, VIPS_FORMAT_UCHAR);
+        bad = !im;
+        if (im) {
+            im->Type = VIPS_INTERPRETATION_sRGB;
             bad = vips_image_write_to_buffer(im, ext, &j->buf, &j->len, "strip", TRUE, NULL);
-        g_object_unref(im);
+            g_object_unref(im);
+        }
+        if (bad) ts_vips_why(why, sizeof why);
     }
     if (bad) {
         j->status = TS_ERR_INTERNAL;
-        snprintf(j->why, sizeof j->why, "edit map: cannot encode %s: %s", j->path,
-                 ts_vips_why(why, sizeof why));
+        snprintf(j->why, sizeof j->why, "edit map: cannot encode %s: %s", j->path, why);
     }
 }
 
@@ -1040,12 +1197,13 @@ static void edit_map_free(ts_edit_map_job *j) {
 /* The job for ts_verify_edit_map's arguments; NULL when out of memory. A job that cannot be
  * made carries its error (status, why) for finish to report. */
 static ts_edit_map_job *edit_map_new(VipsImage *before, VipsImage *after, VipsImage *alpha,
-                                     const char *path) {
+                                     const char *path, int want_stats) {
     ts_edit_map_job *j = calloc(1, sizeof *j);
     if (!j || !(j->path = strdup(path))) {
         free(j);
         return NULL;
     }
+    j->want_stats = want_stats;
     int w = before->Xsize, h = before->Ysize;
     const char *ext = extension_of(path);
     if (after->Xsize != w || after->Ysize != h ||
@@ -1066,7 +1224,8 @@ static ts_edit_map_job *edit_map_new(VipsImage *before, VipsImage *after, VipsIm
 ts_edit_map_job *ts_verify_edit_map_start(VipsImage *before, VipsImage *after, VipsImage *alpha,
                                           const char *path) {
     if (!before || !after || !path) return NULL;
-    ts_edit_map_job *j = edit_map_new(before, after, alpha, path);
+    /* (the statistics are measured only if finish asks for them: the pipeline does not) */
+    ts_edit_map_job *j = edit_map_new(before, after, alpha, path, 0);
     if (j && !j->status) j->threaded = pthread_create(&j->thread, NULL, edit_map_thread, j) == 0;
     return j;
 }
@@ -1082,7 +1241,19 @@ ts_status ts_verify_edit_map_finish(ts_ctx *ctx, ts_edit_map_job *j, ts_edit_sta
     ts_status s = !ctx        ? TS_ERR_ARGUMENT
                   : j->status ? ts_fail(ctx, j->status, "%s", j->why)
                               : ts_write_file_atomic(ctx, j->path, j->buf, j->len);
-    if (!j->status && stats) *stats = j->stats;
+    int measured = j->want_stats;
+    if (!j->status && ctx && stats && !measured) {
+        /* started without them: measured now, over a scratch map */
+        char why[300];
+        size_t n = (size_t)j->before->Xsize * j->before->Ysize;
+        unsigned char *scratch = g_try_malloc(n * 3);
+        measured = scratch && !edit_measure(j->before, j->after, j->alpha, scratch, &j->stats);
+        if (!measured && !s)
+            s = ts_fail(ctx, TS_ERR_INTERNAL, "edit map: cannot measure the change: %s",
+                        ts_vips_why(why, sizeof why));
+        g_free(scratch);
+    }
+    if (!j->status && stats && measured) *stats = j->stats;
     edit_map_free(j);
     return s;
 }
@@ -1091,7 +1262,7 @@ ts_status ts_verify_edit_map(ts_ctx *ctx, VipsImage *before, VipsImage *after, V
                              const char *path, ts_edit_stats *stats) {
     if (!ctx || !before || !after || !path)
         return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_verify_edit_map: NULL argument");
-    ts_edit_map_job *j = edit_map_new(before, after, alpha, path);
+    ts_edit_map_job *j = edit_map_new(before, after, alpha, path, stats != NULL);
     if (!j) return ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
     return ts_verify_edit_map_finish(ctx, j, stats);
 }

@@ -59,6 +59,10 @@ ts_status ts_verify_identity(ts_ctx *ctx, ts_photo *input, const char *output_pa
                              const double m[6], const ts_verify_floor *floor,
                              ts_identity_result *r);
 
+/* The file at path (an output just written) opened for a reading, by libvips, top to bottom: a
+ * new reference, or NULL with the vips error set. */
+VipsImage *ts_verify_open_written(const char *path);
+
 /* ts_verify_identity_image's flags: also analyse the output as it is (direct_mean, direct_max);
  * without it they are -1 and the call runs one face analysis instead of two. */
 #define TS_VERIFY_DIRECT 1u
@@ -129,7 +133,8 @@ ts_status ts_verify_edit_map(ts_ctx *ctx, VipsImage *before, VipsImage *after, V
 /* ts_verify_edit_map in two halves, so the map is made while the caller does other work: start
  * takes references to the images and makes the map and its encoded file on a thread of its own
  * (it touches no ctx); finish waits for it, writes the file (atomically) and fills stats (may
- * be NULL). Errors are reported by finish, as ts_verify_edit_map reports them. start returns
+ * be NULL; the thread does not measure them, so finish then goes over the pixels once more).
+ * Errors are reported by finish, as ts_verify_edit_map reports them. start returns
  * NULL when out of memory or an argument is NULL; every job it returns must be finished, which
  * frees it. finish with a NULL ctx only waits and frees, writing nothing (a look that is not
  * delivered), and returns TS_ERR_ARGUMENT; a NULL job is TS_ERR_ARGUMENT. */
