@@ -48,6 +48,9 @@ static const double crop_head[CROP_COUNT] = {0.52, 0.42, 0.34, 0.42, 0.66};
  * photo (a 2x3 portrait from a landscape video frame needs ~2.6x): a closer crop than the
  * template's reads as a choice; a frame past the photo's edge needs pixels the photo lacks. */
 #define ZOOM_MAX_HARD 3.0
+/* Eyes this close to a quarter or half turn (degrees) mean the photo lies sideways or upside
+ * down, not that the head does. */
+#define UPRIGHT_TOL_DEG 25.0
 
 typedef struct frame_params {
     int crop;       /* template */
@@ -290,6 +293,7 @@ typedef struct frame_geom {
     int ex, ey, ex1, ey1;
     int half;         /* resampled from the half-resolution copies */
     double kept_tilt; /* the eyes' roll (radians) left as a pose, not levelled; 0 when levelled */
+    double upright;   /* the quarter turns (radians) that stood a sideways photo upright */
 } frame_geom;
 
 #define TILE_W 128
@@ -1464,13 +1468,22 @@ static ts_status frame_geometry(ts_render_job *job, const frame_params *p, VipsI
     int PW = full->Xsize, PH = full->Ysize;
     int W = p->width, H = (int)lround(p->width / crop_aspect[p->crop]);
     const float(*L)[3] = f->landmarks;
-    double t = p->level ? atan2(L[263][1] - L[33][1], L[263][0] - L[33][0]) : 0;
+    double roll = atan2(L[263][1] - L[33][1], L[263][0] - L[33][0]);
+    /* Eyes within UPRIGHT_TOL_DEG of a quarter turn: the photo itself lies sideways or upside
+     * down (saved without its EXIF orientation), and is turned upright whatever the style says;
+     * what roll is left is levelled as any other. */
+    double quarter = M_PI / 2, q = round(roll / quarter);
+    double upright =
+        q != 0 && fabs(roll - q * quarter) <= UPRIGHT_TOL_DEG * M_PI / 180 ? q * quarter : 0;
+    double r = p->level ? roll - upright : 0;
     /* A small roll is a camera held askew or a head not quite straight, and levelling the eyes
      * is what a retoucher does; a large one is a pose (the head tilted on purpose), and turning
      * the photo to level it would tip the shoulders and the room behind by as much, and push a
      * corner of the frame off the photo. */
-    g->kept_tilt = fabs(t) > LEVEL_MAX_DEG * M_PI / 180 ? t : 0;
-    if (g->kept_tilt) t = 0;
+    g->kept_tilt = fabs(r) > LEVEL_MAX_DEG * M_PI / 180 ? r : 0;
+    if (g->kept_tilt) r = 0;
+    g->upright = upright;
+    double t = upright + r;
     double E[2] = {(L[468][0] + L[473][0]) / 2, (L[468][1] + L[473][1]) / 2};
     /* Head height in the levelled frame: forehead to chin, plus hair. */
     double fh = hypot(L[152][0] - L[10][0], L[152][1] - L[10][1]);
@@ -1486,12 +1499,12 @@ static ts_status frame_geometry(ts_render_job *job, const frame_params *p, VipsI
      * and take the first that stays on the photo; failing that, the first that stays on it at
      * the bottom and the sides; failing that, full levelling, as the notes below say. */
     static const double share[] = {1, 0.75, 0.5, 0.25, 0};
-    int pick = 0, n_share = t != 0 ? 5 : 1;
+    int pick = 0, n_share = r != 0 ? 5 : 1;
     for (int pass = 0; pass < 2 && n_share > 1; pass++) {
         int found = -1;
         for (int k = 0; k < n_share && found < 0; k++) {
             double sk = s, ek = eye, Ak[2] = {A[0], A[1]}, bk[4];
-            int over = fit_frame(s, t * share[k], E, W, H, PW, PH, &sk, &ek, Ak, bk);
+            int over = fit_frame(s, upright + r * share[k], E, W, H, PW, PH, &sk, &ek, Ak, bk);
             if (pass == 0 ? !over : !(over & (OVER_BOTTOM | OVER_SIDES))) found = k;
         }
         if (found >= 0) {
@@ -1499,14 +1512,13 @@ static ts_status frame_geometry(ts_render_job *job, const frame_params *p, VipsI
             break;
         }
     }
-    double t_full = t;
-    t *= share[pick];
+    t = upright + r * share[pick];
     fit_frame(s, t, E, W, H, PW, PH, &s, &eye, A, box);
     if (pick > 0)
         ts_render_note(job,
                        "levelled the eyes only partly (%.1f of %.1f degrees): turning the photo "
                        "further would show past its edge",
-                       fabs(t) * 180 / M_PI, fabs(t_full) * 180 / M_PI);
+                       fabs(r * share[pick]) * 180 / M_PI, fabs(r) * 180 / M_PI);
     canvas_bounds(s, t, E, A, W, H, box);
     double head_top = E[1] - (E[1] - L[10][1]) - 0.35 * fh; /* approx. top of hair, photo y */
     if (box[1] < -0.5) {
@@ -1525,8 +1537,14 @@ static ts_status frame_geometry(ts_render_job *job, const frame_params *p, VipsI
         ts_render_note(job, "the photo ends above the shoulders; the frame shows less body than "
                             "usual");
     /* The part of the photo needed, with a margin for the resampling kernel. */
-    *g =
-        (frame_geom){.W = W, .H = H, .PW = PW, .PH = PH, .s = s, .t = t, .kept_tilt = g->kept_tilt};
+    *g = (frame_geom){.W = W,
+                      .H = H,
+                      .PW = PW,
+                      .PH = PH,
+                      .s = s,
+                      .t = t,
+                      .kept_tilt = g->kept_tilt,
+                      .upright = upright};
     memcpy(g->E, E, sizeof E), memcpy(g->A, A, sizeof A), memcpy(g->box, box, sizeof box);
     g->ex = (int)floor(fmax(0, box[0] - 4)), g->ey = (int)floor(fmax(0, box[1] - 4));
     g->ex1 = (int)ceil(fmin(PW, box[2] + 4)), g->ey1 = (int)ceil(fmin(PH, box[3] + 4));
@@ -1548,8 +1566,14 @@ static void finish(ts_render_job *job, const frame_geom *g, const frame_params *
         job->lm[i][1] = (float)(job->m[3] * L[i][0] + job->m[4] * L[i][1] + job->m[5]);
     }
     job->inter_eye = (float)(f->inter_eye_px * s);
-    if (p->level && fabs(t) > 0.2 * M_PI / 180)
-        ts_render_edit(job, "levelled the eyes (turned %.1f degrees)", -t * 180 / M_PI);
+    if (g->upright != 0) /* (image y points down: an angle > 0 leans clockwise) */
+        ts_render_edit(job, "turned the photo upright (%s)",
+                       fabs(g->upright) > 3 * M_PI / 4 ? "a half turn"
+                       : g->upright > 0                ? "a quarter turn anticlockwise"
+                                                       : "a quarter turn clockwise");
+    if (p->level && fabs(t - g->upright) > 0.2 * M_PI / 180)
+        ts_render_edit(job, "levelled the eyes (turned %.1f degrees)",
+                       -(t - g->upright) * 180 / M_PI);
     if (g->kept_tilt)
         ts_render_note(job,
                        "the head is tilted %.0f degrees, more than a crooked camera would give: "
