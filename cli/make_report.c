@@ -256,8 +256,10 @@ int make_write_report(const make_report *r, const char *dir) {
           "<title>trueshot report</title><style>"
           "body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:70rem;"
           "color:#222;padding:0 1rem}h1{font-weight:600}"
-          ".look{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:1rem;"
+          ".look{display:grid;grid-template-columns:repeat(auto-fit,minmax(18rem,1fr));gap:1rem;"
           "border-top:1px solid #ddd;padding:1rem 0}img{max-width:100%;border-radius:4px}"
+          /* the look's text across the top, its pictures side by side below */
+          ".info{grid-column:1/-1}.info ul{columns:2 16rem}h2{margin:.2rem 0}"
           "svg.before{width:100%;height:auto;border-radius:4px;background:#eee}"
           ".ok{color:#1a7f37}.bad{color:#b42318}small{color:#666}</style></head><body>",
           f);
@@ -280,7 +282,7 @@ int make_write_report(const make_report *r, const char *dir) {
     }
     for (int i = 0; i < r->n_outputs; i++) {
         const make_output *o = &r->outputs[i];
-        fputs("<section class=\"look\"><div><h2>", f);
+        fputs("<section class=\"look\"><div class=\"info\"><h2>", f);
         html_escape(f, o->look);
         fputs(" <small>", f);
         html_escape(f, o->crop);
