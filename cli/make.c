@@ -315,7 +315,9 @@ int cmd_make(int argc, char **argv) {
          * is something to render (bad input leaves no folder behind). */
         char assets[1100];
         snprintf(assets, sizeof assets, "%s/" MAKE_REPORT_FILES, o.dir);
-        if (mkdir(assets, 0755) != 0 && errno != EEXIST) {
+        struct stat as;
+        if ((mkdir(assets, 0755) != 0 && errno != EEXIST) ||
+            (stat(assets, &as) == 0 && !S_ISDIR(as.st_mode) && (errno = ENOTDIR))) {
             rc = cli_fail(TS_ERR_WRITE, "cannot create %s: %s", assets, strerror(errno));
             ts_matte_free(matte);
             goto done;

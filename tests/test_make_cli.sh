@@ -148,6 +148,11 @@ for d in b2 b4 b5 b6 b7; do [ -e "$tmp/$d" ] && [ -n "$(ls -A "$tmp/$d")" ] && b
 ok
 
 # --- Nothing lost on failure: an unwritable folder, a full disk -----------------------------
+# A file where the report's pictures go: exit 8 naming it, no headshot written.
+mkdir -p "$tmp/rf" && touch "$tmp/rf/report-files"
+run report-files-is-a-file 8 "$ts" make "$sample" -o "$tmp/rf" --style linkedin --crop square:400
+grep -q "rf/report-files: Not a directory" "$tmp/err" && ok || bad "report-files message: $(cat "$tmp/err")"
+[ "$(ls -A "$tmp/rf")" = report-files ] && ok || bad "report-files: files written: $(ls -A "$tmp/rf")"
 if [ "$(id -u)" -ne 0 ]; then
     mkdir "$tmp/ro" && chmod 0500 "$tmp/ro"
     run unwritable 8 "$ts" make "$sample" -o "$tmp/ro" --style linkedin --crop square:400
