@@ -131,6 +131,11 @@ if have baboon.jpg; then
     run no-face 6 "$ts" make "$photos/baboon.jpg" -o "$tmp/b3"
     grep -q "no face" "$tmp/err" && ok || bad "no-face message: $(cat "$tmp/err")"
 fi
+# The sample upside down: the detector finds the face but the analysis does not hold; exit 6
+# (no usable face) with what to do, not a message about the noise floor's copy.
+vips rot "$sample" "$tmp/upside.jpg" d180
+run upside-down 6 "$ts" make "$tmp/upside.jpg" -o "$tmp/b8"
+grep -q "cannot be measured reliably.*face upright" "$tmp/err" && ok || bad "upside-down message: $(cat "$tmp/err")"
 run bad-style-name 2 "$ts" make "$sample" -o "$tmp/b4" --style zzz
 grep -q "academic, actor-commercial" "$tmp/err" && grep -q "tech-startup" "$tmp/err" && ok ||
     bad "bad style name does not list the built-ins: $(cat "$tmp/err")"
@@ -144,7 +149,7 @@ rc=$?
 run retouch-2 2 "$ts" make "$sample" -o "$tmp/b6" --retouch 2
 grep -q "retouch" "$tmp/err" && ok || bad "--retouch 2 message: $(cat "$tmp/err")"
 run bad-format 2 "$ts" make "$sample" -o "$tmp/b7" --format gif
-for d in b2 b4 b5 b6 b7; do [ -e "$tmp/$d" ] && [ -n "$(ls -A "$tmp/$d")" ] && bad "$d: files written on bad input"; done
+for d in b2 b4 b5 b6 b7 b8; do [ -e "$tmp/$d" ] && [ -n "$(ls -A "$tmp/$d")" ] && bad "$d: files written on bad input"; done
 ok
 
 # --- Nothing lost on failure: an unwritable folder, a full disk -----------------------------

@@ -54,7 +54,17 @@ ts_status ts_render_prepare(ts_ctx *ctx, ts_photo *p, const ts_face_analysis **f
             pthread_join(j->thread, NULL);
         else
             floor_thread(j); /* no thread to be had: here, after the matte */
-        if (!s && j->status) s = ts_fail(ctx, j->status, "%s", j->shadow.err);
+        /* The face found on the photo but not found again on a re-encoded copy of it: the
+         * analysis does not hold on this photo (a face upside down, or barely made out), and
+         * nothing could be checked against it; said as such, with what to do. */
+        if (!s && j->status == TS_ERR_NO_FACE)
+            s = ts_fail(ctx, TS_ERR_NO_FACE,
+                        "%s: the face cannot be measured reliably on this photo (its face mesh "
+                        "is not found again on a re-encoded copy); use a photo with the face "
+                        "upright, clear and well lit",
+                        p->path);
+        else if (!s && j->status)
+            s = ts_fail(ctx, j->status, "%s", j->shadow.err);
         if (!s) *floor = j->floor;
         free(j);
     }
