@@ -277,7 +277,6 @@ int cmd_make(int argc, char **argv) {
         rc = cli_fail(TS_ERR_WRITE, "cannot create %s: %s", o.dir, strerror(errno));
         goto done;
     }
-
     int n_ok = 0;
     for (int i = 0; i < o.n_photos; i++) {
         ts_status st = ts_photo_open(ctx, o.photos[i], &photos[i]);
@@ -310,8 +309,8 @@ int cmd_make(int argc, char **argv) {
         if (o.n_photos > 1 && !o.all)
             fprintf(stderr, "trueshot: using %s%s%s\n", o.photos[pi], reason[0] ? ": " : "",
                     reason);
-        /* The report's pictures (edit maps, befores) go in a folder of their own, so the
-         * output folder holds the headshots, the contact sheet and the report; made once there
+        /* The report's pictures (edit maps, the photo's preview) go in a folder of their own, so
+         * the output folder holds the headshots, the contact sheet and the report; made once there
          * is something to render (bad input leaves no folder behind). */
         char assets[1100];
         snprintf(assets, sizeof assets, "%s/" MAKE_REPORT_FILES, o.dir);
