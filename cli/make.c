@@ -41,6 +41,8 @@ static const char make_usage[] =
     "photo). DIR gets the headshots, a contact sheet, and report.html / report.json: for each\n"
     "headshot the photo before and after, an edit map (where the face was changed), the checks,\n"
     "and the metadata read back from the file. The report's pictures are in DIR/report-files/.\n"
+    "With --all and several photos, each photo's report and sheet are named after it\n"
+    "(DIR/PHOTO-report.html, DIR/PHOTO-contact-sheet.jpg).\n"
     "\n"
     "options:\n"
     "  -o, --output DIR        where to write (created if missing)\n"
@@ -347,7 +349,11 @@ int cmd_make(int argc, char **argv) {
         }
         ts_render_cache_free(cache);
         if (cli_tty()) fprintf(stderr, "\r%-70s\r", "");
+        /* several photos rendered (--all): each its own report and sheet */
+        char prefix[300] = "";
+        if (o.all && n_ok > 1) snprintf(prefix, sizeof prefix, "%s-", stem);
         make_report r = {.photo = o.photos[pi],
+                         .prefix = prefix,
                          .why = reason[0] && !o.all ? reason : NULL,
                          .noise_floor = floor.mean,
                          .outputs = outs,
@@ -369,8 +375,8 @@ int cmd_make(int argc, char **argv) {
             fprintf(stderr,
                     "trueshot: note: the photo is enlarged up to %.1fx, so these headshots are "
                     "soft at full size; a photo taken closer, or at full resolution, gives sharp "
-                    "ones (see %s/report.html)\n",
-                    most, o.dir);
+                    "ones (see %s/%sreport.html)\n",
+                    most, o.dir, prefix);
         int failed = 0;
         ts_status why = TS_OK;
         for (int k = 0; k < n; k++) {
@@ -383,13 +389,13 @@ int cmd_make(int argc, char **argv) {
             }
         }
         char sheet[1100];
-        snprintf(sheet, sizeof sheet, "%s/report.html", o.dir);
+        snprintf(sheet, sizeof sheet, "%s/%sreport.html", o.dir, prefix);
         int sheet_rc = -1;
         if (make_write_report(&r, o.dir) != 0 ||
             (sheet_rc = make_write_contact_sheet(&r, o.dir)) < 0) {
             rc = cli_fail(TS_ERR_WRITE, "cannot write the report in %s", o.dir);
         } else {
-            if (sheet_rc == 0) printf("%s/contact-sheet.jpg\n", o.dir);
+            if (sheet_rc == 0) printf("%s/%scontact-sheet.jpg\n", o.dir, prefix);
             printf("%s\n", sheet);
         }
         if (failed == n && n > 0)

@@ -241,7 +241,7 @@ int make_write_report(const make_report *r, const char *dir) {
     char *txt = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(5));
     json_decref(root);
     char path[1100];
-    snprintf(path, sizeof path, "%s/report.json", dir);
+    snprintf(path, sizeof path, "%s/%sreport.json", dir, r->prefix ? r->prefix : "");
     int rc = txt ? write_atomic_text(path, txt, strlen(txt)) : -1;
     free(txt);
     if (rc) return -1;
@@ -346,7 +346,7 @@ int make_write_report(const make_report *r, const char *dir) {
     }
     fputs("</body></html>\n", f);
     fclose(f);
-    snprintf(path, sizeof path, "%s/report.html", dir);
+    snprintf(path, sizeof path, "%s/%sreport.html", dir, r->prefix ? r->prefix : "");
     rc = write_atomic_text(path, buf, len);
     free(buf);
     return rc;
@@ -391,7 +391,7 @@ int make_write_contact_sheet(const make_report *r, const char *dir) {
     if (n > 0 && vips_arrayjoin(cells, &sheet, n, "across", n < 4 ? n : 4, "shim", 12, "background",
                                 white, "halign", VIPS_ALIGN_CENTRE, NULL) == 0) {
         char path[1100];
-        snprintf(path, sizeof path, "%s/contact-sheet.jpg", dir);
+        snprintf(path, sizeof path, "%s/%scontact-sheet.jpg", dir, r->prefix ? r->prefix : "");
         rc = cli_save_atomic(sheet, path);
         g_object_unref(sheet);
     }

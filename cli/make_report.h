@@ -51,6 +51,9 @@ typedef struct make_output {
 
 typedef struct make_report {
     const char *photo; /* the photo used */
+    /* Put before the report's and the contact sheet's file names: "" for one photo, "STEM-"
+     * when several are rendered (--all), so each keeps its own. */
+    const char *prefix;
     /* The photo, small, for the report's "before" of each look (make_write_preview); "" if
      * none. preview_scale is its width over the photo's (EXIF-oriented) width. */
     char preview[1100];
@@ -74,9 +77,9 @@ int make_write_preview(make_report *r, int photo_w, int photo_h);
  * that person may reach into the cut-out; "" otherwise. n is the number of faces. */
 void make_neighbour_note(make_report *r, const ts_face *faces, int n, int subject);
 
-/* Writes DIR/report.json and DIR/report.html (atomically). Returns 0 or -1. */
+/* Writes DIR/PREFIXreport.json and DIR/PREFIXreport.html (atomically). Returns 0 or -1. */
 int make_write_report(const make_report *r, const char *dir);
-/* Writes DIR/contact-sheet.jpg: every output, labelled, on one sheet. Returns 0 or -1. */
+/* Writes DIR/PREFIXcontact-sheet.jpg: every output, labelled, on one sheet. Returns 0 or -1. */
 /* 0 written, 1 nothing to show (no output was written), -1 error. */
 int make_write_contact_sheet(const make_report *r, const char *dir);
 

@@ -198,6 +198,13 @@ if have franck_02159.jpg && have grace_hopper.jpg; then
     run all 0 "$ts" make "$p1" "$p2" -o "$tmp/all" --all --style linkedin --crop square:400
     [ -f "$tmp/all/franck_02159-linkedin-square.jpg" ] && [ -f "$tmp/all/grace_hopper-linkedin-square.jpg" ] &&
         ok || bad "--all: $(ls "$tmp/all")"
+    # each photo keeps its own report and contact sheet (the second overwrote the first's)
+    for stem in franck_02159 grace_hopper; do
+        json_check "all-report-$stem" "$tmp/all/$stem-report.json" ".photo == \"$photos/$stem.jpg\""
+        [ -f "$tmp/all/$stem-report.html" ] && [ -f "$tmp/all/$stem-contact-sheet.jpg" ] && ok ||
+            bad "--all: no report or sheet of $stem: $(ls "$tmp/all")"
+    done
+    [ ! -e "$tmp/all/report.json" ] && ok || bad "--all: a shared report.json"
 fi
 
 # --- Formats and the size cap ---------------------------------------------------------------
