@@ -229,8 +229,12 @@ int cmd_make(int argc, char **argv) {
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             o.dir = argv[++i];
         } else if (!strcmp(a, "--style")) {
+            const char *name = argv[++i];
+            int seen = 0; /* a look asked for twice is made once (its files would be the same) */
+            for (int k = 0; k < o.n_styles; k++) seen |= !strcmp(o.styles[k], name);
+            if (seen) continue;
             if (o.n_styles == MAX_STYLES) return cli_fail(TS_ERR_ARGUMENT, "make: too many looks");
-            o.styles[o.n_styles++] = argv[++i];
+            o.styles[o.n_styles++] = name;
         } else if (!strcmp(a, "--crop")) {
             o.crop = argv[++i];
         } else if (!strcmp(a, "--background")) {

@@ -153,6 +153,9 @@ for d in b2 b4 b5 b6 b7 b8; do [ -e "$tmp/$d" ] && [ -n "$(ls -A "$tmp/$d")" ] &
 ok
 
 # --- Nothing lost on failure: an unwritable folder, a full disk -----------------------------
+# A look asked for twice is made once.
+run twice 0 "$ts" make "$sample" -o "$tmp/twice" --style linkedin --style linkedin --crop square:400
+json_check look-twice "$tmp/twice/report.json" '(.outputs | length) == 1'
 # A file where the report's pictures go: exit 8 naming it, no headshot written.
 mkdir -p "$tmp/rf" && touch "$tmp/rf/report-files"
 run report-files-is-a-file 8 "$ts" make "$sample" -o "$tmp/rf" --style linkedin --crop square:400
