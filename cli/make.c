@@ -365,6 +365,11 @@ int cmd_make(int argc, char **argv) {
                          .seconds = now_s() - t0};
         snprintf(r.preview, sizeof r.preview, "%s/" MAKE_REPORT_FILES "/%s-photo.jpg", o.dir, stem);
         make_write_preview(&r, ts_photo_width(p), ts_photo_height(p));
+        /* the photo's grade and tips for next time (its analysis is cached on the photo) */
+        ts_check_report *graded = NULL;
+        if (ts_photo_check(ctx, p, NULL, &graded) != TS_OK) graded = NULL;
+        make_set_advice(&r, graded);
+        ts_check_report_free(graded);
         const ts_face *faces = NULL;
         int n_faces = 0;
         if (ts_photo_faces(ctx, p, &faces, &n_faces) == TS_OK)

@@ -135,6 +135,30 @@ void make_neighbour_note(make_report *r, const ts_face *faces, int n, int subjec
                  near == 1 ? "Someone is" : "Other people are");
 }
 
+void make_set_advice(make_report *r, const ts_check_report *check) {
+    r->check_score = -1, r->check_verdict = NULL, r->n_advice = 0;
+    if (!check || ts_check_status(check) != TS_OK) return;
+    r->check_score = ts_check_score(check);
+    r->check_verdict = ts_verdict_name(ts_check_verdict(check));
+    /* the weakest components with something to do, in order */
+    int n = ts_check_count(check), used[64] = {0};
+    for (int pick = 0; pick < MAKE_MAX_ADVICE; pick++) {
+        int best = -1;
+        for (int i = 0; i < n && i < 64; i++) {
+            const ts_check_component *c = ts_check_component_at(check, i);
+            if (used[i] || !c || c->verdict == TS_VERDICT_GOOD || !c->tip[0]) continue;
+            if (best < 0 || c->score < ts_check_component_at(check, best)->score) best = i;
+        }
+        if (best < 0) break;
+        used[best] = 1;
+        const ts_check_component *c = ts_check_component_at(check, best);
+        snprintf(r->advice[r->n_advice].id, sizeof r->advice[0].id, "%s", c->id);
+        snprintf(r->advice[r->n_advice].label, sizeof r->advice[0].label, "%s", c->label);
+        snprintf(r->advice[r->n_advice].tip, sizeof r->advice[0].tip, "%s", c->tip);
+        r->n_advice++;
+    }
+}
+
 static json_t *metadata_json(const make_metadata *m) {
     return json_pack("{s:s, s:I, s:s, s:s, s:i, s:i, s:i, s:i, s:i}", "icc_profile",
                      m->icc_bytes ? (m->icc_srgb ? "sRGB" : "other") : "none", "icc_profile_bytes",
@@ -229,6 +253,11 @@ static void html_metadata(FILE *f, const make_metadata *m) {
     fputs("</ul></details>", f);
 }
 
+/* The end of the grade's sentence, and the list's start when there are tips. */
+static const char *n_advice_text(int n) {
+    return n ? ").</p><ul>" : "); nothing to change.</p>";
+}
+
 int make_write_report(const make_report *r, const char *dir) {
     json_t *outs = json_array();
     for (int i = 0; i < r->n_outputs; i++) json_array_append_new(outs, output_json(&r->outputs[i]));
@@ -238,6 +267,15 @@ int make_write_report(const make_report *r, const char *dir) {
     if (r->why) json_object_set_new(root, "why_this_photo", json_string(r->why));
     if (r->preview[0]) json_object_set_new(root, "photo_preview", json_string(r->preview));
     if (r->note[0]) json_object_set_new(root, "photo_note", json_string(r->note));
+    if (r->check_score >= 0) {
+        json_t *adv = json_array();
+        for (int i = 0; i < r->n_advice; i++)
+            json_array_append_new(adv, json_pack("{s:s, s:s, s:s}", "id", r->advice[i].id, "label",
+                                                 r->advice[i].label, "tip", r->advice[i].tip));
+        json_object_set_new(root, "photo_check",
+                            json_pack("{s:i, s:s, s:o}", "score", r->check_score, "verdict",
+                                      r->check_verdict ? r->check_verdict : "?", "advice", adv));
+    }
     char *txt = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(5));
     json_decref(root);
     char path[1100];
@@ -279,6 +317,23 @@ int make_write_report(const make_report *r, const char *dir) {
         fputs("<p><b>Note:</b> ", f);
         html_escape(f, r->note);
         fputs("</p>", f);
+    }
+    if (r->check_score >= 0) {
+        /* coaching: what would make the next photo a better source */
+        fprintf(f,
+                "<h3>For an even better headshot next time</h3><p>As a headshot source this "
+                "photo grades %d/100 (",
+                r->check_score);
+        html_escape(f, r->check_verdict ? r->check_verdict : "?");
+        fputs(n_advice_text(r->n_advice), f);
+        for (int i = 0; i < r->n_advice; i++) {
+            fputs("<li><b>", f);
+            html_escape(f, r->advice[i].label);
+            fputs(":</b> ", f);
+            html_escape(f, r->advice[i].tip);
+            fputs("</li>", f);
+        }
+        if (r->n_advice) fputs("</ul>", f);
     }
     for (int i = 0; i < r->n_outputs; i++) {
         const make_output *o = &r->outputs[i];

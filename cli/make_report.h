@@ -9,6 +9,7 @@
 #define MAKE_MAX_EDITS 16
 #define MAKE_REPORT_FILES "report-files" /* the report's pictures, inside the output folder */
 #define MAKE_MAX_NOTES 8
+#define MAKE_MAX_ADVICE 4 /* tips for next time in the report */
 
 /* The metadata of a written file, read back from it (make_read_back). */
 typedef struct make_metadata {
@@ -59,8 +60,16 @@ typedef struct make_report {
     char preview[1100];
     int preview_w, preview_h;
     double preview_scale;
-    const char *why;    /* why it was chosen (from check's ranking), may be NULL */
-    char note[400];     /* about the photo as a whole (make_neighbour_note), "" if none */
+    const char *why; /* why it was chosen (from check's ranking), may be NULL */
+    char note[400];  /* about the photo as a whole (make_neighbour_note), "" if none */
+    /* The photo's grade as a headshot source (`trueshot check`) and its tips for next time,
+     * weakest first; check_score < 0 when it was not graded. */
+    int check_score;
+    const char *check_verdict;
+    struct {
+        char id[32], label[64], tip[320];
+    } advice[MAKE_MAX_ADVICE];
+    int n_advice;
     double noise_floor; /* face analysis's own noise, same units as id_mean */
     make_output *outputs;
     int n_outputs;
@@ -72,6 +81,10 @@ typedef struct make_report {
  * r's preview fields. Returns 0, or -1 with r->preview emptied. */
 #define MAKE_PREVIEW_SIDE 1200
 int make_write_preview(make_report *r, int photo_w, int photo_h);
+
+/* Fills r's check_score, check_verdict and advice from a check report of the photo (NULL: not
+ * graded): the components that are not good and have a tip, weakest first. */
+void make_set_advice(make_report *r, const ts_check_report *check);
 
 /* Fills r->note when another face is close enough to the subject (faces[subject]) that parts of
  * that person may reach into the cut-out; "" otherwise. n is the number of faces. */

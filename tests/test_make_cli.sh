@@ -52,6 +52,12 @@ expect input-untouched "$([ "$before" = "$(sha256sum <"$sample")" ]; echo $?)"
 grep -q "enlarged" "$tmp/err" && bad "enlargement note on 400 px outputs: $(cat "$tmp/err")" || ok
 run make-1200 0 "$ts" make "$sample" -o "$tmp/big" --style linkedin
 grep -q "note: the photo is enlarged up to 2.[0-9]x" "$tmp/err" && ok || bad "no enlargement note: $(cat "$tmp/err")"
+# Coaching for next time: the photo's grade from check, and its tips weakest first (the sample's
+# resolution among them: 85 px between the eyes where 245 make a sharp 1200 px headshot).
+json_check photo-check "$tmp/big/report.json" \
+    '.photo_check | (.score >= 0 and .score <= 100) and (.verdict | length) > 0 and
+     ([.advice[].id] | index("resolution")) != null and ([.advice[] | .tip | length > 20] | all)'
+grep -q "For an even better headshot next time" "$tmp/big/report.html" && ok || bad "no coaching in report.html"
 json_check enlargement-note "$tmp/big/report.json" \
     '.outputs[0].notes | map(test("^enlarged 2.[0-9]x from the photo.*holds detail for about [0-9]+x[0-9]+")) | any'
 json_check no-enlargement-note "$tmp/a/report.json" '[.outputs[].notes[] | test("enlarged")] | any | not'
