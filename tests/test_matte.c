@@ -205,6 +205,64 @@ static void t_soft_hair_opaque_bottom(void **state) {
     ts_matte_free(m);
 }
 
+/* The matte of path (head and shoulders) as a float image the size of the photo: the region's
+ * alpha in place, 0 elsewhere. */
+static VipsImage *photo_alpha(ts_ctx *ctx, const char *path) {
+    int w, h, x, y;
+    float *a;
+    ts_matte *m = matte_of(ctx, path, TS_MATTE_HEAD_AND_SHOULDERS, &a, &w, &h);
+    ts_matte_region(m, &x, &y, NULL, NULL);
+    VipsImage *src = vips_image_new_from_file(path, NULL), *reg, *full = NULL;
+    assert_non_null(src);
+    reg = vips_image_new_from_memory_copy(a, sizeof *a * (size_t)w * h, w, h, 1, VIPS_FORMAT_FLOAT);
+    assert_int_equal(vips_embed(reg, &full, x, y, src->Xsize, src->Ysize, NULL), 0);
+    g_object_unref(reg), g_object_unref(src);
+    free(a);
+    ts_matte_free(m);
+    return full;
+}
+
+/* A photo lying on its side (saved without its EXIF orientation): the region runs along the
+ * person, the network sees them upright, and the cut-out, turned back, is the upright photo's.
+ * (Before, the network saw the person sideways and the neighbour cut's body model, which runs
+ * down the photo, faded the lower body: the mean difference was ~0.1.) */
+static void t_lying_sideways(void **state) {
+    fixture *f = *state;
+    char sample[1100], path[400];
+    snprintf(sample, sizeof sample, "%s/samples/sample.jpg", getenv("TS_REPO"));
+    VipsImage *upright = photo_alpha(f->ctx, sample);
+    static const VipsAngle turn[] = {VIPS_ANGLE_D90, VIPS_ANGLE_D270};
+    static const VipsAngle back[] = {VIPS_ANGLE_D270, VIPS_ANGLE_D90};
+    for (int k = 0; k < 2; k++) {
+        VipsImage *in = vips_image_new_from_file(sample, NULL), *t = NULL;
+        assert_int_equal(vips_rot(in, &t, turn[k], NULL), 0);
+        snprintf(path, sizeof path, "%s/turned%d.png", f->dir, k);
+        assert_int_equal(vips_pngsave(t, path, NULL), 0); /* lossless: the same pixels */
+        g_object_unref(t), g_object_unref(in);
+        VipsImage *a = photo_alpha(f->ctx, path), *b = NULL, *d = NULL, *ad = NULL;
+        assert_int_equal(vips_rot(a, &b, back[k], NULL), 0);
+        assert_int_equal(vips_subtract(b, upright, &d, NULL), 0);
+        assert_int_equal(vips_abs(d, &ad, NULL), 0);
+        double mean = 1, body = 0;
+        assert_int_equal(vips_avg(ad, &mean, NULL), 0);
+        /* the body at the bottom of the frame: the middle half of the last rows */
+        VipsImage *strip = NULL;
+        assert_int_equal(
+            vips_extract_area(b, &strip, b->Xsize / 4, b->Ysize - 20, b->Xsize / 2, 20, NULL), 0);
+        assert_int_equal(vips_avg(strip, &body, NULL), 0);
+        print_message("  turned %s: mean |alpha - upright alpha| %.4f, body at the bottom %.3f\n",
+                      k == 0   ? "90"
+                      : k == 1 ? "270"
+                               : "180",
+                      mean, body);
+        assert_true(mean < 0.01);
+        assert_true(body > 0.95);
+        g_object_unref(strip), g_object_unref(ad), g_object_unref(d), g_object_unref(b);
+        g_object_unref(a);
+    }
+    g_object_unref(upright);
+}
+
 /* The same person over two different backgrounds gives the same alpha: Franck's cut-out,
  * composited over a warm light grey and a dark green, matted again. */
 static void t_background_invariance(void **state) {
@@ -346,6 +404,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(t_range_region_and_holes, setup, teardown),
         cmocka_unit_test_setup_teardown(t_busy_background_beside_hair, setup, teardown),
         cmocka_unit_test_setup_teardown(t_soft_hair_opaque_bottom, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_lying_sideways, setup, teardown),
         cmocka_unit_test_setup_teardown(t_background_invariance, setup, teardown),
         cmocka_unit_test_setup_teardown(t_atomic_outputs, setup, teardown),
         cmocka_unit_test_setup_teardown(t_no_person, setup, teardown),

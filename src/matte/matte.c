@@ -34,6 +34,9 @@
 #define BG_HARD_P 0.5f
 #define BG_HARD_P_RAMP 0.3f
 #define SEGMENT_MIRROR 0 /* run the network on the mirror image too */
+/* Eyes this close (degrees) to a quarter or half turn: the photo lies sideways or upside down
+ * (frame reads it the same way: src/render/frame.c) */
+#define UPRIGHT_TOL_DEG 25.0
 /* The guided filter fits its linear model over windows of 1.5 band (wide enough to take in the
  * sure person and background beside the edge, which pin the model), then averages the
  * coefficients over band / 2 (narrow, so the edge stays sharp). */
@@ -96,13 +99,63 @@ static void lap(const char *what, double *t) {
 
 /* The region rule (docs/matte.md): 3.5 face widths centred on the face; from 0.8 face heights
  * above the box top to 3 face heights below its bottom; clamped to the photo. */
-static void head_region(const ts_face *f, int W, int H, int r[4]) {
-    float cx = f->x + f->w / 2, half = REGION_WIDTH * f->w / 2;
-    float x0 = fmaxf(0, floorf(cx - half)), x1 = fminf((float)W, ceilf(cx + half));
-    float y0 = fmaxf(0, floorf(f->y - REGION_ABOVE * f->h));
-    float y1 = fminf((float)H, ceilf(f->y + f->h + REGION_BELOW * f->h));
+/* A photo lying on its side or upside down: q quarter turns clockwise (1, 2, 3) bring the
+ * person upright. The region's "above" and "below" are then along the person, not the photo. */
+static void head_region(const ts_face *f, int W, int H, int q, int r[4]) {
+    float cx = f->x + f->w / 2, cy = f->y + f->h / 2, half = REGION_WIDTH * f->w / 2;
+    /* the rule in the person's own frame: across, up (above the box top), down (below its
+     * bottom), measured from the box centre */
+    float across = half, up = f->h / 2 + REGION_ABOVE * f->h, down = f->h / 2 + REGION_BELOW * f->h;
+    float left = across, right = across, top = up, bottom = down;
+    /* q = 1: the person lies turned a quarter anticlockwise, head to the left; q = 3: head to
+     * the right; q = 2: upside down */
+    if (q == 1) left = up, right = down, top = across, bottom = across;
+    if (q == 2) top = down, bottom = up;
+    if (q == 3) left = down, right = up, top = across, bottom = across;
+    float x0 = fmaxf(0, floorf(cx - left)), x1 = fminf((float)W, ceilf(cx + right));
+    float y0 = fmaxf(0, floorf(cy - top)), y1 = fminf((float)H, ceilf(cy + bottom));
     r[0] = (int)x0, r[1] = (int)y0, r[2] = (int)(x1 - x0), r[3] = (int)(y1 - y0);
     if (r[2] < 1 || r[3] < 1) r[0] = 0, r[1] = 0, r[2] = W, r[3] = H;
+}
+
+/* Quarter turns clockwise (0..3) that bring the subject upright: from the eye line's angle,
+ * when it lies within UPRIGHT_TOL_DEG of a quarter or half turn (as frame reads it). */
+static int upright_turns(const ts_face_analysis *a) {
+    const float(*L)[3] = a->landmarks;
+    double roll = atan2(L[263][1] - L[33][1], L[263][0] - L[33][0]), quarter = M_PI / 2;
+    double q = round(roll / quarter);
+    if (q == 0 || fabs(roll - q * quarter) > UPRIGHT_TOL_DEG * M_PI / 180) return 0;
+    /* eyes leaning a quarter turn clockwise (roll > 0): the head lies to the right, and three
+     * clockwise quarter turns (one anticlockwise) stand it up */
+    return ((int)-q % 4 + 4) % 4;
+}
+
+/* The network's probability of the work image turned upright by q quarter turns clockwise, put
+ * back into the work image's own orientation (libvips' rot: exact, no resampling). */
+static ts_status segment_upright(ts_ctx *ctx, VipsImage *wimg, int q, float *prob) {
+    if (q == 0) return ts_matte_segment(ctx, wimg, SEGMENT_MIRROR, prob);
+    static const VipsAngle turn[4] = {VIPS_ANGLE_D0, VIPS_ANGLE_D90, VIPS_ANGLE_D180,
+                                      VIPS_ANGLE_D270};
+    VipsImage *up = NULL;
+    if (vips_rot(wimg, &up, turn[q], NULL)) {
+        vips_error_clear();
+        return ts_fail(ctx, TS_ERR_INTERNAL, "matte: cannot turn the region upright");
+    }
+    int w = wimg->Xsize, h = wimg->Ysize, uw = up->Xsize;
+    float *tmp = malloc(sizeof *tmp * (size_t)w * h);
+    ts_status s = tmp ? ts_matte_segment(ctx, up, SEGMENT_MIRROR, tmp)
+                      : ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
+    g_object_unref(up);
+    /* (x, y) of the work image sits at (u, v) of the upright one: libvips' d90 takes
+     * (x, y) to (h - 1 - y, x), d180 to (w - 1 - x, h - 1 - y), d270 to (y, w - 1 - x) */
+    for (int y = 0; !s && y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int u = q == 1 ? h - 1 - y : q == 2 ? w - 1 - x : y;
+            int v = q == 1 ? x : q == 2 ? h - 1 - y : w - 1 - x;
+            prob[(size_t)y * w + x] = tmp[(size_t)v * uw + u];
+        }
+    free(tmp);
+    return s;
 }
 
 /* The region of the photo at full resolution (EXIF-rotated, sRGB, 3-band uchar), copied from
@@ -336,6 +389,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     /* 1. The region, and the eye line above which the band widens for hair. */
     int W = p->width, H = p->height, reg[4] = {0, 0, W, H};
     float eye_y = -1;
+    int q_up = 0; /* quarter turns clockwise that stand the subject upright */
     const ts_face_analysis *subj = NULL;
     const ts_face *faces = NULL;
     int nf = 0, subject = -1;
@@ -345,8 +399,12 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         if (s) return s;
         if (subj->face < 0 || subj->face >= nf)
             return ts_fail(ctx, TS_ERR_INTERNAL, "matte: subject index out of range");
-        if (opts.region == TS_MATTE_HEAD_AND_SHOULDERS) head_region(&faces[subj->face], W, H, reg);
-        eye_y = (subj->irises[0].y + subj->irises[1].y) / 2;
+        q_up = upright_turns(subj);
+        if (opts.region == TS_MATTE_HEAD_AND_SHOULDERS)
+            head_region(&faces[subj->face], W, H, q_up, reg);
+        /* (the hair band widens above the eye line, rows of an upright person; a person lying
+         * otherwise gets the narrow band everywhere) */
+        eye_y = q_up ? 0.f : (subj->irises[0].y + subj->irises[1].y) / 2;
         subject = subj->face;
     } else if (s != TS_ERR_NO_FACE || opts.region == TS_MATTE_HEAD_AND_SHOULDERS) {
         return s;
@@ -407,11 +465,13 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     g_free(wpx);
     wpx = NULL;
 
-    s = ts_matte_segment(ctx, wimg, SEGMENT_MIRROR, k.prob);
+    s = segment_upright(ctx, wimg, q_up, k.prob);
     if (s) goto fail;
     lap("segmentation", &t);
-    /* Head and shoulders is a portrait of the subject alone: neighbours are cut away. */
-    if (opts.region == TS_MATTE_HEAD_AND_SHOULDERS && subject >= 0) {
+    /* Head and shoulders is a portrait of the subject alone: neighbours are cut away. (Its body
+     * model runs down the photo: for a person lying otherwise it would fade their own body, so
+     * there it is left out.) */
+    if (opts.region == TS_MATTE_HEAD_AND_SHOULDERS && subject >= 0 && q_up == 0) {
         ts_matte_face *mf = malloc(sizeof *mf * nf);
         if (!mf) {
             s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");

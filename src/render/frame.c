@@ -784,6 +784,7 @@ typedef struct canvas_job {
     rot_geom g;
     float *out[K_N];
     int W, H, nsx, nsy;     /* canvas size; source tiles across and down */
+    double eye_row;         /* the canvas row of the eyes: above it, past the photo, no person */
     const block_maps *maps; /* NULL: every tile is resampled */
     const ts_matte *mt;
     /* resized pixel -> photo pixel: origin (lx, ly) and size (lw, lh) of the resized region in
@@ -1210,8 +1211,9 @@ static void canvas_range(size_t first, size_t n, void *user) {
                      * can, and the edits say so): the edge continued, as libvips' "extend copy"
                      * does, the colours from the nearest edge pixel, the person too below and
                      * beside (a body cut by the photo's edge goes on to the frame's), but
-                     * nothing added above the head: there alpha is 0. */
-                    above = fy0 < -1;
+                     * nothing added above the head: there alpha is 0. The canvas is upright
+                     * whichever way the photo lies, so "above" is above the eyes' row. */
+                    above = Y < j->eye_row;
                     ix = ix < 0 ? 0 : ix > iw - 1 ? iw - 1 : ix;
                     iy = iy < 0 ? 0 : iy > ih - 1 ? ih - 1 : iy;
                     fx0 = floor_fast(ix), fy0 = floor_fast(iy);
@@ -1304,7 +1306,7 @@ static int render_canvas(ts_render_job *job, VipsImage *full, const frame_geom *
                          VipsImage *canvas[K_N], uint8_t **fg_own) {
     ts_render_cache *c = job->cache;
     const ts_matte *mt = job->matte;
-    canvas_job j = {.W = g->W, .H = g->H, .mt = mt};
+    canvas_job j = {.W = g->W, .H = g->H, .mt = mt, .eye_row = g->A[1]};
     int ctx_ = (g->W + TILE_W - 1) / TILE_W, nct = ctx_ * ((g->H + TILE_H - 1) / TILE_H);
     j.ctx_ = ctx_;
     atomic_init(&j.next, 0), atomic_init(&j.failed, 0);
