@@ -30,6 +30,13 @@ const char *ts_test_photo(const char *name) {
     return path;
 }
 
+const char *ts_test_sample(void) {
+    static char path[1200];
+    const char *repo = getenv("TS_REPO");
+    snprintf(path, sizeof path, "%s/samples/sample.jpg", repo ? repo : ".");
+    return path;
+}
+
 void ts_test_mesh_of(const char *path, ts_face_mesh *m) {
     ts_ctx *ctx;
     assert_int_equal(ts_ctx_new(NULL, &ctx), TS_OK);

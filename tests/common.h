@@ -8,6 +8,8 @@
 const char *ts_test_cache(void);
 /* Path of a development photo in the cache (static buffer, valid until the next call). */
 const char *ts_test_photo(const char *name);
+/* Path of the bundled sample photo, $TS_REPO/samples/sample.jpg (static buffer). */
+const char *ts_test_sample(void);
 /* A new private folder /tmp/ts-test-WHAT-XXXXXX in dir; 0, or -1 when it cannot be made. */
 int ts_test_tmpdir(char *dir, size_t cap, const char *what);
 /* Removes the files in dir (one level) and dir itself. */

@@ -228,8 +228,8 @@ static VipsImage *photo_alpha(ts_ctx *ctx, const char *path) {
  * down the photo, faded the lower body: the mean difference was ~0.1.) */
 static void t_lying_sideways(void **state) {
     fixture *f = *state;
-    char sample[1100], path[400];
-    snprintf(sample, sizeof sample, "%s/samples/sample.jpg", getenv("TS_REPO"));
+    char path[400];
+    const char *sample = ts_test_sample();
     VipsImage *upright = photo_alpha(f->ctx, sample);
     static const VipsAngle turn[] = {VIPS_ANGLE_D90, VIPS_ANGLE_D270};
     static const VipsAngle back[] = {VIPS_ANGLE_D270, VIPS_ANGLE_D90};

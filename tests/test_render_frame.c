@@ -34,6 +34,28 @@ static void frame_params(params *p, const char *crop) {
         fail_msg("%s", err);
 }
 
+/* Each test's ctx and scratch folder (removed at the end). */
+typedef struct fixture {
+    ts_ctx *ctx;
+    char dir[256];
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    if (!f || ts_ctx_new(NULL, &f->ctx) != TS_OK || ts_test_tmpdir(f->dir, sizeof f->dir, "frame"))
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    ts_test_rmdir(f->dir);
+    ts_ctx_free(f->ctx);
+    free(f);
+    return 0;
+}
+
 /* The photo framed to crop (frame's defaults otherwise); the caller clears job and frees. */
 static void framed(ts_ctx *ctx, const char *path, const char *crop, ts_photo **photo,
                    ts_render_job *job) {
@@ -89,15 +111,11 @@ static const int oval[] = {10,  338, 297, 332, 284, 251, 389, 356, 454, 323, 361
                            172, 58,  132, 93,  234, 127, 162, 21,  54,  103, 67,  109};
 
 static void conventions(void **state) {
-    (void)state;
-    ts_ctx *ctx;
-    assert_int_equal(ts_ctx_new(NULL, &ctx), TS_OK);
-    char sample[1100];
-    snprintf(sample, sizeof sample, "%s/samples/sample.jpg", getenv("TS_REPO"));
+    ts_ctx *ctx = ((fixture *)*state)->ctx;
     static const char *const names[] = {"grace_hopper.jpg", "franck_02159.jpg",
                                         "faceapi_sample6.jpg", "astronaut.png"};
     char paths[5][1100];
-    snprintf(paths[0], sizeof paths[0], "%s", sample);
+    snprintf(paths[0], sizeof paths[0], "%s", ts_test_sample());
     for (int i = 0; i < 4; i++) /* (ts_test_photo's buffer is its own: copied) */
         snprintf(paths[i + 1], sizeof paths[0], "%s", ts_test_photo(names[i]));
     int checked = 0, partial = 0;
@@ -159,16 +177,13 @@ static void conventions(void **state) {
     }
     assert_true(checked >= 10);
     assert_true(partial <= 2); /* the exception, on franck_02159's landscape video frame */
-    ts_ctx_free(ctx);
 }
 
 /* sample.jpg turned by deg (libvips' similarity, bilinear, white beyond; quarter turns by
  * libvips' rot; cut = 0), or cut to rows
  * y0 .. y1 (cut = 1), written to path as a JPEG. */
 static void sample_variant(const char *path, int cut, double deg, int y0, int y1) {
-    char sample[1100];
-    snprintf(sample, sizeof sample, "%s/samples/sample.jpg", getenv("TS_REPO"));
-    VipsImage *in = vips_image_new_from_file(sample, NULL), *out = NULL;
+    VipsImage *in = vips_image_new_from_file(ts_test_sample(), NULL), *out = NULL;
     assert_non_null(in);
     VipsArrayDouble *white = vips_array_double_newv(3, 255.0, 255.0, 255.0);
     /* (quarter turns exactly, as a camera's photo saved without its EXIF orientation lies) */
@@ -184,11 +199,10 @@ static void sample_variant(const char *path, int cut, double deg, int y0, int y1
 }
 
 static void roll(void **state) {
-    (void)state;
-    ts_ctx *ctx;
-    assert_int_equal(ts_ctx_new(NULL, &ctx), TS_OK);
-    char dir[256], path[400];
-    assert_int_equal(ts_test_tmpdir(dir, sizeof dir, "frame"), 0);
+    fixture *f = *state;
+    ts_ctx *ctx = f->ctx;
+    const char *dir = f->dir;
+    char path[400];
     /* The sample's own eyes lean about 2 degrees; turned 8 degrees more they lean about 10:
      * levelled. Turned 25, a pose: kept, said so, and the canvas is not turned. */
     static const double turns[] = {8, -8, 25, -25, 90, -90};
@@ -227,8 +241,6 @@ static void roll(void **state) {
         ts_render_job_clear(&job);
         ts_photo_unref(photo);
     }
-    ts_test_rmdir(dir);
-    ts_ctx_free(ctx);
 }
 
 /* The canvas as floats (g_free). */
@@ -247,17 +259,14 @@ static float *floats(VipsImage *im) {
  * there the edge's colours go on (an edit says so) but no person is added (alpha 0), and a note
  * says the head is cut off in the photo. */
 static void past_edge(void **state) {
-    (void)state;
-    ts_ctx *ctx;
-    assert_int_equal(ts_ctx_new(NULL, &ctx), TS_OK);
-    char dir[256], path[400];
-    assert_int_equal(ts_test_tmpdir(dir, sizeof dir, "frame-edge"), 0);
+    fixture *f = *state;
+    ts_ctx *ctx = f->ctx;
+    const char *dir = f->dir;
+    char path[400];
     /* the sample's chin and forehead */
-    char sample[1100];
-    snprintf(sample, sizeof sample, "%s/samples/sample.jpg", getenv("TS_REPO"));
     ts_photo *p0;
     const ts_face_analysis *f0;
-    assert_int_equal(ts_photo_open(ctx, sample, &p0), TS_OK);
+    assert_int_equal(ts_photo_open(ctx, ts_test_sample(), &p0), TS_OK);
     assert_int_equal(ts_photo_subject(ctx, p0, &f0), TS_OK);
     int chin = (int)f0->landmarks[152][1], brow = (int)f0->landmarks[10][1];
     int H0 = ts_photo_height(p0);
@@ -323,13 +332,13 @@ static void past_edge(void **state) {
         ts_matte_free(matte);
         ts_photo_unref(photo);
     }
-    ts_test_rmdir(dir);
-    ts_ctx_free(ctx);
 }
 
 int main(void) {
     if (VIPS_INIT("test_render_frame")) return 1;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(conventions), cmocka_unit_test(roll),
-                                       cmocka_unit_test(past_edge)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(conventions, setup, teardown),
+        cmocka_unit_test_setup_teardown(roll, setup, teardown),
+        cmocka_unit_test_setup_teardown(past_edge, setup, teardown)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
