@@ -30,6 +30,22 @@ const char *ts_test_photo(const char *name) {
     return path;
 }
 
+int ts_test_setup(void **state) {
+    ts_test_fixture *f = calloc(1, sizeof *f);
+    if (!f || ts_ctx_new(NULL, &f->ctx) != TS_OK || ts_test_tmpdir(f->dir, sizeof f->dir, "test"))
+        return -1;
+    *state = f;
+    return 0;
+}
+
+int ts_test_teardown(void **state) {
+    ts_test_fixture *f = *state;
+    ts_test_rmdir(f->dir);
+    ts_ctx_free(f->ctx);
+    free(f);
+    return 0;
+}
+
 const char *ts_test_sample(void) {
     static char path[1200];
     const char *repo = getenv("TS_REPO");

@@ -15,6 +15,15 @@ int ts_test_tmpdir(char *dir, size_t cap, const char *what);
 /* Removes the files in dir (one level) and dir itself. */
 void ts_test_rmdir(const char *dir);
 
+/* The usual cmocka fixture: a ctx and a private scratch folder, removed at the end. */
+typedef struct ts_test_fixture {
+    ts_ctx *ctx;
+    char dir[256];
+} ts_test_fixture;
+/* cmocka setup / teardown of a ts_test_fixture in *state. */
+int ts_test_setup(void **state);
+int ts_test_teardown(void **state);
+
 /* Writes a flat mid-grey 320 x 240 picture (no face, no person) to path; fails the test
  * otherwise. */
 void ts_test_grey_card(const char *path);

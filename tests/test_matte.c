@@ -20,26 +20,7 @@
 #include "matte/matte.h"
 #include "trueshot.h"
 
-typedef struct fixture {
-    ts_ctx *ctx;
-    char dir[256]; /* scratch folder, removed at the end */
-} fixture;
-
-static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    if (!f || ts_ctx_new(NULL, &f->ctx) != TS_OK) return -1;
-    if (ts_test_tmpdir(f->dir, sizeof f->dir, "matte")) return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    fixture *f = *state;
-    ts_test_rmdir(f->dir);
-    ts_ctx_free(f->ctx);
-    free(f);
-    return 0;
-}
+typedef ts_test_fixture fixture;
 
 /* The matte of a photo file, with its alpha as floats (caller frees both). */
 static ts_matte *matte_of(ts_ctx *ctx, const char *path, ts_matte_region_mode mode, float **alpha,
@@ -401,13 +382,14 @@ static void t_colour_model_writes_band(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(t_range_region_and_holes, setup, teardown),
-        cmocka_unit_test_setup_teardown(t_busy_background_beside_hair, setup, teardown),
-        cmocka_unit_test_setup_teardown(t_soft_hair_opaque_bottom, setup, teardown),
-        cmocka_unit_test_setup_teardown(t_lying_sideways, setup, teardown),
-        cmocka_unit_test_setup_teardown(t_background_invariance, setup, teardown),
-        cmocka_unit_test_setup_teardown(t_atomic_outputs, setup, teardown),
-        cmocka_unit_test_setup_teardown(t_no_person, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_range_region_and_holes, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_busy_background_beside_hair, ts_test_setup,
+                                        ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_soft_hair_opaque_bottom, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_lying_sideways, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_background_invariance, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_atomic_outputs, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_no_person, ts_test_setup, ts_test_teardown),
         cmocka_unit_test(t_colour_model_writes_band),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,26 +35,7 @@ static void frame_params(params *p, const char *crop) {
 }
 
 /* Each test's ctx and scratch folder (removed at the end). */
-typedef struct fixture {
-    ts_ctx *ctx;
-    char dir[256];
-} fixture;
-
-static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    if (!f || ts_ctx_new(NULL, &f->ctx) != TS_OK || ts_test_tmpdir(f->dir, sizeof f->dir, "frame"))
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    fixture *f = *state;
-    ts_test_rmdir(f->dir);
-    ts_ctx_free(f->ctx);
-    free(f);
-    return 0;
-}
+typedef ts_test_fixture fixture;
 
 /* The photo framed to crop (frame's defaults otherwise); the caller clears job and frees. */
 static void framed(ts_ctx *ctx, const char *path, const char *crop, ts_photo **photo,
@@ -337,8 +318,8 @@ static void past_edge(void **state) {
 int main(void) {
     if (VIPS_INIT("test_render_frame")) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(conventions, setup, teardown),
-        cmocka_unit_test_setup_teardown(roll, setup, teardown),
-        cmocka_unit_test_setup_teardown(past_edge, setup, teardown)};
+        cmocka_unit_test_setup_teardown(conventions, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(roll, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(past_edge, ts_test_setup, ts_test_teardown)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

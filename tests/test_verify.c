@@ -26,26 +26,7 @@
 #include "render/render.h"
 #include "verify/verify.h"
 
-typedef struct fixture {
-    ts_ctx *ctx;
-    char dir[256];
-} fixture;
-
-static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    if (!f || ts_ctx_new(NULL, &f->ctx) != TS_OK) return -1;
-    if (ts_test_tmpdir(f->dir, sizeof f->dir, "verify")) return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    fixture *f = *state;
-    ts_test_rmdir(f->dir);
-    ts_ctx_free(f->ctx);
-    free(f);
-    return 0;
-}
+typedef ts_test_fixture fixture;
 
 /* A job framed from photo with frame's defaults and the given crop template. */
 static void frame_job(ts_ctx *ctx, ts_photo *p, const char *crop, ts_render_job *job) {
@@ -448,13 +429,13 @@ static void t_edit_map(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(t_identity_grace, setup, teardown),
-        cmocka_unit_test_setup_teardown(t_identity_franck, setup, teardown),
-        cmocka_unit_test_setup_teardown(t_warped_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(t_edits_gate, setup, teardown),
-        cmocka_unit_test_setup_teardown(t_gate_back_off, setup, teardown),
-        cmocka_unit_test_setup_teardown(t_edit_map, setup, teardown),
-        cmocka_unit_test_setup_teardown(t_prepare, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_identity_grace, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_identity_franck, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_warped_fails, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_edits_gate, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_gate_back_off, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_edit_map, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_prepare, ts_test_setup, ts_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
