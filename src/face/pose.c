@@ -241,3 +241,11 @@ done:
     if (rc) memset(out, 0, sizeof *out);
     return rc;
 }
+
+int ts_pose_quarters(const ts_face_analysis *a, double *roll) {
+    const float(*L)[3] = a->landmarks;
+    double r = atan2(L[263][1] - L[33][1], L[263][0] - L[33][0]), quarter = M_PI / 2;
+    if (roll) *roll = r;
+    double q = round(r / quarter);
+    return q != 0 && fabs(r - q * quarter) <= TS_POSE_UPRIGHT_TOL_DEG * M_PI / 180 ? (int)q : 0;
+}

@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "face/geometry.h"
+#include "trueshot.h"
 
 typedef struct ts_pose {
     double yaw, pitch, roll; /* degrees, conventions above */
@@ -50,5 +51,16 @@ void ts_pose_project(const ts_pose *p, const double v[3], double out[3]);
  * when the weights or either point set are degenerate. */
 int ts_pose_procrustes(const double (*a)[3], const double (*b)[3], const double *w, int n,
                        double *s, double R[3][3], double t[3]);
+
+/* Eyes this close (degrees) to a quarter or half turn mean the photo lies on its side or upside
+ * down (saved without its EXIF orientation), not that the head does. */
+#define TS_POSE_UPRIGHT_TOL_DEG 25.0
+
+/* How the subject lies in the photo: the eye line's angle (outer corners 33 -> 263, radians;
+ * > 0 leans clockwise, image y pointing down) into *roll (may be NULL), and the quarter turns it
+ * lies from level (-1, 1 or 2) when it is within TS_POSE_UPRIGHT_TOL_DEG of one; else 0. Frame
+ * turns such a photo upright, the matte runs along the person (src/render/frame.c,
+ * src/matte/matte.c). */
+int ts_pose_quarters(const ts_face_analysis *a, double *roll);
 
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "face/pose.h"
 #include "matte/matte.h"
 
 /* Region around the face, in face-box sizes (docs/matte.md). */
@@ -34,9 +35,6 @@
 #define BG_HARD_P 0.5f
 #define BG_HARD_P_RAMP 0.3f
 #define SEGMENT_MIRROR 0 /* run the network on the mirror image too */
-/* Eyes this close (degrees) to a quarter or half turn: the photo lies sideways or upside down
- * (frame reads it the same way: src/render/frame.c) */
-#define UPRIGHT_TOL_DEG 25.0
 /* The guided filter fits its linear model over windows of 1.5 band (wide enough to take in the
  * sure person and background beside the edge, which pin the model), then averages the
  * coefficients over band / 2 (narrow, so the edge stays sharp). */
@@ -118,16 +116,11 @@ static void head_region(const ts_face *f, int W, int H, int q, int r[4]) {
     if (r[2] < 1 || r[3] < 1) r[0] = 0, r[1] = 0, r[2] = W, r[3] = H;
 }
 
-/* Quarter turns clockwise (0..3) that bring the subject upright: from the eye line's angle,
- * when it lies within UPRIGHT_TOL_DEG of a quarter or half turn (as frame reads it). */
+/* Quarter turns clockwise (0..3) that bring the subject upright (ts_pose_quarters). */
 static int upright_turns(const ts_face_analysis *a) {
-    const float(*L)[3] = a->landmarks;
-    double roll = atan2(L[263][1] - L[33][1], L[263][0] - L[33][0]), quarter = M_PI / 2;
-    double q = round(roll / quarter);
-    if (q == 0 || fabs(roll - q * quarter) > UPRIGHT_TOL_DEG * M_PI / 180) return 0;
-    /* eyes leaning a quarter turn clockwise (roll > 0): the head lies to the right, and three
+    /* eyes leaning a quarter turn clockwise (q = 1): the head lies to the right, and three
      * clockwise quarter turns (one anticlockwise) stand it up */
-    return ((int)-q % 4 + 4) % 4;
+    return (-ts_pose_quarters(a, NULL) % 4 + 4) % 4;
 }
 
 /* The network's probability of the work image turned upright by q quarter turns clockwise, put

@@ -26,6 +26,7 @@
 #endif
 
 #include "core/internal.h"
+#include "face/pose.h"
 #include "matte/matte.h"
 #include "render/render.h"
 
@@ -48,9 +49,6 @@ static const double crop_head[CROP_COUNT] = {0.52, 0.42, 0.34, 0.42, 0.66};
  * photo (a 2x3 portrait from a landscape video frame needs ~2.6x): a closer crop than the
  * template's reads as a choice; a frame past the photo's edge needs pixels the photo lacks. */
 #define ZOOM_MAX_HARD 3.0
-/* Eyes this close to a quarter or half turn (degrees) mean the photo lies sideways or upside
- * down, not that the head does. */
-#define UPRIGHT_TOL_DEG 25.0
 
 typedef struct frame_params {
     int crop;       /* template */
@@ -1470,13 +1468,10 @@ static ts_status frame_geometry(ts_render_job *job, const frame_params *p, VipsI
     int PW = full->Xsize, PH = full->Ysize;
     int W = p->width, H = (int)lround(p->width / crop_aspect[p->crop]);
     const float(*L)[3] = f->landmarks;
-    double roll = atan2(L[263][1] - L[33][1], L[263][0] - L[33][0]);
-    /* Eyes within UPRIGHT_TOL_DEG of a quarter turn: the photo itself lies sideways or upside
-     * down (saved without its EXIF orientation), and is turned upright whatever the style says;
-     * what roll is left is levelled as any other. */
-    double quarter = M_PI / 2, q = round(roll / quarter);
-    double upright =
-        q != 0 && fabs(roll - q * quarter) <= UPRIGHT_TOL_DEG * M_PI / 180 ? q * quarter : 0;
+    /* A photo lying on its side or upside down (saved without its EXIF orientation) is turned
+     * upright whatever the style says; what roll is left is levelled as any other. */
+    double roll;
+    double upright = ts_pose_quarters(f, &roll) * (M_PI / 2);
     double r = p->level ? roll - upright : 0;
     /* A small roll is a camera held askew or a head not quite straight, and levelling the eyes
      * is what a retoucher does; a large one is a pose (the head tilted on purpose), and turning
