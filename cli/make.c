@@ -141,6 +141,59 @@ static void stem_of(const char *path, char *out, size_t cap) {
     if (dot && dot != out) *dot = 0;
 }
 
+/* One output to render: outs[index] is output `output` of styles[style]. */
+typedef struct make_slot {
+    int index, style, output;
+    char crop[32];         /* template name */
+    int width;             /* output width */
+    unsigned char key[64]; /* the frame parameters as bytes, zero-padded */
+} make_slot;
+
+static int slot_cmp(const void *a, const void *b) {
+    const make_slot *x = a, *y = b;
+    int t = strcmp(x->crop, y->crop);
+    if (t) return t;
+    if (x->width != y->width) return x->width < y->width ? -1 : 1;
+    int c = memcmp(x->key, y->key, sizeof x->key);
+    return c ? c : x->index - y->index; /* stable: the report's order among equals */
+}
+
+/* The render order of every output of every look (*n of them): sorted by frame parameters
+ * (crop, size, then the rest), so the outputs that share a framed canvas come one after the
+ * other and the canvas is made once (frame's cache); among equals, the report's order. NULL
+ * when out of memory or a look's frame parameters cannot be read (ctx has the error). */
+static make_slot *render_order(ts_ctx *ctx, ts_style *const *styles, int n_styles,
+                               const make_opts *o, int *n) {
+    int total = 0;
+    for (int i = 0; i < n_styles; i++) total += o->crop ? 1 : ts_style_output_count(styles[i]);
+    make_slot *slots = calloc(total ? (size_t)total : 1, sizeof *slots);
+    if (!slots) {
+        ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    int k = 0;
+    for (int si = 0; si < n_styles; si++) {
+        int no = o->crop ? 1 : ts_style_output_count(styles[si]);
+        for (int i = 0; i < no; i++, k++) {
+            char params[512] = {0}, width[16];
+            make_slot *sl = &slots[k];
+            if (frame_for(ctx, styles[si], i, o, params, sl->crop, sizeof sl->crop) != TS_OK) {
+                free(slots);
+                return NULL;
+            }
+            sl->index = k, sl->style = si, sl->output = i;
+            size_t size = ts_stage_frame.params_size;
+            memcpy(sl->key, params, size < sizeof sl->key ? size : sizeof sl->key);
+            ts_param_format(ts_param_find(ts_stage_frame.table, "width"), params, width,
+                            sizeof width);
+            sl->width = atoi(width);
+        }
+    }
+    qsort(slots, (size_t)total, sizeof *slots, slot_cmp);
+    *n = total;
+    return slots;
+}
+
 /* Enlargement of the photo from which make says on the terminal that the headshots are soft
  * (frame notes each output over 1.5x in the report). */
 #define ENLARGE_SAY 2.0
@@ -332,25 +385,37 @@ int cmd_make(int argc, char **argv) {
         free(outs);
         outs = calloc((size_t)total, sizeof *outs);
         ts_render_cache *cache = ts_render_cache_new(); /* NULL: each look does its own work */
+        /* The outputs in the order the report lists them (look by look), rendered in the order
+         * that lets one framed canvas serve several looks: the cache keeps the last canvas, and
+         * its reading for the identity gate, so outputs with the same crop are made one after
+         * the other (render_order). */
         int n = 0;
-        for (int si = 0; si < o.n_styles && outs; si++) {
-            int no = o.crop ? 1 : ts_style_output_count(styles[si]);
-            for (int k = 0; k < no; k++, n++) {
-                make_output *out = &outs[n];
-                /* A style given as a path is named by its file name. */
-                stem_of(o.styles[si], out->look, sizeof out->look);
-                if (cli_tty())
-                    fprintf(stderr, "\rtrueshot: rendering %d/%d: %-40s", n + 1, total, out->look);
-                st = render_one(ctx, p, face, matte, styles[si], k, &o, stem, &floor, cache, out);
-                if (st) {
-                    if (cli_tty()) fputc('\n', stderr);
-                    rc = cli_fail(st, "%s", ts_ctx_error(ctx));
-                    ts_render_cache_free(cache);
-                    ts_matte_free(matte);
-                    goto done;
-                }
+        make_slot *slots = outs ? render_order(ctx, styles, o.n_styles, &o, &n) : NULL;
+        if (outs && !slots) {
+            rc = cli_fail(TS_ERR_NOMEM, "%s", ts_ctx_error(ctx));
+            ts_render_cache_free(cache);
+            ts_matte_free(matte);
+            goto done;
+        }
+        for (int j = 0; j < n; j++) {
+            make_output *out = &outs[slots[j].index];
+            int si = slots[j].style;
+            /* A style given as a path is named by its file name. */
+            stem_of(o.styles[si], out->look, sizeof out->look);
+            if (cli_tty())
+                fprintf(stderr, "\rtrueshot: rendering %d/%d: %-40s", j + 1, total, out->look);
+            st = render_one(ctx, p, face, matte, styles[si], slots[j].output, &o, stem, &floor,
+                            cache, out);
+            if (st) {
+                if (cli_tty()) fputc('\n', stderr);
+                rc = cli_fail(st, "%s", ts_ctx_error(ctx));
+                free(slots);
+                ts_render_cache_free(cache);
+                ts_matte_free(matte);
+                goto done;
             }
         }
+        free(slots);
         ts_render_cache_free(cache);
         if (cli_tty()) fprintf(stderr, "\r%-70s\r", "");
         /* several photos rendered (--all): each its own report and sheet */

@@ -152,6 +152,14 @@ printf 'name = Mine\nversion = 2\n\n[background]\ncolor = x12\n' >"$tmp/mine.sty
 rc=$?
 [ "$rc" -ne 0 ] && grep -q "mine.style:5: background.color" "$tmp/err" && ok ||
     bad "bad style file: exit $rc, message $(cat "$tmp/err")"
+# Outputs that share a crop are rendered one after the other (one framed canvas, and its identity
+# reading, serve them all), while the report keeps them look by look.
+TRUESHOT_TIMING=1 run order 0 "$ts" make "$sample" -o "$tmp/order" --style corporate --style creative
+order=$(sed -n 's/^trueshot: [a-z-]* \([0-9a-z]*\): frame .*/\1/p' "$tmp/err" | uniq | tr '\n' ' ')
+[ "$order" = "2x3 4x5 square " ] && ok || bad "render order by crop: got '$order' from $(cat "$tmp/err")"
+json_check report-order "$tmp/order/report.json" \
+    '[.outputs[] | .look + " " + .crop] == ["corporate square", "corporate 4x5", "creative 4x5",
+     "creative square", "creative 2x3"]'
 run retouch-2 2 "$ts" make "$sample" -o "$tmp/b6" --retouch 2
 grep -q "retouch" "$tmp/err" && ok || bad "--retouch 2 message: $(cat "$tmp/err")"
 run bad-format 2 "$ts" make "$sample" -o "$tmp/b7" --format gif
