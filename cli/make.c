@@ -160,26 +160,24 @@ static int slot_cmp(const void *a, const void *b) {
 
 /* The render order of every output of every look (*n of them): sorted by frame parameters
  * (crop, size, then the rest), so the outputs that share a framed canvas come one after the
- * other and the canvas is made once (frame's cache); among equals, the report's order. NULL
- * when out of memory or a look's frame parameters cannot be read (ctx has the error). */
-static make_slot *render_order(ts_ctx *ctx, ts_style *const *styles, int n_styles,
-                               const make_opts *o, int *n) {
+ * other and the canvas is made once (frame's cache); among equals, the report's order. Fails
+ * on a --crop the frame stage does not take, before anything is written. */
+static ts_status render_order(ts_ctx *ctx, ts_style *const *styles, int n_styles,
+                              const make_opts *o, make_slot **out, int *n) {
     int total = 0;
     for (int i = 0; i < n_styles; i++) total += o->crop ? 1 : ts_style_output_count(styles[i]);
     make_slot *slots = calloc(total ? (size_t)total : 1, sizeof *slots);
-    if (!slots) {
-        ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
+    if (!slots) return ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
     int k = 0;
     for (int si = 0; si < n_styles; si++) {
         int no = o->crop ? 1 : ts_style_output_count(styles[si]);
         for (int i = 0; i < no; i++, k++) {
             char params[512] = {0}, width[16];
             make_slot *sl = &slots[k];
-            if (frame_for(ctx, styles[si], i, o, params, sl->crop, sizeof sl->crop) != TS_OK) {
+            ts_status st = frame_for(ctx, styles[si], i, o, params, sl->crop, sizeof sl->crop);
+            if (st) {
                 free(slots);
-                return NULL;
+                return st;
             }
             sl->index = k, sl->style = si, sl->output = i;
             size_t size = ts_stage_frame.params_size;
@@ -190,8 +188,8 @@ static make_slot *render_order(ts_ctx *ctx, ts_style *const *styles, int n_style
         }
     }
     qsort(slots, (size_t)total, sizeof *slots, slot_cmp);
-    *n = total;
-    return slots;
+    *out = slots, *n = total;
+    return TS_OK;
 }
 
 /* Enlargement of the photo from which make says on the terminal that the headshots are soft
@@ -323,6 +321,7 @@ int cmd_make(int argc, char **argv) {
     ts_style *styles[MAX_STYLES] = {0};
     ts_photo *photos[MAX_PHOTOS] = {0};
     make_output *outs = NULL;
+    make_slot *slots = NULL; /* the render order (render_order) */
     /* Everything the user asked for is validated before any work starts. */
     for (int i = 0; i < o.n_styles; i++) {
         ts_status st = ts_style_load(ctx, o.styles[i], &styles[i]);
@@ -351,6 +350,15 @@ int cmd_make(int argc, char **argv) {
     int best = pick_best(ctx, photos, o.n_photos, reason, sizeof reason);
     int total = 0;
     for (int i = 0; i < o.n_styles; i++) total += o.crop ? 1 : ts_style_output_count(styles[i]);
+    /* The outputs in the order the report lists them (look by look), rendered in the order that
+     * lets one framed canvas serve several looks: the cache keeps the last canvas, and its
+     * reading for the identity gate, so outputs with the same crop are made one after the other.
+     * A --crop the frame stage does not take fails here, before anything is written. */
+    ts_status ost = render_order(ctx, styles, o.n_styles, &o, &slots, &total);
+    if (ost) {
+        rc = cli_fail(ost, "%s", ts_ctx_error(ctx));
+        goto done;
+    }
     for (int pi = 0; pi < o.n_photos; pi++) {
         if (!photos[pi] || (!o.all && pi != best)) continue;
         double t0 = now_s();
@@ -385,19 +393,8 @@ int cmd_make(int argc, char **argv) {
         free(outs);
         outs = calloc((size_t)total, sizeof *outs);
         ts_render_cache *cache = ts_render_cache_new(); /* NULL: each look does its own work */
-        /* The outputs in the order the report lists them (look by look), rendered in the order
-         * that lets one framed canvas serve several looks: the cache keeps the last canvas, and
-         * its reading for the identity gate, so outputs with the same crop are made one after
-         * the other (render_order). */
-        int n = 0;
-        make_slot *slots = outs ? render_order(ctx, styles, o.n_styles, &o, &n) : NULL;
-        if (outs && !slots) {
-            rc = cli_fail(TS_ERR_NOMEM, "%s", ts_ctx_error(ctx));
-            ts_render_cache_free(cache);
-            ts_matte_free(matte);
-            goto done;
-        }
-        for (int j = 0; j < n; j++) {
+        int n = outs ? total : 0;
+        for (int j = 0; j < n && outs; j++) {
             make_output *out = &outs[slots[j].index];
             int si = slots[j].style;
             /* A style given as a path is named by its file name. */
@@ -409,13 +406,11 @@ int cmd_make(int argc, char **argv) {
             if (st) {
                 if (cli_tty()) fputc('\n', stderr);
                 rc = cli_fail(st, "%s", ts_ctx_error(ctx));
-                free(slots);
                 ts_render_cache_free(cache);
                 ts_matte_free(matte);
                 goto done;
             }
         }
-        free(slots);
         ts_render_cache_free(cache);
         if (cli_tty()) fprintf(stderr, "\r%-70s\r", "");
         /* several photos rendered (--all): each its own report and sheet */
@@ -481,6 +476,7 @@ int cmd_make(int argc, char **argv) {
     }
 done:
     free(outs);
+    free(slots);
     for (int i = 0; i < o.n_styles; i++) ts_style_free(styles[i]);
     for (int i = 0; i < o.n_photos; i++) ts_photo_unref(photos[i]);
     ts_ctx_free(ctx);

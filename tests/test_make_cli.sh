@@ -163,7 +163,9 @@ json_check report-order "$tmp/order/report.json" \
 run retouch-2 2 "$ts" make "$sample" -o "$tmp/b6" --retouch 2
 grep -q "retouch" "$tmp/err" && ok || bad "--retouch 2 message: $(cat "$tmp/err")"
 run bad-format 2 "$ts" make "$sample" -o "$tmp/b7" --format gif
-for d in b2 b4 b5 b6 b7 b8; do [ -e "$tmp/$d" ] && [ -n "$(ls -A "$tmp/$d")" ] && bad "$d: files written on bad input"; done
+run bad-crop 2 "$ts" make "$sample" -o "$tmp/b9" --crop square:50
+grep -q -- "--crop: width: 50 is outside" "$tmp/err" && ok || bad "bad --crop message: $(cat "$tmp/err")"
+for d in b2 b4 b5 b6 b7 b8 b9; do [ -e "$tmp/$d" ] && [ -n "$(ls -A "$tmp/$d")" ] && bad "$d: files written on bad input"; done
 ok
 
 # --- Nothing lost on failure: an unwritable folder, a full disk -----------------------------
