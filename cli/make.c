@@ -141,12 +141,13 @@ static void stem_of(const char *path, char *out, size_t cap) {
     if (dot && dot != out) *dot = 0;
 }
 
-/* One output to render: outs[index] is output `output` of styles[style]. */
+/* One output to render: outs[index], of styles[style], framed by params
+ * (frame_for's, zero-padded: compared as bytes). */
 typedef struct make_slot {
-    int index, style, output;
-    char crop[32];         /* template name */
-    int width;             /* output width */
-    unsigned char key[64]; /* the frame parameters as bytes, zero-padded */
+    int index, style;
+    char crop[32];                 /* template name */
+    int width;                     /* output width */
+    _Alignas(16) char params[512]; /* (aligned for the stage's struct) */
 } make_slot;
 
 static int slot_cmp(const void *a, const void *b) {
@@ -154,7 +155,7 @@ static int slot_cmp(const void *a, const void *b) {
     int t = strcmp(x->crop, y->crop);
     if (t) return t;
     if (x->width != y->width) return x->width < y->width ? -1 : 1;
-    int c = memcmp(x->key, y->key, sizeof x->key);
+    int c = memcmp(x->params, y->params, sizeof x->params);
     return c ? c : x->index - y->index; /* stable: the report's order among equals */
 }
 
@@ -172,17 +173,15 @@ static ts_status render_order(ts_ctx *ctx, ts_style *const *styles, int n_styles
     for (int si = 0; si < n_styles; si++) {
         int no = o->crop ? 1 : ts_style_output_count(styles[si]);
         for (int i = 0; i < no; i++, k++) {
-            char params[512] = {0}, width[16];
-            make_slot *sl = &slots[k];
-            ts_status st = frame_for(ctx, styles[si], i, o, params, sl->crop, sizeof sl->crop);
+            char width[16];
+            make_slot *sl = &slots[k]; /* (calloc'd: params zero-padded) */
+            ts_status st = frame_for(ctx, styles[si], i, o, sl->params, sl->crop, sizeof sl->crop);
             if (st) {
                 free(slots);
                 return st;
             }
-            sl->index = k, sl->style = si, sl->output = i;
-            size_t size = ts_stage_frame.params_size;
-            memcpy(sl->key, params, size < sizeof sl->key ? size : sizeof sl->key);
-            ts_param_format(ts_param_find(ts_stage_frame.table, "width"), params, width,
+            sl->index = k, sl->style = si;
+            ts_param_format(ts_param_find(ts_stage_frame.table, "width"), sl->params, width,
                             sizeof width);
             sl->width = atoi(width);
         }
@@ -200,19 +199,18 @@ static ts_status render_order(ts_ctx *ctx, ts_style *const *styles, int n_styles
  * that should stop the whole run (output not writable), TS_OK otherwise (a failed look is
  * reported in o->error). */
 static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
-                            const ts_matte *matte, const ts_style *s, int i, const make_opts *mo,
-                            const char *stem, const ts_verify_floor *floor, ts_render_cache *cache,
-                            make_output *o) {
-    char frame_params[512];
-    ts_status st = frame_for(ctx, s, i, mo, frame_params, o->crop, sizeof o->crop);
-    if (st) return st;
+                            const ts_matte *matte, const ts_style *s, const make_slot *sl,
+                            const make_opts *mo, const char *stem, const ts_verify_floor *floor,
+                            ts_render_cache *cache, make_output *o) {
+    ts_status st;
+    snprintf(o->crop, sizeof o->crop, "%s", sl->crop);
     const export_params *ep = ts_style_params(s, "export");
     snprintf(o->path, sizeof o->path, "%s/%s-%s-%s%s", mo->dir, stem, o->look, o->crop,
              ts_export_extension(ep->format));
     snprintf(o->edit_map, sizeof o->edit_map, "%s/" MAKE_REPORT_FILES "/%s-%s-%s-editmap.png",
              mo->dir, stem, o->look, o->crop);
     ts_look_request req = {.style = s,
-                           .frame_params = frame_params,
+                           .frame_params = sl->params,
                            .path = o->path,
                            .edit_map = o->edit_map,
                            .floor = floor,
@@ -349,7 +347,6 @@ int cmd_make(int argc, char **argv) {
     char reason[300] = "";
     int best = pick_best(ctx, photos, o.n_photos, reason, sizeof reason);
     int total = 0;
-    for (int i = 0; i < o.n_styles; i++) total += o.crop ? 1 : ts_style_output_count(styles[i]);
     /* The outputs in the order the report lists them (look by look), rendered in the order that
      * lets one framed canvas serve several looks: the cache keeps the last canvas, and its
      * reading for the identity gate, so outputs with the same crop are made one after the other.
@@ -401,8 +398,8 @@ int cmd_make(int argc, char **argv) {
             stem_of(o.styles[si], out->look, sizeof out->look);
             if (cli_tty())
                 fprintf(stderr, "\rtrueshot: rendering %d/%d: %-40s", j + 1, total, out->look);
-            st = render_one(ctx, p, face, matte, styles[si], slots[j].output, &o, stem, &floor,
-                            cache, out);
+            st = render_one(ctx, p, face, matte, styles[si], &slots[j], &o, stem, &floor, cache,
+                            out);
             if (st) {
                 if (cli_tty()) fputc('\n', stderr);
                 rc = cli_fail(st, "%s", ts_ctx_error(ctx));

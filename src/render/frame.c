@@ -297,11 +297,6 @@ typedef struct frame_geom {
 #define TILE_W 128
 #define TILE_H 64
 
-/* Half-resolution copies of what frame resamples, made once per photo: the photo, the
- * foreground colour (the matte's estimate inside its region, the photo outside) and the alpha,
- * each averaged 2 x 2 (an exact box filter). A canvas that shrinks the photo by 2 or more is
- * resampled from them: a quarter of the pixels through a kernel half as long, which is what
- * libvips' own thumbnailing does after a JPEG shrink-on-load. */
 /* From which shrink a canvas is made from the half copies. Their 2 x 2 box costs some fine
  * detail at any resize left after it: on faceapi_sample6, the mean absolute Laplacian of the
  * box-then-lanczos shrink is 7.6-8.8% below lanczos' own at 0.42 to 0.495 of the photo, with no
@@ -309,6 +304,11 @@ typedef struct frame_geom {
  * LinkedIn square's 0.457 of the 12-MP benchmark photo) resample a quarter of the pixels. */
 #define HALF_FROM 2.1
 
+/* Half-resolution copies of what frame resamples, made once per photo: the photo, the
+ * foreground colour (the matte's estimate inside its region, the photo outside) and the alpha,
+ * each averaged 2 x 2 (an exact box filter). A canvas that shrinks the photo by HALF_FROM or
+ * more is resampled from them: a quarter of the pixels through a kernel half as long, which is
+ * what libvips' own thumbnailing does after a JPEG shrink-on-load. */
 struct ts_render_cache {
     const ts_photo *photo;
     const ts_matte *matte;
