@@ -247,10 +247,11 @@ static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *fa
     return st;
 }
 
-/* Picks the photo to use: the best by check, with the reason. */
-static int pick_best(ts_ctx *ctx, ts_photo **photos, int n, char *reason, size_t cap) {
+/* Picks the photo to use: the best by check, with the reason. The photos' reports are left in
+ * reports (NULL where check failed) for the report's advice, so no photo is checked twice. */
+static int pick_best(ts_ctx *ctx, ts_photo **photos, int n, ts_check_report **reports, char *reason,
+                     size_t cap) {
     if (n == 1) return 0;
-    ts_check_report *reports[MAX_PHOTOS] = {0};
     for (int i = 0; i < n; i++)
         if (photos[i] && ts_photo_check(ctx, photos[i], NULL, &reports[i]) != TS_OK)
             reports[i] = NULL;
@@ -258,7 +259,6 @@ static int pick_best(ts_ctx *ctx, ts_photo **photos, int n, char *reason, size_t
     int best = 0;
     if (ts_check_rank((const ts_check_report *const *)reports, n, order, reason, cap) == TS_OK)
         best = order[0];
-    for (int i = 0; i < n; i++) ts_check_report_free(reports[i]);
     return best;
 }
 
@@ -319,7 +319,8 @@ int cmd_make(int argc, char **argv) {
     ts_style *styles[MAX_STYLES] = {0};
     ts_photo *photos[MAX_PHOTOS] = {0};
     make_output *outs = NULL;
-    make_slot *slots = NULL; /* the render order (render_order) */
+    make_slot *slots = NULL;                   /* the render order (render_order) */
+    ts_check_report *graded[MAX_PHOTOS] = {0}; /* each photo's check, once */
     /* Everything the user asked for is validated before any work starts. */
     for (int i = 0; i < o.n_styles; i++) {
         ts_status st = ts_style_load(ctx, o.styles[i], &styles[i]);
@@ -345,7 +346,7 @@ int cmd_make(int argc, char **argv) {
     }
     if (!n_ok) goto done;
     char reason[300] = "";
-    int best = pick_best(ctx, photos, o.n_photos, reason, sizeof reason);
+    int best = pick_best(ctx, photos, o.n_photos, graded, reason, sizeof reason);
     int total = 0;
     /* The outputs in the order the report lists them (look by look), rendered in the order that
      * lets one framed canvas serve several looks: the cache keeps the last canvas, and its
@@ -423,10 +424,8 @@ int cmd_make(int argc, char **argv) {
         snprintf(r.preview, sizeof r.preview, "%s/" MAKE_REPORT_FILES "/%s-photo.jpg", o.dir, stem);
         make_write_preview(&r, ts_photo_width(p), ts_photo_height(p));
         /* the photo's grade and tips for next time (its analysis is cached on the photo) */
-        ts_check_report *graded = NULL;
-        if (ts_photo_check(ctx, p, NULL, &graded) != TS_OK) graded = NULL;
-        make_set_advice(&r, graded);
-        ts_check_report_free(graded);
+        if (!graded[pi] && ts_photo_check(ctx, p, NULL, &graded[pi]) != TS_OK) graded[pi] = NULL;
+        make_set_advice(&r, graded[pi]);
         const ts_face *faces = NULL;
         int n_faces = 0;
         if (ts_photo_faces(ctx, p, &faces, &n_faces) == TS_OK)
@@ -475,6 +474,7 @@ done:
     free(outs);
     free(slots);
     for (int i = 0; i < o.n_styles; i++) ts_style_free(styles[i]);
+    for (int i = 0; i < o.n_photos; i++) ts_check_report_free(graded[i]);
     for (int i = 0; i < o.n_photos; i++) ts_photo_unref(photos[i]);
     ts_ctx_free(ctx);
     return rc;

@@ -214,6 +214,9 @@ if have franck_02159.jpg && have grace_hopper.jpg; then
     json_check best-report "$tmp/best/report.json" '(.why_this_photo | length) > 0 and (.outputs | length) == 1'
     used=$(sed -n 's/^trueshot: using \([^:]*\):.*/\1/p' "$tmp/err")
     json_check best-is-used "$tmp/best/report.json" ".photo == \"$used\""
+    # the grade that chose the photo is the one the report gives (check runs once a photo)
+    score=$("$ts" check --json "$used" | jq '.photos[0].score')
+    json_check best-grade "$tmp/best/report.json" ".photo_check.score == $score and (.photo_check.advice | length) > 0"
     run all 0 "$ts" make "$p1" "$p2" -o "$tmp/all" --all --style linkedin --crop square:400
     [ -f "$tmp/all/franck_02159-linkedin-square.jpg" ] && [ -f "$tmp/all/grace_hopper-linkedin-square.jpg" ] &&
         ok || bad "--all: $(ls "$tmp/all")"
