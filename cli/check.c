@@ -70,6 +70,7 @@ typedef struct item {
     char error[512];
     ts_check_report *report;
     double ms;
+    int turned; /* ts_photo_turn: 180 when found upside down */
 } item;
 
 static double now_ms(void) {
@@ -96,6 +97,11 @@ static void print_text(const item *it, int n, const int *order, const char *reas
                                                           : red;
         printf("%s%s%3d  %-16s%s %s%s\n", bold, c, ts_check_score(p->report), ts_verdict_name(v),
                off, p->path, off);
+        if (p->turned)
+            printf("     %s!%s %sOrientation:%s The photo is upside down (its orientation was lost "
+                   "on the way): trueshot reads it turned the right way up, but other software "
+                   "may show it upside down. Turn it before you share it.\n",
+                   yellow, off, bold, off);
         /* The problems, worst first. */
         int nc = ts_check_count(p->report);
         for (int pass = TS_VERDICT_NOT_USABLE; pass >= TS_VERDICT_COULD_BE_BETTER; pass--)
@@ -140,6 +146,7 @@ static json_t *full_json(const item *p, int W, int H) {
     const ts_check_report *r = p->report;
     json_object_set_new(o, "width", json_integer(W));
     json_object_set_new(o, "height", json_integer(H));
+    if (p->turned) json_object_set_new(o, "turned", json_integer(p->turned));
     ts_check_json_fill(o, r);
     json_object_set_new(o, "time_ms", json_real(round(p->ms * 10) / 10));
     return o;
@@ -343,6 +350,7 @@ int cmd_check(int argc, char **argv) {
         ts_photo *ph = NULL;
         ts_status s = ts_photo_open(ctx, p->path, &ph);
         if (!s) s = ts_photo_check(ctx, ph, &opt, &p->report);
+        if (!s) p->turned = ts_photo_turn(ph);
         p->ms = now_ms() - t0;
         if (ph) W[k - 1] = ts_photo_width(ph), H[k - 1] = ts_photo_height(ph);
         ts_photo_unref(ph);

@@ -25,7 +25,9 @@ static const char faces_usage[] =
     "\n"
     "For each face:\n"
     "  box        x, y, width, height of the face in photo pixels (0,0 is the top-left corner of\n"
-    "             the photo as it is meant to be seen, i.e. after its EXIF orientation)\n"
+    "             the photo as it is meant to be seen, i.e. after its EXIF orientation; a photo\n"
+    "             found upside down is read turned the right way up, and says so: \"turned\":\n"
+    "             180 in --json)\n"
     "  score      how sure the detector is, 0 to 1 (faces under 0.5 are not reported)\n"
     "  keypoints  six points, in this order: right eye, left eye, nose tip, mouth centre,\n"
     "             right ear, left ear (the person's right: on the left of the picture)\n"
@@ -183,14 +185,15 @@ int cmd_faces(int argc, char **argv) {
                 if (k == subj && have_mesh) subject_json(fo, &mesh, have_pose ? &pose : NULL);
                 json_array_append_new(arr, fo);
             }
-            json_t *o = json_pack("{s:s, s:i, s:i, s:o}", "photo", photo, "width", W, "height", H,
-                                  "faces", arr);
+            json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:o}", "photo", photo, "width", W, "height",
+                                  H, "turned", ts_photo_turn(p), "faces", arr);
             char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
             if (txt) puts(txt);
             free(txt);
             json_decref(o);
         } else {
-            printf("%s: %dx%d, %d face%s\n", photo, W, H, nf, nf == 1 ? "" : "s");
+            printf("%s: %dx%d, %d face%s%s\n", photo, W, H, nf, nf == 1 ? "" : "s",
+                   ts_photo_turn(p) ? " (upside down: read turned the right way up)" : "");
             for (int k = 0; k < nf; k++) {
                 const ts_face_box *f = &faces[k];
                 printf("  face %d%s: box %.0f,%.0f %.0fx%.0f  score %.2f\n", k + 1,
@@ -228,7 +231,10 @@ int cmd_faces(int argc, char **argv) {
                 snprintf(out, sizeof out, "%s", draw);
             else
                 snprintf(out, sizeof out, "%.*s-%d%s", stem, draw, ++drawn, dot ? dot : ".png");
-            VipsImage *full = cli_load_srgb(photo);
+            VipsImage *full = cli_load_srgb(photo), *up = NULL;
+            /* drawn on the photo the way the faces were found */
+            if (full && ts_photo_turn(p) && vips_rot(full, &up, VIPS_ANGLE_D180, NULL) == 0)
+                g_object_unref(full), full = up;
             if (!full || cli_draw_analysis(full, faces, nf, subj, have_mesh ? &mesh : NULL,
                                            have_pose ? &pose : NULL, 1600, out) != 0) {
                 int code = cli_fail(TS_ERR_WRITE, "cannot write %s", out);

@@ -421,6 +421,12 @@ int cmd_make(int argc, char **argv) {
                          .outputs = outs,
                          .n_outputs = n,
                          .seconds = now_s() - t0};
+        r.turned = ts_photo_turn(p);
+        if (r.turned)
+            fprintf(stderr,
+                    "trueshot: note: %s is upside down (its orientation was lost on the way); the "
+                    "headshots are made from it turned the right way up\n",
+                    o.photos[pi]);
         snprintf(r.preview, sizeof r.preview, "%s/" MAKE_REPORT_FILES "/%s-photo.jpg", o.dir, stem);
         make_write_preview(&r, ts_photo_width(p), ts_photo_height(p));
         /* the photo's grade and tips for next time (its analysis is cached on the photo) */

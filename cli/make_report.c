@@ -92,12 +92,19 @@ int make_write_preview(make_report *r, int photo_w, int photo_h) {
     VipsImage *t = NULL;
     void *buf = NULL;
     size_t len = 0;
-    int ok =
-        photo_w > 0 &&
-        !vips_thumbnail(r->photo, &t, target, "height", target, "size", VIPS_SIZE_DOWN, NULL) &&
-        /* no metadata: the photo's own EXIF (location, camera) stays out of the report */
-        !vips_jpegsave_buffer(t, &buf, &len, "Q", 85, "strip", TRUE, NULL) &&
-        ts_write_file_atomic(NULL, r->preview, buf, len) == TS_OK;
+    int ok = photo_w > 0 &&
+             !vips_thumbnail(r->photo, &t, target, "height", target, "size", VIPS_SIZE_DOWN, NULL);
+    if (ok && r->turned) {
+        /* the photo the way the headshots were made from it (a turn reads bottom first) */
+        VipsImage *mem = vips_image_copy_memory(t), *up = NULL;
+        ok = mem && !vips_rot(mem, &up, VIPS_ANGLE_D180, NULL);
+        if (mem) g_object_unref(mem);
+        g_object_unref(t), t = up;
+    }
+    ok = ok &&
+         /* no metadata: the photo's own EXIF (location, camera) stays out of the report */
+         !vips_jpegsave_buffer(t, &buf, &len, "Q", 85, "strip", TRUE, NULL) &&
+         ts_write_file_atomic(NULL, r->preview, buf, len) == TS_OK;
     if (ok) {
         r->preview_w = t->Xsize, r->preview_h = t->Ysize;
         r->preview_scale = (double)t->Xsize / photo_w;
@@ -267,6 +274,7 @@ int make_write_report(const make_report *r, const char *dir) {
     if (r->why) json_object_set_new(root, "why_this_photo", json_string(r->why));
     if (r->preview[0]) json_object_set_new(root, "photo_preview", json_string(r->preview));
     if (r->note[0]) json_object_set_new(root, "photo_note", json_string(r->note));
+    if (r->turned) json_object_set_new(root, "photo_turned", json_integer(r->turned));
     if (r->check_score >= 0) {
         json_t *adv = json_array();
         for (int i = 0; i < r->n_advice; i++)
@@ -313,6 +321,10 @@ int make_write_report(const make_report *r, const char *dir) {
             "was measured on each output and compared with the photo (the analysis's own "
             "noise: %.2f%% of the distance between the eyes).</p>",
             100 * r->noise_floor);
+    if (r->turned)
+        fputs("<p><b>Note:</b> the photo is upside down (its orientation was lost on the way); "
+              "the headshots are made from it turned the right way up.</p>",
+              f);
     if (r->note[0]) {
         fputs("<p><b>Note:</b> ", f);
         html_escape(f, r->note);

@@ -110,6 +110,11 @@ void ts_photo_unref(ts_photo *p); /* NULL-safe */
 /* Size after EXIF orientation. */
 int ts_photo_width(const ts_photo *p);
 int ts_photo_height(const ts_photo *p);
+/* 180 when the photo is upside down beyond what its EXIF orientation says (a camera held the
+ * other way up, its orientation tag lost): its pixels, sizes and face coordinates are then
+ * those of the photo turned the right way up. Decided by face detection (ts_photo_faces and
+ * everything that analyses the face); 0 before that, and for upright photos. */
+int ts_photo_turn(const ts_photo *p);
 
 /* Samples the photo into an RGB float tensor of w x h (NHWC, values in [lo, hi]) with aspect
  * ratio kept and the rest letterboxed with zeros (in value space). The mapping from tensor

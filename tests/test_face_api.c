@@ -73,6 +73,87 @@ static void t_no_face(void **state) {
     ts_ctx_free(ctx);
 }
 
+/* A photo turned upside down (written as a lossless PNG of the upright one turned by 180
+ * degrees) is read turned back: ts_photo_turn says so, its faces and landmarks are those of the
+ * upright photo, and so are its pixels (the tensor the detectors see). Upright photos, a photo
+ * turned on its side (the mesh levels a quarter turn by itself) and a photo of small faces that
+ * scores low are left as they are. */
+static void t_upside_down(void **state) {
+    (void)state;
+    char dir[] = "/tmp/ts-turn-XXXXXX", path[64], side[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/down.png", dir);
+    snprintf(side, sizeof side, "%s/side.png", dir);
+    VipsImage *src = vips_image_new_from_file(ts_test_photo("grace_hopper.jpg"), NULL), *t;
+    assert_non_null(src);
+    assert_int_equal(vips_rot(src, &t, VIPS_ANGLE_D180, NULL), 0);
+    assert_int_equal(vips_pngsave(t, path, NULL), 0);
+    g_object_unref(t);
+    assert_int_equal(vips_rot(src, &t, VIPS_ANGLE_D90, NULL), 0);
+    assert_int_equal(vips_pngsave(t, side, NULL), 0);
+    g_object_unref(t);
+    g_object_unref(src);
+    ts_ctx *ctx;
+    assert_int_equal(ts_ctx_new(NULL, &ctx), TS_OK);
+    ts_photo *up, *down, *p;
+    assert_int_equal(ts_photo_open(ctx, ts_test_photo("grace_hopper.jpg"), &up), TS_OK);
+    assert_int_equal(ts_photo_open(ctx, path, &down), TS_OK);
+    const ts_face_analysis *a, *b;
+    assert_int_equal(ts_photo_subject(ctx, up, &a), TS_OK);
+    assert_int_equal(ts_photo_turn(down), 0); /* not known before the faces are looked for */
+    assert_int_equal(ts_photo_subject(ctx, down, &b), TS_OK);
+    assert_int_equal(ts_photo_turn(up), 0);
+    assert_int_equal(ts_photo_turn(down), 180);
+    double worst = 0;
+    for (int i = 0; i < TS_LANDMARKS; i++)
+        worst = fmax(worst, hypot(a->landmarks[i][0] - b->landmarks[i][0],
+                                  a->landmarks[i][1] - b->landmarks[i][1]));
+    printf("upside down: landmarks within %.4f px of the upright photo's\n", worst);
+    assert_true(worst < 0.01);
+    assert_true(b->presence > 0.9f && fabsf(b->roll) < 10);
+    float *t1 = malloc(sizeof(float) * 128 * 128 * 3), *t2 = malloc(sizeof(float) * 128 * 128 * 3);
+    assert_non_null(t1);
+    assert_non_null(t2);
+    assert_int_equal(ts_photo_tensor(ctx, up, 128, 128, 0, 1, t1, NULL), TS_OK);
+    assert_int_equal(ts_photo_tensor(ctx, down, 128, 128, 0, 1, t2, NULL), TS_OK);
+    assert_memory_equal(t1, t2, sizeof(float) * 128 * 128 * 3);
+    free(t1), free(t2);
+    ts_photo_unref(up);
+    ts_photo_unref(down);
+    /* left as they are */
+    const char *as_is[] = {side, ts_test_photo("messi5.jpg"), ts_test_photo("faceapi_sample2.jpg"),
+                           ts_test_photo("franck_02159.jpg")};
+    for (size_t k = 0; k < sizeof as_is / sizeof as_is[0]; k++) {
+        assert_int_equal(ts_photo_open(ctx, as_is[k], &p), TS_OK);
+        const ts_face *f;
+        int n;
+        assert_int_equal(ts_photo_faces(ctx, p, &f, &n), TS_OK);
+        assert_true(n > 0);
+        assert_int_equal(ts_photo_turn(p), 0);
+        ts_photo_unref(p);
+    }
+    /* a group upside down, and messi5's small faces (0.77 the right way up) */
+    const char *groups[] = {"faceapi_sample1.jpg", "messi5.jpg"};
+    for (size_t k = 0; k < 2; k++) {
+        VipsImage *g = vips_image_new_from_file(ts_test_photo(groups[k]), NULL);
+        assert_non_null(g);
+        assert_int_equal(vips_rot(g, &t, VIPS_ANGLE_D180, NULL), 0);
+        assert_int_equal(vips_pngsave(t, path, NULL), 0);
+        g_object_unref(t), g_object_unref(g);
+        assert_int_equal(ts_photo_open(ctx, path, &p), TS_OK);
+        const ts_face *f;
+        int n;
+        assert_int_equal(ts_photo_faces(ctx, p, &f, &n), TS_OK);
+        print_message("%s upside down: %d faces, turned %d\n", groups[k], n, ts_photo_turn(p));
+        assert_true(n > 0);
+        assert_int_equal(ts_photo_turn(p), 180);
+        ts_photo_unref(p);
+    }
+    ts_ctx_free(ctx);
+    unlink(path), unlink(side);
+    rmdir(dir);
+}
+
 static void t_60mp_memory(void **state) {
     (void)state;
     char dir[] = "/tmp/ts-60mp-XXXXXX", path[64];
@@ -109,7 +190,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_cached_and_consistent),
         cmocka_unit_test(t_no_face),
-        cmocka_unit_test(t_60mp_memory),
+        cmocka_unit_test(t_60mp_memory), /* (first of the big ones: it reads the process's peak) */
+        cmocka_unit_test(t_upside_down),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

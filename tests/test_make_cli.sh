@@ -137,11 +137,6 @@ if have baboon.jpg; then
     run no-face 6 "$ts" make "$photos/baboon.jpg" -o "$tmp/b3"
     grep -q "no face" "$tmp/err" && ok || bad "no-face message: $(cat "$tmp/err")"
 fi
-# The sample upside down: the detector finds the face but the analysis does not hold; exit 6
-# (no usable face) with what to do, not a message about the noise floor's copy.
-vips rot "$sample" "$tmp/upside.jpg" d180
-run upside-down 6 "$ts" make "$tmp/upside.jpg" -o "$tmp/b8"
-grep -q "cannot be measured reliably.*face upright" "$tmp/err" && ok || bad "upside-down message: $(cat "$tmp/err")"
 run bad-style-name 2 "$ts" make "$sample" -o "$tmp/b4" --style zzz
 grep -q "academic, actor-commercial" "$tmp/err" && grep -q "tech-startup" "$tmp/err" && ok ||
     bad "bad style name does not list the built-ins: $(cat "$tmp/err")"
@@ -228,6 +223,24 @@ if have franck_02159.jpg && have grace_hopper.jpg; then
     done
     [ ! -e "$tmp/all/report.json" ] && ok || bad "--all: a shared report.json"
 fi
+
+# --- A photo upside down (its orientation lost): made the right way up, and said so ----------
+vips copy "$sample" "$tmp/up.png" && vips rot "$tmp/up.png" "$tmp/down.png" d180
+run upright 0 "$ts" make "$tmp/up.png" -o "$tmp/up" --style linkedin --crop square:400
+run upside-down 0 "$ts" make "$tmp/down.png" -o "$tmp/down" --style linkedin --crop square:400
+grep -q "^trueshot: note: .*down.png is upside down" "$tmp/err" && ok || bad "upside down: no note: $(cat "$tmp/err")"
+json_check upside-down-report "$tmp/down/report.json" '.photo_turned == 180 and .outputs[0].identity.ok'
+json_check upright-report "$tmp/up/report.json" '(.photo_turned // 0) == 0'
+# the same headshot as from the upright photo (the pixels it is made from are the same)
+if vips dE00 "$tmp/up/up-linkedin-square.jpg" "$tmp/down/down-linkedin-square.jpg" "$tmp/de.v" 2>/dev/null; then
+    de=$(vips avg "$tmp/de.v")
+    awk -v d="$de" 'BEGIN { exit !(d < 0.05) }' && ok || bad "upside down: mean dE00 $de against the upright photo's"
+else
+    bad "upside down: the headshots differ in size"
+fi
+[ "$(vipsheader -f height "$tmp/down/report-files/down-photo.jpg")" = 600 ] &&
+    "$ts" faces --json "$tmp/down.png" | jq -e '.turned == 180' >/dev/null && ok ||
+    bad "upside down: preview or faces --json"
 
 # --- Formats and the size cap ---------------------------------------------------------------
 # Each format is read back by its own loader, and the report reads the disclosure back from it

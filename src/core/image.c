@@ -83,6 +83,8 @@ void ts_photo_unref(ts_photo *p) {
     if (p->analysis) g_object_unref(p->analysis);
     if (p->small) g_object_unref(p->small);
     if (p->full) g_object_unref(p->full);
+    for (size_t i = 0; i < sizeof p->retired / sizeof p->retired[0]; i++)
+        if (p->retired[i]) g_object_unref(p->retired[i]);
     free(p->faces);
     free(p->subject);
     free(p->seeded_ref);
@@ -130,13 +132,15 @@ VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale) {
              * the size defeats shrink-on-load. */
             ok = vips_thumbnail(p->path, &t, tw, "height", th, NULL) == 0;
         }
-        if (ok) ok = vips_colourspace(t, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
+        VipsImage *up = NULL;
+        if (ok) ok = (up = ts_photo_decoded(p, t)) != NULL;
+        if (ok) ok = vips_colourspace(up, &rgb, VIPS_INTERPRETATION_sRGB, NULL) == 0;
         if (ok)
             ok = vips_image_hasalpha(rgb) ? vips_flatten(rgb, &flat, NULL) == 0
                                           : (flat = g_object_ref(rgb)) != NULL;
         if (ok) ok = vips_cast_uchar(flat, &u8, NULL) == 0;
         if (ok) ok = (mem = vips_image_copy_memory(u8)) != NULL;
-        VipsImage *all[] = {t, rgb, flat, u8};
+        VipsImage *all[] = {t, up, rgb, flat, u8};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
             if (all[i]) g_object_unref(all[i]);
         if (!ok || mem->Bands < 1) {
@@ -157,10 +161,10 @@ VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale) {
 
 /* The whole photo decoded: EXIF-rotated, sRGB (an embedded profile honoured, anything else
  * taken as sRGB), 3-band uchar, in memory. NULL with the reason in why. */
-static VipsImage *decode_full(const ts_photo *p, char *why, size_t cap) {
+static VipsImage *decode_full(ts_photo *p, char *why, size_t cap) {
     VipsImage *im = vips_image_new_from_file(p->path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
-    VipsImage *rot = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL, *mem = NULL;
-    int ok = im && vips_autorot(im, &rot, NULL) == 0;
+    VipsImage *exif = NULL, *rot = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL, *mem = NULL;
+    int ok = im && vips_autorot(im, &exif, NULL) == 0 && (rot = ts_photo_decoded(p, exif));
     if (ok && vips_image_get_typeof(rot, VIPS_META_ICC_NAME))
         ok = vips_icc_transform(rot, &rgb, "srgb", "embedded", TRUE, "intent",
                                 VIPS_INTENT_PERCEPTUAL, NULL) == 0;
@@ -171,11 +175,21 @@ static VipsImage *decode_full(const ts_photo *p, char *why, size_t cap) {
                                       : (flat = g_object_ref(rgb)) != NULL;
     if (ok) ok = vips_cast_uchar(flat, &u8, NULL) == 0;
     if (ok) ok = (mem = vips_image_copy_memory(u8)) != NULL;
-    VipsImage *all[] = {im, rot, rgb, flat, u8};
+    VipsImage *all[] = {im, exif, rot, rgb, flat, u8};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]) g_object_unref(all[i]);
     if (!ok) vips_reason(why, cap);
     return ok ? mem : NULL;
+}
+
+VipsImage *ts_photo_decoded(ts_photo *p, VipsImage *in) {
+    if (atomic_load(&p->turn) == 0) return g_object_ref(in);
+    /* A turn reads the decode bottom row first: the decode is made in memory first (decoders
+     * stream top to bottom). Only upside-down photos pay for it. */
+    VipsImage *mem = vips_image_copy_memory(in), *out = NULL;
+    if (mem && vips_rot(mem, &out, VIPS_ANGLE_D180, NULL)) out = NULL;
+    if (mem) g_object_unref(mem);
+    return out;
 }
 
 VipsImage *ts_photo_full_try(ts_photo *p, char *why, size_t cap) {
@@ -186,16 +200,18 @@ VipsImage *ts_photo_full_try(ts_photo *p, char *why, size_t cap) {
     /* Decoded outside the lock, so the analysis copy and the faces, which take it, never wait
      * for a full decode (the matte starts this one on a thread of its own). Two callers at once
      * may both decode; the first one kept wins. */
+    int turn = atomic_load(&p->turn);
     VipsImage *mem = decode_full(p, why, cap);
     if (!mem) return NULL;
     pthread_mutex_lock(&p->lock);
-    if (!p->full)
+    if (!p->full && atomic_load(&p->turn) == turn)
         p->full = mem;
     else
         g_object_unref(mem);
     f = p->full;
     pthread_mutex_unlock(&p->lock);
-    return f;
+    /* (turned over while it was decoded: made again) */
+    return f ? f : ts_photo_full_try(p, why, cap);
 }
 
 VipsImage *ts_photo_full(ts_ctx *ctx, ts_photo *p) {
@@ -203,6 +219,45 @@ VipsImage *ts_photo_full(ts_ctx *ctx, ts_photo *p) {
     VipsImage *f = ts_photo_full_try(p, why, sizeof why);
     if (!f) ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path, why);
     return f;
+}
+
+/* A cached copy let go of at a turn: kept (unreferenced with the photo), not freed, as callers
+ * may hold it borrowed. */
+static int retire(ts_photo *p, VipsImage **slot) {
+    if (!*slot) return 0;
+    for (size_t i = 0; i < sizeof p->retired / sizeof p->retired[0]; i++)
+        if (!p->retired[i]) {
+            p->retired[i] = *slot, *slot = NULL;
+            return 0;
+        }
+    return -1;
+}
+
+ts_status ts_photo_turn_over(ts_ctx *ctx, ts_photo *p) {
+    pthread_mutex_lock(&p->lock);
+    /* The analysis copy is turned in memory (a few MB); the small copy and the full decode are
+     * made again, turned, when next needed (the faces come before either is used). */
+    VipsImage *t = NULL, *mem = NULL;
+    int bad = p->analysis && (vips_rot(p->analysis, &t, VIPS_ANGLE_D180, NULL) ||
+                              !(mem = vips_image_copy_memory(t)));
+    if (t) g_object_unref(t);
+    if (!bad) bad = retire(p, &p->analysis) || retire(p, &p->small) || retire(p, &p->full);
+    if (!bad) {
+        p->analysis = mem, mem = NULL;
+        atomic_store(&p->turn, atomic_load(&p->turn) ^ 180);
+    }
+    if (mem) g_object_unref(mem);
+    pthread_mutex_unlock(&p->lock);
+    if (bad) {
+        char why[300];
+        return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot turn the photo over: %s", p->path,
+                       vips_reason(why, sizeof why));
+    }
+    return TS_OK;
+}
+
+int ts_photo_turn(const ts_photo *p) {
+    return p ? atomic_load(&((ts_photo *)p)->turn) : 0;
 }
 
 ts_status ts_photo_tensor(ts_ctx *ctx, ts_photo *p, int w, int h, float lo, float hi, float *dst,

@@ -41,6 +41,12 @@ struct ts_photo {
     ts_status subject_status;
     char subject_error[512];
     double analysis_scale; /* analysis pixels per photo pixel */
+    /* The photo turned upside down beyond its EXIF orientation (0 or 180 degrees): decided by
+     * face detection (analysis.c) and applied to every decode of the file (ts_photo_decoded),
+     * under `lock`. */
+    atomic_int turn;
+    atomic_int turn_tried; /* the other way up has been tried (face/detect.c) */
+    VipsImage *retired[8]; /* copies made before a turn: borrowed pointers stay valid */
     VipsImage *small;      /* the analysis copy fitted in TS_SMALL_SIDE: detector inputs */
 };
 
@@ -61,6 +67,15 @@ VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale);
 VipsImage *ts_photo_full(ts_ctx *ctx, ts_photo *p);
 /* The same without a ctx, for a worker thread: NULL with the reason (one line) in why. */
 VipsImage *ts_photo_full_try(ts_photo *p, char *why, size_t cap);
+
+/* in, a decode of p's file with its EXIF orientation applied, turned as p is (p->turn): a new
+ * reference to in when it is not turned. NULL with the vips error set. Every decode of the
+ * file goes through this. */
+VipsImage *ts_photo_decoded(ts_photo *p, VipsImage *in);
+
+/* Turns p by 180 degrees more (the decodes cached on it turned, or dropped to be made again);
+ * the face analysis's caches are the caller's (analysis.c, under face_lock). */
+ts_status ts_photo_turn_over(ts_ctx *ctx, ts_photo *p);
 
 /* Sets ctx's error message (printf-style) and returns s, so callers can write
  * `return ts_fail(ctx, TS_ERR_READ, "...", ...)`. The message is set once, where detected. */

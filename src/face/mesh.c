@@ -330,9 +330,14 @@ static ts_status sample_roi(ts_ctx *ctx, ts_photo *p, ts_face_roi r, float *dst,
         double shrink = fmin(1.0, 2.0 * CROP / fmax(r.size, 1.0));
         int tw = (int)lround(p->width * shrink), th = (int)lround(p->height * shrink);
         tw = tw < 1 ? 1 : tw, th = th < 1 ? 1 : th;
-        if (vips_thumbnail(p->path, &t, tw, "height", th, NULL))
+        VipsImage *dec = NULL;
+        if (vips_thumbnail(p->path, &dec, tw, "height", th, NULL) ||
+            !(t = ts_photo_decoded(p, dec))) {
+            if (dec) g_object_unref(dec);
             return ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path,
                            vips_error_buffer());
+        }
+        g_object_unref(dec);
     }
     double sx = (double)t->Xsize / p->width, sy = (double)t->Ysize / p->height;
     const double P[6] = {sx, 0, 0, 0, sy, 0};
