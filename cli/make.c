@@ -247,6 +247,28 @@ static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *fa
     return st;
 }
 
+/* A photo larger than its headshots need is rendered from its decode at 1/2 or 1/4 (JPEG's own
+ * DCT scaling): its matte, canvases and copies are 4 or 16 times smaller. Only while every output
+ * still shrinks that decode by DECODE_SHRINK_MIN or more, so nothing is enlarged and the last
+ * resampling still filters; 12-MP photos keep their full decode for the default set (its 2x3
+ * takes 0.56 of the photo), a 24-MP one is halved (its largest output takes 0.37). */
+#define DECODE_SHRINK_MIN 1.2
+
+/* The decode shrink (1, 2 or 4) for p's outputs (slots). */
+static int decode_shrink(ts_ctx *ctx, ts_photo *p, const make_slot *slots, int n) {
+    const ts_face_analysis *face;
+    if (ts_photo_subject(ctx, p, &face) != TS_OK) return 1; /* (said when it is prepared) */
+    double most = 0;
+    for (int j = 0; j < n; j++) {
+        double s = ts_frame_scale(ctx, p, face, slots[j].params);
+        if (s <= 0) return 1;
+        most = fmax(most, s);
+    }
+    int k = 1;
+    while (k < 4 && 2 * k * most * DECODE_SHRINK_MIN <= 1) k *= 2;
+    return k;
+}
+
 /* Picks the photo to use: the best by check, with the reason. The photos' reports are left in
  * reports (NULL where check failed) for the report's advice, so no photo is checked twice. */
 static int pick_best(ts_ctx *ctx, ts_photo **photos, int n, ts_check_report **reports, char *reason,
@@ -321,6 +343,7 @@ int cmd_make(int argc, char **argv) {
     make_output *outs = NULL;
     make_slot *slots = NULL;                   /* the render order (render_order) */
     ts_check_report *graded[MAX_PHOTOS] = {0}; /* each photo's check, once */
+    ts_photo *shrunk = NULL; /* the photo being rendered, decoded shrunk (decode_shrink) */
     /* Everything the user asked for is validated before any work starts. */
     for (int i = 0; i < o.n_styles; i++) {
         ts_status st = ts_style_load(ctx, o.styles[i], &styles[i]);
@@ -360,7 +383,12 @@ int cmd_make(int argc, char **argv) {
     for (int pi = 0; pi < o.n_photos; pi++) {
         if (!photos[pi] || (!o.all && pi != best)) continue;
         double t0 = now_s();
-        ts_photo *p = photos[pi];
+        /* the photo as large as its outputs need (the file's own for the report's picture and
+         * grade) */
+        ts_photo *orig = photos[pi], *p = orig;
+        ts_photo_unref(shrunk), shrunk = NULL;
+        int k = decode_shrink(ctx, orig, slots, total);
+        if (k > 1 && ts_photo_open_shrunk(ctx, o.photos[pi], k, &shrunk) == TS_OK) p = shrunk;
         const ts_face_analysis *face;
         ts_matte *matte = NULL;
         ts_verify_floor floor = {0};
@@ -411,6 +439,14 @@ int cmd_make(int argc, char **argv) {
         }
         ts_render_cache_free(cache);
         if (cli_tty()) fprintf(stderr, "\r%-70s\r", "");
+        /* the outputs' transforms from the file's pixels (the report places the photo's
+         * picture by them), not the shrunk decode's */
+        if (p != orig) {
+            double fx = (double)ts_photo_width(p) / ts_photo_width(orig);
+            double fy = (double)ts_photo_height(p) / ts_photo_height(orig);
+            for (int j = 0; j < n; j++)
+                outs[j].m[0] *= fx, outs[j].m[3] *= fx, outs[j].m[1] *= fy, outs[j].m[4] *= fy;
+        }
         /* several photos rendered (--all): each its own report and sheet */
         char prefix[300] = "";
         if (o.all && n_ok > 1) snprintf(prefix, sizeof prefix, "%s-", stem);
@@ -420,7 +456,8 @@ int cmd_make(int argc, char **argv) {
                          .noise_floor = floor.mean,
                          .outputs = outs,
                          .n_outputs = n,
-                         .seconds = now_s() - t0};
+                         .seconds = now_s() - t0,
+                         .decode_shrink = p != orig ? k : 1};
         r.turned = ts_photo_turn(p);
         if (r.turned)
             fprintf(stderr,
@@ -428,9 +465,9 @@ int cmd_make(int argc, char **argv) {
                     "headshots are made from it turned the right way up\n",
                     o.photos[pi]);
         snprintf(r.preview, sizeof r.preview, "%s/" MAKE_REPORT_FILES "/%s-photo.jpg", o.dir, stem);
-        make_write_preview(&r, ts_photo_width(p), ts_photo_height(p));
+        make_write_preview(&r, ts_photo_width(orig), ts_photo_height(orig));
         /* the photo's grade and tips for next time (its analysis is cached on the photo) */
-        if (!graded[pi] && ts_photo_check(ctx, p, NULL, &graded[pi]) != TS_OK) graded[pi] = NULL;
+        if (!graded[pi] && ts_photo_check(ctx, orig, NULL, &graded[pi]) != TS_OK) graded[pi] = NULL;
         make_set_advice(&r, graded[pi]);
         const ts_face *faces = NULL;
         int n_faces = 0;
@@ -481,6 +518,7 @@ done:
     free(slots);
     for (int i = 0; i < o.n_styles; i++) ts_style_free(styles[i]);
     for (int i = 0; i < o.n_photos; i++) ts_check_report_free(graded[i]);
+    ts_photo_unref(shrunk);
     for (int i = 0; i < o.n_photos; i++) ts_photo_unref(photos[i]);
     ts_ctx_free(ctx);
     return rc;

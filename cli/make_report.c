@@ -275,6 +275,8 @@ int make_write_report(const make_report *r, const char *dir) {
     if (r->preview[0]) json_object_set_new(root, "photo_preview", json_string(r->preview));
     if (r->note[0]) json_object_set_new(root, "photo_note", json_string(r->note));
     if (r->turned) json_object_set_new(root, "photo_turned", json_integer(r->turned));
+    if (r->decode_shrink > 1)
+        json_object_set_new(root, "photo_decoded_at", json_real(1.0 / r->decode_shrink));
     if (r->check_score >= 0) {
         json_t *adv = json_array();
         for (int i = 0; i < r->n_advice; i++)
@@ -319,8 +321,14 @@ int make_write_report(const make_report *r, const char *dir) {
     fprintf(f,
             ". Every file below says in its metadata what was done to it. The face's geometry "
             "was measured on each output and compared with the photo (the analysis's own "
-            "noise: %.2f%% of the distance between the eyes).</p>",
+            "noise: %.2f%% of the distance between the eyes).",
             100 * r->noise_floor);
+    if (r->decode_shrink > 1)
+        fprintf(f,
+                " The photo has more pixels than these headshots can hold: they were made from "
+                "it decoded at 1/%d of its width, which every one of them still reduces.",
+                r->decode_shrink);
+    fputs("</p>", f);
     if (r->turned)
         fputs("<p><b>Note:</b> the photo is upside down (its orientation was lost on the way); "
               "the headshots are made from it turned the right way up.</p>",

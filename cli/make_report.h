@@ -60,9 +60,10 @@ typedef struct make_report {
     char preview[1100];
     int preview_w, preview_h;
     double preview_scale;
-    const char *why; /* why it was chosen (from check's ranking), may be NULL */
-    char note[400];  /* about the photo as a whole (make_neighbour_note), "" if none */
-    int turned;      /* 180: the photo was found upside down and used turned (ts_photo_turn) */
+    const char *why;   /* why it was chosen (from check's ranking), may be NULL */
+    char note[400];    /* about the photo as a whole (make_neighbour_note), "" if none */
+    int turned;        /* 180: the photo was found upside down and used turned (ts_photo_turn) */
+    int decode_shrink; /* the photo was rendered from its decode at 1/decode_shrink (1: whole) */
     /* The photo's grade as a headshot source (`trueshot check`) and its tips for next time,
      * weakest first; check_score < 0 when it was not graded. */
     int check_score;

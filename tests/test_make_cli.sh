@@ -242,6 +242,23 @@ fi
     "$ts" faces --json "$tmp/down.png" | jq -e '.turned == 180' >/dev/null && ok ||
     bad "upside down: preview or faces --json"
 
+# --- A photo larger than its headshots need: rendered from its decode at 1/2 -------------------
+# franck_02159 enlarged to 24 MP: its largest output (creative's 2x3) takes 0.37 of it, so it is
+# rendered from its JPEG decode at half size. Every output passes the identity check, and the
+# report's transforms are the file's: they take the eyes (found by `faces` on the file) to the
+# middle of every output.
+if have franck_02159.jpg; then
+    vips resize "$photos/franck_02159.jpg" "$tmp/big.jpg[Q=90]" 8.4
+    run big 0 "$ts" make "$tmp/big.jpg" -o "$tmp/big" --style linkedin --style creative
+    json_check big-decoded-at "$tmp/big/report.json" '.photo_decoded_at == 0.5 and ([.outputs[].identity.ok] | all) and (.outputs | length) == 4'
+    irises=$("$ts" faces --json "$tmp/big.jpg" | jq -c '.faces[0].irises')
+    json_check big-transforms "$tmp/big/report.json" "[.outputs[] | .photo_to_file as \$m | $irises as \$i |
+        ((\$i.left[0] + \$i.right[0]) / 2) as \$x | ((\$i.left[1] + \$i.right[1]) / 2) as \$y |
+        ((\$m[0] * \$x + \$m[1] * \$y + \$m[2]) - .width / 2 | fabs) < 0.005 * .width] | all"
+    run not-big 0 "$ts" make "$photos/franck_02159.jpg" -o "$tmp/notbig" --style linkedin --crop square:400
+    json_check not-big-decoded-at "$tmp/notbig/report.json" '.photo_decoded_at == null'
+fi
+
 # --- Formats and the size cap ---------------------------------------------------------------
 # Each format is read back by its own loader, and the report reads the disclosure back from it
 # (for AVIF, libvips 8.14 hands the XMP over as a "heif-mime" item, not as xmp-data).

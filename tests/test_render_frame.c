@@ -315,11 +315,69 @@ static void past_edge(void **state) {
     }
 }
 
+/* The mean absolute difference of two 3-band float canvases of one size, in levels. */
+static double canvas_diff(VipsImage *a, VipsImage *b) {
+    VipsImage *d = NULL, *ab = NULL;
+    double mean = 1e9;
+    if (a->Xsize == b->Xsize && a->Ysize == b->Ysize && !vips_subtract(a, b, &d, NULL) &&
+        !vips_abs(d, &ab, NULL))
+        vips_avg(ab, &mean, NULL);
+    if (d) g_object_unref(d);
+    if (ab) g_object_unref(ab);
+    return mean;
+}
+
+/* A photo that a square shrinks by more than 2.1 is framed from its half-size copies (made
+ * once, with a cache), whatever its size's parity: sample.jpg enlarged 6x and cut to an odd
+ * 3071 x 3599. The canvas is within a level of the one resampled from the photo itself (no
+ * cache), as an even size's is (0.86 levels here, 1.06 for 3072 x 3600), and a second look with the
+ * same frame takes the kept canvas (the same image: no resampling). An odd size used to leave the
+ * half copies unmade and let the kept canvas go at every look. */
+static void half_copies(void **state) {
+    fixture *f = *state;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/odd.png", f->dir);
+    VipsImage *src = vips_image_new_from_file(ts_test_sample(), NULL), *big = NULL, *odd = NULL;
+    assert_non_null(src);
+    assert_int_equal(vips_resize(src, &big, 6.0, NULL), 0);
+    assert_int_equal(vips_crop(big, &odd, 0, 0, 3071, 3599, NULL), 0);
+    assert_int_equal(vips_pngsave(odd, path, "compression", 1, NULL), 0);
+    g_object_unref(odd), g_object_unref(big), g_object_unref(src);
+    ts_photo *photo;
+    if (ts_photo_open(f->ctx, path, &photo)) fail_msg("%s", ts_ctx_error(f->ctx));
+    const ts_face_analysis *face;
+    if (ts_photo_subject(f->ctx, photo, &face)) fail_msg("%s", ts_ctx_error(f->ctx));
+    params p;
+    frame_params(&p, "square");
+    ts_render_cache *cache = ts_render_cache_new();
+    assert_non_null(cache);
+    ts_render_job plain = {0}, a = {0}, b = {0};
+    plain.ctx = a.ctx = b.ctx = f->ctx;
+    plain.photo = a.photo = b.photo = photo;
+    plain.face = a.face = b.face = face;
+    a.cache = b.cache = cache;
+    assert_int_equal(ts_stage_frame.run(&plain, p.buf), TS_OK);
+    assert_int_equal(ts_stage_frame.run(&a, p.buf), TS_OK);
+    double scale = hypot(a.m[0], a.m[1]);
+    double d = canvas_diff(plain.rgb, a.rgb);
+    print_message("odd photo, square at %.3f of it: half copies against the photo itself: mean "
+                  "%.3f levels\n",
+                  scale, d);
+    assert_true(scale < 1 / 2.1);
+    assert_true(d > 0 && d < 1.0); /* resampled otherwise, alike */
+    assert_int_equal(ts_stage_frame.run(&b, p.buf), TS_OK);
+    assert_ptr_equal(a.rgb, b.rgb); /* the kept canvas */
+    ts_render_job_clear(&plain), ts_render_job_clear(&a), ts_render_job_clear(&b);
+    ts_render_cache_free(cache);
+    ts_photo_unref(photo);
+}
+
 int main(void) {
     if (VIPS_INIT("test_render_frame")) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(conventions, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(roll, ts_test_setup, ts_test_teardown),
-        cmocka_unit_test_setup_teardown(past_edge, ts_test_setup, ts_test_teardown)};
+        cmocka_unit_test_setup_teardown(past_edge, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(half_copies, ts_test_setup, ts_test_teardown)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

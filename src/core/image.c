@@ -30,7 +30,21 @@ static const char *vips_reason(char *buf, size_t cap) {
 }
 
 ts_status ts_photo_open(ts_ctx *ctx, const char *path, ts_photo **out) {
+    return ts_photo_open_shrunk(ctx, path, 1, out);
+}
+
+/* JPEG files are decoded shrunk by the decoder itself (DCT scaling), exactly. */
+static int is_jpeg(const char *path) {
+    const char *loader = vips_foreign_find_load(path);
+    if (!loader) vips_error_clear();
+    return loader && !strcmp(loader, "VipsForeignLoadJpegFile");
+}
+
+ts_status ts_photo_open_shrunk(ts_ctx *ctx, const char *path, int shrink, ts_photo **out) {
     if (!ctx || !path || !out) return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_photo_open: NULL argument");
+    if (shrink != 1 && shrink != 2 && shrink != 4 && shrink != 8)
+        return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_photo_open: shrink %d is not 1, 2, 4 or 8",
+                       shrink);
     struct stat st;
     if (stat(path, &st) != 0) return ts_fail(ctx, TS_ERR_READ, "%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) return ts_fail(ctx, TS_ERR_READ, "%s: is a directory", path);
@@ -63,11 +77,15 @@ ts_status ts_photo_open(ts_ctx *ctx, const char *path, ts_photo **out) {
     pthread_mutex_init(&p->face_lock, NULL);
     snprintf(p->path, sizeof p->path, "%s", path);
     p->header = im;
+    /* Shrunk, the photo is its decode at 1/shrink: the size a JPEG decoder gives (rounded up),
+     * which other formats are resized to. */
+    p->shrink = shrink;
+    int fw = (im->Xsize + shrink - 1) / shrink, fh = (im->Ysize + shrink - 1) / shrink;
     /* EXIF orientations 5-8 swap width and height. */
     int orient = vips_image_get_orientation(im);
     bool swap = orient >= 5 && orient <= 8;
-    p->width = swap ? im->Ysize : im->Xsize;
-    p->height = swap ? im->Xsize : im->Ysize;
+    p->width = swap ? fh : fw;
+    p->height = swap ? fw : fh;
     *out = p;
     return TS_OK;
 }
@@ -112,13 +130,14 @@ VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale) {
         VipsImage *t = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL, *mem = NULL;
         char why[300];
         int ok;
-        const char *loader = vips_foreign_find_load(p->path);
-        if (loader && !strcmp(loader, "VipsForeignLoadJpegFile") && s >= 0.125) {
+        /* the decoder's shrink, from the file: the photo's own times this copy's */
+        int dct = (int)lround(p->shrink / s);
+        if (is_jpeg(p->path) && dct <= 8) {
             /* JPEG: decode straight at 1/2, 1/4 or 1/8 scale (DCT scaling) with the EXIF
              * rotation applied, then embedded ICC to sRGB: what thumbnail does, without its
              * final resize, which here would only round the size by a pixel. */
-            VipsImage *j = vips_image_new_from_file(p->path, "shrink", (int)lround(1 / s),
-                                                    "autorotate", TRUE, NULL);
+            VipsImage *j =
+                vips_image_new_from_file(p->path, "shrink", dct, "autorotate", TRUE, NULL);
             ok = j != NULL;
             if (ok && vips_image_get_typeof(j, VIPS_META_ICC_NAME))
                 ok = vips_icc_transform(j, &t, "srgb", "embedded", TRUE, "intent",
@@ -162,9 +181,24 @@ VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale) {
 /* The whole photo decoded: EXIF-rotated, sRGB (an embedded profile honoured, anything else
  * taken as sRGB), 3-band uchar, in memory. NULL with the reason in why. */
 static VipsImage *decode_full(ts_photo *p, char *why, size_t cap) {
-    VipsImage *im = vips_image_new_from_file(p->path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
-    VipsImage *exif = NULL, *rot = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL, *mem = NULL;
-    int ok = im && vips_autorot(im, &exif, NULL) == 0 && (rot = ts_photo_decoded(p, exif));
+    int jpeg = p->shrink > 1 && is_jpeg(p->path);
+    VipsImage *im = jpeg
+                        ? vips_image_new_from_file(p->path, "access", VIPS_ACCESS_SEQUENTIAL,
+                                                   "shrink", p->shrink, NULL)
+                        : vips_image_new_from_file(p->path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+    VipsImage *sized = NULL, *exif = NULL, *rot = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL,
+              *mem = NULL;
+    int ok = im != NULL;
+    /* other formats shrunk as libvips resizes, to the size the photo says */
+    if (ok && p->shrink > 1 && !jpeg) {
+        int fw = (im->Xsize + p->shrink - 1) / p->shrink;
+        int fh = (im->Ysize + p->shrink - 1) / p->shrink;
+        ok = vips_resize(im, &sized, (double)fw / im->Xsize, "vscale", (double)fh / im->Ysize,
+                         NULL) == 0;
+    } else if (ok) {
+        sized = g_object_ref(im);
+    }
+    ok = ok && vips_autorot(sized, &exif, NULL) == 0 && (rot = ts_photo_decoded(p, exif));
     if (ok && vips_image_get_typeof(rot, VIPS_META_ICC_NAME))
         ok = vips_icc_transform(rot, &rgb, "srgb", "embedded", TRUE, "intent",
                                 VIPS_INTENT_PERCEPTUAL, NULL) == 0;
@@ -175,7 +209,7 @@ static VipsImage *decode_full(ts_photo *p, char *why, size_t cap) {
                                       : (flat = g_object_ref(rgb)) != NULL;
     if (ok) ok = vips_cast_uchar(flat, &u8, NULL) == 0;
     if (ok) ok = (mem = vips_image_copy_memory(u8)) != NULL;
-    VipsImage *all[] = {im, exif, rot, rgb, flat, u8};
+    VipsImage *all[] = {im, sized, exif, rot, rgb, flat, u8};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]) g_object_unref(all[i]);
     if (!ok) vips_reason(why, cap);

@@ -44,6 +44,7 @@ struct ts_photo {
     /* The photo turned upside down beyond its EXIF orientation (0 or 180 degrees): decided by
      * face detection (analysis.c) and applied to every decode of the file (ts_photo_decoded),
      * under `lock`. */
+    int shrink; /* the photo is the file decoded at 1/shrink (ts_photo_open_shrunk) */
     atomic_int turn;
     atomic_int turn_tried; /* the other way up has been tried (face/detect.c) */
     VipsImage *retired[8]; /* copies made before a turn: borrowed pointers stay valid */
@@ -72,6 +73,12 @@ VipsImage *ts_photo_full_try(ts_photo *p, char *why, size_t cap);
  * reference to in when it is not turned. NULL with the vips error set. Every decode of the
  * file goes through this. */
 VipsImage *ts_photo_decoded(ts_photo *p, VipsImage *in);
+
+/* ts_photo_open for a photo that is the file decoded at 1/shrink (2, 4 or 8; 1: the file): its
+ * size, pixels and coordinates are the shrunk decode's. JPEG decodes shrunk (DCT scaling), other
+ * formats are resized to the size a JPEG decoder would give (rounded up). For renders that need
+ * no more than that (cli/make.c). */
+ts_status ts_photo_open_shrunk(ts_ctx *ctx, const char *path, int shrink, ts_photo **out);
 
 /* Turns p by 180 degrees more (the decodes cached on it turned, or dropped to be made again);
  * the face analysis's caches are the caller's (analysis.c, under face_lock). */

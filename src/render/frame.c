@@ -479,7 +479,7 @@ static int maps_any(const block_maps *m, const ts_matte *mt, const int *sat, int
  * inserted image. is16: 16-bit samples, else 8-bit. */
 typedef struct half_job {
     const void *base, *over;
-    int w, bands, is16, ox, oy, ow, oh;
+    int w, h, bands, is16, ox, oy, ow, oh;
     void *out;
     int hw, y0, y1;
     uint8_t *rows; /* two rows of scratch per half of the image */
@@ -555,26 +555,45 @@ static void *half_rows(void *arg) {
     int nb = j->bands, hw = j->hw;
     size_t es = j->is16 ? 2 : 1;
     uint8_t *buf = j->rows + (j->y0 ? (size_t)j->w * nb * es * 2 : 0);
+    /* an odd last column or row: its pixels count twice (the edge extended, as libvips'
+     * resamplers extend it) */
+    int pairs = j->w / 2;
     for (int y = j->y0; y < j->y1; y++) {
         const void *r0 = half_row(j, 2 * y, buf);
-        const void *r1 = half_row(j, 2 * y + 1, (uint8_t *)buf + (size_t)j->w * nb * es);
+        const void *r1 =
+            2 * y + 1 < j->h ? half_row(j, 2 * y + 1, (uint8_t *)buf + (size_t)j->w * nb * es) : r0;
         void *out = (uint8_t *)j->out + (size_t)y * hw * nb * es;
         int done = 0;
 #if defined(TS_FRAME_AVX2)
         if (have_avx2() && nb == 3 && !j->is16)
-            done = half_row8x3(r0, r1, out, hw);
+            done = half_row8x3(r0, r1, out, pairs);
         else if (have_avx2() && nb == 1 && j->is16)
-            done = half_row16x1(r0, r1, out, hw);
+            done = half_row16x1(r0, r1, out, pairs);
 #endif
         /* the rest (all without AVX2) */
         size_t skip = (size_t)done * nb * es;
         const uint8_t *a0 = (const uint8_t *)r0 + 2 * skip, *a1 = (const uint8_t *)r1 + 2 * skip;
         void *o = (uint8_t *)out + skip;
-        int rest = hw - done;
+        int rest = pairs - done;
         if (j->is16)
             HALF_LOOP(uint16_t, a0, a1, o, rest);
         else
             HALF_LOOP(uint8_t, a0, a1, o, rest);
+        if (hw > pairs) {
+            size_t at = (size_t)pairs * nb;
+            for (int c = 0; c < nb; c++)
+                if (j->is16) {
+                    unsigned v = ((unsigned)((const uint16_t *)r0)[2 * at + c] +
+                                  ((const uint16_t *)r1)[2 * at + c] + 1) /
+                                 2;
+                    ((uint16_t *)out)[at + c] = (uint16_t)v;
+                } else {
+                    unsigned v = ((unsigned)((const uint8_t *)r0)[2 * at + c] +
+                                  ((const uint8_t *)r1)[2 * at + c] + 1) /
+                                 2;
+                    ((uint8_t *)out)[at + c] = (uint8_t)v;
+                }
+        }
     }
     return NULL;
 }
@@ -586,10 +605,10 @@ static void half_range(size_t first, size_t n, void *user) {
 }
 
 /* The half-size image (memory, owning its pixels) of base with over inserted; NULL on failure.
- * w and h must be even. */
+ * An odd size is rounded up, its last column or row averaged with itself. */
 static VipsImage *half_of(const void *base, const void *over, int w, int h, int bands, int is16,
                           int ox, int oy, int ow, int oh) {
-    int hw = w / 2, hh = h / 2;
+    int hw = (w + 1) / 2, hh = (h + 1) / 2;
     size_t bytes = (size_t)hw * hh * bands * (is16 ? 2 : 1);
     void *out = g_try_malloc(bytes);
     uint8_t *rows = malloc((size_t)w * bands * (is16 ? 2 : 1) * 4);
@@ -597,8 +616,8 @@ static VipsImage *half_of(const void *base, const void *over, int w, int h, int 
         g_free(out), free(rows);
         return NULL;
     }
-    half_job j = {base,          over,          w,   bands, is16, ox, oy,
-                  over ? ow : 0, over ? oh : 0, out, hw,    0,    hh, rows};
+    half_job j = {base,          over,          w,   h,  bands, is16, ox,  oy,
+                  over ? ow : 0, over ? oh : 0, out, hw, 0,     hh,   rows};
     ts_render_split2(half_range, &j, (size_t)hh, 2);
     free(rows);
     return ts_render_wrap(out, bytes, hw, hh, bands, is16 ? VIPS_FORMAT_USHORT : VIPS_FORMAT_UCHAR);
@@ -608,12 +627,14 @@ static VipsImage *half_of(const void *base, const void *over, int w, int h, int 
  * works from the full-resolution images). */
 static int cache_fill(ts_render_cache *c, ts_render_job *job, VipsImage *full) {
     if (c->rgb2 && c->photo == job->photo && c->matte == job->matte) return 0;
+    int w = full->Xsize, h = full->Ysize;
+    /* (checked first: when there can be no copies, the canvas kept from the last look stays for
+     * the next) */
+    if (full->Bands != 3 || full->BandFmt != VIPS_FORMAT_UCHAR) return -1;
     last_clear(c);
     VipsImage **all[] = {&c->rgb2, &c->fg2, &c->alpha2};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ts_render_replace(all[i], NULL);
     c->photo = NULL, c->matte = NULL;
-    int w = full->Xsize, h = full->Ysize;
-    if (w % 2 || h % 2 || full->Bands != 3 || full->BandFmt != VIPS_FORMAT_UCHAR) return -1;
     VipsImage *mem = vips_image_copy_memory(full); /* a reference: the photo is in memory */
     if (!mem) {
         vips_error_clear();
@@ -1469,10 +1490,9 @@ static int fit_frame(double s0, double t, const double E[2], int W, int H, int P
 
 /* The frame's geometry for p (the transform and the part of the photo it needs), and the notes
  * on what the photo lacks. */
-static ts_status frame_geometry(ts_render_job *job, const frame_params *p, VipsImage *full,
+static ts_status frame_geometry(ts_render_job *job, const frame_params *p, int PW, int PH,
                                 frame_geom *g) {
     const ts_face_analysis *f = job->face;
-    int PW = full->Xsize, PH = full->Ysize;
     int W = p->width, H = (int)lround(p->width / crop_aspect[p->crop]);
     const float(*L)[3] = f->landmarks;
     /* A photo lying on its side or upside down (saved without its EXIF orientation) is turned
@@ -1708,7 +1728,7 @@ static ts_status frame_run(ts_render_job *job, const void *params) {
     VipsImage *full = ts_photo_full(ctx, job->photo);
     if (!full) return TS_ERR_FORMAT;
     frame_geom g;
-    ts_status st = frame_geometry(job, p, full, &g);
+    ts_status st = frame_geometry(job, p, full->Xsize, full->Ysize, &g);
     if (st) return st;
     g.half = job->cache && g.s <= 1 / 2.1 && cache_fill(job->cache, job, full) == 0;
     if (last_take(job, &g)) {
@@ -1729,6 +1749,17 @@ static ts_status frame_run(ts_render_job *job, const void *params) {
     finish(job, &g, p);
     last_keep(job, &g, fg_own);
     return TS_OK;
+}
+
+double ts_frame_scale(ts_ctx *ctx, ts_photo *photo, const ts_face_analysis *face,
+                      const void *params) {
+    ts_render_job job = {0};
+    job.ctx = ctx, job.photo = photo, job.face = face;
+    frame_geom g;
+    double s =
+        frame_geometry(&job, params, ts_photo_width(photo), ts_photo_height(photo), &g) ? 0 : g.s;
+    ts_render_job_clear(&job);
+    return s;
 }
 
 const ts_stage ts_stage_frame = {"frame", 1, frame_table, sizeof(frame_params), frame_run};
