@@ -4,7 +4,8 @@
  * face; on the profile square the face inside the circle a platform crops it to; a small roll
  * levelled, a large one (a pose) kept and said so, a photo lying sideways or upside down turned
  * upright; an enlargement beyond 1.5x said so. Rolls are
- * made by turning sample.jpg with libvips, so the truth is known. */
+ * made by turning sample.jpg with libvips, so the truth is known. Also the big buffers' pool
+ * that the per-photo cache arms. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -372,12 +373,71 @@ static void half_copies(void **state) {
     ts_photo_unref(photo);
 }
 
+/* Big buffers (ts_render_big_alloc, job.c): while a ts_render_cache lives, a freed one waits
+ * and the next request it holds gets it back with its pages (and old bytes) there, a larger
+ * request grows the largest waiting one, and ts_render_big_take_waiting hands what waits out;
+ * the cache's end empties the pool, and without a cache nothing waits. Under AddressSanitizer
+ * the pool is off (every buffer the heap's), and only sizes, alignment and freeing are checked. */
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_OFF 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOL_OFF 1
+#endif
+#endif
+
+static void big_pool(void **state) {
+    (void)state;
+    const size_t big = (size_t)4 << 20;
+    size_t n = 0;
+    ts_render_cache *c = ts_render_cache_new();
+    assert_non_null(c);
+    uint8_t *a = ts_render_big_alloc(big);
+    assert_non_null(a);
+    assert_int_equal((uintptr_t)a % 64, 0);
+    memset(a, 7, big);
+    ts_render_big_free(a);
+    uint8_t *b = ts_render_big_alloc(big / 2);
+    assert_non_null(b);
+#ifndef POOL_OFF
+    assert_ptr_equal(b, a);              /* the waiting one, */
+    assert_int_equal(b[big / 2 - 1], 7); /* with what was left there */
+#endif
+    memset(b, 1, big / 2);
+    ts_render_big_free(b);
+    uint8_t *g = ts_render_big_alloc(2 * big);
+    assert_non_null(g);
+#ifndef POOL_OFF
+    assert_int_equal(g[big / 2 - 1], 1); /* grown: the first pages kept */
+#endif
+    memset(g, 2, 2 * big);
+    ts_render_big_free(g);
+    uint8_t *w = ts_render_big_take_waiting(&n);
+#ifndef POOL_OFF
+    assert_non_null(w);
+    assert_true(n >= 2 * big);
+    assert_int_equal(w[2 * big - 1], 2);
+    w[n - 1] = 3;
+    size_t n2 = 0;
+    assert_null(ts_render_big_take_waiting(&n2)); /* nothing else waits */
+#endif
+    ts_render_big_free(w);
+    ts_render_cache_free(c);
+    assert_null(ts_render_big_take_waiting(&n)); /* emptied with the cache */
+    a = ts_render_big_alloc(big);
+    assert_non_null(a);
+    memset(a, 0, big);
+    ts_render_big_free(a);
+    assert_null(ts_render_big_take_waiting(&n)); /* no cache: nothing waits */
+}
+
 int main(void) {
     if (VIPS_INIT("test_render_frame")) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(conventions, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(roll, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(past_edge, ts_test_setup, ts_test_teardown),
-        cmocka_unit_test_setup_teardown(half_copies, ts_test_setup, ts_test_teardown)};
+        cmocka_unit_test_setup_teardown(half_copies, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test(big_pool)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

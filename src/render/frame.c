@@ -334,7 +334,9 @@ struct ts_render_cache {
 };
 
 ts_render_cache *ts_render_cache_new(void) {
-    return calloc(1, sizeof(ts_render_cache));
+    ts_render_cache *c = calloc(1, sizeof(ts_render_cache));
+    if (c) ts_render_big_pool_arm(); /* the photo's looks share big buffers too */
+    return c;
 }
 
 static void last_clear(ts_render_cache *c) {
@@ -386,6 +388,7 @@ void ts_render_cache_free(ts_render_cache *c) {
     if (!c) return;
     cache_clear(c);
     free(c);
+    ts_render_big_pool_flush();
 }
 
 typedef struct maps_job {

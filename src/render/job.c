@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/internal.h"
 #include "face/geometry.h"
@@ -179,20 +180,158 @@ static const char OWN_KEY[] = "ts-render-own";
 
 /* ---- big buffers ------------------------------------------------------------------------ */
 
-/* The colour stages' canvases and box-sized scratch, from one place. From the heap: a look's
- * canvases are freed at its end and the next look's take them back warm (no page faults, no
- * zeroing). Mapped on their own in huge pages instead, each cost a fault per 2 MiB and the
- * zeroing, and on this machine (a VM whose fresh huge pages are sometimes slow to back) the
- * colour stages took 4 ms a look more than from the heap, with spikes of tens of ms. */
+/* The colour stages' canvases and box-sized scratch, from one place. While a photo's looks are
+ * made (a ts_render_cache lives: ts_render_big_pool_arm .. ts_render_big_pool_flush), a buffer of
+ * 1 MiB or more is a mapping of its own, and when freed it waits in a small pool for the next
+ * request, which takes the smallest that holds it (else the largest, grown: its pages stay, only
+ * the new tail is fresh); retouch carves its planes from what waits (ts_render_big_take_waiting).
+ * The next look's canvases and scratch then find the last look's pages already there. From the
+ * heap they did not: the identity reading's malloc_trim (verify.c) hands the heap's free pages
+ * back to the system every look, and a fresh 4 KiB page costs the kernel a fault and its
+ * zeroing, some 15,000 of them a look (~4,000 now, mostly libvips' own buffers). At most
+ * BIG_POOL_N buffers and BIG_POOL_CAP bytes wait (what comes back beyond that is unmapped at
+ * once), and what waits is what the last look used; the look's peak (retouch's planes) finds
+ * the pool empty, as retouch holds it all. Not armed (a look made on its own), and under
+ * AddressSanitizer (which then sees every overflow), they come from the heap as before. Mapped
+ * in huge pages instead, each cost a fault per 2 MiB and the zeroing, and on this machine (a VM
+ * whose fresh huge pages are sometimes slow to back) the colour stages took 4 ms a look more
+ * than from the heap, with spikes of tens of ms. A buffer handed out holds what its last user
+ * left there, as one from malloc may: every caller writes each byte it reads (rendered with
+ * every pooled buffer filled with NaNs first, the 5 x 8 reference set came out the same to the
+ * bit). */
 enum { BIG_HEAD = 64 }; /* bytes before the buffer; keeps it 64-byte aligned */
 
+#if defined(__SANITIZE_ADDRESS__)
+#define BIG_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BIG_UNDER_ASAN 1
+#endif
+#endif
+
+#if defined(MAP_ANONYMOUS) && defined(MREMAP_MAYMOVE) && !defined(BIG_UNDER_ASAN)
+#define BIG_POOLED 1
+#endif
+
+#define BIG_MIN ((size_t)1 << 20)       /* smaller ones come from the heap */
+#define BIG_POOL_N 8                    /* buffers waiting at most */
+#define BIG_POOL_CAP ((size_t)48 << 20) /* bytes waiting at most */
+
+/* What stands before each buffer: its mapping's length (head included), 0 when malloc'd. */
+typedef struct big_head {
+    size_t len;
+} big_head;
+
+static struct {
+    pthread_mutex_t lock;
+    int armed;
+    int n;
+    size_t parked; /* bytes waiting */
+    struct {
+        uint8_t *map;
+        size_t len;
+    } m[BIG_POOL_N];
+} big_pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void ts_render_big_pool_arm(void) {
+    pthread_mutex_lock(&big_pool.lock);
+    big_pool.armed++;
+    pthread_mutex_unlock(&big_pool.lock);
+}
+
+void ts_render_big_pool_flush(void) {
+    pthread_mutex_lock(&big_pool.lock);
+    if (big_pool.armed > 0 && --big_pool.armed == 0) {
+        for (int i = 0; i < big_pool.n; i++) munmap(big_pool.m[i].map, big_pool.m[i].len);
+        big_pool.n = 0, big_pool.parked = 0;
+    }
+    pthread_mutex_unlock(&big_pool.lock);
+}
+
+#ifdef BIG_POOLED
+/* A mapping of len bytes for bytes of buffer and the head: a waiting one (the smallest that
+ * holds it, else the largest, grown), else a fresh one; NULL when not armed or out of memory. */
+static uint8_t *big_take(size_t bytes, size_t *len) {
+    size_t page = (size_t)4096, want = (bytes + BIG_HEAD + page - 1) & ~(page - 1);
+    uint8_t *m = NULL;
+    size_t have = 0;
+    pthread_mutex_lock(&big_pool.lock);
+    int armed = big_pool.armed > 0, best = -1;
+    for (int i = 0; armed && i < big_pool.n; i++) {
+        size_t l = big_pool.m[i].len, b = best < 0 ? 0 : big_pool.m[best].len;
+        if (best < 0 || (l >= want ? b < want || l < b : b < want && l > b)) best = i;
+    }
+    if (best >= 0) {
+        m = big_pool.m[best].map, have = big_pool.m[best].len;
+        big_pool.parked -= have;
+        big_pool.m[best] = big_pool.m[--big_pool.n];
+    }
+    pthread_mutex_unlock(&big_pool.lock);
+    if (!armed) return NULL;
+    if (m && have < want) {
+        void *g = mremap(m, have, want, MREMAP_MAYMOVE);
+        if (g == MAP_FAILED)
+            munmap(m, have), m = NULL;
+        else
+            m = g, have = want;
+    }
+    if (!m) {
+        m = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return NULL;
+        have = want;
+    }
+    *len = have;
+    return m;
+}
+#endif
+
 void *ts_render_big_alloc(size_t bytes) {
+#ifdef BIG_POOLED
+    size_t len;
+    uint8_t *m = bytes >= BIG_MIN ? big_take(bytes, &len) : NULL;
+    if (m) {
+        ((big_head *)m)->len = len;
+        return m + BIG_HEAD;
+    }
+#endif
     uint8_t *h = malloc(bytes + BIG_HEAD);
-    return h ? h + BIG_HEAD : NULL;
+    if (!h) return NULL;
+    ((big_head *)h)->len = 0;
+    return h + BIG_HEAD;
+}
+
+void *ts_render_big_take_waiting(size_t *bytes) {
+    uint8_t *m = NULL;
+    pthread_mutex_lock(&big_pool.lock);
+    int best = -1;
+    for (int i = 0; i < big_pool.n; i++)
+        if (best < 0 || big_pool.m[i].len > big_pool.m[best].len) best = i;
+    if (best >= 0) {
+        m = big_pool.m[best].map, *bytes = big_pool.m[best].len - BIG_HEAD;
+        big_pool.parked -= big_pool.m[best].len;
+        big_pool.m[best] = big_pool.m[--big_pool.n];
+    }
+    pthread_mutex_unlock(&big_pool.lock);
+    return m ? m + BIG_HEAD : NULL;
 }
 
 void ts_render_big_free(void *buf) {
-    if (buf) free((uint8_t *)buf - BIG_HEAD);
+    if (!buf) return;
+    uint8_t *h = (uint8_t *)buf - BIG_HEAD;
+    size_t len = ((big_head *)h)->len;
+    if (!len) {
+        free(h);
+        return;
+    }
+    pthread_mutex_lock(&big_pool.lock);
+    int kept =
+        big_pool.armed > 0 && big_pool.n < BIG_POOL_N && big_pool.parked + len <= BIG_POOL_CAP;
+    if (kept) {
+        big_pool.m[big_pool.n].map = h, big_pool.m[big_pool.n++].len = len;
+        big_pool.parked += len;
+    }
+    pthread_mutex_unlock(&big_pool.lock);
+    if (!kept) munmap(h, len);
 }
 
 static void free_big(VipsImage *im, void *buf) {

@@ -148,6 +148,16 @@ ts_status ts_render_map_px_box(ts_render_job *job, ts_render_px_op op, void *use
 void *ts_render_big_alloc(size_t bytes);
 void ts_render_big_free(void *buf);
 
+/* The pool big buffers wait in between looks: armed while a photo's looks are made (by
+ * ts_render_cache_new), emptied when the last arm is flushed (by ts_render_cache_free). */
+void ts_render_big_pool_arm(void);
+void ts_render_big_pool_flush(void);
+
+/* The largest big buffer waiting in that pool, its size in *bytes (as if allocated with it; free
+ * with ts_render_big_free); NULL when none waits. For a stage that carves its scratch from
+ * several buffers: what waits then serves it rather than waiting beside it. */
+void *ts_render_big_take_waiting(size_t *bytes);
+
 /* ts_render_wrap for a buffer from ts_render_big_alloc (owned by the image from here on; freed
  * at once when NULL is returned). A per-pixel map may write it in place. */
 VipsImage *ts_render_wrap_big(void *buf, size_t bytes, int w, int h, int bands, VipsBandFormat fmt);

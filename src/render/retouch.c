@@ -59,57 +59,85 @@ static const ts_param retouch_table[] = {
 
 /* ---- memory ----------------------------------------------------------------------------- */
 
-/* The stage's planes and scratch come from one region per run, in transparent huge pages where
- * the system has them, handed out in order and given back in the reverse (a mark, then a release
- * to it). Fresh 4 KiB pages cost a fault each, and a run touches some 60 MB of planes: in small
- * pages that was a third of the stage's time, in 2 MiB ones it is a few per cent. The region goes
- * back to the system with the run, so the stages after it no longer find these pages in the heap
- * (background then faults in more of its own): the whole process gains about a third of what the
- * stage does. What does not fit (a size the estimate missed) comes from the heap, freed at the
- * release. */
+/* The stage's planes and scratch come from a few regions per run, handed out first-fit and
+ * given back in the reverse order (a mark, then a release to it). First the big buffers that
+ * wait in the photo's pool (ts_render_big_take_waiting: what the last look's tone, light and
+ * backdrop let go), whose pages are already there; then, for what they do not hold, one
+ * mapping of the rest in transparent huge pages where the system has them. Fresh 4 KiB pages
+ * cost a fault each, and a run touches some 60 MB of planes: in small pages that was a third of
+ * the stage's time, in 2 MiB ones it is a few per cent, and in the pool's none. Taking the
+ * waiting buffers also keeps them from waiting beside the run's mapping, when the look holds
+ * the most memory. The pool's buffers go back to it with the run, the mapping to the system.
+ * A region holds what was last there (the pool's buffers the last look's pixels, the mapping
+ * what an earlier step of the run left): every step writes what it reads, except touched,
+ * cleared where it is taken. What does not fit (a size the estimate missed) comes from the
+ * heap, freed at the release. */
 typedef struct spill {
     struct spill *next;
 } spill;
 
+#define ARENA_REGIONS 9 /* the pool holds at most 8; then the mapping */
+
 typedef struct arena {
-    uint8_t *base;
-    size_t cap, top;
-    void *map; /* the mapping, or NULL when base is malloc'd */
+    uint8_t *base[ARENA_REGIONS];
+    size_t cap[ARENA_REGIONS], top[ARENA_REGIONS];
+    int n, n_pooled; /* regions; the first n_pooled are the pool's */
+    void *map;       /* the mapping, or NULL when its region is malloc'd */
     size_t map_len;
     spill *spills; /* newest first */
     size_t n_spills;
 } arena;
 
 typedef struct arena_mark {
-    size_t top, n_spills;
+    size_t top[ARENA_REGIONS], n_spills;
 } arena_mark;
 
 static int arena_init(arena *a, size_t bytes) {
     memset(a, 0, sizeof *a);
+    /* the pool's buffers, the largest first, while they fall short of what the run needs; the
+     * rest is allowed two planes (bytes / 11) a buffer for what first-fit leaves at their ends
+     * (pages of the mapping nothing reaches cost nothing) */
+    size_t have = 0, rest = bytes;
+    while (have < bytes && a->n_pooled < ARENA_REGIONS - 1) {
+        size_t len;
+        uint8_t *b = ts_render_big_take_waiting(&len);
+        if (!b) break;
+        a->base[a->n_pooled] = b, a->cap[a->n_pooled++] = len;
+        have += len;
+    }
+    a->n = a->n_pooled;
+    if (a->n_pooled) {
+        size_t slack = (size_t)a->n_pooled * (bytes / 11);
+        rest = have >= bytes + slack ? 0 : bytes + slack - have;
+        if (rest > bytes) rest = bytes;
+        if (rest == 0) return 0;
+    }
 #if defined(MADV_HUGEPAGE) && defined(MAP_ANONYMOUS)
     const size_t huge = (size_t)2 << 20;
-    if (bytes >= 2 * huge) {
-        size_t len = bytes + 2 * huge;
+    if (rest >= 2 * huge) {
+        size_t len = rest + 2 * huge;
         uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m != MAP_FAILED) {
-            a->base = (uint8_t *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
-            madvise(a->base, (bytes + huge - 1) & ~(huge - 1), MADV_HUGEPAGE);
-            a->cap = bytes, a->map = m, a->map_len = len;
+            a->base[a->n] = (uint8_t *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
+            madvise(a->base[a->n], (rest + huge - 1) & ~(huge - 1), MADV_HUGEPAGE);
+            a->cap[a->n++] = rest, a->map = m, a->map_len = len;
             return 0;
         }
     }
 #endif
-    a->base = malloc(bytes);
-    a->cap = a->base ? bytes : 0;
-    return a->base ? 0 : -1;
+    uint8_t *b = malloc(rest);
+    if (b) a->base[a->n] = b, a->cap[a->n++] = rest;
+    return b || a->n ? 0 : -1;
 }
 
 /* bytes (64-byte aligned), or NULL when out of memory */
 static void *arena_take(arena *a, size_t bytes) {
-    size_t t = (a->top + 63) & ~(size_t)63;
-    if (t + bytes <= a->cap) {
-        a->top = t + bytes;
-        return a->base + t;
+    for (int r = 0; r < a->n; r++) {
+        size_t t = (a->top[r] + 63) & ~(size_t)63;
+        if (t + bytes <= a->cap[r]) {
+            a->top[r] = t + bytes;
+            return a->base[r] + t;
+        }
     }
     spill *s = malloc(sizeof(spill) + 64 + bytes);
     if (!s) return NULL;
@@ -118,7 +146,9 @@ static void *arena_take(arena *a, size_t bytes) {
 }
 
 static arena_mark arena_at(const arena *a) {
-    return (arena_mark){a->top, a->n_spills};
+    arena_mark m = {{0}, a->n_spills};
+    memcpy(m.top, a->top, sizeof m.top);
+    return m;
 }
 
 static void arena_release(arena *a, arena_mark m) {
@@ -127,16 +157,17 @@ static void arena_release(arena *a, arena_mark m) {
         a->spills = s->next, a->n_spills--;
         free(s);
     }
-    a->top = m.top;
+    memcpy(a->top, m.top, sizeof a->top);
 }
 
 static void arena_done(arena *a) {
-    arena_release(a, (arena_mark){0, 0});
+    arena_release(a, (arena_mark){{0}, 0});
+    for (int r = 0; r < a->n_pooled; r++) ts_render_big_free(a->base[r]);
     if (a->map)
         munmap(a->map, a->map_len);
-    else
-        free(a->base);
-    a->base = NULL;
+    else if (a->n > a->n_pooled)
+        free(a->base[a->n - 1]);
+    a->n = a->n_pooled = 0;
 }
 
 /* ---- colour ----------------------------------------------------------------------------- */
