@@ -380,6 +380,42 @@ static void t_colour_model_writes_band(void **state) {
     free(rgb.px), free(tri), free(alpha), free(bg);
 }
 
+/* The subject's face is opaque: next to a neighbour (faceapi_sample3: the middle woman, a
+ * shoulder and a window by her chin) the network and the colours used to leave her jaw and
+ * chin half transparent (alpha 0.14 at the least, on the face outline drawn a fifth of the
+ * way to the face's centre), and the backdrop showed through the face. The face is opaque
+ * within that line; the outer fifth keeps a soft edge. */
+static void t_face_opaque(void **state) {
+    fixture *f = *state;
+    static const int oval[] = {10,  338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288,
+                               397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136,
+                               172, 58,  132, 93,  234, 127, 162, 21,  54,  103, 67,  109};
+    const char *path = ts_test_photo("faceapi_sample3.jpg");
+    ts_photo *p;
+    assert_int_equal(ts_photo_open(f->ctx, path, &p), TS_OK);
+    const ts_face_analysis *a;
+    assert_int_equal(ts_photo_subject(f->ctx, p, &a), TS_OK);
+    float *alpha;
+    int w, h, x0, y0;
+    ts_matte *m = matte_of(f->ctx, path, TS_MATTE_HEAD_AND_SHOULDERS, &alpha, &w, &h);
+    ts_matte_region(m, &x0, &y0, NULL, NULL);
+    double cx = 0, cy = 0;
+    for (int i = 0; i < 468; i++) cx += a->landmarks[i][0] / 468, cy += a->landmarks[i][1] / 468;
+    float least = 1;
+    for (size_t k = 0; k < sizeof oval / sizeof oval[0]; k++) {
+        int x = (int)lround(cx + 0.8 * (a->landmarks[oval[k]][0] - cx)) - x0;
+        int y = (int)lround(cy + 0.8 * (a->landmarks[oval[k]][1] - cy)) - y0;
+        assert_true(x >= 0 && x < w && y >= 0 && y < h);
+        least = fminf(least, alpha[(size_t)y * w + x]);
+    }
+    print_message("faceapi_sample3: least alpha on the face outline drawn in by a fifth: %.3f\n",
+                  least);
+    assert_true(least >= 0.98f);
+    free(alpha);
+    ts_matte_free(m);
+    ts_photo_unref(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(t_range_region_and_holes, ts_test_setup, ts_test_teardown),
@@ -391,6 +427,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(t_atomic_outputs, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(t_no_person, ts_test_setup, ts_test_teardown),
         cmocka_unit_test(t_colour_model_writes_band),
+        cmocka_unit_test_setup_teardown(t_face_opaque, ts_test_setup, ts_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "face/pose.h"
+#include "face/regions.h"
 #include "matte/matte.h"
 
 /* Region around the face, in face-box sizes (docs/matte.md). */
@@ -28,7 +29,14 @@
 #define HAIR_BAND_FACTOR 2 /* above the eyes the band is this much wider */
 #define GUIDED_EPS 1e-4f
 #define ISLAND_ALPHA 0.05f /* alpha joining a band pixel to the person */
-#define BG_COLOUR_NEAR 3   /* colours for the background-colour test: within 3 band of it */
+/* The subject's face inside its mesh outline, drawn in by this share of the way to the face's
+ * centre, is the person whatever the network and the colours say: the jaw and cheek stay
+ * within it (the outline runs along them), and what is left outside it keeps the soft edge.
+ * Its own edge is soft too (a Gaussian of this share of the eye distance), so where it meets
+ * the background (the shadow under an ear) it adds no hard cut. */
+#define FACE_CORE_INSET 0.08f
+#define FACE_CORE_FEATHER 0.03f
+#define BG_COLOUR_NEAR 3 /* colours for the background-colour test: within 3 band of it */
 /* After the guided filter, band pixels become sure background where the background-colour
  * weight, scaled by (BG_HARD_P - p) / BG_HARD_P_RAMP, reaches BG_HARD. */
 #define BG_HARD 0.7f
@@ -175,6 +183,58 @@ static unsigned char *decode_region(ts_photo *p, const int r[4], char *err, size
 
 /* Bilinear lookup tables from full-resolution columns (or rows) of the region to the work
  * image: centre convention, clamped. i0 is non-decreasing. */
+/* The subject's face core (the mesh's face outline drawn in by FACE_CORE_INSET) as a w x h
+ * mask of the work image, whose pixel (x, y) is photo point ((x + ax) / sx, (y + ay) / sy): 255
+ * inside. Next to another person (faceapi_sample3: a neighbour's shoulder by her chin) the
+ * network and the neighbour cut left the jaw half transparent, and the new backdrop showed
+ * through the face. */
+static ts_status face_core(const ts_face_analysis *a, double sx, double sy, int ax, int ay, int w,
+                           int h, uint8_t *out) {
+    float feather = (float)(FACE_CORE_FEATHER * a->inter_eye_px * sqrt(sx * sy));
+    ts_face_mesh *m = calloc(1, sizeof *m);
+    if (!m) return TS_ERR_NOMEM;
+    double cx = 0, cy = 0;
+    for (int i = 0; i < 468; i++) cx += a->landmarks[i][0] / 468, cy += a->landmarks[i][1] / 468;
+    for (int i = 0; i < TS_MESH_POINTS; i++) {
+        double x = cx + (a->landmarks[i][0] - cx) * (1 - FACE_CORE_INSET);
+        double y = cy + (a->landmarks[i][1] - cy) * (1 - FACE_CORE_INSET);
+        m->pts[i][0] = (float)(x * sx - ax), m->pts[i][1] = (float)(y * sy - ay);
+    }
+    ts_status s = ts_face_region_mask(m, NULL, TS_REGION_FACE, w, h, 1.f,
+                                      feather > 0.5f ? feather : 0.5f, out);
+    free(m);
+    return s;
+}
+
+/* The face core at full resolution: alpha raised to it (bilinear from the work resolution),
+ * on the rows and columns its box covers. Before the full-resolution foreground solve, which
+ * then unmixes by the raised alpha. */
+typedef struct core_job {
+    const uint8_t *core; /* work resolution */
+    int kw, kh;
+    ts_matte *m;
+    const int *ux, *uy;
+    const float *fx, *fy;
+    int x0, x1; /* full-resolution columns to visit */
+} core_job;
+
+static void core_rows(void *arg, int begin, int end) {
+    const core_job *j = arg;
+    int kx1 = j->kw > 1 ? 1 : 0, kr = j->kh > 1 ? j->kw : 0;
+    for (int y = begin; y < end; y++) {
+        const uint8_t *c0 = j->core + (size_t)j->uy[y] * j->kw, *c1 = c0 + kr;
+        float wy = j->fy[y];
+        uint16_t *arow = j->m->alpha + (size_t)y * j->m->w;
+        for (int x = j->x0; x < j->x1; x++) {
+            int u = j->ux[x];
+            float top = c0[u] + j->fx[x] * (c0[u + kx1] - c0[u]);
+            float bot = c1[u] + j->fx[x] * (c1[u + kx1] - c1[u]);
+            float a = (top + wy * (bot - top)) * (65535.f / 255.f);
+            if (a > arow[x]) arow[x] = (uint16_t)(a + 0.5f);
+        }
+    }
+}
+
 static void axis_map(int n, int origin, double scale, int work_origin, int work_n, int *i0,
                      float *f) {
     for (int k = 0; k < n; k++) {
@@ -418,7 +478,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     ts_matte *m = NULL;
     int *xs = NULL, *uy = NULL, *ux = NULL;
     float *fx = NULL, *fy = NULL, *bgw = NULL;
-    uint8_t *bgs = NULL;
+    uint8_t *bgs = NULL, *core = NULL;
     VipsImage *an = ts_photo_analysis(ctx, p, &scale);
     if (!an) {
         s = TS_ERR_FORMAT;
@@ -476,6 +536,17 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
                 (float)((faces[i].y + faces[i].h) * sy - ay), (float)(faces[i].w * sx)};
         ts_matte_isolate(k.prob, k.w, k.h, mf, nf, subject);
         free(mf);
+    }
+    /* The subject's face is the person (face_core): sure of it from here, and after the
+     * filter. */
+    if (subj) {
+        core = malloc(wn);
+        if (!core || face_core(subj, sx, sy, ax, ay, k.w, k.h, core) != TS_OK) {
+            s = ts_fail(ctx, TS_ERR_NOMEM, "matte: cannot draw the face");
+            goto fail;
+        }
+        for (size_t i = 0; i < wn; i++)
+            if (core[i] == 255) k.prob[i] = 1.f;
     }
     double person = ts_matte_fill_holes(k.prob, k.w, k.h, HOLE_MAX_FRAC);
     if (person < MIN_PERSON_FRAC) {
@@ -591,6 +662,24 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     }
     full_job job = {&k, m, uy, xs, fx, fy};
     ts_matte_parallel(m->h, full_alpha_rows, &job);
+    if (core) {
+        /* the rows and columns the core reaches */
+        int cx0 = k.w, cx1 = -1, cy0 = k.h, cy1 = -1;
+        for (int y = 0; y < k.h; y++)
+            for (int x = 0; x < k.w; x++)
+                if (core[(size_t)y * k.w + x])
+                    cx0 = x < cx0 ? x : cx0, cx1 = x > cx1 ? x : cx1, cy0 = y < cy0 ? y : cy0,
+                    cy1 = y > cy1 ? y : cy1;
+        if (cx1 >= 0) {
+            core_job cj = {core, k.w, k.h, m, ux, uy, fx, fy, 0, m->w};
+            while (cj.x0 < m->w && ux[cj.x0] + 1 < cx0) cj.x0++;
+            while (cj.x1 > cj.x0 && ux[cj.x1 - 1] > cx1) cj.x1--;
+            int y0 = 0, y1 = m->h;
+            while (y0 < m->h && uy[y0] + 1 < cy0) y0++;
+            while (y1 > y0 && uy[y1 - 1] > cy1) y1--;
+            for (int y = y0; y < y1; y++) core_rows(&cj, y, y + 1);
+        }
+    }
     lap("alpha (full)", &t);
     if (fg_started) pthread_join(fg_th, NULL), fg_started = false;
     lap("foreground (work)", &t);
@@ -603,7 +692,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     if (getenv("TRUESHOT_MATTE_TIMING"))
         fprintf(stderr, "matte: region %dx%d at %d,%d, work %dx%d, band %d px: %.1f ms\n", m->w,
                 m->h, m->x, m->y, k.w, k.h, band, now_ms() - t0);
-    free(ux), free(uy), free(fx), free(fy), free(xs);
+    free(ux), free(uy), free(fx), free(fy), free(xs), free(core);
     g_object_unref(wimg);
     work_free(&k);
     *out = m;
@@ -613,7 +702,7 @@ fail:
     if (fg_started) pthread_join(fg_th, NULL);
     g_free(dec.px);
     g_free(wpx);
-    free(ux), free(uy), free(fx), free(fy), free(xs), free(bgw), free(bgs);
+    free(ux), free(uy), free(fx), free(fy), free(xs), free(bgw), free(bgs), free(core);
     if (wimg) g_object_unref(wimg);
     work_free(&k);
     ts_matte_free(m);
