@@ -259,6 +259,18 @@ if have franck_02159.jpg; then
     json_check not-big-decoded-at "$tmp/notbig/report.json" '.photo_decoded_at == null'
 fi
 
+# --- A look's file does not depend on the looks made before it ------------------------------
+# medical's 4x5 alone, and after corporate's 4x5 (whose framed canvas, and tone's measurements
+# of it, it then takes), on a 12-MP photo: the same file. (Light's skin mask used to be cut
+# from the one tone had made over its own box, or made over light's: 0.04 dE00 apart.)
+if have franck_02159.jpg; then
+    vips resize "$photos/franck_02159.jpg" "$tmp/12mp.jpg[Q=90]" 5.6
+    run order-alone 0 "$ts" make "$tmp/12mp.jpg" -o "$tmp/ord1" --style medical --format png
+    run order-after 0 "$ts" make "$tmp/12mp.jpg" -o "$tmp/ord2" --style corporate --style medical --format png
+    cmp -s "$tmp/ord1/12mp-medical-4x5.png" "$tmp/ord2/12mp-medical-4x5.png" && ok ||
+        bad "medical 4x5 differs when made after corporate"
+fi
+
 # --- Formats and the size cap ---------------------------------------------------------------
 # Each format is read back by its own loader, and the report reads the disclosure back from it
 # (for AVIF, libvips 8.14 hands the XMP over as a "heif-mime" item, not as xmp-data).

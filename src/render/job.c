@@ -557,11 +557,10 @@ static void kept_mask_put(ts_render_job *job, int region, int x0, int y0, int w,
     memcpy(k->lm, job->lm, sizeof k->lm);
 }
 
-ts_status ts_render_region_mask(ts_render_job *job, int region, int x0, int y0, int w, int h,
-                                uint8_t *out) {
+/* The region's mask rasterised over the box (x0, y0, w, h). */
+static ts_status rasterise(ts_render_job *job, int region, int x0, int y0, int w, int h,
+                           uint8_t *out) {
     const ts_geom *g = job->ctx->geom;
-    int shared = region == TS_REGION_SKIN || region == TS_REGION_FACE;
-    if (shared && w > 0 && h > 0 && kept_mask_get(job, region, x0, y0, w, h, out)) return TS_OK;
     ts_face_mesh *mesh = calloc(1, sizeof *mesh);
     if (!mesh) return ts_fail(job->ctx, TS_ERR_NOMEM, "face mask: out of memory");
     for (int i = 0; i < TS_LANDMARKS; i++)
@@ -593,11 +592,39 @@ ts_status ts_render_region_mask(ts_render_job *job, int region, int x0, int y0, 
         st = b.fail[0] ? b.fail[0] : b.fail[1];
     }
     free(mesh);
-    if (!st && shared) kept_mask_put(job, region, x0, y0, w, h, out);
     if (st)
         return ts_fail(job->ctx, st, "face mask: %s",
                        st == TS_ERR_NOMEM ? "out of memory" : "could not be made");
     return TS_OK;
+}
+
+ts_status ts_render_region_mask(ts_render_job *job, int region, int x0, int y0, int w, int h,
+                                uint8_t *out) {
+    int shared = region == TS_REGION_SKIN || region == TS_REGION_FACE;
+    if (!shared || w <= 0 || h <= 0) return rasterise(job, region, x0, y0, w, h, out);
+    if (kept_mask_get(job, region, x0, y0, w, h, out)) return TS_OK;
+    /* Rasterised always over the same box, the pixels the landmarks span, and cut to the box
+     * asked for: a pixel's value then does not depend on which stage asked first, over which
+     * box. (Rasterised over each stage's own box, the antialiased edge came out a little
+     * different, so a look's light and retouch depended on whether tone had measured its
+     * canvas or found the measurements kept from an earlier look: 0.04 dE00 on average.) */
+    float lx0 = INFINITY, ly0 = INFINITY, lx1 = -INFINITY, ly1 = -INFINITY;
+    for (int i = 0; i < TS_LANDMARKS; i++) {
+        lx0 = fminf(lx0, job->lm[i][0]), lx1 = fmaxf(lx1, job->lm[i][0]);
+        ly0 = fminf(ly0, job->lm[i][1]), ly1 = fmaxf(ly1, job->lm[i][1]);
+    }
+    if (!(lx0 <= lx1 && ly0 <= ly1) || lx1 - lx0 > 1e5f || ly1 - ly0 > 1e5f)
+        return rasterise(job, region, x0, y0, w, h, out);
+    int cx0 = (int)floorf(lx0), cy0 = (int)floorf(ly0);
+    int cw = (int)floorf(lx1) - cx0 + 1, ch = (int)floorf(ly1) - cy0 + 1;
+    uint8_t *span = malloc((size_t)cw * ch);
+    if (!span) return ts_fail(job->ctx, TS_ERR_NOMEM, "face mask: out of memory");
+    ts_status st = rasterise(job, region, cx0, cy0, cw, ch, span);
+    if (!st) kept_mask_put(job, region, cx0, cy0, cw, ch, span);
+    free(span);
+    if (st) return st;
+    if (kept_mask_get(job, region, x0, y0, w, h, out)) return TS_OK;
+    return rasterise(job, region, x0, y0, w, h, out); /* (the copy could not be kept) */
 }
 
 typedef struct split_part {
