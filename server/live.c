@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <vips/vips.h>
 
+#include "core/internal.h"
 #include "studio.h"
 
 static double now_ms(void) {
@@ -93,6 +94,8 @@ int studio_live(ts_ctx *ctx, const void *jpeg, size_t len, json_t **out, char *e
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     ts_photo *p = NULL;
     ts_status st = ts_photo_open(ctx, path, &p);
+    /* a webcam frame is upright: no second detection on a frame without a face */
+    if (!st) ts_photo_known_upright(p);
     const ts_face_analysis *fa = NULL;
     const ts_face *faces = NULL;
     int n_faces = 0;

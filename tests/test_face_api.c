@@ -14,6 +14,7 @@
 #include <vips/vips.h>
 
 #include "common.h"
+#include "core/internal.h"
 #include "trueshot.h"
 
 static double peak_mb(void) {
@@ -119,6 +120,14 @@ static void t_upside_down(void **state) {
     assert_memory_equal(t1, t2, sizeof(float) * 128 * 128 * 3);
     free(t1), free(t2);
     ts_photo_unref(up);
+    ts_photo_unref(down);
+    /* a photo said to be upright (the studio's webcam frames) is not tried the other way up */
+    assert_int_equal(ts_photo_open(ctx, path, &down), TS_OK);
+    ts_photo_known_upright(down);
+    const ts_face *fd;
+    int nd;
+    assert_int_equal(ts_photo_faces(ctx, down, &fd, &nd), TS_OK);
+    assert_int_equal(ts_photo_turn(down), 0);
     ts_photo_unref(down);
     /* left as they are */
     const char *as_is[] = {side, ts_test_photo("messi5.jpg"), ts_test_photo("faceapi_sample2.jpg"),

@@ -290,6 +290,10 @@ ts_status ts_photo_turn_over(ts_ctx *ctx, ts_photo *p) {
     return TS_OK;
 }
 
+void ts_photo_known_upright(ts_photo *p) {
+    if (p) atomic_store(&p->turn_tried, 1);
+}
+
 int ts_photo_turn(const ts_photo *p) {
     return p ? atomic_load(&((ts_photo *)p)->turn) : 0;
 }

@@ -80,6 +80,10 @@ VipsImage *ts_photo_decoded(ts_photo *p, VipsImage *in);
  * no more than that (cli/make.c). */
 ts_status ts_photo_open_shrunk(ts_ctx *ctx, const char *path, int shrink, ts_photo **out);
 
+/* Says p is upright (a webcam frame): face detection will not try it the other way up, which
+ * costs a second detection on frames whose faces score low (face/detect.c). */
+void ts_photo_known_upright(ts_photo *p);
+
 /* Turns p by 180 degrees more (the decodes cached on it turned, or dropped to be made again);
  * the face analysis's caches are the caller's (analysis.c, under face_lock). */
 ts_status ts_photo_turn_over(ts_ctx *ctx, ts_photo *p);
