@@ -20,6 +20,7 @@
 #include <vips/vips.h>
 
 #include "common.h"
+#include "core/internal.h"
 #include "render/render.h"
 #include "trueshot.h"
 
@@ -378,14 +379,6 @@ static void half_copies(void **state) {
  * request grows the largest waiting one, and ts_render_big_take_waiting hands what waits out;
  * the cache's end empties the pool, and without a cache nothing waits. Under AddressSanitizer
  * the pool is off (every buffer the heap's), and only sizes, alignment and freeing are checked. */
-#if defined(__SANITIZE_ADDRESS__)
-#define POOL_OFF 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define POOL_OFF 1
-#endif
-#endif
-
 static void big_pool(void **state) {
     (void)state;
     const size_t big = (size_t)4 << 20;
@@ -399,7 +392,7 @@ static void big_pool(void **state) {
     ts_render_big_free(a);
     uint8_t *b = ts_render_big_alloc(big / 2);
     assert_non_null(b);
-#ifndef POOL_OFF
+#ifndef TS_UNDER_ASAN
     assert_ptr_equal(b, a);              /* the waiting one, */
     assert_int_equal(b[big / 2 - 1], 7); /* with what was left there */
 #endif
@@ -407,13 +400,13 @@ static void big_pool(void **state) {
     ts_render_big_free(b);
     uint8_t *g = ts_render_big_alloc(2 * big);
     assert_non_null(g);
-#ifndef POOL_OFF
+#ifndef TS_UNDER_ASAN
     assert_int_equal(g[big / 2 - 1], 1); /* grown: the first pages kept */
 #endif
     memset(g, 2, 2 * big);
     ts_render_big_free(g);
     uint8_t *w = ts_render_big_take_waiting(&n);
-#ifndef POOL_OFF
+#ifndef TS_UNDER_ASAN
     assert_non_null(w);
     assert_true(n >= 2 * big);
     assert_int_equal(w[2 * big - 1], 2);

@@ -238,14 +238,6 @@ ts_status ts_model_run(ts_ctx *ctx, ts_model_id id, const float *const *inputs, 
     return TS_OK;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TS_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TS_UNDER_ASAN 1
-#endif
-#endif
-
 void ts_heap_trim(void) {
 #if defined(__GLIBC__) && !defined(TS_UNDER_ASAN)
     malloc_trim(0);

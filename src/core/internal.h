@@ -18,6 +18,16 @@ struct ts_ctx {
     struct ts_geom *geom; /* canonical face geometry, loaded on first pose fit */
 };
 
+/* Built with AddressSanitizer (gcc or clang): what hands memory around behind malloc's back
+ * (heap trimming, the render stages' buffer pool) stands aside, so it sees every access. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TS_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TS_UNDER_ASAN 1
+#endif
+#endif
+
 struct ts_photo {
     atomic_int refs;
     char path[1024];
@@ -41,10 +51,10 @@ struct ts_photo {
     ts_status subject_status;
     char subject_error[512];
     double analysis_scale; /* analysis pixels per photo pixel */
+    int shrink;            /* the photo is the file decoded at 1/shrink (ts_photo_open_shrunk) */
     /* The photo turned upside down beyond its EXIF orientation (0 or 180 degrees): decided by
-     * face detection (analysis.c) and applied to every decode of the file (ts_photo_decoded),
-     * under `lock`. */
-    int shrink; /* the photo is the file decoded at 1/shrink (ts_photo_open_shrunk) */
+     * the first face detection (face/detect.c) and applied to every decode of the file
+     * (ts_photo_decoded). */
     atomic_int turn;
     atomic_int turn_tried; /* the other way up has been tried (face/detect.c) */
     VipsImage *retired[8]; /* copies made before a turn: borrowed pointers stay valid */
@@ -84,8 +94,9 @@ ts_status ts_photo_open_shrunk(ts_ctx *ctx, const char *path, int shrink, ts_pho
  * costs a second detection on frames whose faces score low (face/detect.c). */
 void ts_photo_known_upright(ts_photo *p);
 
-/* Turns p by 180 degrees more (the decodes cached on it turned, or dropped to be made again);
- * the face analysis's caches are the caller's (analysis.c, under face_lock). */
+/* Turns p by 180 degrees more: the analysis copy turned in memory, the small copy and the full
+ * decode dropped to be made again (kept until p goes, for callers holding them borrowed). For
+ * face detection (face/detect.c), before any face is cached on p. */
 ts_status ts_photo_turn_over(ts_ctx *ctx, ts_photo *p);
 
 /* Sets ctx's error message (printf-style) and returns s, so callers can write

@@ -181,8 +181,6 @@ static unsigned char *decode_region(ts_photo *p, const int r[4], char *err, size
     return px;
 }
 
-/* Bilinear lookup tables from full-resolution columns (or rows) of the region to the work
- * image: centre convention, clamped. i0 is non-decreasing. */
 /* The subject's face core (the mesh's face outline drawn in by FACE_CORE_INSET) as a w x h
  * mask of the work image, whose pixel (x, y) is photo point ((x + ax) / sx, (y + ay) / sy): 255
  * inside. Next to another person (faceapi_sample3: a neighbour's shoulder by her chin) the
@@ -235,6 +233,28 @@ static void core_rows(void *arg, int begin, int end) {
     }
 }
 
+/* core_rows over the full-resolution rows and columns the core (kw x kh, work resolution)
+ * reaches; ux, uy, fx, fy: axis_map's tables. */
+static void raise_to_core(const uint8_t *core, int kw, int kh, ts_matte *m, const int *ux,
+                          const int *uy, const float *fx, const float *fy) {
+    int cx0 = kw, cx1 = -1, cy0 = kh, cy1 = -1;
+    for (int y = 0; y < kh; y++)
+        for (int x = 0; x < kw; x++)
+            if (core[(size_t)y * kw + x])
+                cx0 = x < cx0 ? x : cx0, cx1 = x > cx1 ? x : cx1, cy0 = y < cy0 ? y : cy0,
+                cy1 = y > cy1 ? y : cy1;
+    if (cx1 < 0) return;
+    core_job cj = {core, kw, kh, m, ux, uy, fx, fy, 0, m->w};
+    while (cj.x0 < m->w && ux[cj.x0] + 1 < cx0) cj.x0++;
+    while (cj.x1 > cj.x0 && ux[cj.x1 - 1] > cx1) cj.x1--;
+    int y0 = 0, y1 = m->h;
+    while (y0 < m->h && uy[y0] + 1 < cy0) y0++;
+    while (y1 > y0 && uy[y1 - 1] > cy1) y1--;
+    core_rows(&cj, y0, y1);
+}
+
+/* Bilinear lookup tables from full-resolution columns (or rows) of the region to the work
+ * image: centre convention, clamped. i0 is non-decreasing. */
 static void axis_map(int n, int origin, double scale, int work_origin, int work_n, int *i0,
                      float *f) {
     for (int k = 0; k < n; k++) {
@@ -662,24 +682,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     }
     full_job job = {&k, m, uy, xs, fx, fy};
     ts_matte_parallel(m->h, full_alpha_rows, &job);
-    if (core) {
-        /* the rows and columns the core reaches */
-        int cx0 = k.w, cx1 = -1, cy0 = k.h, cy1 = -1;
-        for (int y = 0; y < k.h; y++)
-            for (int x = 0; x < k.w; x++)
-                if (core[(size_t)y * k.w + x])
-                    cx0 = x < cx0 ? x : cx0, cx1 = x > cx1 ? x : cx1, cy0 = y < cy0 ? y : cy0,
-                    cy1 = y > cy1 ? y : cy1;
-        if (cx1 >= 0) {
-            core_job cj = {core, k.w, k.h, m, ux, uy, fx, fy, 0, m->w};
-            while (cj.x0 < m->w && ux[cj.x0] + 1 < cx0) cj.x0++;
-            while (cj.x1 > cj.x0 && ux[cj.x1 - 1] > cx1) cj.x1--;
-            int y0 = 0, y1 = m->h;
-            while (y0 < m->h && uy[y0] + 1 < cy0) y0++;
-            while (y1 > y0 && uy[y1 - 1] > cy1) y1--;
-            for (int y = y0; y < y1; y++) core_rows(&cj, y, y + 1);
-        }
-    }
+    if (core) raise_to_core(core, k.w, k.h, m, ux, uy, fx, fy);
     lap("alpha (full)", &t);
     if (fg_started) pthread_join(fg_th, NULL), fg_started = false;
     lap("foreground (work)", &t);

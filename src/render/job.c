@@ -201,15 +201,7 @@ static const char OWN_KEY[] = "ts-render-own";
  * bit). */
 enum { BIG_HEAD = 64 }; /* bytes before the buffer; keeps it 64-byte aligned */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define BIG_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BIG_UNDER_ASAN 1
-#endif
-#endif
-
-#if defined(MAP_ANONYMOUS) && defined(MREMAP_MAYMOVE) && !defined(BIG_UNDER_ASAN)
+#if defined(MAP_ANONYMOUS) && defined(MREMAP_MAYMOVE) && !defined(TS_UNDER_ASAN)
 #define BIG_POOLED 1
 #endif
 
@@ -522,16 +514,23 @@ struct ts_render_kept_mask {
 /* Fills out (the box x0, y0, w, h) from the job's kept mask when it was made for the same
  * region and landmarks and holds all of their pixels that lie in the box; returns 1 then, else
  * 0. */
+/* The box of the job's landmarks: x0, y0, x1, y1 in b; 0 when they are not finite. */
+static int landmark_box(const ts_render_job *job, float b[4]) {
+    b[0] = b[1] = INFINITY, b[2] = b[3] = -INFINITY;
+    for (int i = 0; i < TS_LANDMARKS; i++) {
+        b[0] = fminf(b[0], job->lm[i][0]), b[2] = fmaxf(b[2], job->lm[i][0]);
+        b[1] = fminf(b[1], job->lm[i][1]), b[3] = fmaxf(b[3], job->lm[i][1]);
+    }
+    return b[0] <= b[2] && b[1] <= b[3];
+}
+
 static int kept_mask_get(const ts_render_job *job, int region, int x0, int y0, int w, int h,
                          uint8_t *out) {
     const struct ts_render_kept_mask *k = job->kept_mask;
     if (!k || k->region != region || memcmp(k->lm, job->lm, sizeof k->lm)) return 0;
-    float lx0 = INFINITY, ly0 = INFINITY, lx1 = -INFINITY, ly1 = -INFINITY;
-    for (int i = 0; i < TS_LANDMARKS; i++) {
-        lx0 = fminf(lx0, job->lm[i][0]), lx1 = fmaxf(lx1, job->lm[i][0]);
-        ly0 = fminf(ly0, job->lm[i][1]), ly1 = fmaxf(ly1, job->lm[i][1]);
-    }
-    if (!(lx0 <= lx1 && ly0 <= ly1)) return 0;
+    float lb[4];
+    if (!landmark_box(job, lb)) return 0;
+    float lx0 = lb[0], ly0 = lb[1], lx1 = lb[2], ly1 = lb[3];
     /* the pixels the landmarks span, within the box */
     double px0 = fmax(x0, floor(lx0)), py0 = fmax(y0, floor(ly0));
     double px1 = fmin(x0 + w - 1, floor(lx1)), py1 = fmin(y0 + h - 1, floor(ly1));
@@ -544,15 +543,16 @@ static int kept_mask_get(const ts_render_job *job, int region, int x0, int y0, i
     return 1;
 }
 
+/* Keeps mask (w x h at x0, y0; taken over) as the job's kept mask. */
 static void kept_mask_put(ts_render_job *job, int region, int x0, int y0, int w, int h,
-                          const uint8_t *mask) {
+                          uint8_t *mask) {
     struct ts_render_kept_mask *k = job->kept_mask;
-    if (!k && !(k = job->kept_mask = calloc(1, sizeof *k))) return;
-    uint8_t *copy = malloc((size_t)w * h);
-    if (!copy) return;
-    memcpy(copy, mask, (size_t)w * h);
+    if (!k && !(k = job->kept_mask = calloc(1, sizeof *k))) {
+        free(mask);
+        return;
+    }
     free(k->mask);
-    k->mask = copy;
+    k->mask = mask;
     k->region = region, k->x0 = x0, k->y0 = y0, k->w = w, k->h = h;
     memcpy(k->lm, job->lm, sizeof k->lm);
 }
@@ -608,21 +608,19 @@ ts_status ts_render_region_mask(ts_render_job *job, int region, int x0, int y0, 
      * box. (Rasterised over each stage's own box, the antialiased edge came out a little
      * different, so a look's light and retouch depended on whether tone had measured its
      * canvas or found the measurements kept from an earlier look: 0.04 dE00 on average.) */
-    float lx0 = INFINITY, ly0 = INFINITY, lx1 = -INFINITY, ly1 = -INFINITY;
-    for (int i = 0; i < TS_LANDMARKS; i++) {
-        lx0 = fminf(lx0, job->lm[i][0]), lx1 = fmaxf(lx1, job->lm[i][0]);
-        ly0 = fminf(ly0, job->lm[i][1]), ly1 = fmaxf(ly1, job->lm[i][1]);
-    }
-    if (!(lx0 <= lx1 && ly0 <= ly1) || lx1 - lx0 > 1e5f || ly1 - ly0 > 1e5f)
+    float lb[4];
+    if (!landmark_box(job, lb) || lb[2] - lb[0] > 1e5f || lb[3] - lb[1] > 1e5f)
         return rasterise(job, region, x0, y0, w, h, out);
-    int cx0 = (int)floorf(lx0), cy0 = (int)floorf(ly0);
-    int cw = (int)floorf(lx1) - cx0 + 1, ch = (int)floorf(ly1) - cy0 + 1;
+    int cx0 = (int)floorf(lb[0]), cy0 = (int)floorf(lb[1]);
+    int cw = (int)floorf(lb[2]) - cx0 + 1, ch = (int)floorf(lb[3]) - cy0 + 1;
     uint8_t *span = malloc((size_t)cw * ch);
     if (!span) return ts_fail(job->ctx, TS_ERR_NOMEM, "face mask: out of memory");
     ts_status st = rasterise(job, region, cx0, cy0, cw, ch, span);
-    if (!st) kept_mask_put(job, region, cx0, cy0, cw, ch, span);
-    free(span);
-    if (st) return st;
+    if (st) {
+        free(span);
+        return st;
+    }
+    kept_mask_put(job, region, cx0, cy0, cw, ch, span);
     if (kept_mask_get(job, region, x0, y0, w, h, out)) return TS_OK;
     return rasterise(job, region, x0, y0, w, h, out); /* (the copy could not be kept) */
 }

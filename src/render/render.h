@@ -71,15 +71,16 @@ typedef struct ts_stage {
 } ts_stage;
 
 extern const ts_stage ts_stage_frame;
-/* The scale (canvas pixels per photo pixel) frame renders params (a frame block) at for this
- * face on this photo, without rendering; 0 when it cannot frame it. */
-double ts_frame_scale(ts_ctx *ctx, ts_photo *photo, const ts_face_analysis *face,
-                      const void *params);
 extern const ts_stage ts_stage_export;
 extern const ts_stage ts_stage_tone;
 extern const ts_stage ts_stage_light;
 extern const ts_stage ts_stage_retouch;
 extern const ts_stage ts_stage_background;
+
+/* The scale (canvas pixels per photo pixel) frame renders params (a frame block) at for this
+ * face on this photo, without rendering; 0 when it cannot frame it. */
+double ts_frame_scale(ts_ctx *ctx, ts_photo *photo, const ts_face_analysis *face,
+                      const void *params);
 
 /* Adds an edit (printf-style) to the job's list; silently drops past the limit. */
 void ts_render_edit(ts_render_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
