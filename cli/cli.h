@@ -8,6 +8,10 @@
 
 /* Prints "trueshot: <msg>" to stderr and returns the exit code for s. */
 int cli_fail(ts_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Makes the output folder dir and any missing folders above it (as `mkdir -p`). An existing
+ * folder is fine; a file of that name, or a folder that cannot be made, is reported (cli_fail)
+ * and its exit code returned (TS_ERR_WRITE's); 0 on success. */
+int cli_make_dir(const char *dir);
 /* True when stderr is a terminal (progress and colour only then). */
 bool cli_tty(void);
 

@@ -41,8 +41,8 @@ int cmd_demo(int argc, char **argv) {
     snprintf(dirbuf, sizeof dirbuf, "%s", dir);
     for (size_t n = strlen(dirbuf); n > 1 && dirbuf[n - 1] == '/'; n--) dirbuf[n - 1] = 0;
     dir = dirbuf;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return cli_fail(TS_ERR_WRITE, "cannot create %s: %s", dir, strerror(errno));
+    int made = cli_make_dir(dir);
+    if (made) return made;
 
     ts_ctx *ctx;
     if (ts_ctx_new(NULL, &ctx) != TS_OK) return cli_fail(TS_ERR_INTERNAL, "%s", ts_last_error());

@@ -1,8 +1,10 @@
 /* trueshot: the command line. */
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -56,6 +58,34 @@ int cli_fail(ts_status s, const char *fmt, ...) {
     fputc('\n', stderr);
     va_end(ap);
     return ts_status_exit_code(s);
+}
+
+int cli_make_dir(const char *dir) {
+    char path[4096];
+    if (!dir || !dir[0] || strlen(dir) >= sizeof path)
+        return cli_fail(TS_ERR_ARGUMENT, "output folder name missing or too long");
+    snprintf(path, sizeof path, "%s", dir);
+    /* each folder from the top down: the ones that exist are passed, the missing ones made */
+    for (char *q = path + 1;; q++) {
+        if (*q != '/' && *q) continue;
+        char c = *q;
+        *q = 0;
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            if (mkdir(path, 0755) != 0 && errno != EEXIST)
+                return cli_fail(TS_ERR_WRITE, "cannot create the folder %s: %s", path,
+                                strerror(errno));
+        } else if (!S_ISDIR(st.st_mode)) {
+            if (!c) return cli_fail(TS_ERR_WRITE, "%s is a file, not a folder", dir);
+            return cli_fail(TS_ERR_WRITE, "cannot write into %s: %s is a file, not a folder", dir,
+                            path);
+        }
+        if (!c) break;
+        *q = c;
+    }
+    if (access(dir, W_OK | X_OK) != 0)
+        return cli_fail(TS_ERR_WRITE, "cannot write into the folder %s: %s", dir, strerror(errno));
+    return 0;
 }
 
 bool cli_tty(void) {

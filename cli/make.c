@@ -50,7 +50,7 @@ static const char make_usage[] =
     "every headshot is still reduced from it, never enlarged.\n"
     "\n"
     "options:\n"
-    "  -o, --output DIR        where to write (created if missing)\n"
+    "  -o, --output DIR        where to write (created, with any folders above it, if missing)\n"
     "  --style NAME|FILE       a look (repeat for several); default: linkedin, corporate,\n"
     "                          tech-startup, creative. --list-styles shows the built-in ones;\n"
     "                          FILE is your own style file (docs/styles.md)\n"
@@ -358,10 +358,7 @@ int cmd_make(int argc, char **argv) {
             goto done;
         }
     }
-    if (mkdir(o.dir, 0755) != 0 && errno != EEXIST) {
-        rc = cli_fail(TS_ERR_WRITE, "cannot create %s: %s", o.dir, strerror(errno));
-        goto done;
-    }
+    if ((rc = cli_make_dir(o.dir)) != 0) goto done;
     int n_ok = 0;
     for (int i = 0; i < o.n_photos; i++) {
         ts_status st = ts_photo_open(ctx, o.photos[i], &photos[i]);

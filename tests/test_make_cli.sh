@@ -167,6 +167,11 @@ ok
 # A look asked for twice is made once.
 run twice 0 "$ts" make "$sample" -o "$tmp/twice" --style linkedin --style linkedin --crop square:400
 json_check look-twice "$tmp/twice/report.json" '(.outputs | length) == 1'
+# -o makes the folders above it too; a file of that name is refused before any work.
+run deep-dir 0 "$ts" make "$sample" -o "$tmp/new/deeper/out" --style linkedin --crop square:400
+[ -f "$tmp/new/deeper/out/sample-linkedin-square.jpg" ] && ok || bad "deep -o: no headshot"
+run dir-is-a-file 8 "$ts" make "$sample" -o "$tmp/new/deeper/out/sample-linkedin-square.jpg"
+grep -q "square.jpg is a file, not a folder" "$tmp/err" && ok || bad "-o file message: $(cat "$tmp/err")"
 # A file where the report's pictures go: exit 8 naming it, no headshot written.
 mkdir -p "$tmp/rf" && touch "$tmp/rf/report-files"
 run report-files-is-a-file 8 "$ts" make "$sample" -o "$tmp/rf" --style linkedin --crop square:400
