@@ -416,6 +416,50 @@ static void t_face_opaque(void **state) {
     ts_photo_unref(p);
 }
 
+/* A head tilted down (faceapi_sample1's middle woman, faceapi_sample2) has hair above the usual
+ * head-and-shoulders region (0.8 face heights above the face box): the region grows upward
+ * until the hair is inside it, rather than cutting it off along a straight line (before: the
+ * region's top row ran through the hair). A head well inside the usual region (astronaut) keeps
+ * it. */
+static void t_region_grows_for_hair(void **state) {
+    fixture *f = *state;
+    static const struct {
+        const char *photo;
+        int grows;
+    } cases[] = {
+        {"faceapi_sample1.jpg", 1}, {"faceapi_sample2.jpg", 1}, {"faceapi_sample5.jpg", 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const char *path = ts_test_photo(cases[c].photo);
+        ts_photo *p;
+        assert_int_equal(ts_photo_open(f->ctx, path, &p), TS_OK);
+        const ts_face_analysis *a;
+        const ts_face *faces;
+        int nf;
+        assert_int_equal(ts_photo_subject(f->ctx, p, &a), TS_OK);
+        assert_int_equal(ts_photo_faces(f->ctx, p, &faces, &nf), TS_OK);
+        const ts_face *b = &faces[a->face];
+        float *alpha;
+        int w, h, x0, y0;
+        ts_matte *m = matte_of(f->ctx, path, TS_MATTE_HEAD_AND_SHOULDERS, &alpha, &w, &h);
+        ts_matte_region(m, &x0, &y0, NULL, NULL);
+        int usual = (int)floorf(b->y - 0.8f * b->h);
+        usual = usual < 0 ? 0 : usual;
+        int top_person = 0;
+        for (int x = 0; x < w; x++) top_person += alpha[x] >= 0.5f;
+        print_message("%s: region top %d (usual rule %d), person in its top row: %d of %d\n",
+                      cases[c].photo, y0, usual, top_person, w);
+        if (cases[c].grows)
+            assert_true(y0 < usual);
+        else
+            assert_int_equal(y0, usual);
+        /* the hair ends inside the region (or the photo's own top edge is reached) */
+        assert_true(y0 == 0 || top_person < 0.02 * w);
+        free(alpha);
+        ts_matte_free(m);
+        ts_photo_unref(p);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(t_range_region_and_holes, ts_test_setup, ts_test_teardown),
@@ -428,6 +472,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(t_no_person, ts_test_setup, ts_test_teardown),
         cmocka_unit_test(t_colour_model_writes_band),
         cmocka_unit_test_setup_teardown(t_face_opaque, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_region_grows_for_hair, ts_test_setup, ts_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,9 +20,15 @@
 #include "matte/matte.h"
 
 /* Region around the face, in face-box sizes (docs/matte.md). */
-#define REGION_WIDTH 3.5f  /* face widths, centred on the face */
-#define REGION_ABOVE 0.8f  /* face heights above the box top: hair */
-#define REGION_BELOW 3.0f  /* face heights below the chin: shoulders and chest */
+#define REGION_WIDTH 3.5f /* face widths, centred on the face */
+#define REGION_ABOVE 0.8f /* face heights above the box top: hair */
+#define REGION_BELOW 3.0f /* face heights below the chin: shoulders and chest */
+/* Where the person reaches the region's top (in REGION_TOUCH of its columns) or a side (of the
+ * rows above the chin), the region grows by REGION_GROW face heights (widths), at most
+ * REGION_GROW_ROUNDS times. */
+#define REGION_TOUCH 0.02f
+#define REGION_GROW 0.5f
+#define REGION_GROW_ROUNDS 2
 #define HOLE_MAX_FRAC 0.02 /* larger enclosed background is real (between arm and body) */
 #define MIN_PERSON_FRAC 0.005
 #define BAND_FRAC 0.012f   /* band half-width per side, fraction of the region's longer side */
@@ -444,6 +450,63 @@ static void full_fg_rows(void *arg, int begin, int end) {
     }
 }
 
+/* The work image of region reg (photo pixels) cut from the analysis copy an (sx, sy: its scale
+ * to the photo) into k (planes allocated, the colour filled), and the network's person
+ * probability in it (turned upright by q quarter turns); *ax, *ay: its origin in an. */
+static ts_status work_segment(ts_ctx *ctx, VipsImage *an, const int reg[4], double sx, double sy,
+                              int q, work *k, VipsImage **wimg, int *ax, int *ay) {
+    int x0 = (int)floor(reg[0] * sx), y0 = (int)floor(reg[1] * sy);
+    int x1 = (int)ceil((reg[0] + reg[2]) * sx), y1 = (int)ceil((reg[1] + reg[3]) * sy);
+    x1 = x1 > an->Xsize ? an->Xsize : x1 <= x0 ? x0 + 1 : x1;
+    y1 = y1 > an->Ysize ? an->Ysize : y1 <= y0 ? y0 + 1 : y1;
+    *ax = x0, *ay = y0;
+    k->w = x1 - x0, k->h = y1 - y0;
+    size_t wn = (size_t)k->w * k->h;
+    if (vips_extract_area(an, wimg, x0, y0, k->w, k->h, NULL) != 0) {
+        vips_error_clear();
+        return ts_fail(ctx, TS_ERR_INTERNAL, "matte: cannot cut the region");
+    }
+    size_t len = 0;
+    unsigned char *wpx = vips_image_write_to_memory(*wimg, &len);
+    int wb = (*wimg)->Bands;
+    k->rgb = (ts_fimg){k->w, k->h, 3, malloc(sizeof(float) * wn * 3)};
+    k->prob = malloc(sizeof(float) * wn);
+    k->tri = malloc(wn);
+    k->coef = malloc(sizeof(float) * wn * 4);
+    k->alpha = malloc(sizeof(float) * wn);
+    k->F = malloc(sizeof(float) * wn * 3);
+    k->B = malloc(sizeof(float) * wn * 3);
+    k->Bc = malloc(sizeof(float) * wn * 4);
+    if (!wpx || wb < 3 || !k->rgb.px || !k->prob || !k->tri || !k->coef || !k->alpha || !k->F ||
+        !k->B || !k->Bc) {
+        ts_status st = wpx ? TS_ERR_NOMEM : TS_ERR_INTERNAL;
+        g_free(wpx);
+        return ts_fail(ctx, st, "matte: out of memory");
+    }
+    for (size_t i = 0; i < wn; i++)
+        for (int c = 0; c < 3; c++) k->rgb.px[i * 3 + c] = wpx[i * wb + c] * (1.f / 255.f);
+    g_free(wpx);
+    return segment_upright(ctx, *wimg, q, k->prob);
+}
+
+/* Which edges of the work region the person (p >= 0.5) reaches, as bits: 1 the top (in at
+ * least REGION_TOUCH of its columns), 2 the left side and 4 the right (in REGION_TOUCH of the rows
+ * above the chin, row chin: hair, not shoulders, which may well be wider than the region). */
+static unsigned touched_edges(const float *prob, int w, int h, int chin) {
+    unsigned e = 0;
+    int n = 0;
+    for (int x = 0; x < w; x++) n += prob[x] >= 0.5f;
+    if (n >= 2 && n >= REGION_TOUCH * w) e |= 1;
+    int rows = chin < h ? chin : h, nl = 0, nr = 0;
+    for (int y = 0; y < rows; y++) {
+        nl += prob[(size_t)y * w] >= 0.5f;
+        nr += prob[(size_t)y * w + w - 1] >= 0.5f;
+    }
+    if (rows > 0 && nl >= 2 && nl >= REGION_TOUCH * rows) e |= 2;
+    if (rows > 0 && nr >= 2 && nr >= REGION_TOUCH * rows) e |= 4;
+    return e;
+}
+
 ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, ts_matte **out) {
     if (!ctx || !p || !out) return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_photo_matte: NULL argument");
     ts_matte_options opts;
@@ -484,17 +547,16 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     }
     lap("faces", &t);
 
-    bool fg_started = false;
+    bool fg_started = false, grown = false;
     /* The full-resolution region decodes on a second thread meanwhile. */
     decode_job dec = {.p = p, .r = {reg[0], reg[1], reg[2], reg[3]}};
     pthread_t dec_th;
     bool dec_started = pthread_create(&dec_th, NULL, decode_run, &dec) == 0;
 
-    /* 2. The work image: the region in the analysis copy. */
+    /* 2. The work image: the region in the analysis copy, and the network's person in it. */
     double scale;
     work k = {0};
     VipsImage *wimg = NULL;
-    unsigned char *wpx = NULL;
     ts_matte *m = NULL;
     int *xs = NULL, *uy = NULL, *ux = NULL;
     float *fx = NULL, *fy = NULL, *bgw = NULL;
@@ -505,57 +567,63 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         goto fail;
     }
     double sx = (double)an->Xsize / W, sy = (double)an->Ysize / H;
-    int ax = (int)floor(reg[0] * sx), ay = (int)floor(reg[1] * sy);
-    int ax1 = (int)ceil((reg[0] + reg[2]) * sx), ay1 = (int)ceil((reg[1] + reg[3]) * sy);
-    ax1 = ax1 > an->Xsize ? an->Xsize : ax1 <= ax ? ax + 1 : ax1;
-    ay1 = ay1 > an->Ysize ? an->Ysize : ay1 <= ay ? ay + 1 : ay1;
-    k.w = ax1 - ax, k.h = ay1 - ay;
-    size_t wn = (size_t)k.w * k.h;
-    if (vips_extract_area(an, &wimg, ax, ay, k.w, k.h, NULL) != 0) {
-        vips_error_clear();
-        s = ts_fail(ctx, TS_ERR_INTERNAL, "matte: cannot cut the region");
-        goto fail;
-    }
-    size_t len = 0;
-    wpx = vips_image_write_to_memory(wimg, &len);
-    int wb = wimg->Bands;
-    k.rgb = (ts_fimg){k.w, k.h, 3, malloc(sizeof(float) * wn * 3)};
-    k.prob = malloc(sizeof(float) * wn);
-    k.tri = malloc(wn);
-    k.coef = malloc(sizeof(float) * wn * 4);
-    k.alpha = malloc(sizeof(float) * wn);
-    k.F = malloc(sizeof(float) * wn * 3);
-    k.B = malloc(sizeof(float) * wn * 3);
-    k.Bc = malloc(sizeof(float) * wn * 4);
-    m = calloc(1, sizeof *m);
-    if (!wpx || wb < 3 || !k.rgb.px || !k.prob || !k.tri || !k.coef || !k.alpha || !k.F || !k.B ||
-        !k.Bc || !m) {
-        s = ts_fail(ctx, wpx ? TS_ERR_NOMEM : TS_ERR_INTERNAL, "matte: out of memory");
-        goto fail;
-    }
-    for (size_t i = 0; i < wn; i++)
-        for (int c = 0; c < 3; c++) k.rgb.px[i * 3 + c] = wpx[i * wb + c] * (1.f / 255.f);
-    g_free(wpx);
-    wpx = NULL;
-
-    s = segment_upright(ctx, wimg, q_up, k.prob);
-    if (s) goto fail;
-    lap("segmentation", &t);
-    /* Head and shoulders is a portrait of the subject alone: neighbours are cut away. (Its body
-     * model runs down the photo: for a person lying otherwise it would fade their own body, so
-     * there it is left out.) */
-    if (opts.region == TS_MATTE_HEAD_AND_SHOULDERS && subject >= 0 && q_up == 0) {
-        ts_matte_face *mf = malloc(sizeof *mf * nf);
-        if (!mf) {
-            s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
-            goto fail;
+    int ax, ay;
+    const ts_face *sf = subject >= 0 ? &faces[subject] : NULL;
+    for (int round = 0;; round++) {
+        s = work_segment(ctx, an, reg, sx, sy, q_up, &k, &wimg, &ax, &ay);
+        if (s) goto fail;
+        /* Head and shoulders is a portrait of the subject alone: neighbours are cut away. (Its
+         * body model runs down the photo: for a person lying otherwise it would fade their own
+         * body, so there it is left out.) */
+        if (opts.region == TS_MATTE_HEAD_AND_SHOULDERS && subject >= 0 && q_up == 0) {
+            ts_matte_face *mf = malloc(sizeof *mf * nf);
+            if (!mf) {
+                s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
+                goto fail;
+            }
+            for (int i = 0; i < nf; i++)
+                mf[i] = (ts_matte_face){
+                    (float)((faces[i].x + faces[i].w / 2) * sx - ax), (float)(faces[i].y * sy - ay),
+                    (float)((faces[i].y + faces[i].h) * sy - ay), (float)(faces[i].w * sx)};
+            ts_matte_isolate(k.prob, k.w, k.h, mf, nf, subject);
+            free(mf);
         }
-        for (int i = 0; i < nf; i++)
-            mf[i] = (ts_matte_face){
-                (float)((faces[i].x + faces[i].w / 2) * sx - ax), (float)(faces[i].y * sy - ay),
-                (float)((faces[i].y + faces[i].h) * sy - ay), (float)(faces[i].w * sx)};
-        ts_matte_isolate(k.prob, k.w, k.h, mf, nf, subject);
-        free(mf);
+        /* Hair that reaches past the region's top or sides (a big hairdo, a head tilted down or
+         * to the side) would be cut off along a straight line: the region grows there, within
+         * the photo, and the network runs again. */
+        if (opts.region != TS_MATTE_HEAD_AND_SHOULDERS || !sf || q_up != 0 ||
+            round == REGION_GROW_ROUNDS)
+            break;
+        int chin = (int)lrint((sf->y + sf->h) * sy) - ay;
+        unsigned edges = touched_edges(k.prob, k.w, k.h, chin);
+        int grow[3] = {0}; /* top, left, right, in photo pixels */
+        if ((edges & 1) && reg[1] > 0) grow[0] = (int)ceilf(REGION_GROW * sf->h);
+        if ((edges & 2) && reg[0] > 0) grow[1] = (int)ceilf(REGION_GROW * sf->w);
+        if ((edges & 4) && reg[0] + reg[2] < W) grow[2] = (int)ceilf(REGION_GROW * sf->w);
+        if (!grow[0] && !grow[1] && !grow[2]) break;
+        int x0 = reg[0] - grow[1] < 0 ? 0 : reg[0] - grow[1];
+        int y0 = reg[1] - grow[0] < 0 ? 0 : reg[1] - grow[0];
+        int x1 = reg[0] + reg[2] + grow[2] > W ? W : reg[0] + reg[2] + grow[2];
+        reg[3] += reg[1] - y0, reg[0] = x0, reg[1] = y0, reg[2] = x1 - x0;
+        work_free(&k);
+        memset(&k, 0, sizeof k);
+        g_object_unref(wimg), wimg = NULL;
+        grown = true;
+    }
+    /* The full-resolution region: decoded again when the region grew. */
+    if (grown && dec_started) {
+        pthread_join(dec_th, NULL), dec_started = false;
+        g_free(dec.px), dec.px = NULL;
+        memcpy(dec.r, reg, sizeof dec.r);
+        dec_started = pthread_create(&dec_th, NULL, decode_run, &dec) == 0;
+    } else if (grown) {
+        memcpy(dec.r, reg, sizeof dec.r);
+    }
+    size_t wn = (size_t)k.w * k.h;
+    m = calloc(1, sizeof *m);
+    if (!m) {
+        s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
+        goto fail;
     }
     /* The subject's face is the person (face_core): sure of it from here, and after the
      * filter. */
@@ -704,7 +772,6 @@ fail:
     if (dec_started) pthread_join(dec_th, NULL);
     if (fg_started) pthread_join(fg_th, NULL);
     g_free(dec.px);
-    g_free(wpx);
     free(ux), free(uy), free(fx), free(fy), free(xs), free(bgw), free(bgs), free(core);
     if (wimg) g_object_unref(wimg);
     work_free(&k);
