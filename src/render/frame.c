@@ -4,9 +4,11 @@
  * to two fifths from the top; the head (chin to the top of the hair) fills about half of a
  * profile square and less of a portrait; there is always room above the head and the chin is
  * never cut. The head's height is estimated from the mesh: forehead point 10 to chin point 152
- * (the mesh stops below the hairline), times 1.35 for hair. When the photo has too little room
- * above the head the frame is moved and zoomed within limits, and what is still missing is said
- * in the report rather than invented. */
+ * (the mesh stops below the hairline), times 1.35 for hair; with a matte, the top of the hair (or
+ * hat) is measured on it, and a taller head gets more room (up to 1.25 times the estimate). When
+ * the photo has too little room above the head the frame is moved and zoomed within limits, and
+ * what is still missing is said in the report rather than invented; where the hair ends inside
+ * the photo, the frame may reach past the photo's top instead, as the backdrop fills it. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1452,6 +1454,14 @@ static int render_canvas(ts_render_job *job, VipsImage *full, const frame_geom *
 
 enum { OVER_TOP = 1, OVER_BOTTOM = 2, OVER_SIDES = 4 };
 
+/* The head's height: forehead to chin (mesh points 10 to 152) times HAIR_FACTOR for the hair
+ * above the mesh, or as measured on the matte (measured_head: a strip HAIR_STRIP face heights
+ * wide, person in HAIR_SOLID of it), up to HEAD_MEASURED_MAX times that estimate. */
+#define HAIR_FACTOR 1.35
+#define HAIR_STRIP 0.5
+#define HAIR_SOLID 0.25
+#define HEAD_MEASURED_MAX 1.25
+
 /* Fits a W x H canvas turned by t about the eyes E on a PW x PH photo, from the scale s0 and
  * the eye line *eye (fraction of H) of the template: *s, *eye, A (the eyes' canvas position)
  * and box (the photo-space box the canvas covers) as fitted; returns where it still shows past
@@ -1460,13 +1470,13 @@ enum { OVER_TOP = 1, OVER_BOTTOM = 2, OVER_SIDES = 4 };
  * past the photo, lower the eyes in the frame, up to halfway, then zoom on up to ZOOM_MAX_HARD.
  * The top is softer: raise the eyes to 0.30, then zoom up to 1.8x. */
 static int fit_frame(double s0, double t, const double E[2], int W, int H, int PW, int PH,
-                     double *s_out, double *eye_out, double A[2], double box[4]) {
+                     bool top_free, double *s_out, double *eye_out, double A[2], double box[4]) {
     double s = s0, eye = *eye_out;
     A[0] = W / 2.0, A[1] = eye * H;
     for (int it = 0; it < 200; it++) {
         canvas_bounds(s, t, E, A, W, H, box);
         bool over_bottom = box[3] > PH + 0.5, over_sides = box[0] < -0.5 || box[2] > PW + 0.5;
-        bool over_top = box[1] < -0.5;
+        bool over_top = !top_free && box[1] < -0.5;
         if (!over_bottom && !over_sides && !over_top) break;
         if (over_bottom || over_sides) {
             if (s < s0 * 1.8)
@@ -1487,8 +1497,37 @@ static int fit_frame(double s0, double t, const double E[2], int W, int H, int P
     }
     canvas_bounds(s, t, E, A, W, H, box);
     *s_out = s, *eye_out = eye;
-    return (box[1] < -0.5 ? OVER_TOP : 0) | (box[3] > PH + 0.5 ? OVER_BOTTOM : 0) |
+    return (!top_free && box[1] < -0.5 ? OVER_TOP : 0) | (box[3] > PH + 0.5 ? OVER_BOTTOM : 0) |
            (box[0] < -0.5 || box[2] > PW + 0.5 ? OVER_SIDES : 0);
+}
+
+/* The head's height measured on the matte, chin (mesh point 152) to the top of the hair or hat,
+ * along the face's own up (chin to forehead, point 10): the cross-section of the person, a strip
+ * HAIR_STRIP face heights wide on the axis, walked up from the forehead a pixel at a time to the
+ * last step where at least HAIR_SOLID of it is person (alpha >= 0.5). 0 when there is no matte,
+ * or the walk reaches its region's edge (what lies beyond is not known). */
+static double measured_head(const ts_render_job *job, const float (*L)[3], double fh) {
+    const ts_matte *mt = job->matte;
+    if (!mt || fh < 4) return 0;
+    double ux = (L[10][0] - L[152][0]) / fh, uy = (L[10][1] - L[152][1]) / fh; /* up */
+    double vx = -uy, vy = ux;                                                  /* across */
+    int half = (int)ceil(HAIR_STRIP / 2 * fh), last = 0;
+    for (int step = 0; step < (int)(2 * fh); step++) {
+        double cx = L[10][0] + ux * step, cy = L[10][1] + uy * step;
+        int on = 0, n = 0;
+        for (int k = -half; k <= half; k++) {
+            int x = (int)lround(cx + vx * k) - mt->x, y = (int)lround(cy + vy * k) - mt->y;
+            if (x < 0 || y < 0 || x >= mt->w || y >= mt->h) {
+                if (k == 0) return 0; /* the axis leaves the matte's region */
+                continue;
+            }
+            n++;
+            on += mt->alpha[(size_t)y * mt->w + x] >= 32768;
+        }
+        if (n == 0 || on < HAIR_SOLID * n) break;
+        last = step;
+    }
+    return fh + last;
 }
 
 /* The frame's geometry for p (the transform and the part of the photo it needs), and the notes
@@ -1512,9 +1551,20 @@ static ts_status frame_geometry(ts_render_job *job, const frame_params *p, int P
     g->upright = upright;
     double t = upright + r;
     double E[2] = {(L[468][0] + L[473][0]) / 2, (L[468][1] + L[473][1]) / 2};
-    /* Head height in the levelled frame: forehead to chin, plus hair. */
+    /* Head height in the levelled frame: chin to the top of the hair. Estimated from the mesh
+     * (forehead to chin, plus hair), and measured on the matte where there is one: hair fuller
+     * than the estimate's, a head tilted down (its forehead-to-chin foreshortened, its crown
+     * showing more), a hat. The measure only adds room, and at most HEAD_MEASURED_MAX times the
+     * estimate (a big hairdo is cropped into, as a photographer would, rather than shrinking
+     * the face). */
     double fh = hypot(L[152][0] - L[10][0], L[152][1] - L[10][1]);
-    double head_px = 1.35 * fh;
+    double est = HAIR_FACTOR * fh, meas = measured_head(job, L, fh);
+    double head_px = meas > est ? fmin(meas, HEAD_MEASURED_MAX * est) : est;
+    /* Above the head, past the photo's top, a replaced backdrop shows (the matte's alpha is 0
+     * there): where the hair ends inside the photo, the frame may reach past its top rather
+     * than be pushed down onto the head. */
+    double crown_y = L[10][1] + (L[10][1] - L[152][1]) / fh * (meas - fh);
+    bool top_free = meas > 0 && upright == 0 && crown_y > 2;
     double head_frac = p->head > 0 ? p->head : crop_head[p->crop];
     double eye = p->eye_line > 0 ? p->eye_line : crop_eye[p->crop];
     double s = head_frac * H / head_px;
@@ -1531,7 +1581,8 @@ static ts_status frame_geometry(ts_render_job *job, const frame_params *p, int P
         int found = -1;
         for (int k = 0; k < n_share && found < 0; k++) {
             double sk = s, ek = eye, Ak[2] = {A[0], A[1]}, bk[4];
-            int over = fit_frame(s, upright + r * share[k], E, W, H, PW, PH, &sk, &ek, Ak, bk);
+            int over =
+                fit_frame(s, upright + r * share[k], E, W, H, PW, PH, top_free, &sk, &ek, Ak, bk);
             if (pass == 0 ? !over : !(over & (OVER_BOTTOM | OVER_SIDES))) found = k;
         }
         if (found >= 0) {
@@ -1540,15 +1591,15 @@ static ts_status frame_geometry(ts_render_job *job, const frame_params *p, int P
         }
     }
     t = upright + r * share[pick];
-    fit_frame(s, t, E, W, H, PW, PH, &s, &eye, A, box);
+    fit_frame(s, t, E, W, H, PW, PH, top_free, &s, &eye, A, box);
     if (pick > 0)
         ts_render_note(job,
                        "levelled the eyes only partly (%.1f of %.1f degrees): turning the photo "
                        "further would show past its edge",
                        fabs(r * share[pick]) * 180 / M_PI, fabs(r) * 180 / M_PI);
     canvas_bounds(s, t, E, A, W, H, box);
-    double head_top = E[1] - (E[1] - L[10][1]) - 0.35 * fh; /* approx. top of hair, photo y */
-    if (box[1] < -0.5) {
+    double head_top = L[10][1] - (head_px - fh); /* approx. top of the hair, photo y */
+    if (box[1] < -0.5 && !top_free) {
         if (head_top < 0)
             ts_render_note(job, "the top of the head is cut off in the photo; leave room above "
                                 "the head next time");
