@@ -237,9 +237,13 @@ ts_status ts_face_detect_with(ts_ctx *ctx, ts_photo *p, int models, ts_face_box 
     ts_face_box *other = malloc(sizeof *other * (size_t)(cap > 0 ? cap : 1));
     int n2 = 0;
     if (!other) return ts_fail(ctx, TS_ERR_NOMEM, "ts_face_detect: out of memory");
-    if (!(s = ts_photo_turn_over(ctx, p)) && !(s = detect_as_is(ctx, p, models, other, cap, &n2))) {
-        float turned = best_score(other, n2);
-        if (turned >= best + TURN_GAIN && turned >= TURN_TAKE)
+    /* The try is a second opinion: when it cannot be made (out of memory turning the photo or
+     * detecting on it), the photo stays, or is put back, the way it was and the upright
+     * detection stands. */
+    if (ts_photo_turn_over(ctx, p) == TS_OK) {
+        ts_status d = detect_as_is(ctx, p, models, other, cap, &n2);
+        float turned = d ? 0 : best_score(other, n2);
+        if (!d && turned >= best + TURN_GAIN && turned >= TURN_TAKE)
             memcpy(out, other, sizeof *out * (size_t)(*n = n2));
         else
             s = ts_photo_turn_over(ctx, p); /* back the way it was */

@@ -572,6 +572,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     for (int round = 0;; round++) {
         s = work_segment(ctx, an, reg, sx, sy, q_up, &k, &wimg, &ax, &ay);
         if (s) goto fail;
+        lap("segmentation", &t);
         /* Head and shoulders is a portrait of the subject alone: neighbours are cut away. (Its
          * body model runs down the photo: for a person lying otherwise it would fade their own
          * body, so there it is left out.) */

@@ -206,7 +206,7 @@ enum { BIG_HEAD = 64 }; /* bytes before the buffer; keeps it 64-byte aligned */
 #endif
 
 #define BIG_MIN ((size_t)1 << 20)       /* smaller ones come from the heap */
-#define BIG_POOL_N 8                    /* buffers waiting at most */
+#define BIG_POOL_N TS_RENDER_BIG_POOL_N /* buffers waiting at most */
 #define BIG_POOL_CAP ((size_t)48 << 20) /* bytes waiting at most */
 
 /* What stands before each buffer: its mapping's length (head included), 0 when malloc'd. */

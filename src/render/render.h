@@ -154,6 +154,9 @@ void ts_render_big_free(void *buf);
 void ts_render_big_pool_arm(void);
 void ts_render_big_pool_flush(void);
 
+/* How many big buffers wait in that pool at most. */
+#define TS_RENDER_BIG_POOL_N 8
+
 /* The largest big buffer waiting in that pool, its size in *bytes (as if allocated with it; free
  * with ts_render_big_free); NULL when none waits. For a stage that carves its scratch from
  * several buffers: what waits then serves it rather than waiting beside it. */

@@ -76,7 +76,7 @@ typedef struct spill {
     struct spill *next;
 } spill;
 
-#define ARENA_REGIONS 9 /* the pool holds at most 8; then the mapping */
+#define ARENA_REGIONS (TS_RENDER_BIG_POOL_N + 1) /* what the pool holds, then the mapping */
 
 typedef struct arena {
     uint8_t *base[ARENA_REGIONS];
