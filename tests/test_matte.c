@@ -460,6 +460,51 @@ static void t_region_grows_for_hair(void **state) {
     }
 }
 
+/* The foreground colour is kept as the photo plus the blocks the solve changed: where alpha is 1
+ * it is the photo's pixel, the kept blocks lie along the edge (a small share of the region),
+ * the edge's pixels are unmixed there (some differ from the photo), and a span read on its own
+ * (ts_matte_fg_span) is what the whole copy holds. */
+static void t_fg_blocks(void **state) {
+    fixture *f = *state;
+    const char *path = ts_test_sample();
+    ts_photo *p;
+    assert_int_equal(ts_photo_open(f->ctx, path, &p), TS_OK);
+    ts_matte *m = NULL;
+    assert_int_equal(ts_photo_matte(f->ctx, p, NULL, &m), TS_OK);
+    VipsImage *im = vips_image_new_from_file(path, NULL), *mem = NULL;
+    assert_non_null(im);
+    assert_int_equal(vips_extract_area(im, &mem, m->x, m->y, m->w, m->h, NULL), 0);
+    size_t len;
+    uint8_t *photo = vips_image_write_to_memory(mem, &len), *fg = ts_matte_fg_copy(m);
+    assert_non_null(photo);
+    assert_non_null(fg);
+    size_t n = (size_t)m->w * m->h, opaque_off = 0, mixed = 0, mixed_changed = 0;
+    for (size_t i = 0; i < n; i++) {
+        int same = !memcmp(fg + i * 3, photo + i * 3, 3);
+        if (m->alpha[i] == 65535) opaque_off += !same;
+        if (m->alpha[i] > 0 && m->alpha[i] < 65535) mixed++, mixed_changed += !same;
+    }
+    int kept = 0;
+    for (int b = 0; b < m->fg_bw * m->fg_bh; b++) kept += m->fg_index[b] >= 0;
+    print_message("sample: %d of %d blocks kept, %zu of %zu edge pixels unmixed\n", kept,
+                  m->fg_bw * m->fg_bh, mixed_changed, mixed);
+    assert_int_equal(opaque_off, 0);
+    assert_true(kept > 0 && kept < m->fg_bw * m->fg_bh / 3);
+    assert_true(mixed_changed > mixed / 4);
+    uint8_t *row = malloc((size_t)m->w * 3);
+    for (int y = 0; y < m->h; y += 7) {
+        int x0 = (y * 13) % m->w, x1 = x0 + 45 < m->w ? x0 + 45 : m->w;
+        memcpy(row, photo + ((size_t)y * m->w + x0) * 3, (size_t)(x1 - x0) * 3);
+        ts_matte_fg_span(m, y, x0, x1, row);
+        assert_memory_equal(row, fg + ((size_t)y * m->w + x0) * 3, (size_t)(x1 - x0) * 3);
+    }
+    free(row);
+    g_free(photo), g_free(fg);
+    g_object_unref(mem), g_object_unref(im);
+    ts_matte_free(m);
+    ts_photo_unref(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(t_range_region_and_holes, ts_test_setup, ts_test_teardown),
@@ -473,6 +518,7 @@ int main(void) {
         cmocka_unit_test(t_colour_model_writes_band),
         cmocka_unit_test_setup_teardown(t_face_opaque, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(t_region_grows_for_hair, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_fg_blocks, ts_test_setup, ts_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,8 +66,67 @@ void ts_matte_options_init(ts_matte_options *o) {
 void ts_matte_free(ts_matte *m) {
     if (!m) return;
     free(m->alpha);
-    g_free(m->fg);
+    free(m->fg_index);
+    free(m->fg_blocks);
+    if (m->photo) g_object_unref(m->photo);
     free(m);
+}
+
+int ts_matte_fg_span(const ts_matte *m, int y, int x0, int x1, uint8_t *dst) {
+    const int B = TS_MATTE_FG_BLOCK;
+    if (!m || !m->fg_index || y < 0 || y >= m->h) return 0;
+    x0 = x0 < 0 ? 0 : x0, x1 = x1 > m->w ? m->w : x1;
+    const int32_t *row = m->fg_index + (size_t)(y / B) * m->fg_bw;
+    int written = 0;
+    for (int bx = x0 / B; x0 < x1 && bx <= (x1 - 1) / B; bx++) {
+        if (row[bx] < 0) continue;
+        int a = bx * B > x0 ? bx * B : x0, b = (bx + 1) * B < x1 ? (bx + 1) * B : x1;
+        const uint8_t *src = m->fg_blocks + ((size_t)row[bx] * B * B + (size_t)(y % B) * B) * 3;
+        memcpy(dst + (size_t)(a - x0) * 3, src + (size_t)(a - bx * B) * 3, (size_t)(b - a) * 3);
+        written += b - a;
+    }
+    return written;
+}
+
+uint8_t *ts_matte_fg_copy(const ts_matte *m) {
+    if (!m || !m->photo) return NULL;
+    uint8_t *px = g_try_malloc((size_t)m->w * m->h * 3);
+    for (int y = 0; px && y < m->h; y++) {
+        uint8_t *row = px + (size_t)y * m->w * 3;
+        memcpy(row, VIPS_IMAGE_ADDR(m->photo, m->x, m->y + y), (size_t)m->w * 3);
+        ts_matte_fg_span(m, y, 0, m->w, row);
+    }
+    return px;
+}
+
+/* Keeps, of fg (the region's foreground colour, w * h * 3), only the blocks that differ from the
+ * photo (m->photo): m's fg_* fields. Returns 0, or -1 when out of memory. */
+static int fg_keep_blocks(ts_matte *m, const uint8_t *fg) {
+    const int B = TS_MATTE_FG_BLOCK;
+    m->fg_bw = (m->w + B - 1) / B, m->fg_bh = (m->h + B - 1) / B;
+    size_t nb = (size_t)m->fg_bw * m->fg_bh, kept = 0;
+    m->fg_index = malloc(sizeof *m->fg_index * nb);
+    if (!m->fg_index) return -1;
+    for (int by = 0; by < m->fg_bh; by++)
+        for (int bx = 0; bx < m->fg_bw; bx++) {
+            int x0 = bx * B, n = (m->w - x0 < B ? m->w - x0 : B) * 3, differs = 0;
+            for (int y = by * B; y < (by + 1) * B && y < m->h && !differs; y++)
+                differs = memcmp(fg + ((size_t)y * m->w + x0) * 3,
+                                 VIPS_IMAGE_ADDR(m->photo, m->x + x0, m->y + y), (size_t)n) != 0;
+            m->fg_index[(size_t)by * m->fg_bw + bx] = differs ? (int32_t)kept++ : -1;
+        }
+    m->fg_blocks = malloc(kept ? kept * B * B * 3 : 1);
+    if (!m->fg_blocks) return -1;
+    for (int by = 0; by < m->fg_bh; by++)
+        for (int bx = 0; bx < m->fg_bw; bx++) {
+            int32_t k = m->fg_index[(size_t)by * m->fg_bw + bx];
+            if (k < 0) continue;
+            int x0 = bx * B, n = (m->w - x0 < B ? m->w - x0 : B) * 3;
+            for (int y = by * B; y < (by + 1) * B && y < m->h; y++)
+                memcpy(m->fg_blocks + ((size_t)k * B * B + (size_t)(y - by * B) * B) * 3,
+                       fg + ((size_t)y * m->w + x0) * 3, (size_t)n);
+        }
+    return 0;
 }
 
 void ts_matte_region(const ts_matte *m, int *x, int *y, int *w, int *h) {
@@ -169,7 +228,8 @@ static ts_status segment_upright(ts_ctx *ctx, VipsImage *wimg, int q, float *pro
  * the photo's full decode (ts_photo_full_try), made now if no one has made it yet: the render
  * stages read that same decode, so the person's colour and the canvas agree to the bit, and a
  * photo is decoded at full size once. */
-static unsigned char *decode_region(ts_photo *p, const int r[4], char *err, size_t errlen) {
+static unsigned char *decode_region(ts_photo *p, const int r[4], VipsImage **keep, char *err,
+                                    size_t errlen) {
     VipsImage *full = ts_photo_full_try(p, err, errlen);
     if (!full) return NULL;
     if (full->Bands != 3 || full->BandFmt != VIPS_FORMAT_UCHAR || full->Xsize < r[0] + r[2] ||
@@ -184,6 +244,7 @@ static unsigned char *decode_region(ts_photo *p, const int r[4], char *err, size
     }
     for (int y = 0; y < r[3]; y++)
         memcpy(px + (size_t)y * r[2] * 3, VIPS_IMAGE_ADDR(full, r[0], r[1] + y), (size_t)r[2] * 3);
+    *keep = g_object_ref(full);
     return px;
 }
 
@@ -294,12 +355,13 @@ typedef struct decode_job {
     ts_photo *p;
     int r[4];
     unsigned char *px;
+    VipsImage *full; /* the photo's full-resolution decode px was copied from (a reference) */
     char err[300];
 } decode_job;
 
 static void *decode_run(void *arg) {
     decode_job *d = arg;
-    d->px = decode_region(d->p, d->r, d->err, sizeof d->err);
+    d->px = decode_region(d->p, d->r, &d->full, d->err, sizeof d->err);
     return NULL;
 }
 
@@ -321,6 +383,7 @@ static void *fg_run(void *arg) {
 typedef struct full_job {
     const work *k;
     ts_matte *m;
+    uint8_t *fg; /* the region's colours, made the foreground colour in place */
     const int *uy, *xs;
     const float *fx, *fy;
 } full_job;
@@ -349,7 +412,7 @@ static void full_alpha_rows(void *arg, int begin, int end) {
         const uint8_t *t0 = k->tri + r0, *t1 = t0 + kr;
         const float *c0 = k->coef + r0 * 4, *c1 = c0 + (size_t)kr * 4;
         uint16_t *arow = m->alpha + (size_t)y * m->w;
-        const uint8_t *irow = m->fg + (size_t)y * m->w * 3;
+        const uint8_t *irow = j->fg + (size_t)y * m->w * 3;
         for (int cx = 0; cx < k->w; cx++) {
             int xa = j->xs[cx], xb = j->xs[cx + 1];
             if (xa == xb) continue;
@@ -430,7 +493,7 @@ static void full_fg_rows(void *arg, int begin, int end) {
                 uint16_t A = al[o];
                 if (A == 0 || A == 65535) continue;
                 float a = A * (1.f / 65535.f), wx = j->fx[x];
-                uint8_t *d = m->fg + o * 3;
+                uint8_t *d = j->fg + o * 3;
                 float fu[3], bu[3], I[3], F[3];
                 for (int c = 0; c < 3; c++) {
                     fu[c] = fl[c] + wx * (fr[c] - fl[c]);
@@ -615,6 +678,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     if (grown && dec_started) {
         pthread_join(dec_th, NULL), dec_started = false;
         g_free(dec.px), dec.px = NULL;
+        if (dec.full) g_object_unref(dec.full), dec.full = NULL;
         memcpy(dec.r, reg, sizeof dec.r);
         dec_started = pthread_create(&dec_th, NULL, decode_run, &dec) == 0;
     } else if (grown) {
@@ -732,8 +796,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         goto fail;
     }
     m->x = reg[0], m->y = reg[1], m->w = reg[2], m->h = reg[3];
-    m->fg = dec.px;
-    dec.px = NULL;
+    m->photo = dec.full, dec.full = NULL;
     size_t n = (size_t)m->w * m->h;
     m->alpha = malloc(sizeof *m->alpha * n);
     ux = malloc(sizeof *ux * m->w), uy = malloc(sizeof *uy * m->h);
@@ -749,7 +812,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         while (x < m->w && ux[x] < c) x++;
         xs[c] = x;
     }
-    full_job job = {&k, m, uy, xs, fx, fy};
+    full_job job = {&k, m, dec.px, uy, xs, fx, fy};
     ts_matte_parallel(m->h, full_alpha_rows, &job);
     if (core) raise_to_core(core, k.w, k.h, m, ux, uy, fx, fy);
     lap("alpha (full)", &t);
@@ -760,6 +823,11 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         goto fail;
     }
     if (opts.decontaminate) ts_matte_parallel(m->h, full_fg_rows, &job);
+    if (fg_keep_blocks(m, dec.px) != 0) {
+        s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
+        goto fail;
+    }
+    g_free(dec.px), dec.px = NULL;
     lap("foreground (full)", &t);
     if (getenv("TRUESHOT_MATTE_TIMING"))
         fprintf(stderr, "matte: region %dx%d at %d,%d, work %dx%d, band %d px: %.1f ms\n", m->w,
@@ -773,6 +841,7 @@ fail:
     if (dec_started) pthread_join(dec_th, NULL);
     if (fg_started) pthread_join(fg_th, NULL);
     g_free(dec.px);
+    if (dec.full) g_object_unref(dec.full);
     free(ux), free(uy), free(fx), free(fy), free(xs), free(bgw), free(bgs), free(core);
     if (wimg) g_object_unref(wimg);
     work_free(&k);

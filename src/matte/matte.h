@@ -11,12 +11,35 @@
 
 #include "core/internal.h"
 
+/* The foreground colour is kept in blocks of TS_MATTE_FG_BLOCK x TS_MATTE_FG_BLOCK region
+ * pixels: the photo's own pixels, except in the blocks where the solve changed one (along the
+ * person's edge), which keep their own colours. A full copy of the region (39 MB for a 12-MP
+ * photo whose region is all of it) would mostly repeat the photo. */
+#define TS_MATTE_FG_BLOCK 32
+
 struct ts_matte {
     int x, y, w, h;  /* region in photo pixels */
     uint16_t *alpha; /* w * h, 0..65535 */
-    uint8_t *fg;     /* w * h * 3, foreground colour (sRGB bytes; g_malloc'd: the decoded region,
-                        overwritten where 0 < alpha < 1); meaningless where alpha == 0 */
+    /* The foreground colour (sRGB bytes; meaningless where alpha == 0): photo (the photo's
+     * full-resolution decode, 3-band uchar in memory, a reference; the region at x, y in it),
+     * except block b (row-major, fg_bw across) where fg_index[b] >= 0: then its colours, at
+     * fg_blocks + fg_index[b] * TS_MATTE_FG_BLOCK^2 * 3, rows of TS_MATTE_FG_BLOCK pixels
+     * (blocks at the region's right and bottom edges are partly unused). Read it with
+     * ts_matte_fg_span or ts_matte_fg_copy. */
+    VipsImage *photo;
+    int fg_bw, fg_bh;
+    int32_t *fg_index;
+    uint8_t *fg_blocks;
 };
+
+/* Where the foreground colour of region row y, columns x0 .. x1 - 1, differs from the photo:
+ * writes the kept blocks' colours over dst (which holds those columns' photo pixels, 3 bytes
+ * each). Returns how many pixels it wrote (0: the span is the photo's). */
+int ts_matte_fg_span(const ts_matte *m, int y, int x0, int x1, uint8_t *dst);
+
+/* The foreground colour of the whole region, w * h * 3 bytes (g_malloc'd; NULL when out of
+ * memory). */
+uint8_t *ts_matte_fg_copy(const ts_matte *m);
 
 /* A float image of one or more interleaved bands. */
 typedef struct ts_fimg {

@@ -404,15 +404,21 @@ typedef struct maps_job {
 static void maps_range(size_t first, size_t n, void *user) {
     const maps_job *j = user;
     const ts_matte *mt = j->mt;
+    uint8_t seg[MAP_B * 3];
     for (size_t by = first; by < first + n; by++)
         for (int y = (int)by * MAP_B; y < ((int)by + 1) * MAP_B && y < mt->h; y++) {
-            const uint8_t *f = mt->fg + (size_t)y * mt->w * 3;
             const uint8_t *p = j->px + ((size_t)(y + mt->y) * j->pw + mt->x) * 3;
             const uint16_t *a = mt->alpha + (size_t)y * mt->w;
             for (int bx = 0; bx < j->bw; bx++) {
                 int x0 = bx * MAP_B, n = mt->w - x0 < MAP_B ? mt->w - x0 : MAP_B;
                 size_t o = by * j->bw + bx;
-                if (!j->fgd[o] && memcmp(f + x0 * 3, p + x0 * 3, (size_t)n * 3)) j->fgd[o] = 1;
+                /* the foreground colour differs from the photo only in the matte's kept blocks */
+                if (!j->fgd[o]) {
+                    memcpy(seg, p + x0 * 3, (size_t)n * 3);
+                    if (ts_matte_fg_span(mt, y, x0, x0 + n, seg) &&
+                        memcmp(seg, p + x0 * 3, (size_t)n * 3))
+                        j->fgd[o] = 1;
+                }
                 if (!j->anz[o])
                     for (int x = x0; x < x0 + n; x++)
                         if (a[x]) {
@@ -484,6 +490,7 @@ static int maps_any(const block_maps *m, const ts_matte *mt, const int *sat, int
  * inserted image. is16: 16-bit samples, else 8-bit. */
 typedef struct half_job {
     const void *base, *over;
+    const ts_matte *fg; /* instead of over: the matte's foreground colour laid on base */
     int w, h, bands, is16, ox, oy, ow, oh;
     void *out;
     int hw, y0, y1;
@@ -496,6 +503,12 @@ static const void *half_row(const half_job *j, int y, void *row) {
     int in_over = y >= j->oy && y < j->oy + j->oh && j->ow > 0;
     const uint8_t *b = j->base ? (const uint8_t *)j->base + (size_t)y * rb : NULL;
     if (b && !in_over) return b; /* read in place */
+    if (b && j->fg) {            /* (the region lies inside the photo) */
+        memcpy(row, b, rb);
+        return ts_matte_fg_span(j->fg, y - j->oy, 0, j->ow, (uint8_t *)row + (size_t)j->ox * 3)
+                   ? row
+                   : b;
+    }
     if (b)
         memcpy(row, b, rb);
     else
@@ -609,10 +622,28 @@ static void half_range(size_t first, size_t n, void *user) {
     half_rows(&j);
 }
 
+/* The foreground colour over the photo's area x, y, w, h (the photo's own pixels outside the
+ * matte's region, where alpha is 0 and it is never shown): a memory image of its own (NULL on
+ * failure). full: the photo, 3-band uchar in memory. */
+static VipsImage *fg_area(const ts_matte *mt, VipsImage *full, int x, int y, int w, int h) {
+    if (full->Bands != 3 || full->BandFmt != VIPS_FORMAT_UCHAR || !full->data) return NULL;
+    size_t bytes = (size_t)w * h * 3;
+    uint8_t *px = ts_render_big_alloc(bytes);
+    if (!px) return NULL;
+    for (int r = 0; r < h; r++) {
+        uint8_t *row = px + (size_t)r * w * 3;
+        memcpy(row, VIPS_IMAGE_ADDR(full, x, y + r), (size_t)w * 3);
+        int a = x > mt->x ? x : mt->x, b = x + w < mt->x + mt->w ? x + w : mt->x + mt->w;
+        if (a < b)
+            ts_matte_fg_span(mt, y + r - mt->y, a - mt->x, b - mt->x, row + (size_t)(a - x) * 3);
+    }
+    return ts_render_wrap_big(px, bytes, w, h, 3, VIPS_FORMAT_UCHAR);
+}
+
 /* The half-size image (memory, owning its pixels) of base with over inserted; NULL on failure.
  * An odd size is rounded up, its last column or row averaged with itself. */
-static VipsImage *half_of(const void *base, const void *over, int w, int h, int bands, int is16,
-                          int ox, int oy, int ow, int oh) {
+static VipsImage *half_of(const void *base, const void *over, const ts_matte *fg, int w, int h,
+                          int bands, int is16, int ox, int oy, int ow, int oh) {
     int hw = (w + 1) / 2, hh = (h + 1) / 2;
     size_t bytes = (size_t)hw * hh * bands * (is16 ? 2 : 1);
     void *out = g_try_malloc(bytes);
@@ -621,8 +652,23 @@ static VipsImage *half_of(const void *base, const void *over, int w, int h, int 
         g_free(out), free(rows);
         return NULL;
     }
-    half_job j = {base,          over,          w,   h,  bands, is16, ox,  oy,
-                  over ? ow : 0, over ? oh : 0, out, hw, 0,     hh,   rows};
+    int on = over || fg;
+    half_job j = {.base = base,
+                  .over = over,
+                  .fg = fg,
+                  .w = w,
+                  .h = h,
+                  .bands = bands,
+                  .is16 = is16,
+                  .ox = ox,
+                  .oy = oy,
+                  .ow = on ? ow : 0,
+                  .oh = on ? oh : 0,
+                  .out = out,
+                  .hw = hw,
+                  .y0 = 0,
+                  .y1 = hh,
+                  .rows = rows};
     ts_render_split2(half_range, &j, (size_t)hh, 2);
     free(rows);
     return ts_render_wrap(out, bytes, hw, hh, bands, is16 ? VIPS_FORMAT_USHORT : VIPS_FORMAT_UCHAR);
@@ -646,11 +692,11 @@ static int cache_fill(ts_render_cache *c, ts_render_job *job, VipsImage *full) {
         return -1;
     }
     const void *px = VIPS_IMAGE_ADDR(mem, 0, 0);
-    c->rgb2 = half_of(px, NULL, w, h, 3, 0, 0, 0, 0, 0);
+    c->rgb2 = half_of(px, NULL, NULL, w, h, 3, 0, 0, 0, 0, 0);
     if (job->matte) {
         const ts_matte *mt = job->matte;
-        c->fg2 = half_of(px, mt->fg, w, h, 3, 0, mt->x, mt->y, mt->w, mt->h);
-        c->alpha2 = half_of(NULL, mt->alpha, w, h, 1, 1, mt->x, mt->y, mt->w, mt->h);
+        c->fg2 = half_of(px, NULL, mt, w, h, 3, 0, mt->x, mt->y, mt->w, mt->h);
+        c->alpha2 = half_of(NULL, mt->alpha, NULL, w, h, 1, 1, mt->x, mt->y, mt->w, mt->h);
     }
     g_object_unref(mem);
     if (!c->rgb2 || (job->matte && (!c->fg2 || !c->alpha2))) {
@@ -1370,12 +1416,8 @@ static int render_canvas(ts_render_job *job, VipsImage *full, const frame_geom *
                 /* The decontaminated foreground colour: the matte's estimate inside its
                  * region, the photo's own pixels outside it (where alpha is 0 and it is never
                  * shown). */
-                VipsImage *m8 = vips_image_new_from_memory(
-                    (void *)mt->fg, (size_t)mt->w * mt->h * 3, mt->w, mt->h, 3, VIPS_FORMAT_UCHAR);
-                VipsImage *ins = NULL;
-                if (m8 && vips_insert(reg, m8, &ins, mt->x - g->ex, mt->y - g->ey, NULL) == 0)
-                    j.res[K_FG] = resized(ins, sc, colour);
-                if (m8) g_object_unref(m8);
+                VipsImage *fg = fg_area(mt, full, g->ex, g->ey, ew, eh);
+                if (fg) j.res[K_FG] = resized(fg, sc, colour);
                 j.res[K_ALPHA] = resized(matte_alpha(mt, g->ex, g->ey, ew, eh), sc, KEEP_FORMAT);
             }
             j.res[K_RGB] = resized(reg, sc, colour);
