@@ -167,6 +167,13 @@ ok
 # A look asked for twice is made once.
 run twice 0 "$ts" make "$sample" -o "$tmp/twice" --style linkedin --style linkedin --crop square:400
 json_check look-twice "$tmp/twice/report.json" '(.outputs | length) == 1'
+# A face found on the photo but not found again on a re-encoded copy of it (the sample blurred
+# far past use, sigma 16: the mesh barely holds on it): exit 6 saying what to do, nothing written.
+vips gaussblur "$sample" "$tmp/blurred.png" 16
+run unmeasurable 6 "$ts" make "$tmp/blurred.png" -o "$tmp/blur" --style linkedin --crop square:400
+grep -q "blurred.png: the face cannot be measured reliably on this photo" "$tmp/err" && ok ||
+    bad "unmeasurable message: $(cat "$tmp/err")"
+[ -z "$(ls -A "$tmp/blur" 2>/dev/null)" ] && ok || bad "unmeasurable: files written: $(ls -A "$tmp/blur")"
 # -o makes the folders above it too; a file of that name is refused before any work.
 run deep-dir 0 "$ts" make "$sample" -o "$tmp/new/deeper/out" --style linkedin --crop square:400
 [ -f "$tmp/new/deeper/out/sample-linkedin-square.jpg" ] && ok || bad "deep -o: no headshot"
