@@ -626,17 +626,19 @@ static void half_range(size_t first, size_t n, void *user) {
  * matte's region, where alpha is 0 and it is never shown): a memory image of its own (NULL on
  * failure). full: the photo, 3-band uchar in memory. */
 static VipsImage *fg_area(const ts_matte *mt, VipsImage *full, int x, int y, int w, int h) {
-    if (full->Bands != 3 || full->BandFmt != VIPS_FORMAT_UCHAR || !full->data) return NULL;
+    if (full->Bands != 3 || full->BandFmt != VIPS_FORMAT_UCHAR) return NULL;
+    VipsImage *mem = vips_image_copy_memory(full); /* (a reference when it is in memory) */
     size_t bytes = (size_t)w * h * 3;
-    uint8_t *px = ts_render_big_alloc(bytes);
-    if (!px) return NULL;
-    for (int r = 0; r < h; r++) {
+    uint8_t *px = mem ? ts_render_big_alloc(bytes) : NULL;
+    for (int r = 0; px && r < h; r++) {
         uint8_t *row = px + (size_t)r * w * 3;
-        memcpy(row, VIPS_IMAGE_ADDR(full, x, y + r), (size_t)w * 3);
+        memcpy(row, VIPS_IMAGE_ADDR(mem, x, y + r), (size_t)w * 3);
         int a = x > mt->x ? x : mt->x, b = x + w < mt->x + mt->w ? x + w : mt->x + mt->w;
         if (a < b)
             ts_matte_fg_span(mt, y + r - mt->y, a - mt->x, b - mt->x, row + (size_t)(a - x) * 3);
     }
+    if (mem) g_object_unref(mem);
+    if (!px) return NULL;
     return ts_render_wrap_big(px, bytes, w, h, 3, VIPS_FORMAT_UCHAR);
 }
 
