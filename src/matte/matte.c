@@ -748,7 +748,9 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     }
     /* Behind the hair on a busy background the filter spreads alpha wide (a flag's stripes):
      * soft alpha far from the solid person, where the network is unsure, is capped. */
-    if (ts_matte_limit_reach(k.alpha, k.coef, k.tri, k.prob, k.Bc, k.w, k.h, band) != 0) {
+    /* (the body: from a band below the chin; a person lying otherwise has no such rows) */
+    int body_row = sf && q_up == 0 ? (int)lrint((sf->y + sf->h) * sy) - ay + band : k.h;
+    if (ts_matte_limit_reach(k.alpha, k.coef, k.tri, k.prob, k.Bc, k.w, k.h, band, body_row) != 0) {
         s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
         goto fail;
     }

@@ -106,10 +106,12 @@ int ts_matte_bg_colour(const ts_fimg *rgb, const uint8_t *tri, const float *prob
 /* Caps soft alpha far from the solid person where the background is busy: at band pixels more
  * than half a band from alpha >= 0.9, falling to 0 at 2 band, as far as the sure background
  * nearby is busy (bg: the colour model's w x h x 4 output, band 3 its flatness) and the
- * network's prob is low. alpha and the guided filter's coefficients coef (w x h x 4) are
- * scaled together. band: the trimap's band in pixels. Returns 0, or -1 when out of memory. */
+ * network's prob is low; from row body_row down (below the chin: clothes, not hair) from a tenth
+ * of a band, falling to 0 at 0.6 band. alpha and the guided filter's coefficients coef
+ * (w x h x 4) are scaled together. band: the trimap's band in pixels. Returns 0, or -1 when out
+ * of memory. */
 int ts_matte_limit_reach(float *alpha, float *coef, const uint8_t *tri, const float *prob,
-                         const float *bg, int w, int h, int band);
+                         const float *bg, int w, int h, int band, int body_row);
 
 /* Drops islands of alpha: band pixels not joined to the sure person through pixels of alpha >=
  * thr (8-connected) become 0 and sure background in tri. Returns 0, or -1 when out of memory. */

@@ -548,6 +548,11 @@ int ts_matte_drop_islands(float *alpha, uint8_t *tri, int w, int h, float thr) {
 #define REACH_SOLID 0.9f
 #define REACH_FULL 0.5f
 #define REACH_END 2.f
+/* Below the chin (body_row) the cap starts at REACH_BODY_FULL band and reaches 0 at
+ * REACH_BODY_END: clothes have crisp edges, and soft alpha beyond them on a busy background is
+ * the background (grace_hopper: wisps of the flag's stripes along her shoulder). */
+#define REACH_BODY_FULL 0.1f
+#define REACH_BODY_END 0.6f
 #define REACH_P_LO 0.2f
 #define REACH_P_HI 0.6f
 
@@ -593,7 +598,7 @@ static inline float reach_weight(const float *prob, const float *bg, size_t i) {
 }
 
 int ts_matte_limit_reach(float *alpha, float *coef, const uint8_t *tri, const float *prob,
-                         const float *bg, int w, int h, int band) {
+                         const float *bg, int w, int h, int band, int body_row) {
     size_t n = (size_t)w * h, any = 0;
     /* On a plain backdrop nothing is capped: no distance map (2 passes over the image). */
     for (size_t i = 0; i < n && !any; i++)
@@ -603,8 +608,11 @@ int ts_matte_limit_reach(float *alpha, float *coef, const uint8_t *tri, const fl
     if (!d) return -1;
     for (size_t i = 0; i < n; i++) d[i] = alpha[i] >= REACH_SOLID ? 0.f : 1e9f;
     chamfer(d, w, h);
-    float d0 = REACH_FULL * band, d1 = REACH_END * band;
+    float d0h = REACH_FULL * band, d1h = REACH_END * band;
+    float d0b = REACH_BODY_FULL * band, d1b = REACH_BODY_END * band;
     for (size_t i = 0; i < n; i++) {
+        int body = (int)(i / w) >= body_row;
+        float d0 = body ? d0b : d0h, d1 = body ? d1b : d1h;
         if (tri[i] != TS_TRI_UNKNOWN || alpha[i] <= 0 || d[i] <= d0) continue;
         float busy = reach_weight(prob, bg, i);
         if (busy <= 0) continue;
