@@ -99,33 +99,41 @@ uint8_t *ts_matte_fg_copy(const ts_matte *m) {
     return px;
 }
 
-/* Keeps, of fg (the region's foreground colour, w * h * 3), only the blocks that differ from the
- * photo (m->photo): m's fg_* fields. Returns 0, or -1 when out of memory. */
-static int fg_keep_blocks(ts_matte *m, const uint8_t *fg) {
+/* fg_keep_blocks' copies of the kept blocks, over rows of blocks (on all cores). */
+typedef struct keep_job {
+    ts_matte *m;
+    const uint8_t *fg;
+} keep_job;
+
+static void keep_rows(void *arg, int begin, int end) {
+    const keep_job *j = arg;
+    ts_matte *m = j->m;
     const int B = TS_MATTE_FG_BLOCK;
-    m->fg_bw = (m->w + B - 1) / B, m->fg_bh = (m->h + B - 1) / B;
+    for (int by = begin; by < end; by++)
+        for (int bx = 0; bx < m->fg_bw; bx++) {
+            int32_t *k = &m->fg_index[(size_t)by * m->fg_bw + bx];
+            int x0 = bx * B, n = (m->w - x0 < B ? m->w - x0 : B) * 3;
+            if (*k >= 0) {
+                for (int y = by * B; y < (by + 1) * B && y < m->h; y++)
+                    memcpy(m->fg_blocks + ((size_t)*k * B * B + (size_t)(y - by * B) * B) * 3,
+                           j->fg + ((size_t)y * m->w + x0) * 3, (size_t)n);
+            }
+        }
+}
+
+/* Keeps, of fg (the region's foreground colour, w * h * 3: the photo's pixels but in the blocks
+ * flagged in changed, fg_bw x fg_bh, where the solve changed one), only the changed blocks: m's
+ * fg_index and fg_blocks. Returns 0, or -1 when out of memory. */
+static int fg_keep_blocks(ts_matte *m, const uint8_t *fg, const uint8_t *changed) {
+    const int B = TS_MATTE_FG_BLOCK;
     size_t nb = (size_t)m->fg_bw * m->fg_bh, kept = 0;
     m->fg_index = malloc(sizeof *m->fg_index * nb);
     if (!m->fg_index) return -1;
-    for (int by = 0; by < m->fg_bh; by++)
-        for (int bx = 0; bx < m->fg_bw; bx++) {
-            int x0 = bx * B, n = (m->w - x0 < B ? m->w - x0 : B) * 3, differs = 0;
-            for (int y = by * B; y < (by + 1) * B && y < m->h && !differs; y++)
-                differs = memcmp(fg + ((size_t)y * m->w + x0) * 3,
-                                 VIPS_IMAGE_ADDR(m->photo, m->x + x0, m->y + y), (size_t)n) != 0;
-            m->fg_index[(size_t)by * m->fg_bw + bx] = differs ? (int32_t)kept++ : -1;
-        }
+    for (size_t b = 0; b < nb; b++) m->fg_index[b] = changed[b] ? (int32_t)kept++ : -1;
     m->fg_blocks = malloc(kept ? kept * B * B * 3 : 1);
     if (!m->fg_blocks) return -1;
-    for (int by = 0; by < m->fg_bh; by++)
-        for (int bx = 0; bx < m->fg_bw; bx++) {
-            int32_t k = m->fg_index[(size_t)by * m->fg_bw + bx];
-            if (k < 0) continue;
-            int x0 = bx * B, n = (m->w - x0 < B ? m->w - x0 : B) * 3;
-            for (int y = by * B; y < (by + 1) * B && y < m->h; y++)
-                memcpy(m->fg_blocks + ((size_t)k * B * B + (size_t)(y - by * B) * B) * 3,
-                       fg + ((size_t)y * m->w + x0) * 3, (size_t)n);
-        }
+    keep_job j = {m, fg};
+    ts_matte_parallel(m->fg_bh, keep_rows, &j);
     return 0;
 }
 
@@ -383,7 +391,8 @@ static void *fg_run(void *arg) {
 typedef struct full_job {
     const work *k;
     ts_matte *m;
-    uint8_t *fg; /* the region's colours, made the foreground colour in place */
+    uint8_t *fg;      /* the region's colours, made the foreground colour in place */
+    uint8_t *changed; /* per TS_MATTE_FG_BLOCK block of the region: a pixel of fg changed */
     const int *uy, *xs;
     const float *fx, *fy;
 } full_job;
@@ -507,7 +516,15 @@ static void full_fg_rows(void *arg, int begin, int end) {
                     wsum +=
                         TS_MATTE_FG_EPS + TS_MATTE_FG_GRAD * fabsf(a - al[nb[n]] * (1.f / 65535.f));
                 ts_matte_foreground_pixel(I, a, wsum, fu, bu, F);
-                for (int c = 0; c < 3; c++) d[c] = (uint8_t)(F[c] * 255.f + 0.5f);
+                uint8_t q[3];
+                for (int c = 0; c < 3; c++) q[c] = (uint8_t)(F[c] * 255.f + 0.5f);
+                if (q[0] != d[0] || q[1] != d[1] || q[2] != d[2]) {
+                    memcpy(d, q, 3);
+                    /* (rows of one block may be on two threads: both only ever store 1) */
+                    __atomic_store_n(&j->changed[(size_t)(y / TS_MATTE_FG_BLOCK) * m->fg_bw +
+                                                 x / TS_MATTE_FG_BLOCK],
+                                     1, __ATOMIC_RELAXED);
+                }
             }
         }
     }
@@ -623,7 +640,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     ts_matte *m = NULL;
     int *xs = NULL, *uy = NULL, *ux = NULL;
     float *fx = NULL, *fy = NULL, *bgw = NULL;
-    uint8_t *bgs = NULL, *core = NULL;
+    uint8_t *bgs = NULL, *core = NULL, *changed = NULL;
     VipsImage *an = ts_photo_analysis(ctx, p, &scale);
     if (!an) {
         s = TS_ERR_FORMAT;
@@ -798,13 +815,16 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         goto fail;
     }
     m->x = reg[0], m->y = reg[1], m->w = reg[2], m->h = reg[3];
+    m->fg_bw = (m->w + TS_MATTE_FG_BLOCK - 1) / TS_MATTE_FG_BLOCK;
+    m->fg_bh = (m->h + TS_MATTE_FG_BLOCK - 1) / TS_MATTE_FG_BLOCK;
+    changed = calloc((size_t)m->fg_bw * m->fg_bh, 1);
     m->photo = dec.full, dec.full = NULL;
     size_t n = (size_t)m->w * m->h;
     m->alpha = malloc(sizeof *m->alpha * n);
     ux = malloc(sizeof *ux * m->w), uy = malloc(sizeof *uy * m->h);
     fx = malloc(sizeof *fx * m->w), fy = malloc(sizeof *fy * m->h);
     xs = malloc(sizeof *xs * (k.w + 1));
-    if (!m->alpha || !ux || !uy || !fx || !fy || !xs) {
+    if (!m->alpha || !ux || !uy || !fx || !fy || !xs || !changed) {
         s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
         goto fail;
     }
@@ -814,7 +834,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         while (x < m->w && ux[x] < c) x++;
         xs[c] = x;
     }
-    full_job job = {&k, m, dec.px, uy, xs, fx, fy};
+    full_job job = {&k, m, dec.px, changed, uy, xs, fx, fy};
     ts_matte_parallel(m->h, full_alpha_rows, &job);
     if (core) raise_to_core(core, k.w, k.h, m, ux, uy, fx, fy);
     lap("alpha (full)", &t);
@@ -825,7 +845,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         goto fail;
     }
     if (opts.decontaminate) ts_matte_parallel(m->h, full_fg_rows, &job);
-    if (fg_keep_blocks(m, dec.px) != 0) {
+    if (fg_keep_blocks(m, dec.px, changed) != 0) {
         s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
         goto fail;
     }
@@ -834,7 +854,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     if (getenv("TRUESHOT_MATTE_TIMING"))
         fprintf(stderr, "matte: region %dx%d at %d,%d, work %dx%d, band %d px: %.1f ms\n", m->w,
                 m->h, m->x, m->y, k.w, k.h, band, now_ms() - t0);
-    free(ux), free(uy), free(fx), free(fy), free(xs), free(core);
+    free(ux), free(uy), free(fx), free(fy), free(xs), free(core), free(changed);
     g_object_unref(wimg);
     work_free(&k);
     *out = m;
@@ -844,7 +864,8 @@ fail:
     if (fg_started) pthread_join(fg_th, NULL);
     g_free(dec.px);
     if (dec.full) g_object_unref(dec.full);
-    free(ux), free(uy), free(fx), free(fy), free(xs), free(bgw), free(bgs), free(core);
+    free(ux), free(uy), free(fx), free(fy), free(xs), free(bgw), free(bgs), free(core),
+        free(changed);
     if (wimg) g_object_unref(wimg);
     work_free(&k);
     ts_matte_free(m);
