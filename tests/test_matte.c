@@ -479,11 +479,17 @@ static void t_fg_blocks(void **state) {
     assert_non_null(photo);
     assert_non_null(fg);
     size_t n = (size_t)m->w * m->h, opaque_off = 0, mixed = 0, mixed_changed = 0;
+    uint16_t *al = malloc(sizeof *al * n);
+    assert_int_equal(ts_matte_alpha16(m, al), TS_OK);
     for (size_t i = 0; i < n; i++) {
         int same = !memcmp(fg + i * 3, photo + i * 3, 3);
-        if (m->alpha[i] == 65535) opaque_off += !same;
-        if (m->alpha[i] > 0 && m->alpha[i] < 65535) mixed++, mixed_changed += !same;
+        if (al[i] == 65535) opaque_off += !same;
+        if (al[i] > 0 && al[i] < 65535) mixed++, mixed_changed += !same;
+        /* the alpha read a pixel at a time is the alpha read a row at a time */
+        if (i % 97 == 0)
+            assert_int_equal(ts_matte_alpha_at(m, (int)(i % m->w), (int)(i / m->w)), al[i]);
     }
+    free(al);
     int kept = 0;
     for (int b = 0; b < m->fg_bw * m->fg_bh; b++) kept += m->fg_index[b] >= 0;
     print_message("sample: %d of %d blocks kept, %zu of %zu edge pixels unmixed\n", kept,

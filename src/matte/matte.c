@@ -65,11 +65,35 @@ void ts_matte_options_init(ts_matte_options *o) {
 
 void ts_matte_free(ts_matte *m) {
     if (!m) return;
-    free(m->alpha);
+    free(m->a_index);
+    free(m->a_blocks);
     free(m->fg_index);
     free(m->fg_blocks);
     if (m->photo) g_object_unref(m->photo);
     free(m);
+}
+
+void ts_matte_alpha_span(const ts_matte *m, int y, int x0, int x1, uint16_t *dst) {
+    const int B = TS_MATTE_FG_BLOCK;
+    const int32_t *row = m->a_index + (size_t)(y / B) * m->fg_bw;
+    for (int bx = x0 / B; x0 < x1 && bx <= (x1 - 1) / B; bx++) {
+        int a = bx * B > x0 ? bx * B : x0, b = (bx + 1) * B < x1 ? (bx + 1) * B : x1;
+        uint16_t *d = dst + (a - x0);
+        if (row[bx] >= 0)
+            memcpy(d, m->a_blocks + (size_t)row[bx] * B * B + (size_t)(y % B) * B + (a - bx * B),
+                   sizeof *d * (size_t)(b - a));
+        else
+            for (int i = 0; i < b - a; i++) d[i] = row[bx] == TS_MATTE_ALPHA_ONE ? 65535 : 0;
+    }
+}
+
+uint16_t ts_matte_alpha_at(const ts_matte *m, int x, int y) {
+    if (x < 0 || y < 0 || x >= m->w || y >= m->h) return 0;
+    const int B = TS_MATTE_FG_BLOCK;
+    int32_t k = m->a_index[(size_t)(y / B) * m->fg_bw + x / B];
+    return k >= 0                    ? m->a_blocks[(size_t)k * B * B + (size_t)(y % B) * B + x % B]
+           : k == TS_MATTE_ALPHA_ONE ? 65535
+                                     : 0;
 }
 
 int ts_matte_fg_span(const ts_matte *m, int y, int x0, int x1, uint8_t *dst) {
@@ -121,6 +145,56 @@ static void keep_rows(void *arg, int begin, int end) {
         }
 }
 
+/* alpha_keep_blocks' passes over rows of blocks (on all cores): each block's state (pass 0),
+ * then the copies of the mixed ones (pass 1). */
+typedef struct akeep_job {
+    ts_matte *m;
+    const uint16_t *alpha;
+    int pass;
+} akeep_job;
+
+static void akeep_rows(void *arg, int begin, int end) {
+    const akeep_job *j = arg;
+    ts_matte *m = j->m;
+    const int B = TS_MATTE_FG_BLOCK;
+    for (int by = begin; by < end; by++)
+        for (int bx = 0; bx < m->fg_bw; bx++) {
+            int32_t *k = &m->a_index[(size_t)by * m->fg_bw + bx];
+            int x0 = bx * B, n = m->w - x0 < B ? m->w - x0 : B;
+            if (j->pass == 0) {
+                uint16_t first = j->alpha[(size_t)by * B * m->w + x0];
+                int same = first == 0 || first == 65535;
+                for (int y = by * B; y < (by + 1) * B && y < m->h && same; y++) {
+                    const uint16_t *r = j->alpha + (size_t)y * m->w + x0;
+                    for (int x = 0; x < n && same; x++) same = r[x] == first;
+                }
+                *k = !same ? 0 : first ? TS_MATTE_ALPHA_ONE : TS_MATTE_ALPHA_ZERO;
+            } else if (*k >= 0) {
+                for (int y = by * B; y < (by + 1) * B && y < m->h; y++)
+                    memcpy(m->a_blocks + (size_t)*k * B * B + (size_t)(y - by * B) * B,
+                           j->alpha + (size_t)y * m->w + x0, sizeof(uint16_t) * (size_t)n);
+            }
+        }
+}
+
+/* Keeps alpha (the region's, w * h) in blocks: m's a_index and a_blocks. Returns 0, or -1 when
+ * out of memory. */
+static int alpha_keep_blocks(ts_matte *m, const uint16_t *alpha) {
+    const int B = TS_MATTE_FG_BLOCK;
+    size_t nb = (size_t)m->fg_bw * m->fg_bh, kept = 0;
+    m->a_index = malloc(sizeof *m->a_index * nb);
+    if (!m->a_index) return -1;
+    akeep_job j = {m, alpha, 0};
+    ts_matte_parallel(m->fg_bh, akeep_rows, &j);
+    for (size_t b = 0; b < nb; b++)
+        if (m->a_index[b] >= 0) m->a_index[b] = (int32_t)kept++;
+    m->a_blocks = malloc(sizeof *m->a_blocks * (kept ? kept * B * B : 1));
+    if (!m->a_blocks) return -1;
+    j.pass = 1;
+    ts_matte_parallel(m->fg_bh, akeep_rows, &j);
+    return 0;
+}
+
 /* Keeps, of fg (the region's foreground colour, w * h * 3: the photo's pixels but in the blocks
  * flagged in changed, fg_bw x fg_bh, where the solve changed one), only the changed blocks: m's
  * fg_index and fg_blocks. Returns 0, or -1 when out of memory. */
@@ -146,14 +220,20 @@ void ts_matte_region(const ts_matte *m, int *x, int *y, int *w, int *h) {
 
 ts_status ts_matte_alpha8(const ts_matte *m, uint8_t *dst) {
     if (!m || !dst) return TS_ERR_ARGUMENT;
-    for (size_t i = 0; i < (size_t)m->w * m->h; i++)
-        dst[i] = (uint8_t)((m->alpha[i] * 255u + 32767u) / 65535u);
+    uint16_t *row = malloc(sizeof *row * (size_t)m->w);
+    if (!row) return TS_ERR_NOMEM;
+    for (int y = 0; y < m->h; y++) {
+        ts_matte_alpha_span(m, y, 0, m->w, row);
+        for (int x = 0; x < m->w; x++)
+            dst[(size_t)y * m->w + x] = (uint8_t)((row[x] * 255u + 32767u) / 65535u);
+    }
+    free(row);
     return TS_OK;
 }
 
 ts_status ts_matte_alpha16(const ts_matte *m, uint16_t *dst) {
     if (!m || !dst) return TS_ERR_ARGUMENT;
-    memcpy(dst, m->alpha, sizeof *dst * (size_t)m->w * m->h);
+    for (int y = 0; y < m->h; y++) ts_matte_alpha_span(m, y, 0, m->w, dst + (size_t)y * m->w);
     return TS_OK;
 }
 
@@ -286,6 +366,7 @@ typedef struct core_job {
     const uint8_t *core; /* work resolution */
     int kw, kh;
     ts_matte *m;
+    uint16_t *alpha; /* the region's full-resolution alpha, raised in place */
     const int *ux, *uy;
     const float *fx, *fy;
     int x0, x1; /* full-resolution columns to visit */
@@ -297,7 +378,7 @@ static void core_rows(void *arg, int begin, int end) {
     for (int y = begin; y < end; y++) {
         const uint8_t *c0 = j->core + (size_t)j->uy[y] * j->kw, *c1 = c0 + kr;
         float wy = j->fy[y];
-        uint16_t *arow = j->m->alpha + (size_t)y * j->m->w;
+        uint16_t *arow = j->alpha + (size_t)y * j->m->w;
         for (int x = j->x0; x < j->x1; x++) {
             int u = j->ux[x];
             float top = c0[u] + j->fx[x] * (c0[u + kx1] - c0[u]);
@@ -310,8 +391,8 @@ static void core_rows(void *arg, int begin, int end) {
 
 /* core_rows over the full-resolution rows and columns the core (kw x kh, work resolution)
  * reaches; ux, uy, fx, fy: axis_map's tables. */
-static void raise_to_core(const uint8_t *core, int kw, int kh, ts_matte *m, const int *ux,
-                          const int *uy, const float *fx, const float *fy) {
+static void raise_to_core(const uint8_t *core, int kw, int kh, ts_matte *m, uint16_t *alpha,
+                          const int *ux, const int *uy, const float *fx, const float *fy) {
     int cx0 = kw, cx1 = -1, cy0 = kh, cy1 = -1;
     for (int y = 0; y < kh; y++)
         for (int x = 0; x < kw; x++)
@@ -319,7 +400,7 @@ static void raise_to_core(const uint8_t *core, int kw, int kh, ts_matte *m, cons
                 cx0 = x < cx0 ? x : cx0, cx1 = x > cx1 ? x : cx1, cy0 = y < cy0 ? y : cy0,
                 cy1 = y > cy1 ? y : cy1;
     if (cx1 < 0) return;
-    core_job cj = {core, kw, kh, m, ux, uy, fx, fy, 0, m->w};
+    core_job cj = {core, kw, kh, m, alpha, ux, uy, fx, fy, 0, m->w};
     while (cj.x0 < m->w && ux[cj.x0] + 1 < cx0) cj.x0++;
     while (cj.x1 > cj.x0 && ux[cj.x1 - 1] > cx1) cj.x1--;
     int y0 = 0, y1 = m->h;
@@ -391,6 +472,7 @@ static void *fg_run(void *arg) {
 typedef struct full_job {
     const work *k;
     ts_matte *m;
+    uint16_t *alpha;  /* the region's full-resolution alpha */
     uint8_t *fg;      /* the region's colours, made the foreground colour in place */
     uint8_t *changed; /* per TS_MATTE_FG_BLOCK block of the region: a pixel of fg changed */
     const int *uy, *xs;
@@ -420,7 +502,7 @@ static void full_alpha_rows(void *arg, int begin, int end) {
         size_t r0 = (size_t)j->uy[y] * k->w;
         const uint8_t *t0 = k->tri + r0, *t1 = t0 + kr;
         const float *c0 = k->coef + r0 * 4, *c1 = c0 + (size_t)kr * 4;
-        uint16_t *arow = m->alpha + (size_t)y * m->w;
+        uint16_t *arow = j->alpha + (size_t)y * m->w;
         const uint8_t *irow = j->fg + (size_t)y * m->w * 3;
         for (int cx = 0; cx < k->w; cx++) {
             int xa = j->xs[cx], xb = j->xs[cx + 1];
@@ -475,7 +557,7 @@ static void full_fg_rows(void *arg, int begin, int end) {
     const work *k = j->k;
     ts_matte *m = j->m;
     int kx1 = k->w > 1 ? 1 : 0, kr = k->h > 1 ? k->w : 0;
-    const uint16_t *al = m->alpha;
+    const uint16_t *al = j->alpha;
     for (int y = begin; y < end; y++) {
         float wy = j->fy[y];
         size_t r0 = (size_t)j->uy[y] * k->w;
@@ -641,6 +723,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     int *xs = NULL, *uy = NULL, *ux = NULL;
     float *fx = NULL, *fy = NULL, *bgw = NULL;
     uint8_t *bgs = NULL, *core = NULL, *changed = NULL;
+    uint16_t *alpha = NULL; /* the full-resolution alpha, kept in blocks at the end */
     VipsImage *an = ts_photo_analysis(ctx, p, &scale);
     if (!an) {
         s = TS_ERR_FORMAT;
@@ -820,11 +903,11 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
     changed = calloc((size_t)m->fg_bw * m->fg_bh, 1);
     m->photo = dec.full, dec.full = NULL;
     size_t n = (size_t)m->w * m->h;
-    m->alpha = malloc(sizeof *m->alpha * n);
+    alpha = malloc(sizeof *alpha * n);
     ux = malloc(sizeof *ux * m->w), uy = malloc(sizeof *uy * m->h);
     fx = malloc(sizeof *fx * m->w), fy = malloc(sizeof *fy * m->h);
     xs = malloc(sizeof *xs * (k.w + 1));
-    if (!m->alpha || !ux || !uy || !fx || !fy || !xs || !changed) {
+    if (!alpha || !ux || !uy || !fx || !fy || !xs || !changed) {
         s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
         goto fail;
     }
@@ -834,9 +917,9 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         while (x < m->w && ux[x] < c) x++;
         xs[c] = x;
     }
-    full_job job = {&k, m, dec.px, changed, uy, xs, fx, fy};
+    full_job job = {&k, m, alpha, dec.px, changed, uy, xs, fx, fy};
     ts_matte_parallel(m->h, full_alpha_rows, &job);
-    if (core) raise_to_core(core, k.w, k.h, m, ux, uy, fx, fy);
+    if (core) raise_to_core(core, k.w, k.h, m, alpha, ux, uy, fx, fy);
     lap("alpha (full)", &t);
     if (fg_started) pthread_join(fg_th, NULL), fg_started = false;
     lap("foreground (work)", &t);
@@ -845,11 +928,12 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         goto fail;
     }
     if (opts.decontaminate) ts_matte_parallel(m->h, full_fg_rows, &job);
-    if (fg_keep_blocks(m, dec.px, changed) != 0) {
+    if (fg_keep_blocks(m, dec.px, changed) != 0 || alpha_keep_blocks(m, alpha) != 0) {
         s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
         goto fail;
     }
     g_free(dec.px), dec.px = NULL;
+    free(alpha), alpha = NULL;
     lap("foreground (full)", &t);
     if (getenv("TRUESHOT_MATTE_TIMING"))
         fprintf(stderr, "matte: region %dx%d at %d,%d, work %dx%d, band %d px: %.1f ms\n", m->w,
@@ -865,7 +949,7 @@ fail:
     g_free(dec.px);
     if (dec.full) g_object_unref(dec.full);
     free(ux), free(uy), free(fx), free(fy), free(xs), free(bgw), free(bgs), free(core),
-        free(changed);
+        free(changed), free(alpha);
     if (wimg) g_object_unref(wimg);
     work_free(&k);
     ts_matte_free(m);

@@ -17,9 +17,20 @@
  * photo whose region is all of it) would mostly repeat the photo. */
 #define TS_MATTE_FG_BLOCK 32
 
+/* Alpha blocks that are all 0 or all 65535 are not stored: their a_index says which. */
+enum { TS_MATTE_ALPHA_ZERO = -1, TS_MATTE_ALPHA_ONE = -2 };
+
 struct ts_matte {
-    int x, y, w, h;  /* region in photo pixels */
-    uint16_t *alpha; /* w * h, 0..65535 */
+    int x, y, w, h; /* region in photo pixels */
+    /* Blocks of TS_MATTE_FG_BLOCK x TS_MATTE_FG_BLOCK region pixels, fg_bw across and fg_bh
+     * down, row-major, for the alpha and the foreground colour alike. */
+    int fg_bw, fg_bh;
+    /* Alpha, 0..65535: block b is all 0 or all 65535 (a_index[b] TS_MATTE_ALPHA_ZERO or _ONE),
+     * or its values at a_blocks + a_index[b] * TS_MATTE_FG_BLOCK^2, in rows of
+     * TS_MATTE_FG_BLOCK (blocks at the region's right and bottom edges partly unused). Read it
+     * with ts_matte_alpha_span, ts_matte_alpha_at or ts_matte_alpha16. */
+    int32_t *a_index;
+    uint16_t *a_blocks;
     /* The foreground colour (sRGB bytes; meaningless where alpha == 0): photo (the photo's
      * full-resolution decode, 3-band uchar in memory, a reference; the region at x, y in it),
      * except block b (row-major, fg_bw across) where fg_index[b] >= 0: then its colours, at
@@ -27,10 +38,15 @@ struct ts_matte {
      * (blocks at the region's right and bottom edges are partly unused). Read it with
      * ts_matte_fg_span or ts_matte_fg_copy. */
     VipsImage *photo;
-    int fg_bw, fg_bh;
     int32_t *fg_index;
     uint8_t *fg_blocks;
 };
+
+/* The alpha of region row y, columns x0 .. x1 - 1 (within the region), into dst. */
+void ts_matte_alpha_span(const ts_matte *m, int y, int x0, int x1, uint16_t *dst);
+
+/* The alpha at region pixel (x, y), 0 outside the region. */
+uint16_t ts_matte_alpha_at(const ts_matte *m, int x, int y);
 
 /* Where the foreground colour of region row y, columns x0 .. x1 - 1, differs from the photo:
  * writes the kept blocks' colours over dst (which holds those columns' photo pixels, 3 bytes

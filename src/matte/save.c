@@ -113,26 +113,31 @@ ts_status ts_matte_save_cutout(ts_ctx *ctx, const ts_matte *m, const char *path,
     if (s) return s;
     size_t n = (size_t)m->w * m->h;
     uint8_t *fg = ts_matte_fg_copy(m);
-    if (!fg) return ts_fail(ctx, TS_ERR_NOMEM, "%s: out of memory", path);
+    uint16_t *al = malloc(sizeof *al * n);
+    if (!fg || !al) {
+        g_free(fg), free(al);
+        return ts_fail(ctx, TS_ERR_NOMEM, "%s: out of memory", path);
+    }
+    ts_matte_alpha16(m, al);
     if (sixteen) {
         uint16_t *px = malloc(n * 8);
         for (size_t i = 0; px && i < n; i++) {
-            bool on = m->alpha[i] != 0;
+            bool on = al[i] != 0;
             for (int c = 0; c < 3; c++) px[i * 4 + c] = on ? (uint16_t)(fg[i * 3 + c] * 257) : 0;
-            px[i * 4 + 3] = m->alpha[i];
+            px[i * 4 + 3] = al[i];
         }
-        g_free(fg);
+        g_free(fg), free(al);
         return save_owned(
             ctx, wrap(ctx, px, n * 8, m->w, m->h, 4, VIPS_FORMAT_USHORT, VIPS_INTERPRETATION_RGB16),
             path);
     }
     uint8_t *px = malloc(n * 4);
     for (size_t i = 0; px && i < n; i++) {
-        uint8_t a = (uint8_t)((m->alpha[i] * 255u + 32767u) / 65535u);
+        uint8_t a = (uint8_t)((al[i] * 255u + 32767u) / 65535u);
         for (int c = 0; c < 3; c++) px[i * 4 + c] = a ? fg[i * 3 + c] : 0;
         px[i * 4 + 3] = a;
     }
-    g_free(fg);
+    g_free(fg), free(al);
     return save_owned(
         ctx, wrap(ctx, px, n * 4, m->w, m->h, 4, VIPS_FORMAT_UCHAR, VIPS_INTERPRETATION_sRGB),
         path);
@@ -142,17 +147,20 @@ ts_status ts_matte_save_cutout(ts_ctx *ctx, const ts_matte *m, const char *path,
  * w x h, or NULL for the constant colour rgb. */
 static uint8_t *composite(const ts_matte *m, const uint8_t *bg, uint32_t rgb) {
     size_t n = (size_t)m->w * m->h;
-    uint8_t *fg = ts_matte_fg_copy(m), *px = fg ? malloc(n * 3) : NULL;
+    uint8_t *fg = ts_matte_fg_copy(m);
+    uint16_t *al = malloc(sizeof *al * n);
+    uint8_t *px = fg && al ? malloc(n * 3) : NULL;
+    if (px) ts_matte_alpha16(m, al);
     float col[3] = {(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255};
     for (size_t i = 0; px && i < n; i++) {
-        float a = m->alpha[i] * (1.f / 65535.f);
+        float a = al[i] * (1.f / 65535.f);
         for (int c = 0; c < 3; c++) {
             float b = bg ? bg[i * 3 + c] : col[c];
             float v = a * fg[i * 3 + c] + (1 - a) * b;
             px[i * 3 + c] = (uint8_t)lrintf(v < 0 ? 0 : v > 255 ? 255 : v);
         }
     }
-    g_free(fg);
+    g_free(fg), free(al);
     return px;
 }
 

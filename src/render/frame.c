@@ -89,17 +89,26 @@ static void canvas_bounds(double s, double t, const double E[2], const double A[
 }
 
 /* The matte's alpha as a 1-band 16-bit image (0..65535) in photo coordinates over
- * [ex, ey, ew, eh]; it reads the matte's own buffer (the matte outlives the job). */
+ * [ex, ey, ew, eh], 0 outside the matte's region: a memory image of its own (NULL on failure).
+ * Kept 16-bit until it is on the canvas: resampling integers is faster than floats, and 1/65535
+ * is far below what any later stage can see. */
 static VipsImage *matte_alpha(const ts_matte *mt, int ex, int ey, int ew, int eh) {
-    VipsImage *im = vips_image_new_from_memory(mt->alpha, sizeof *mt->alpha * (size_t)mt->w * mt->h,
-                                               mt->w, mt->h, 1, VIPS_FORMAT_USHORT);
-    int mx = mt->x, my = mt->y;
-    /* Kept 16-bit until it is on the canvas: resampling integers is faster than floats, and
-     * 1/65535 is far below what any later stage can see. */
-    VipsImage *e = NULL;
-    if (im) vips_embed(im, &e, mx - ex, my - ey, ew, eh, "extend", VIPS_EXTEND_BLACK, NULL);
-    if (im) g_object_unref(im);
-    return e;
+    size_t bytes = sizeof(uint16_t) * (size_t)ew * eh;
+    uint16_t *px = ts_render_big_alloc(bytes);
+    if (!px) return NULL;
+    int a = ex > mt->x ? ex : mt->x, b = ex + ew < mt->x + mt->w ? ex + ew : mt->x + mt->w;
+    for (int r = 0; r < eh; r++) {
+        uint16_t *row = px + (size_t)r * ew;
+        int y = ey + r - mt->y;
+        if (a >= b || y < 0 || y >= mt->h) {
+            memset(row, 0, sizeof *row * (size_t)ew);
+            continue;
+        }
+        memset(row, 0, sizeof *row * (size_t)(a - ex));
+        ts_matte_alpha_span(mt, y, a - mt->x, b - mt->x, row + (a - ex));
+        memset(row + (b - ex), 0, sizeof *row * (size_t)(ex + ew - b));
+    }
+    return ts_render_wrap_big(px, bytes, ew, eh, 1, VIPS_FORMAT_USHORT);
 }
 
 /* ---- the rotation ------------------------------------------------------------------------ */
@@ -408,7 +417,7 @@ static void maps_range(size_t first, size_t n, void *user) {
     for (size_t by = first; by < first + n; by++)
         for (int y = (int)by * MAP_B; y < ((int)by + 1) * MAP_B && y < mt->h; y++) {
             const uint8_t *p = j->px + ((size_t)(y + mt->y) * j->pw + mt->x) * 3;
-            const uint16_t *a = mt->alpha + (size_t)y * mt->w;
+            const int32_t *arow = mt->a_index + (size_t)(y / TS_MATTE_FG_BLOCK) * mt->fg_bw;
             for (int bx = 0; bx < j->bw; bx++) {
                 int x0 = bx * MAP_B, n = mt->w - x0 < MAP_B ? mt->w - x0 : MAP_B;
                 size_t o = by * j->bw + bx;
@@ -419,12 +428,20 @@ static void maps_range(size_t first, size_t n, void *user) {
                         memcmp(seg, p + x0 * 3, (size_t)n * 3))
                         j->fgd[o] = 1;
                 }
-                if (!j->anz[o])
-                    for (int x = x0; x < x0 + n; x++)
+                /* (a block of the alpha's storage is all 0, all 1 or kept as it is) */
+                int32_t ak = arow[x0 / TS_MATTE_FG_BLOCK];
+                if (!j->anz[o] && ak == TS_MATTE_ALPHA_ONE) j->anz[o] = 1;
+                if (!j->anz[o] && ak >= 0) {
+                    const uint16_t *a = mt->a_blocks +
+                                        (size_t)ak * TS_MATTE_FG_BLOCK * TS_MATTE_FG_BLOCK +
+                                        (size_t)(y % TS_MATTE_FG_BLOCK) * TS_MATTE_FG_BLOCK +
+                                        x0 % TS_MATTE_FG_BLOCK;
+                    for (int x = 0; x < n; x++)
                         if (a[x]) {
                             j->anz[o] = 1;
                             break;
                         }
+                }
             }
         }
 }
@@ -491,6 +508,7 @@ static int maps_any(const block_maps *m, const ts_matte *mt, const int *sat, int
 typedef struct half_job {
     const void *base, *over;
     const ts_matte *fg; /* instead of over: the matte's foreground colour laid on base */
+    const ts_matte *al; /* instead of over: the matte's alpha (no base: 0 outside it) */
     int w, h, bands, is16, ox, oy, ow, oh;
     void *out;
     int hw, y0, y1;
@@ -503,7 +521,12 @@ static const void *half_row(const half_job *j, int y, void *row) {
     int in_over = y >= j->oy && y < j->oy + j->oh && j->ow > 0;
     const uint8_t *b = j->base ? (const uint8_t *)j->base + (size_t)y * rb : NULL;
     if (b && !in_over) return b; /* read in place */
-    if (b && j->fg) {            /* (the region lies inside the photo) */
+    if (!b && j->al) {
+        memset(row, 0, rb);
+        if (in_over) ts_matte_alpha_span(j->al, y - j->oy, 0, j->ow, (uint16_t *)row + j->ox);
+        return row;
+    }
+    if (b && j->fg) { /* (the region lies inside the photo) */
         memcpy(row, b, rb);
         return ts_matte_fg_span(j->fg, y - j->oy, 0, j->ow, (uint8_t *)row + (size_t)j->ox * 3)
                    ? row
@@ -644,8 +667,9 @@ static VipsImage *fg_area(const ts_matte *mt, VipsImage *full, int x, int y, int
 
 /* The half-size image (memory, owning its pixels) of base with over inserted; NULL on failure.
  * An odd size is rounded up, its last column or row averaged with itself. */
-static VipsImage *half_of(const void *base, const void *over, const ts_matte *fg, int w, int h,
-                          int bands, int is16, int ox, int oy, int ow, int oh) {
+static VipsImage *half_of(const void *base, const void *over, const ts_matte *fg,
+                          const ts_matte *al, int w, int h, int bands, int is16, int ox, int oy,
+                          int ow, int oh) {
     int hw = (w + 1) / 2, hh = (h + 1) / 2;
     size_t bytes = (size_t)hw * hh * bands * (is16 ? 2 : 1);
     void *out = g_try_malloc(bytes);
@@ -654,10 +678,11 @@ static VipsImage *half_of(const void *base, const void *over, const ts_matte *fg
         g_free(out), free(rows);
         return NULL;
     }
-    int on = over || fg;
+    int on = over || fg || al;
     half_job j = {.base = base,
                   .over = over,
                   .fg = fg,
+                  .al = al,
                   .w = w,
                   .h = h,
                   .bands = bands,
@@ -694,11 +719,11 @@ static int cache_fill(ts_render_cache *c, ts_render_job *job, VipsImage *full) {
         return -1;
     }
     const void *px = VIPS_IMAGE_ADDR(mem, 0, 0);
-    c->rgb2 = half_of(px, NULL, NULL, w, h, 3, 0, 0, 0, 0, 0);
+    c->rgb2 = half_of(px, NULL, NULL, NULL, w, h, 3, 0, 0, 0, 0, 0);
     if (job->matte) {
         const ts_matte *mt = job->matte;
-        c->fg2 = half_of(px, NULL, mt, w, h, 3, 0, mt->x, mt->y, mt->w, mt->h);
-        c->alpha2 = half_of(NULL, mt->alpha, NULL, w, h, 1, 1, mt->x, mt->y, mt->w, mt->h);
+        c->fg2 = half_of(px, NULL, mt, NULL, w, h, 3, 0, mt->x, mt->y, mt->w, mt->h);
+        c->alpha2 = half_of(NULL, NULL, NULL, mt, w, h, 1, 1, mt->x, mt->y, mt->w, mt->h);
     }
     g_object_unref(mem);
     if (!c->rgb2 || (job->matte && (!c->fg2 || !c->alpha2))) {
@@ -1566,7 +1591,7 @@ static double measured_head(const ts_render_job *job, const float (*L)[3], doubl
                 continue;
             }
             n++;
-            on += mt->alpha[(size_t)y * mt->w + x] >= 32768;
+            on += ts_matte_alpha_at(mt, x, y) >= 32768;
         }
         if (n == 0 || on < HAIR_SOLID * n) break;
         last = step;
