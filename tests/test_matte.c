@@ -45,6 +45,20 @@ static ts_matte *matte_of(ts_ctx *ctx, const char *path, ts_matte_region_mode mo
     return m;
 }
 
+/* The detector's box of the subject's face in the photo at path. */
+static ts_face subject_box(ts_ctx *ctx, const char *path) {
+    ts_photo *p;
+    assert_int_equal(ts_photo_open(ctx, path, &p), TS_OK);
+    const ts_face_analysis *subj;
+    const ts_face *faces;
+    int nf;
+    assert_int_equal(ts_photo_subject(ctx, p, &subj), TS_OK);
+    assert_int_equal(ts_photo_faces(ctx, p, &faces, &nf), TS_OK);
+    ts_face box = faces[subj->face];
+    ts_photo_unref(p);
+    return box;
+}
+
 static int count_files(const char *dir) {
     DIR *d = opendir(dir);
     int n = 0;
@@ -123,15 +137,7 @@ static float box_mean(const float *a, int w, int h, int rx, int ry, const ts_fac
 static void t_busy_background_beside_hair(void **state) {
     fixture *f = *state;
     const char *path = ts_test_photo("grace_hopper.jpg");
-    ts_photo *p;
-    assert_int_equal(ts_photo_open(f->ctx, path, &p), TS_OK);
-    const ts_face_analysis *subj;
-    const ts_face *faces;
-    int nf;
-    assert_int_equal(ts_photo_subject(f->ctx, p, &subj), TS_OK);
-    assert_int_equal(ts_photo_faces(f->ctx, p, &faces, &nf), TS_OK);
-    ts_face box = faces[subj->face];
-    ts_photo_unref(p);
+    ts_face box = subject_box(f->ctx, path);
     int w, h, rx, ry;
     float *a;
     ts_matte *m = matte_of(f->ctx, path, TS_MATTE_HEAD_AND_SHOULDERS, &a, &w, &h);
@@ -430,14 +436,8 @@ static void t_region_grows_for_hair(void **state) {
         {"faceapi_sample1.jpg", 1}, {"faceapi_sample2.jpg", 1}, {"faceapi_sample5.jpg", 0}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const char *path = ts_test_photo(cases[c].photo);
-        ts_photo *p;
-        assert_int_equal(ts_photo_open(f->ctx, path, &p), TS_OK);
-        const ts_face_analysis *a;
-        const ts_face *faces;
-        int nf;
-        assert_int_equal(ts_photo_subject(f->ctx, p, &a), TS_OK);
-        assert_int_equal(ts_photo_faces(f->ctx, p, &faces, &nf), TS_OK);
-        const ts_face *b = &faces[a->face];
+        ts_face box = subject_box(f->ctx, path);
+        const ts_face *b = &box;
         float *alpha;
         int w, h, x0, y0;
         ts_matte *m = matte_of(f->ctx, path, TS_MATTE_HEAD_AND_SHOULDERS, &alpha, &w, &h);
@@ -456,7 +456,6 @@ static void t_region_grows_for_hair(void **state) {
         assert_true(y0 == 0 || top_person < 0.02 * w);
         free(alpha);
         ts_matte_free(m);
-        ts_photo_unref(p);
     }
 }
 
@@ -491,11 +490,11 @@ static void t_fg_blocks(void **state) {
     }
     free(al);
     int kept = 0;
-    for (int b = 0; b < m->fg_bw * m->fg_bh; b++) kept += m->fg_index[b] >= 0;
+    for (int b = 0; b < m->blocks_w * m->blocks_h; b++) kept += m->fg_index[b] >= 0;
     print_message("sample: %d of %d blocks kept, %zu of %zu edge pixels unmixed\n", kept,
-                  m->fg_bw * m->fg_bh, mixed_changed, mixed);
+                  m->blocks_w * m->blocks_h, mixed_changed, mixed);
     assert_int_equal(opaque_off, 0);
-    assert_true(kept > 0 && kept < m->fg_bw * m->fg_bh / 3);
+    assert_true(kept > 0 && kept < m->blocks_w * m->blocks_h / 3);
     assert_true(mixed_changed > mixed / 4);
     uint8_t *row = malloc((size_t)m->w * 3);
     for (int y = 0; y < m->h; y += 7) {

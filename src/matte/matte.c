@@ -74,8 +74,8 @@ void ts_matte_free(ts_matte *m) {
 }
 
 void ts_matte_alpha_span(const ts_matte *m, int y, int x0, int x1, uint16_t *dst) {
-    const int B = TS_MATTE_FG_BLOCK;
-    const int32_t *row = m->a_index + (size_t)(y / B) * m->fg_bw;
+    const int B = TS_MATTE_BLOCK;
+    const int32_t *row = m->a_index + (size_t)(y / B) * m->blocks_w;
     for (int bx = x0 / B; x0 < x1 && bx <= (x1 - 1) / B; bx++) {
         int a = bx * B > x0 ? bx * B : x0, b = (bx + 1) * B < x1 ? (bx + 1) * B : x1;
         uint16_t *d = dst + (a - x0);
@@ -89,18 +89,18 @@ void ts_matte_alpha_span(const ts_matte *m, int y, int x0, int x1, uint16_t *dst
 
 uint16_t ts_matte_alpha_at(const ts_matte *m, int x, int y) {
     if (x < 0 || y < 0 || x >= m->w || y >= m->h) return 0;
-    const int B = TS_MATTE_FG_BLOCK;
-    int32_t k = m->a_index[(size_t)(y / B) * m->fg_bw + x / B];
+    const int B = TS_MATTE_BLOCK;
+    int32_t k = m->a_index[(size_t)(y / B) * m->blocks_w + x / B];
     return k >= 0                    ? m->a_blocks[(size_t)k * B * B + (size_t)(y % B) * B + x % B]
            : k == TS_MATTE_ALPHA_ONE ? 65535
                                      : 0;
 }
 
 int ts_matte_fg_span(const ts_matte *m, int y, int x0, int x1, uint8_t *dst) {
-    const int B = TS_MATTE_FG_BLOCK;
+    const int B = TS_MATTE_BLOCK;
     if (!m || !m->fg_index || y < 0 || y >= m->h) return 0;
     x0 = x0 < 0 ? 0 : x0, x1 = x1 > m->w ? m->w : x1;
-    const int32_t *row = m->fg_index + (size_t)(y / B) * m->fg_bw;
+    const int32_t *row = m->fg_index + (size_t)(y / B) * m->blocks_w;
     int written = 0;
     for (int bx = x0 / B; x0 < x1 && bx <= (x1 - 1) / B; bx++) {
         if (row[bx] < 0) continue;
@@ -123,91 +123,74 @@ uint8_t *ts_matte_fg_copy(const ts_matte *m) {
     return px;
 }
 
-/* fg_keep_blocks' copies of the kept blocks, over rows of blocks (on all cores). */
+/* Copies block (bx, by) of a region-sized plane of px_bytes per pixel into dst (rows of
+ * TS_MATTE_BLOCK pixels). */
+static void block_copy(const ts_matte *m, const void *plane, size_t px_bytes, int bx, int by,
+                       void *dst) {
+    const int B = TS_MATTE_BLOCK;
+    int x0 = bx * B, n = m->w - x0 < B ? m->w - x0 : B;
+    for (int y = by * B; y < (by + 1) * B && y < m->h; y++)
+        memcpy((uint8_t *)dst + (size_t)(y - by * B) * B * px_bytes,
+               (const uint8_t *)plane + ((size_t)y * m->w + x0) * px_bytes, (size_t)n * px_bytes);
+}
+
+/* keep_blocks' passes over rows of blocks (on all cores): each alpha block's state (pass 0),
+ * then the copies of the kept blocks of both planes (pass 1). */
 typedef struct keep_job {
     ts_matte *m;
     const uint8_t *fg;
+    const uint16_t *alpha;
+    int pass;
 } keep_job;
 
 static void keep_rows(void *arg, int begin, int end) {
     const keep_job *j = arg;
     ts_matte *m = j->m;
-    const int B = TS_MATTE_FG_BLOCK;
+    const int B = TS_MATTE_BLOCK;
     for (int by = begin; by < end; by++)
-        for (int bx = 0; bx < m->fg_bw; bx++) {
-            int32_t *k = &m->fg_index[(size_t)by * m->fg_bw + bx];
-            int x0 = bx * B, n = (m->w - x0 < B ? m->w - x0 : B) * 3;
-            if (*k >= 0) {
-                for (int y = by * B; y < (by + 1) * B && y < m->h; y++)
-                    memcpy(m->fg_blocks + ((size_t)*k * B * B + (size_t)(y - by * B) * B) * 3,
-                           j->fg + ((size_t)y * m->w + x0) * 3, (size_t)n);
+        for (int bx = 0; bx < m->blocks_w; bx++) {
+            size_t b = (size_t)by * m->blocks_w + bx;
+            if (j->pass == 1) {
+                if (m->a_index[b] >= 0)
+                    block_copy(m, j->alpha, 2, bx, by, m->a_blocks + (size_t)m->a_index[b] * B * B);
+                if (m->fg_index[b] >= 0)
+                    block_copy(m, j->fg, 3, bx, by,
+                               m->fg_blocks + (size_t)m->fg_index[b] * B * B * 3);
+                continue;
             }
-        }
-}
-
-/* alpha_keep_blocks' passes over rows of blocks (on all cores): each block's state (pass 0),
- * then the copies of the mixed ones (pass 1). */
-typedef struct akeep_job {
-    ts_matte *m;
-    const uint16_t *alpha;
-    int pass;
-} akeep_job;
-
-static void akeep_rows(void *arg, int begin, int end) {
-    const akeep_job *j = arg;
-    ts_matte *m = j->m;
-    const int B = TS_MATTE_FG_BLOCK;
-    for (int by = begin; by < end; by++)
-        for (int bx = 0; bx < m->fg_bw; bx++) {
-            int32_t *k = &m->a_index[(size_t)by * m->fg_bw + bx];
             int x0 = bx * B, n = m->w - x0 < B ? m->w - x0 : B;
-            if (j->pass == 0) {
-                uint16_t first = j->alpha[(size_t)by * B * m->w + x0];
-                int same = first == 0 || first == 65535;
-                for (int y = by * B; y < (by + 1) * B && y < m->h && same; y++) {
-                    const uint16_t *r = j->alpha + (size_t)y * m->w + x0;
-                    for (int x = 0; x < n && same; x++) same = r[x] == first;
-                }
-                *k = !same ? 0 : first ? TS_MATTE_ALPHA_ONE : TS_MATTE_ALPHA_ZERO;
-            } else if (*k >= 0) {
-                for (int y = by * B; y < (by + 1) * B && y < m->h; y++)
-                    memcpy(m->a_blocks + (size_t)*k * B * B + (size_t)(y - by * B) * B,
-                           j->alpha + (size_t)y * m->w + x0, sizeof(uint16_t) * (size_t)n);
+            uint16_t first = j->alpha[(size_t)by * B * m->w + x0];
+            int same = first == 0 || first == 65535;
+            for (int y = by * B; y < (by + 1) * B && y < m->h && same; y++) {
+                const uint16_t *r = j->alpha + (size_t)y * m->w + x0;
+                for (int x = 0; x < n && same; x++) same = r[x] == first;
             }
+            m->a_index[b] = !same ? 0 : first ? TS_MATTE_ALPHA_ONE : TS_MATTE_ALPHA_ZERO;
         }
 }
 
-/* Keeps alpha (the region's, w * h) in blocks: m's a_index and a_blocks. Returns 0, or -1 when
- * out of memory. */
-static int alpha_keep_blocks(ts_matte *m, const uint16_t *alpha) {
-    const int B = TS_MATTE_FG_BLOCK;
-    size_t nb = (size_t)m->fg_bw * m->fg_bh, kept = 0;
+/* Keeps the region's alpha (w * h) and foreground colour (w * h * 3: the photo's pixels but in
+ * the blocks flagged in changed, where the solve changed one) in blocks: an alpha block all 0
+ * or all 65535 is only marked so, a foreground block the solve did not change is the photo's.
+ * Sets m's a_index, a_blocks, fg_index and fg_blocks. Returns 0, or -1 when out of memory. */
+static int keep_blocks(ts_matte *m, const uint16_t *alpha, const uint8_t *fg,
+                       const uint8_t *changed) {
+    const int B = TS_MATTE_BLOCK;
+    size_t nb = (size_t)m->blocks_w * m->blocks_h, a_kept = 0, fg_kept = 0;
     m->a_index = malloc(sizeof *m->a_index * nb);
-    if (!m->a_index) return -1;
-    akeep_job j = {m, alpha, 0};
-    ts_matte_parallel(m->fg_bh, akeep_rows, &j);
-    for (size_t b = 0; b < nb; b++)
-        if (m->a_index[b] >= 0) m->a_index[b] = (int32_t)kept++;
-    m->a_blocks = malloc(sizeof *m->a_blocks * (kept ? kept * B * B : 1));
-    if (!m->a_blocks) return -1;
-    j.pass = 1;
-    ts_matte_parallel(m->fg_bh, akeep_rows, &j);
-    return 0;
-}
-
-/* Keeps, of fg (the region's foreground colour, w * h * 3: the photo's pixels but in the blocks
- * flagged in changed, fg_bw x fg_bh, where the solve changed one), only the changed blocks: m's
- * fg_index and fg_blocks. Returns 0, or -1 when out of memory. */
-static int fg_keep_blocks(ts_matte *m, const uint8_t *fg, const uint8_t *changed) {
-    const int B = TS_MATTE_FG_BLOCK;
-    size_t nb = (size_t)m->fg_bw * m->fg_bh, kept = 0;
     m->fg_index = malloc(sizeof *m->fg_index * nb);
-    if (!m->fg_index) return -1;
-    for (size_t b = 0; b < nb; b++) m->fg_index[b] = changed[b] ? (int32_t)kept++ : -1;
-    m->fg_blocks = malloc(kept ? kept * B * B * 3 : 1);
-    if (!m->fg_blocks) return -1;
-    keep_job j = {m, fg};
-    ts_matte_parallel(m->fg_bh, keep_rows, &j);
+    if (!m->a_index || !m->fg_index) return -1;
+    keep_job j = {m, fg, alpha, 0};
+    ts_matte_parallel(m->blocks_h, keep_rows, &j);
+    for (size_t b = 0; b < nb; b++) {
+        if (m->a_index[b] >= 0) m->a_index[b] = (int32_t)a_kept++;
+        m->fg_index[b] = changed[b] ? (int32_t)fg_kept++ : -1;
+    }
+    m->a_blocks = malloc(sizeof *m->a_blocks * (a_kept ? a_kept * B * B : 1));
+    m->fg_blocks = malloc(fg_kept ? fg_kept * B * B * 3 : 1);
+    if (!m->a_blocks || !m->fg_blocks) return -1;
+    j.pass = 1;
+    ts_matte_parallel(m->blocks_h, keep_rows, &j);
     return 0;
 }
 
@@ -474,7 +457,7 @@ typedef struct full_job {
     ts_matte *m;
     uint16_t *alpha;  /* the region's full-resolution alpha */
     uint8_t *fg;      /* the region's colours, made the foreground colour in place */
-    uint8_t *changed; /* per TS_MATTE_FG_BLOCK block of the region: a pixel of fg changed */
+    uint8_t *changed; /* per TS_MATTE_BLOCK block of the region: a pixel of fg changed */
     const int *uy, *xs;
     const float *fx, *fy;
 } full_job;
@@ -603,8 +586,8 @@ static void full_fg_rows(void *arg, int begin, int end) {
                 if (q[0] != d[0] || q[1] != d[1] || q[2] != d[2]) {
                     memcpy(d, q, 3);
                     /* (rows of one block may be on two threads: both only ever store 1) */
-                    __atomic_store_n(&j->changed[(size_t)(y / TS_MATTE_FG_BLOCK) * m->fg_bw +
-                                                 x / TS_MATTE_FG_BLOCK],
+                    __atomic_store_n(&j->changed[(size_t)(y / TS_MATTE_BLOCK) * m->blocks_w +
+                                                 x / TS_MATTE_BLOCK],
                                      1, __ATOMIC_RELAXED);
                 }
             }
@@ -898,9 +881,9 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         goto fail;
     }
     m->x = reg[0], m->y = reg[1], m->w = reg[2], m->h = reg[3];
-    m->fg_bw = (m->w + TS_MATTE_FG_BLOCK - 1) / TS_MATTE_FG_BLOCK;
-    m->fg_bh = (m->h + TS_MATTE_FG_BLOCK - 1) / TS_MATTE_FG_BLOCK;
-    changed = calloc((size_t)m->fg_bw * m->fg_bh, 1);
+    m->blocks_w = (m->w + TS_MATTE_BLOCK - 1) / TS_MATTE_BLOCK;
+    m->blocks_h = (m->h + TS_MATTE_BLOCK - 1) / TS_MATTE_BLOCK;
+    changed = calloc((size_t)m->blocks_w * m->blocks_h, 1);
     m->photo = dec.full, dec.full = NULL;
     size_t n = (size_t)m->w * m->h;
     alpha = malloc(sizeof *alpha * n);
@@ -928,7 +911,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         goto fail;
     }
     if (opts.decontaminate) ts_matte_parallel(m->h, full_fg_rows, &job);
-    if (fg_keep_blocks(m, dec.px, changed) != 0 || alpha_keep_blocks(m, alpha) != 0) {
+    if (keep_blocks(m, alpha, dec.px, changed) != 0) {
         s = ts_fail(ctx, TS_ERR_NOMEM, "matte: out of memory");
         goto fail;
     }

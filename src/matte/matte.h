@@ -11,30 +11,30 @@
 
 #include "core/internal.h"
 
-/* The foreground colour is kept in blocks of TS_MATTE_FG_BLOCK x TS_MATTE_FG_BLOCK region
- * pixels: the photo's own pixels, except in the blocks where the solve changed one (along the
- * person's edge), which keep their own colours. A full copy of the region (39 MB for a 12-MP
- * photo whose region is all of it) would mostly repeat the photo. */
-#define TS_MATTE_FG_BLOCK 32
+/* The alpha and the foreground colour are kept in blocks of TS_MATTE_BLOCK x TS_MATTE_BLOCK
+ * region pixels: an alpha block all 0 or all 1 is only marked so, a foreground block the solve
+ * did not change is the photo's own pixels; only the rest (along the person's edge) is stored.
+ * Whole copies of the region (26 + 39 MB for a 12-MP photo whose region is all of it) would
+ * mostly repeat the photo and the two values. */
+#define TS_MATTE_BLOCK 32
 
 /* Alpha blocks that are all 0 or all 65535 are not stored: their a_index says which. */
 enum { TS_MATTE_ALPHA_ZERO = -1, TS_MATTE_ALPHA_ONE = -2 };
 
 struct ts_matte {
     int x, y, w, h; /* region in photo pixels */
-    /* Blocks of TS_MATTE_FG_BLOCK x TS_MATTE_FG_BLOCK region pixels, fg_bw across and fg_bh
-     * down, row-major, for the alpha and the foreground colour alike. */
-    int fg_bw, fg_bh;
+    /* The blocks: blocks_w across and blocks_h down, row-major, for both planes. */
+    int blocks_w, blocks_h;
     /* Alpha, 0..65535: block b is all 0 or all 65535 (a_index[b] TS_MATTE_ALPHA_ZERO or _ONE),
-     * or its values at a_blocks + a_index[b] * TS_MATTE_FG_BLOCK^2, in rows of
-     * TS_MATTE_FG_BLOCK (blocks at the region's right and bottom edges partly unused). Read it
+     * or its values at a_blocks + a_index[b] * TS_MATTE_BLOCK^2, in rows of
+     * TS_MATTE_BLOCK (blocks at the region's right and bottom edges partly unused). Read it
      * with ts_matte_alpha_span, ts_matte_alpha_at or ts_matte_alpha16. */
     int32_t *a_index;
     uint16_t *a_blocks;
     /* The foreground colour (sRGB bytes; meaningless where alpha == 0): photo (the photo's
      * full-resolution decode, 3-band uchar in memory, a reference; the region at x, y in it),
-     * except block b (row-major, fg_bw across) where fg_index[b] >= 0: then its colours, at
-     * fg_blocks + fg_index[b] * TS_MATTE_FG_BLOCK^2 * 3, rows of TS_MATTE_FG_BLOCK pixels
+     * except block b where fg_index[b] >= 0: then its colours, at
+     * fg_blocks + fg_index[b] * TS_MATTE_BLOCK^2 * 3, rows of TS_MATTE_BLOCK pixels
      * (blocks at the region's right and bottom edges are partly unused). Read it with
      * ts_matte_fg_span or ts_matte_fg_copy. */
     VipsImage *photo;

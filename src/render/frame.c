@@ -327,6 +327,13 @@ struct ts_render_cache {
     const ts_photo *map_photo;
     const ts_matte *map_matte;
     block_maps maps;
+    /* measured_head's answer for this photo, matte and face (the same for every look) */
+    struct {
+        const ts_photo *photo;
+        const ts_matte *matte;
+        const ts_face_analysis *face;
+        double px;
+    } head;
     struct {
         const ts_photo *photo;
         const ts_matte *matte;
@@ -414,10 +421,10 @@ static void maps_range(size_t first, size_t n, void *user) {
     const maps_job *j = user;
     const ts_matte *mt = j->mt;
     uint8_t seg[MAP_B * 3];
+    uint16_t aseg[MAP_B];
     for (size_t by = first; by < first + n; by++)
         for (int y = (int)by * MAP_B; y < ((int)by + 1) * MAP_B && y < mt->h; y++) {
             const uint8_t *p = j->px + ((size_t)(y + mt->y) * j->pw + mt->x) * 3;
-            const int32_t *arow = mt->a_index + (size_t)(y / TS_MATTE_FG_BLOCK) * mt->fg_bw;
             for (int bx = 0; bx < j->bw; bx++) {
                 int x0 = bx * MAP_B, n = mt->w - x0 < MAP_B ? mt->w - x0 : MAP_B;
                 size_t o = by * j->bw + bx;
@@ -428,19 +435,9 @@ static void maps_range(size_t first, size_t n, void *user) {
                         memcmp(seg, p + x0 * 3, (size_t)n * 3))
                         j->fgd[o] = 1;
                 }
-                /* (a block of the alpha's storage is all 0, all 1 or kept as it is) */
-                int32_t ak = arow[x0 / TS_MATTE_FG_BLOCK];
-                if (!j->anz[o] && ak == TS_MATTE_ALPHA_ONE) j->anz[o] = 1;
-                if (!j->anz[o] && ak >= 0) {
-                    const uint16_t *a = mt->a_blocks +
-                                        (size_t)ak * TS_MATTE_FG_BLOCK * TS_MATTE_FG_BLOCK +
-                                        (size_t)(y % TS_MATTE_FG_BLOCK) * TS_MATTE_FG_BLOCK +
-                                        x0 % TS_MATTE_FG_BLOCK;
-                    for (int x = 0; x < n; x++)
-                        if (a[x]) {
-                            j->anz[o] = 1;
-                            break;
-                        }
+                if (!j->anz[o]) {
+                    ts_matte_alpha_span(mt, y, x0, x0 + n, aseg);
+                    for (int x = 0; x < n && !j->anz[o]; x++) j->anz[o] = aseg[x] != 0;
                 }
             }
         }
@@ -1578,25 +1575,32 @@ static int fit_frame(double s0, double t, const double E[2], int W, int H, int P
 static double measured_head(const ts_render_job *job, const float (*L)[3], double fh) {
     const ts_matte *mt = job->matte;
     if (!mt || fh < 4) return 0;
+    /* (measured once per photo, matte and face: every look asks the same) */
+    ts_render_cache *c = job->cache;
+    if (c && c->head.photo == job->photo && c->head.matte == mt && c->head.face == job->face)
+        return c->head.px;
     double ux = (L[10][0] - L[152][0]) / fh, uy = (L[10][1] - L[152][1]) / fh; /* up */
     double vx = -uy, vy = ux;                                                  /* across */
-    int half = (int)ceil(HAIR_STRIP / 2 * fh), last = 0;
-    for (int step = 0; step < (int)(2 * fh); step++) {
+    int half = (int)ceil(HAIR_STRIP / 2 * fh), last = 0, left = 0;
+    for (int step = 0; step < (int)(2 * fh) && !left; step++) {
         double cx = L[10][0] + ux * step, cy = L[10][1] + uy * step;
         int on = 0, n = 0;
-        for (int k = -half; k <= half; k++) {
+        for (int k = -half; k <= half && !left; k++) {
             int x = (int)lround(cx + vx * k) - mt->x, y = (int)lround(cy + vy * k) - mt->y;
             if (x < 0 || y < 0 || x >= mt->w || y >= mt->h) {
-                if (k == 0) return 0; /* the axis leaves the matte's region */
+                left = k == 0; /* the axis leaves the matte's region */
                 continue;
             }
             n++;
             on += ts_matte_alpha_at(mt, x, y) >= 32768;
         }
-        if (n == 0 || on < HAIR_SOLID * n) break;
+        if (left || n == 0 || on < HAIR_SOLID * n) break;
         last = step;
     }
-    return fh + last;
+    double px = left ? 0 : fh + last;
+    if (c)
+        c->head.photo = job->photo, c->head.matte = mt, c->head.face = job->face, c->head.px = px;
+    return px;
 }
 
 /* The frame's geometry for p (the transform and the part of the photo it needs), and the notes
