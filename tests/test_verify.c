@@ -234,6 +234,39 @@ static void t_edits_gate(void **state) {
     ts_photo_unref(p);
 }
 
+/* The gate's reading shares its nine passes with a second thread (the mesh model's second
+ * runtime) and the early reading does not (ts_verify_read_start: it runs beside the colour
+ * stages): the two must read the same pixels the same to the bit, or every look's edits would
+ * read the difference. A copy of the framed canvas (another image object, so nothing kept on
+ * the first is found on it) read by the gate against the canvas read early moves nothing. */
+static void t_split_reading(void **state) {
+    fixture *f = *state;
+    ts_photo *p;
+    assert_int_equal(ts_photo_open(f->ctx, ts_test_photo("franck_02045.jpg"), &p), TS_OK);
+    ts_render_job job;
+    frame_job(f->ctx, p, "square", &job);
+    VipsImage *before = ts_verify_snapshot(&job), *copy = NULL;
+    ts_verify_read_finish(ts_verify_read_start(f->ctx, p, before, job.m, "early"));
+    assert_int_equal(vips_copy(before, &copy, NULL), 0);
+    VipsImage *mem = vips_image_copy_memory(copy); /* its own pixels, the same values */
+    g_object_unref(copy);
+    assert_non_null(mem);
+    assert_ptr_not_equal(VIPS_IMAGE_ADDR(mem, 0, 0), VIPS_IMAGE_ADDR(before, 0, 0));
+    assert_null(f->ctx->second[TS_MODEL_FACE_LANDMARK_ATTENTION]);
+    ts_identity_result r;
+    assert_int_equal(ts_verify_identity_edits(f->ctx, p, before, mem, "copy", job.m, NULL, &r),
+                     TS_OK);
+    print_message("  copy read on two threads against the canvas read on one: %.6f%%\n",
+                  100 * r.mean);
+    assert_non_null(f->ctx->second[TS_MODEL_FACE_LANDMARK_ATTENTION]); /* it did split */
+    assert_true(r.mean == 0 && r.max == 0);
+    assert_true(r.frame_mean > 0); /* the instrument did read something */
+    g_object_unref(mem);
+    g_object_unref(before);
+    ts_render_job_clear(&job);
+    ts_photo_unref(p);
+}
+
 /* make's gate with its back-off (ts_render_identity_gate): edits that pass are kept whole; a
  * face enlarged by 5% reads over twice the limit and is refused as it is (not blended back into
  * a ghost that would pass); a soft warp that reads between 1% and 2% is backed off: the canvas
@@ -439,6 +472,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(t_warped_fails, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(t_edits_gate, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(t_gate_back_off, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_split_reading, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(t_edit_map, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(t_prepare, ts_test_setup, ts_test_teardown),
     };

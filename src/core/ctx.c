@@ -146,6 +146,7 @@ ts_status ts_ctx_new(const ts_ctx_options *opt, ts_ctx **out) {
 void ts_ctx_free(ts_ctx *ctx) {
     if (!ctx) return;
     for (int i = 0; i < TS_MODEL_COUNT; i++) {
+        ts_nn_runtime_free(ctx->second[i]);
         ts_nn_runtime_free(ctx->runtimes[i]);
         ts_nn_model_free(ctx->models[i]);
     }
@@ -191,6 +192,15 @@ ts_nn_runtime *ts_ctx_runtime(ts_ctx *ctx, ts_model_id id) {
     ctx->models[id] = m;
     ctx->runtimes[id] = rt;
     return rt;
+}
+
+ts_nn_runtime *ts_ctx_runtime_second(ts_ctx *ctx, ts_model_id id) {
+    if (!ts_ctx_runtime(ctx, id)) return NULL;
+    if (ctx->second[id]) return ctx->second[id];
+    char err[400];
+    if (!(ctx->second[id] = ts_nn_runtime_new(ctx->models[id], ctx->opt.threads, err, sizeof err)))
+        ts_fail(ctx, TS_ERR_MODEL, "%s", err);
+    return ctx->second[id];
 }
 
 ts_status ts_ctx_load_model(ts_ctx *ctx, ts_model_id id) {

@@ -15,7 +15,8 @@ struct ts_ctx {
     char err[512];
     ts_nn_model *models[TS_MODEL_COUNT];
     ts_nn_runtime *runtimes[TS_MODEL_COUNT];
-    struct ts_geom *geom; /* canonical face geometry, loaded on first pose fit */
+    ts_nn_runtime *second[TS_MODEL_COUNT]; /* a second runtime of the same model, for a thread */
+    struct ts_geom *geom;                  /* canonical face geometry, loaded on first pose fit */
 };
 
 /* Built with AddressSanitizer (gcc or clang): what hands memory around behind malloc's back
@@ -113,6 +114,11 @@ int ts_vips_init(void);
 
 /* The runtime for a model, loading it on first use. NULL with the ctx error set on failure. */
 ts_nn_runtime *ts_ctx_runtime(ts_ctx *ctx, ts_model_id id);
+
+/* A second runtime of the same model (its own buffers, the same weights), made on first use, so
+ * that two threads can run the model at once: a copy of ctx with it in runtimes[id] serves the
+ * second thread. Call it on the thread that owns ctx. NULL with the ctx error set on failure. */
+ts_nn_runtime *ts_ctx_runtime_second(ts_ctx *ctx, ts_model_id id);
 
 /* Hands the memory malloc holds free back to the system (glibc's malloc_trim), after work
  * that freed large buffers on a thread of its own (each thread's arena keeps what it freed).

@@ -102,15 +102,8 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
     }
     ts_verify_read_finish(early);
     if (!st) after = ts_verify_snapshot(&job);
-    /* The edit map needs only the two canvases and the alpha, which nothing after the gate
-     * changes unless the gate backs the edits off: it is started now, on a thread of its own
-     * beside the gate (whose mesh passes leave the other core idle), made again from the
-     * delivered canvas in the rare look the gate backs off, and written once the look is known
-     * to be delivered. */
     ts_edit_map_job *map = NULL;
     int want_map = !st && before && after && req->edit_map && req->edit_map[0];
-    VipsImage *mapped = after; /* the canvas the map is being made of */
-    if (want_map) map = ts_verify_edit_map_start(before, after, job.alpha, req->edit_map);
     /* The identity gate (docs/export-and-verify.md), right after the face edits and before the
      * backdrop: the canvas as tone, light and retouch left it against the canvas right after
      * frame, both read by the same instrument (one mesh pass at the photo's own face crop,
@@ -139,11 +132,11 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
         }
         LAP(verify);
     }
+    /* The edit map needs only the two canvases and the alpha, which nothing after the gate
+     * changes: it is made on a thread of its own beside the backdrop and the file's encoding
+     * (which leave a core idle), and written once the look is known to be delivered. */
     want_map = want_map && !st;
-    if (want_map && after != mapped) {
-        ts_verify_edit_map_finish(NULL, map, NULL); /* (waits for it; writes nothing) */
-        map = ts_verify_edit_map_start(before, after, job.alpha, req->edit_map);
-    }
+    if (want_map) map = ts_verify_edit_map_start(before, after, job.alpha, req->edit_map);
     if (!st) st = ts_stage_background.run(&job, ts_style_params(req->style, "background"));
     /* Nothing after the backdrop reads the foreground colour: free it before the file and the
      * checks, which are when the most memory is in use. */

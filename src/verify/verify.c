@@ -72,7 +72,7 @@ static ts_status subject_of(ts_ctx *ctx, const char *path, const char *what, ts_
 }
 
 static ts_status seeded_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *src, const double P[6],
-                                  const char *name, float (*lm)[2]);
+                                  const char *name, int split, float (*lm)[2]);
 static ts_status reference_of(ts_ctx *ctx, ts_photo *p, ts_face_analysis **out);
 
 ts_status ts_verify_noise_floor(ts_ctx *ctx, ts_photo *input, ts_verify_floor *out) {
@@ -112,7 +112,7 @@ ts_status ts_verify_noise_floor(ts_ctx *ctx, ts_photo *input, ts_verify_floor *o
     if (!lm || !fc)
         s = ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
     else
-        s = seeded_landmarks(ctx, input, copy, P, "the re-encoded copy of the photo", lm);
+        s = seeded_landmarks(ctx, input, copy, P, "the re-encoded copy of the photo", 0, lm);
     ts_face_analysis *ref = NULL;
     if (!s) s = reference_of(ctx, input, &ref);
     if (!s) {
@@ -283,6 +283,59 @@ static VipsImage *area_of(VipsImage *src, int x0, int y0, int w, int h) {
     return part;
 }
 
+/* The crop at the ROI and at small shifts, zooms and turns of it (x, y and zoom as fractions of
+ * the ROI's size, turn in radians), averaged: one pass's landmarks answer to small changes of
+ * tone as much as to geometry; the average of several crops answers to geometry. */
+static const float jitters[][4] = {{0, 0, 1, 0},     {0.03f, 0, 1, 0},  {-0.03f, 0, 1, 0},
+                                   {0, 0.03f, 1, 0}, {0, -0.03f, 1, 0}, {0, 0, 1.05f, 0},
+                                   {0, 0, 0.95f, 0}, {0, 0, 1, 0.035f}, {0, 0, 1, -0.035f}};
+enum { N_JITTERS = sizeof jitters / sizeof jitters[0] };
+
+/* Mesh passes at jitters [from, to) of roi on pre (photo -> pre: Q), each pass's landmarks and
+ * presence kept apart (pts[j], presence[j]), so that the average is summed in the same order
+ * however the passes were shared out. */
+typedef struct jitter_job {
+    ts_ctx *ctx;
+    VipsImage *pre;
+    const double *Q;
+    ts_face_roi roi;
+    const char *name;
+    int from, to;
+    float (*pts)[TS_LANDMARKS][2];
+    float *presence;
+    ts_status s;
+} jitter_job;
+
+static ts_status jitter_passes(jitter_job *j) {
+    ts_face_mesh *mesh = malloc(sizeof *mesh);
+    if (!mesh) return ts_fail(j->ctx, TS_ERR_NOMEM, "out of memory");
+    ts_status s = TS_OK;
+    for (int k = j->from; k < j->to && !s; k++) {
+        ts_face_roi r = j->roi;
+        r.cx += jitters[k][0] * j->roi.size, r.cy += jitters[k][1] * j->roi.size;
+        r.size *= jitters[k][2], r.rotation += jitters[k][3];
+        if ((s = ts_face_mesh_on(j->ctx, j->pre, j->Q, r, j->name, mesh))) break;
+        j->presence[k] = mesh->presence;
+        for (int i = 0; i < TS_LANDMARKS; i++)
+            j->pts[k][i][0] = mesh->pts[i][0], j->pts[k][i][1] = mesh->pts[i][1];
+    }
+    free(mesh);
+    return s;
+}
+
+/* The second share of the passes, on a thread of its own: a copy of the caller's ctx with the
+ * second runtime of the mesh model in the first's place. */
+typedef struct jitter_helper {
+    ts_ctx shadow;
+    jitter_job job;
+} jitter_helper;
+
+static void *jitter_thread(void *arg) {
+    jitter_helper *h = arg;
+    h->job.s = jitter_passes(&h->job);
+    return NULL;
+}
+
 /* The subject's landmarks on src (an image related to the photo by P: photo -> src pixels),
  * measured by one mesh pass at the very crop the photo's own mesh ran on (the photo's final
  * ROI, carried through P), written to lm in photo pixels. The network then sees the face where,
@@ -291,9 +344,12 @@ static VipsImage *area_of(VipsImage *src, int x0, int y0, int w, int h) {
  * move with the framing and the surroundings) drops out, and what remains is what the pixels
  * changed. src is first shrunk (Lanczos 3) to the scale the photo's pass sampled at, so both
  * crops are sampled alike. src is 3-band 8-bit sRGB, or a float canvas (cast to 8 bits as
- * srgb_of does). A crop without a face (presence < 0.5) is TS_ERR_NO_FACE. */
+ * srgb_of does). A crop without a face (presence < 0.5) is TS_ERR_NO_FACE. With split, the
+ * passes are shared with a thread of its own on the mesh model's second runtime (made here on
+ * first use: call it on the thread that owns ctx), for a caller with nothing else to do
+ * meanwhile; the reading is the same to the bit either way. */
 static ts_status seeded_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *src, const double P[6],
-                                  const char *name, float (*lm)[2]) {
+                                  const char *name, int split, float (*lm)[2]) {
     char why[300];
     ts_face_roi roi;
     float src_scale = 1;
@@ -334,28 +390,46 @@ static ts_status seeded_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *src, 
     if (!(pre = mem))
         return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot resample the output: %s", name,
                        ts_vips_why(why, sizeof why));
-    /* The crop at the ROI and at small shifts, zooms and turns of it, averaged: one pass's
-     * landmarks answer to small changes of tone as much as to geometry; the average of
-     * several crops answers to geometry. */
-    static const float jit[][4] = {{0, 0, 1, 0},     {0.03f, 0, 1, 0},  {-0.03f, 0, 1, 0},
-                                   {0, 0.03f, 1, 0}, {0, -0.03f, 1, 0}, {0, 0, 1.05f, 0},
-                                   {0, 0, 0.95f, 0}, {0, 0, 1, 0.035f}, {0, 0, 1, -0.035f}};
-    enum { NJ = sizeof jit / sizeof jit[0] };
+    /* Nine passes: with split, shared with a second thread (the caller's runtime and the
+     * second one), when the caller has no other work beside this reading. */
+    float(*pts)[TS_LANDMARKS][2] = malloc(sizeof *pts * N_JITTERS);
+    float pres[N_JITTERS];
+    if (!pts) {
+        g_object_unref(pre);
+        return ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
+    }
+    jitter_job mine = {ctx, pre, Q, roi, name, 0, N_JITTERS, pts, pres, TS_OK};
+    jitter_helper *h = NULL;
+    pthread_t helper;
+    if (split && ts_ctx_runtime_second(ctx, TS_MODEL_FACE_LANDMARK_ATTENTION) &&
+        (h = malloc(sizeof *h))) {
+        h->shadow = *ctx;
+        h->shadow.err[0] = 0;
+        h->shadow.runtimes[TS_MODEL_FACE_LANDMARK_ATTENTION] =
+            ctx->second[TS_MODEL_FACE_LANDMARK_ATTENTION];
+        h->job = mine;
+        h->job.ctx = &h->shadow;
+        h->job.from = mine.to = (N_JITTERS + 1) / 2;
+        if (pthread_create(&helper, NULL, jitter_thread, h)) {
+            free(h), h = NULL;
+            mine.to = N_JITTERS;
+        }
+    }
+    s = jitter_passes(&mine);
+    if (h) {
+        pthread_join(helper, NULL);
+        if (!s && h->job.s) s = ts_fail(ctx, h->job.s, "%s", h->shadow.err);
+        free(h);
+    }
+    g_object_unref(pre);
     double acc[TS_LANDMARKS][2] = {{0}};
     float presence = 0;
-    ts_face_mesh *mesh = malloc(sizeof *mesh);
-    if (!mesh) s = ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
-    for (int j = 0; j < NJ && !s; j++) {
-        ts_face_roi r = roi;
-        r.cx += jit[j][0] * roi.size, r.cy += jit[j][1] * roi.size;
-        r.size *= jit[j][2], r.rotation += jit[j][3];
-        if ((s = ts_face_mesh_on(ctx, pre, Q, r, name, mesh))) break;
-        presence += mesh->presence / NJ;
+    for (int j = 0; j < N_JITTERS && !s; j++) {
+        presence += pres[j] / N_JITTERS;
         for (int i = 0; i < TS_LANDMARKS; i++)
-            acc[i][0] += mesh->pts[i][0] / NJ, acc[i][1] += mesh->pts[i][1] / NJ;
+            acc[i][0] += pts[j][i][0] / N_JITTERS, acc[i][1] += pts[j][i][1] / N_JITTERS;
     }
-    free(mesh);
-    g_object_unref(pre);
+    free(pts);
     if (s) return s;
     if (presence < 0.5f)
         return ts_fail(ctx, TS_ERR_NO_FACE,
@@ -393,7 +467,7 @@ static ts_status reference_of(ts_ctx *ctx, ts_photo *p, ts_face_analysis **out) 
         }
         float(*lm)[2] = malloc(sizeof(float) * 2 * TS_LANDMARKS);
         const double P[6] = {sx, 0, 0, 0, sy, 0};
-        s = lm ? seeded_landmarks(ctx, p, src, P, p->path, lm)
+        s = lm ? seeded_landmarks(ctx, p, src, P, p->path, 0, lm)
                : ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
         g_object_unref(src);
         if (s) {
@@ -479,7 +553,7 @@ static ts_status identity_of(ts_ctx *ctx, ts_photo *input, VipsImage *rgb, const
         direct = compare(fin, al, inv);
     }
     /* The gate: the output measured at the photo's own crop (seeded_landmarks). */
-    if ((s = seeded_landmarks(ctx, input, rgb, m, name, lm))) {
+    if ((s = seeded_landmarks(ctx, input, rgb, m, name, 1, lm))) {
         free(al), free(lm);
         return s;
     }
@@ -551,7 +625,7 @@ static GQuark kept_reading_quark(void) {
  * it was made for this photo, transform and crop, else measured now (seeded_landmarks on its
  * 8-bit cast) and kept. */
 static ts_status canvas_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *canvas,
-                                  const double m[6], const char *name, float (*lm)[2]) {
+                                  const double m[6], const char *name, int split, float (*lm)[2]) {
     ts_face_roi roi;
     float sc = 1;
     ts_status s = ts_photo_subject_roi(ctx, input, &roi, &sc);
@@ -567,7 +641,7 @@ static ts_status canvas_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *canva
     if (!rgb)
         return ts_fail(ctx, TS_ERR_INTERNAL, "%s: cannot read the canvas: %s", name,
                        ts_vips_why(why, sizeof why));
-    s = seeded_landmarks(ctx, input, rgb, m, name, lm);
+    s = seeded_landmarks(ctx, input, rgb, m, name, split, lm);
     g_object_unref(rgb);
     kept_reading *keep = s ? NULL : malloc(sizeof *keep);
     if (keep) {
@@ -595,7 +669,7 @@ struct ts_verify_reading {
 static void *read_thread(void *arg) {
     ts_verify_reading *r = arg;
     float(*lm)[2] = malloc(sizeof(float) * 2 * TS_LANDMARKS);
-    if (lm) canvas_landmarks(&r->shadow, r->photo, r->canvas, r->m, r->name, lm);
+    if (lm) canvas_landmarks(&r->shadow, r->photo, r->canvas, r->m, r->name, 0, lm);
     free(lm);
     /* What this thread freed stays in its own malloc arena, where the rest of the look cannot
      * reuse it: hand it back here (off the caller's path), or it adds to the run's peak. */
@@ -649,8 +723,8 @@ ts_status ts_verify_identity_edits(ts_ctx *ctx, ts_photo *input, VipsImage *befo
     float(*la)[2] = malloc(sizeof(float) * 2 * TS_LANDMARKS);
     ts_face_analysis *fb = NULL, *fa = NULL;
     if (!lb || !la) s = ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
-    if (!s) s = canvas_landmarks(ctx, input, before, m, name, lb);
-    if (!s) s = canvas_landmarks(ctx, input, after, m, name, la);
+    if (!s) s = canvas_landmarks(ctx, input, before, m, name, 1, lb);
+    if (!s) s = canvas_landmarks(ctx, input, after, m, name, 1, la);
     ts_face_analysis *ref = NULL;
     if (!s) s = reference_of(ctx, input, &ref);
     if (!s &&
