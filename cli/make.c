@@ -253,24 +253,16 @@ static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *fa
 }
 
 /* A photo larger than its headshots need is rendered from its decode at 1/2 or 1/4 (JPEG's own
- * DCT scaling): its matte, canvases and copies are 4 or 16 times smaller. Only while every output
- * still shrinks that decode by DECODE_SHRINK_MIN or more, so nothing is enlarged and the last
- * resampling still filters; 12-MP photos keep their full decode for the default set (its 2x3
- * takes 0.56 of the photo), a 24-MP one is halved (its largest output takes 0.37). */
-#define DECODE_SHRINK_MIN 1.2
-
-/* The decode shrink (1, 2 or 4) for p's outputs (slots). */
+ * DCT scaling): its matte, canvases and copies are 4 or 16 times smaller
+ * (ts_render_decode_shrink: while every output still shrinks that decode by 1.05 or more, as
+ * frame would otherwise make them from its half-size copies). 12-MP photos keep their full
+ * decode for the default set (its 2x3 takes 0.56 of the photo), a 24-MP one is halved. */
 static int decode_shrink(ts_ctx *ctx, ts_photo *p, const make_slot *slots, int n) {
-    const ts_face_analysis *face;
-    if (ts_photo_subject(ctx, p, &face) != TS_OK) return 1; /* (said when it is prepared) */
-    double most = 0;
-    for (int j = 0; j < n; j++) {
-        double s = ts_frame_scale(ctx, p, face, slots[j].params);
-        if (s <= 0) return 1;
-        most = fmax(most, s);
-    }
-    int k = 1;
-    while (k < 4 && 2 * k * most * DECODE_SHRINK_MIN <= 1) k *= 2;
+    const void **params = malloc(sizeof *params * (n > 0 ? n : 1));
+    if (!params) return 1;
+    for (int j = 0; j < n; j++) params[j] = slots[j].params;
+    int k = ts_render_decode_shrink(ctx, p, params, n);
+    free(params);
     return k;
 }
 
@@ -390,7 +382,11 @@ int cmd_make(int argc, char **argv) {
         ts_photo *orig = photos[pi], *p = orig;
         ts_photo_unref(shrunk), shrunk = NULL;
         int k = decode_shrink(ctx, orig, slots, total);
-        if (k > 1 && ts_photo_open_shrunk(ctx, o.photos[pi], k, &shrunk) == TS_OK) p = shrunk;
+        if (k > 1 && ts_photo_open_shrunk(ctx, o.photos[pi], k, &shrunk) == TS_OK) {
+            p = shrunk;
+            /* the face found on the file, not looked for again on the same pixels */
+            ts_photo_adopt_analysis(ctx, shrunk, orig);
+        }
         const ts_face_analysis *face;
         ts_matte *matte = NULL;
         ts_verify_floor floor = {0};

@@ -15,6 +15,7 @@
 
 #include "common.h"
 #include "core/internal.h"
+#include "face/mesh.h"
 #include "trueshot.h"
 
 static double peak_mb(void) {
@@ -194,13 +195,72 @@ static void t_60mp_memory(void **state) {
     rmdir(dir);
 }
 
+/* A photo opened shrunk for rendering (ts_photo_open_shrunk) takes the analysis made on the
+ * file (ts_photo_adopt_analysis) instead of analysing the same pixels again: what it adopts is
+ * what it would have measured itself, to the float's rounding of the scaling, and a shrink
+ * whose analysis copy is another decode (1/8 of a 4032-px photo: a 504-px copy, not 1008) is
+ * analysed afresh. */
+static void t_adopt_analysis(void **state) {
+    (void)state;
+    char dir[256], path[300];
+    assert_int_equal(ts_test_tmpdir(dir, sizeof dir, "adopt"), 0);
+    snprintf(path, sizeof path, "%s/12mp.jpg", dir);
+    VipsImage *src = vips_image_new_from_file(ts_test_photo("franck_02159.jpg"), NULL), *big;
+    assert_non_null(src);
+    assert_int_equal(vips_resize(src, &big, 5.6, NULL), 0); /* 4032 x 3226, as bench_make */
+    assert_int_equal(vips_jpegsave(big, path, "Q", 90, NULL), 0);
+    g_object_unref(big);
+    g_object_unref(src);
+    ts_ctx *ctx;
+    assert_int_equal(ts_ctx_new(NULL, &ctx), TS_OK);
+    ts_photo *orig, *adopted, *own, *tiny;
+    assert_int_equal(ts_photo_open(ctx, path, &orig), TS_OK);
+    assert_int_equal(ts_photo_open_shrunk(ctx, path, 2, &adopted), TS_OK);
+    assert_int_equal(ts_photo_open_shrunk(ctx, path, 2, &own), TS_OK);
+    assert_int_equal(ts_photo_open_shrunk(ctx, path, 8, &tiny), TS_OK);
+    assert_int_equal(ts_photo_adopt_analysis(ctx, adopted, orig), 1);
+    /* the copy itself shared, not decoded again */
+    assert_ptr_equal(ts_photo_analysis(ctx, adopted, NULL), ts_photo_analysis(ctx, orig, NULL));
+    assert_int_equal(ts_photo_adopt_analysis(ctx, adopted, orig), 0); /* analysed already */
+    assert_int_equal(ts_photo_adopt_analysis(ctx, tiny, orig), 0);    /* another decode */
+    const ts_face_analysis *a, *b;
+    assert_int_equal(ts_photo_subject(ctx, adopted, &a), TS_OK);
+    assert_int_equal(ts_photo_subject(ctx, own, &b), TS_OK);
+    double worst = 0;
+    for (int i = 0; i < TS_LANDMARKS; i++)
+        for (int c = 0; c < 3; c++)
+            worst = fmax(worst, fabs(a->landmarks[i][c] - b->landmarks[i][c]));
+    print_message("  adopted against measured on the shrunk photo: landmarks within %.2g px, "
+                  "inter-eye %.3f / %.3f px\n",
+                  worst, a->inter_eye_px, b->inter_eye_px);
+    assert_true(worst < 1e-3);
+    assert_float_equal(a->inter_eye_px, b->inter_eye_px, 1e-3);
+    assert_float_equal(a->yaw, b->yaw, 1e-4);
+    ts_face_roi ra, rb;
+    float sa, sb;
+    assert_int_equal(ts_photo_subject_roi(ctx, adopted, &ra, &sa), TS_OK);
+    assert_int_equal(ts_photo_subject_roi(ctx, own, &rb, &sb), TS_OK);
+    assert_float_equal(ra.cx, rb.cx, 1e-3);
+    assert_float_equal(ra.size, rb.size, 1e-3);
+    assert_float_equal(sa, sb, 1e-6);
+    const ts_face *fa, *fb;
+    int na, nb;
+    assert_int_equal(ts_photo_faces(ctx, adopted, &fa, &na), TS_OK);
+    assert_int_equal(ts_photo_faces(ctx, own, &fb, &nb), TS_OK);
+    assert_int_equal(na, nb);
+    assert_float_equal(fa[0].x, fb[0].x, 1e-3);
+    assert_float_equal(fa[0].w, fb[0].w, 1e-3);
+    ts_photo_unref(orig), ts_photo_unref(adopted), ts_photo_unref(own), ts_photo_unref(tiny);
+    ts_ctx_free(ctx);
+    ts_test_rmdir(dir);
+}
+
 int main(void) {
     if (VIPS_INIT("test_face_api")) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_cached_and_consistent),
-        cmocka_unit_test(t_no_face),
+        cmocka_unit_test(t_cached_and_consistent), cmocka_unit_test(t_no_face),
         cmocka_unit_test(t_60mp_memory), /* (first of the big ones: it reads the process's peak) */
-        cmocka_unit_test(t_upside_down),
+        cmocka_unit_test(t_upside_down),           cmocka_unit_test(t_adopt_analysis),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,20 +118,52 @@ int ts_photo_height(const ts_photo *p) {
     return p ? p->height : 0;
 }
 
+/* How p's analysis copy is made from the file: fitted in TS_ANALYSIS_SIDE by the smallest power
+ * of two (*s), tw x th, and the decoder's shrink from the file (the photo's own times the
+ * copy's). */
+static void analysis_plan(const ts_photo *p, double *s, int *tw, int *th, int *dct) {
+    int longest = p->width > p->height ? p->width : p->height;
+    *s = 1.0;
+    while (longest * *s > TS_ANALYSIS_SIDE) *s /= 2;
+    *tw = (int)lround(p->width * *s), *th = (int)lround(p->height * *s);
+    *tw = *tw < 1 ? 1 : *tw;
+    *th = *th < 1 ? 1 : *th;
+    *dct = (int)lround(p->shrink / *s);
+}
+
+int ts_photo_share_analysis(ts_photo *dst, ts_photo *src) {
+    if (!dst || !src || dst == src || strcmp(dst->path, src->path) ||
+        atomic_load(&dst->turn) != atomic_load(&src->turn))
+        return 0;
+    double ss, sd;
+    int tws, ths, dcts, twd, thd, dctd;
+    analysis_plan(src, &ss, &tws, &ths, &dcts);
+    analysis_plan(dst, &sd, &twd, &thd, &dctd);
+    /* the same decode of the same file: a JPEG's at the same DCT shrink, another format's
+     * thumbnail at the same size */
+    int jpeg = is_jpeg(src->path);
+    if (jpeg ? dcts != dctd || dcts > 8 : tws != twd || ths != thd) return 0;
+    pthread_mutex_lock(&src->lock);
+    VipsImage *a = src->analysis ? g_object_ref(src->analysis) : NULL;
+    pthread_mutex_unlock(&src->lock);
+    if (!a) return 0;
+    pthread_mutex_lock(&dst->lock);
+    int shared = !dst->analysis;
+    if (shared) dst->analysis = a, dst->analysis_scale = (double)a->Xsize / dst->width;
+    pthread_mutex_unlock(&dst->lock);
+    if (!shared) g_object_unref(a);
+    return shared;
+}
+
 VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale) {
     pthread_mutex_lock(&p->lock);
     if (!p->analysis) {
-        int longest = p->width > p->height ? p->width : p->height;
-        double s = 1.0;
-        while (longest * s > TS_ANALYSIS_SIDE) s /= 2;
-        int tw = (int)lround(p->width * s), th = (int)lround(p->height * s);
-        tw = tw < 1 ? 1 : tw;
-        th = th < 1 ? 1 : th;
+        double s;
+        int tw, th, dct;
+        analysis_plan(p, &s, &tw, &th, &dct);
         VipsImage *t = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL, *mem = NULL;
         char why[300];
         int ok;
-        /* the decoder's shrink, from the file: the photo's own times this copy's */
-        int dct = (int)lround(p->shrink / s);
         if (is_jpeg(p->path) && dct <= 8) {
             /* JPEG: decode straight at 1/2, 1/4 or 1/8 scale (DCT scaling) with the EXIF
              * rotation applied, then embedded ICC to sRGB: what thumbnail does, without its

@@ -91,6 +91,21 @@ VipsImage *ts_photo_decoded(ts_photo *p, VipsImage *in);
  * no more than that (cli/make.c). */
 ts_status ts_photo_open_shrunk(ts_ctx *ctx, const char *path, int shrink, ts_photo **out);
 
+/* Gives dst (the same file as src, the same way up) src's analysis copy when dst's would be the
+ * same decode of the file (a JPEG's DCT shrink depends only on the copy's size), instead of
+ * decoding it again. Returns 1 when shared; 0 when not (src has none yet, dst has one, or they
+ * differ). */
+int ts_photo_share_analysis(ts_photo *dst, ts_photo *src);
+
+/* Gives dst (the same file as src, opened shrunk or not) src's face analysis, its coordinates
+ * scaled to dst's pixels, instead of analysing dst again: when src's subject was measured on its
+ * analysis copy and dst's analysis copy is the same decode of the file (the same size: a JPEG's
+ * DCT shrink depends only on the copy's size), dst's own analysis would measure the same pixels
+ * and find the same faces, to the scaling. Returns 1 when adopted; 0 when it was not (src not
+ * analysed, a face from another decode, dst analysed already, no face), and dst analyses
+ * itself as before. */
+int ts_photo_adopt_analysis(ts_ctx *ctx, ts_photo *dst, ts_photo *src);
+
 /* Says p is upright (a webcam frame): face detection will not try it the other way up, which
  * costs a second detection on frames whose faces score low (face/detect.c). */
 void ts_photo_known_upright(ts_photo *p);

@@ -1,5 +1,7 @@
 /* The public face-analysis calls: detection, then the subject's mesh, pose, eyes and mouth,
  * each computed once per photo and cached on it. */
+#include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,4 +150,67 @@ ts_status ts_photo_subject_roi(ts_ctx *ctx, ts_photo *p, ts_face_roi *roi, float
         (ts_face_roi){p->subject_roi[0], p->subject_roi[1], p->subject_roi[2], p->subject_roi[3]};
     if (src_scale) *src_scale = p->subject_src_scale;
     return TS_OK;
+}
+
+int ts_photo_adopt_analysis(ts_ctx *ctx, ts_photo *dst, ts_photo *src) {
+    if (!ctx || !dst || !src || dst == src || strcmp(dst->path, src->path)) return 0;
+    const ts_face_analysis *a;
+    if (ts_photo_subject(ctx, src, &a) != TS_OK) return 0;
+    VipsImage *ia = ts_photo_analysis(ctx, src, NULL);
+    if (!ia) return 0;
+    /* the face measured on src's analysis copy (not on a sharper decode of a small face): the
+     * copy's scale as the mesh computes it */
+    double as = sqrt((double)ia->Xsize / src->width * ia->Ysize / src->height);
+    if (fabs(src->subject_src_scale - as) > 1e-4 * as) return 0;
+    pthread_mutex_lock(&dst->face_lock);
+    int fresh = !dst->faces_done && !dst->subject_done;
+    pthread_mutex_unlock(&dst->face_lock);
+    if (!fresh) return 0;
+    /* the same way up before dst decodes anything */
+    atomic_store(&dst->turn, atomic_load(&src->turn));
+    atomic_store(&dst->turn_tried, atomic_load(&src->turn_tried));
+    ts_photo_share_analysis(dst, src);
+    VipsImage *ib = ts_photo_analysis(ctx, dst, NULL);
+    if (!ib || ia->Xsize != ib->Xsize || ia->Ysize != ib->Ysize) return 0;
+    double ad = sqrt((double)ib->Xsize / dst->width * ib->Ysize / dst->height);
+    double fx = (double)dst->width / src->width, fy = (double)dst->height / src->height;
+    ts_face *faces = calloc(src->n_faces ? (size_t)src->n_faces : 1, sizeof *faces);
+    ts_face_analysis *b = malloc(sizeof *b);
+    if (!faces || !b) {
+        free(faces), free(b);
+        return 0;
+    }
+    for (int i = 0; i < src->n_faces; i++) {
+        const ts_face *f = &src->faces[i];
+        faces[i] = *f;
+        faces[i].x = (float)(f->x * fx), faces[i].y = (float)(f->y * fy);
+        faces[i].w = (float)(f->w * fx), faces[i].h = (float)(f->h * fy);
+        for (int k = 0; k < 6; k++)
+            faces[i].keypoints[k] =
+                (ts_point){(float)(f->keypoints[k].x * fx), (float)(f->keypoints[k].y * fy)};
+    }
+    *b = *a;
+    for (int i = 0; i < TS_LANDMARKS; i++) {
+        b->landmarks[i][0] = (float)(a->landmarks[i][0] * fx);
+        b->landmarks[i][1] = (float)(a->landmarks[i][1] * fy);
+        b->landmarks[i][2] = (float)(a->landmarks[i][2] * fx);
+    }
+    for (int k = 0; k < 2; k++)
+        b->irises[k] = (ts_point){(float)(a->irises[k].x * fx), (float)(a->irises[k].y * fy)};
+    b->inter_eye_px = (float)(a->inter_eye_px * sqrt(fx * fy));
+    pthread_mutex_lock(&dst->face_lock);
+    int adopted = !dst->faces_done && !dst->subject_done;
+    if (adopted) {
+        dst->faces = faces, dst->n_faces = src->n_faces, dst->faces_done = true;
+        dst->subject = b, dst->subject_status = TS_OK, dst->subject_done = true;
+        dst->subject_error[0] = 0;
+        dst->subject_roi[0] = (float)(src->subject_roi[0] * fx);
+        dst->subject_roi[1] = (float)(src->subject_roi[1] * fy);
+        dst->subject_roi[2] = (float)(src->subject_roi[2] * sqrt(fx * fy));
+        dst->subject_roi[3] = src->subject_roi[3];
+        dst->subject_src_scale = (float)ad;
+    }
+    pthread_mutex_unlock(&dst->face_lock);
+    if (!adopted) free(faces), free(b);
+    return adopted;
 }

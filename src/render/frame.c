@@ -308,12 +308,13 @@ typedef struct frame_geom {
 #define TILE_W 128
 #define TILE_H 64
 
-/* From which shrink a canvas is made from the half copies. Their 2 x 2 box costs some fine
- * detail at any resize left after it: on faceapi_sample6, the mean absolute Laplacian of the
- * box-then-lanczos shrink is 7.6-8.8% below lanczos' own at 0.42 to 0.495 of the photo, with no
- * trend in between. So 2.1 loses no more than the 2.2 it was before, and the looks between (a
- * LinkedIn square's 0.457 of the 12-MP benchmark photo) resample a quarter of the pixels. */
-#define HALF_FROM 2.1
+/* From which shrink a canvas is made from the half copies (TS_FRAME_HALF_FROM, 2.1). Their 2 x 2
+ * box costs some fine detail at any resize left after it: on faceapi_sample6, the mean absolute
+ * Laplacian of the box-then-lanczos shrink is 7.6-8.8% below lanczos' own at 0.42 to 0.495 of the
+ * photo, with no trend in between. So 2.1 loses no more than the 2.2 it was before, and the looks
+ * between (a LinkedIn square's 0.457 of the 12-MP benchmark photo) resample a quarter of the
+ * pixels. */
+#define HALF_FROM TS_FRAME_HALF_FROM
 
 /* Half-resolution copies of what frame resamples, made once per photo: the photo, the
  * foreground colour (the matte's estimate inside its region, the photo outside) and the alpha,

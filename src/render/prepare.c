@@ -6,6 +6,7 @@
 
 #include "core/internal.h"
 #include "face/mesh.h"
+#include "render/render.h"
 
 /* The noise floor, measured on a thread of its own. It runs on a copy of the caller's ctx: the
  * same models and runtimes (the landmark model's is loaded before the thread starts, so the
@@ -73,4 +74,18 @@ ts_status ts_render_prepare(ts_ctx *ctx, ts_photo *p, const ts_face_analysis **f
         *matte = NULL;
     }
     return s;
+}
+
+int ts_render_decode_shrink(ts_ctx *ctx, ts_photo *p, const void *const *params, int n) {
+    const ts_face_analysis *face;
+    if (!ctx || !p || !params || n < 1 || ts_photo_subject(ctx, p, &face) != TS_OK) return 1;
+    double most = 0;
+    for (int j = 0; j < n; j++) {
+        double s = ts_frame_scale(ctx, p, face, params[j]);
+        if (s <= 0) return 1;
+        most = s > most ? s : most;
+    }
+    int k = 1;
+    while (k < 4 && 2 * k * most * (TS_FRAME_HALF_FROM / 2) <= 1) k *= 2;
+    return k;
 }

@@ -15,4 +15,13 @@
 ts_status ts_render_prepare(ts_ctx *ctx, ts_photo *p, const ts_face_analysis **face,
                             ts_matte **matte, ts_verify_floor *floor);
 
+/* The decode shrink (1, 2 or 4) to render the n frame blocks params[] of p's subject from:
+ * decoded at 1/k (ts_photo_open_shrunk: a JPEG by DCT scaling), the matte, the copies and the
+ * canvases work on 1/k^2 of the pixels. 2 (then 4) while every output still shrinks that decode
+ * by TS_FRAME_HALF_FROM / 2 or more: where frame would make every canvas from its half-size
+ * copies of the full decode (a 2 x 2 box, then the resize), the half-size decode serves as those
+ * copies, and nothing is enlarged. 1 when the subject cannot be analysed (said when it is
+ * prepared) or a block cannot be framed. */
+int ts_render_decode_shrink(ts_ctx *ctx, ts_photo *p, const void *const *params, int n);
+
 #endif

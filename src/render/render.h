@@ -77,6 +77,12 @@ extern const ts_stage ts_stage_light;
 extern const ts_stage ts_stage_retouch;
 extern const ts_stage ts_stage_background;
 
+/* From which shrink of the photo frame makes a canvas from its half-resolution copies (each
+ * averaged 2 x 2; frame.c has the figures): what that costs in fine detail is paid at any shrink
+ * from there on, so a photo whose every output shrinks it by this much or more can as well be
+ * decoded at half size (ts_render_decode_shrink). */
+#define TS_FRAME_HALF_FROM 2.1
+
 /* The scale (canvas pixels per photo pixel) frame renders params (a frame block) at for this
  * face on this photo, without rendering; 0 when it cannot frame it. */
 double ts_frame_scale(ts_ctx *ctx, ts_photo *photo, const ts_face_analysis *face,
