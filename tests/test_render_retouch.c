@@ -120,7 +120,7 @@ typedef struct spot {
     int landmark;
     float dx, dy;   /* offset from the landmark, in inter-eye distances */
     float radius;   /* inter-eye distances: the bump's sigma, or the disc's radius */
-    int disc;       /* 1: mole */
+    int disc;       /* 1: mole; 2: a red spot where no heal belongs (kept, as a mole is) */
     double dlab[3]; /* change at the centre */
     float x, y, r;  /* canvas position and radius in pixels, filled in */
 } spot;
@@ -135,7 +135,7 @@ static void paint(float *px, int w, int h, spot *s, int n, float ied, const floa
             for (int x = (int)s[k].x - R; x <= (int)s[k].x + R; x++) {
                 if (x < 0 || y < 0 || x >= w || y >= h) continue;
                 double d = hypot(x - s[k].x, y - s[k].y), m;
-                if (s[k].disc)
+                if (s[k].disc == 1)
                     m = fmin(1, fmax(0, s[k].r + 0.5 - d)); /* antialiased edge */
                 else
                     m = exp(-0.5 * d * d / (s[k].r * s[k].r));
@@ -245,6 +245,11 @@ static void spots_on(const char *name) {
         {200, 0.12f, 0.06f, 0.014f, 0, {-6, 13, 3}, 0, 0, 0},  /* chin */
         {337, -0.05f, 0.00f, 0.025f, 1, {-28, 4, 7}, 0, 0, 0}, /* mole, forehead */
         {425, -0.18f, 0.20f, 0.022f, 1, {-24, 5, 9}, 0, 0, 0}, /* mole, lower cheek */
+        /* Red spots where a fill fitted to the ring would show: the upper lid, between the
+         * lashes and the brow (pink by nature), and the jaw's edge by the ear. */
+        {159, 0.00f, -0.07f, 0.014f, 2, {-5, 13, 3}, 0, 0, 0}, /* right upper lid */
+        {386, 0.00f, -0.07f, 0.014f, 2, {-5, 13, 3}, 0, 0, 0}, /* left upper lid */
+        {361, -0.02f, 0.00f, 0.016f, 2, {-6, 14, 3}, 0, 0, 0}, /* jaw's edge, left */
     };
     int ns = sizeof s / sizeof s[0];
     paint(painted, w, h, s, ns, ied, (const float(*)[2])job.lm);
@@ -254,9 +259,9 @@ static void spots_on(const char *name) {
     if (retouch(&job, -1)) fail_msg("%s", ts_ctx_error(ctx));
     float *after = pixels(job.rgb);
     for (int k = 0; k < ns; k++) {
-        float a = s[k].disc ? 0.8f * s[k].r : 2.f * s[k].r,
-              b = s[k].disc ? 1.6f * s[k].r : 3.5f * s[k].r;
-        int c = s[k].disc ? 0 : 1; /* moles: darkness; spots: redness */
+        float a = s[k].disc == 1 ? 0.8f * s[k].r : 2.f * s[k].r,
+              b = s[k].disc == 1 ? 1.6f * s[k].r : 3.5f * s[k].r;
+        int c = s[k].disc == 1 ? 0 : 1; /* moles: darkness; spots: redness */
         /* The excess is measured against the feature's surroundings in the same image: a heal
          * flattens the skin under a spot to its ring, whatever that skin's own contrast was. */
         double base = contrast(orig, w, &s[k], c, a, b);
@@ -265,8 +270,12 @@ static void spots_on(const char *name) {
         double kept = now / before;
         printf("%s: %s at landmark %d (%.0f, %.0f; r %.1f px): %s excess %.2f -> %.2f (%.0f%% "
                "left; unpainted skin there %.2f)\n",
-               name, s[k].disc ? "mole" : "red spot", s[k].landmark, s[k].x, s[k].y, s[k].r,
-               c ? "a*" : "L*", before, now, 100 * kept, base);
+               name,
+               s[k].disc == 1   ? "mole"
+               : s[k].disc == 2 ? "red spot, no heal there"
+                                : "red spot",
+               s[k].landmark, s[k].x, s[k].y, s[k].r, c ? "a*" : "L*", before, now, 100 * kept,
+               base);
         if (s[k].disc)
             assert_true(kept > 0.8);
         else

@@ -1064,6 +1064,35 @@ static const int under_eye_lower[2][9] = {{143, 111, 117, 118, 119, 120, 121, 12
                                           {372, 340, 346, 347, 348, 349, 350, 357, 465}};
 static const int cheek_point[2] = {205, 425};
 
+/* The upper lid and brow zone of each eye, where no blemish is healed: the lid's margin (the
+ * eye's corners and MediaPipe's rightEyeUpper0 / leftEyeUpper0) and back along the brow's upper
+ * line (rightEyebrowUpper / leftEyebrowUpper). The lid's skin is pink and veined by nature, the
+ * zone is crossed by the crease and the brow's edge, and a heal there (a fill fitted to a ring
+ * of lid, crease and brow) shows as a flat disc: on the 12-MP benchmark photo three pink patches
+ * of the lid were healed into grey-brown discs. A retoucher leaves the lids to the eye's own
+ * edits. Spots within LID_MARGIN inter-eye distances of the zone are left too. */
+#define UPPER_LID_N 16
+/* The share of a spot's ring that must be plain skin (the skin core, no feature) to heal it. */
+#define RING_SKIN_MIN 0.75
+#define LID_MARGIN 0.03f
+static const int upper_lid[2][UPPER_LID_N] = {
+    {33, 246, 161, 160, 159, 158, 157, 173, 133, 55, 107, 66, 105, 63, 70, 156},
+    {263, 466, 388, 387, 386, 385, 384, 398, 362, 285, 336, 296, 334, 293, 300, 383}};
+
+/* Whether (x, y) lies inside polygon q (n points) or within margin of its outline. */
+static int near_polygon(const float (*q)[2], int n, float x, float y, float margin) {
+    int inside = 0;
+    float best = INFINITY;
+    for (int i = 0, j = n - 1; i < n; j = i++) {
+        float xi = q[i][0], yi = q[i][1], xj = q[j][0], yj = q[j][1];
+        if ((yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi) inside = !inside;
+        float ex = xj - xi, ey = yj - yi, l2 = ex * ex + ey * ey;
+        float t = l2 > 0 ? ts_maxf(0, ts_minf(1, ((x - xi) * ex + (y - yi) * ey) / l2)) : 0;
+        best = ts_minf(best, hypotf(x - xi - t * ex, y - yi - t * ey));
+    }
+    return inside || best <= margin;
+}
+
 /* A candidate blob of redness. */
 typedef struct blob {
     float cx, cy, d, d_all; /* centroid, equivalent diameter (px) of the visible part, of all */
@@ -1079,6 +1108,7 @@ typedef struct work {
     float ied;
     float *lab[3], *skin, *core, *tmp, *tmp2;
     arena *ar;
+    float lid[2][UPPER_LID_N][2]; /* the upper-lid zones (upper_lid), box pixels */
 } work;
 
 /* The edited planes start as the Lab ones where a pixel is first changed (until then only
@@ -1248,6 +1278,10 @@ static int heal_blemishes(work *W, float *out[3], float amount, uint8_t *touched
             b->ok = b->d >= 0.02f * ied && b->d <= 0.1f * ied && b->elong <= 2.2f &&
                     b->red >= 5.f && b->red >= 0.9f * b->dark && b->red >= b->yel &&
                     b->dark <= 18.f && b->plateau <= 0.6f;
+            for (int e = 0; e < 2 && b->ok; e++)
+                if (near_polygon((const float(*)[2])W->lid[e], UPPER_LID_N, b->cx, b->cy,
+                                 LID_MARGIN * ied + 0.5f * b->d))
+                    b->ok = 0;
         }
     /* Freckles, acne fields and rosacea come in clusters: leave dense groups alone. */
     for (int a = 0; a < nb; a++) {
@@ -1284,15 +1318,22 @@ static int heal_blemishes(work *W, float *out[3], float amount, uint8_t *touched
               grad_a = (float)hypot(plane[1][1], plane[1][2]) * r2;
         if (grad_a > 7.f || (grad_L > 12.f && grad_a > 4.f)) continue;
         /* The texture of the ring, to find a donor patch of the same character. */
-        double ring_e = 0, ring_n = 0;
-        for (int y = (int)ts_maxf(0, b->cy - r2); y <= (int)ts_minf(h - 1, b->cy + r2); y++)
-            for (int x = (int)ts_maxf(0, b->cx - r2); x <= (int)ts_minf(w - 1, b->cx + r2); x++) {
-                size_t i = (size_t)y * w + x;
+        double ring_e = 0, ring_n = 0, ring_all = 0;
+        for (int y = (int)floorf(b->cy - r2); y <= (int)ceilf(b->cy + r2); y++)
+            for (int x = (int)floorf(b->cx - r2); x <= (int)ceilf(b->cx + r2); x++) {
                 float dx = x - b->cx, dy = y - b->cy, r = sqrtf(dx * dx + dy * dy);
-                if (r < r1 || r > r2 || W->core[i] < 0.5f || avoid[i]) continue;
+                if (r < r1 || r > r2) continue;
+                ring_all++;
+                if (x < 0 || y < 0 || x >= w || y >= h) continue;
+                size_t i = (size_t)y * w + x;
+                if (W->core[i] < 0.5f || avoid[i]) continue;
                 float d = W->lab[0][i] - (float)(plane[0][0] + plane[0][1] * dx + plane[0][2] * dy);
                 ring_e += d * d, ring_n++;
             }
+        /* A spot whose ring is not mostly plain skin (at the face's edge, an ear, the hairline,
+         * beside a feature) has no surroundings a fill could match: on the 12-MP benchmark
+         * photo a spot on the jaw by the ear was healed into a grey disc half over the ear. */
+        if (ring_n < RING_SKIN_MIN * ring_all) continue;
         ring_e /= fmax(1, ring_n);
         /* Texture donor, as a healing brush takes it: a nearby patch of plain skin whose
          * deviation from its own plane (all scales below the spot's) matches the ring's
@@ -1591,12 +1632,17 @@ static ts_status retouch_run(ts_render_job *job, const void *params) {
               planes + 7 * n,
               planes + 8 * n,
               planes + 9 * n,
-              &ar};
+              &ar,
+              {{{0}}}};
     float *out[3] = {planes + 3 * n, planes + 4 * n, planes + 5 * n};
     ts_face_mesh mesh;
     memset(&mesh, 0, sizeof mesh);
     for (int i = 0; i < TS_MESH_POINTS; i++)
         mesh.pts[i][0] = job->lm[i][0] - x0, mesh.pts[i][1] = job->lm[i][1] - y0;
+    for (int e = 0; e < 2; e++)
+        for (int k = 0; k < UPPER_LID_N; k++)
+            W.lid[e][k][0] = mesh.pts[upper_lid[e][k]][0],
+            W.lid[e][k][1] = mesh.pts[upper_lid[e][k]][1];
     /* the skin mask as tone and light measured it (kept on the job: not made again) */
     st = ts_render_region_mask(job, TS_REGION_SKIN, x0, y0, w, h, skin8);
     if (st) goto out;
