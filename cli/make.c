@@ -219,7 +219,9 @@ static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *fa
                            .path = o->path,
                            .edit_map = o->edit_map,
                            .floor = floor,
-                           .cache = cache};
+                           .cache = cache,
+                           /* read while the next output is made; settled before the report */
+                           .written_mean = &o->id_written_mean};
     ts_look_result *r = calloc(1, sizeof *r);
     if (!r) return ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
     st = ts_render_look(ctx, p, face, matte, &req, r);
@@ -238,7 +240,6 @@ static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *fa
             snprintf(o->notes[o->n_notes++], sizeof o->notes[0], "%s", r->notes[k]);
         o->id_mean = r->id_mean, o->id_max = r->id_max, o->id_ok = r->id_ok;
         o->id_total_mean = r->id_total_mean, o->id_frame_mean = r->id_frame_mean;
-        if (r->id_written_mean >= 0) o->id_written_mean = r->id_written_mean;
         make_read_back(o->path, &o->meta);
     }
     if (getenv("TRUESHOT_TIMING"))

@@ -24,6 +24,7 @@
 #include "render/pipeline.h"
 #include "render/prepare.h"
 #include "render/render.h"
+#include "styles/style.h"
 #include "verify/verify.h"
 
 typedef ts_test_fixture fixture;
@@ -327,6 +328,58 @@ static void t_gate_back_off(void **state) {
     ts_photo_unref(p);
 }
 
+/* make's looks leave the reading of each written file running while the next look is made
+ * (ts_look_request.written_mean with a cache): the value settled later is the very reading of
+ * that file (ts_verify_identity on it), r->id_written_mean says it was not taken there, and
+ * freeing the cache settles the last one. */
+static void t_written_later(void **state) {
+    fixture *f = *state;
+    ts_photo *p;
+    assert_int_equal(ts_photo_open(f->ctx, ts_test_photo("grace_hopper.jpg"), &p), TS_OK);
+    const ts_face_analysis *fa;
+    ts_matte *mt = NULL;
+    ts_verify_floor fl;
+    if (ts_render_prepare(f->ctx, p, &fa, &mt, &fl)) fail_msg("%s", ts_ctx_error(f->ctx));
+    ts_style *st;
+    assert_int_equal(ts_style_load(f->ctx, "linkedin", &st), TS_OK);
+    _Alignas(16) char params[512];
+    assert_int_equal(ts_style_frame_params(f->ctx, st, 0, params), TS_OK);
+    ts_render_cache *cache = ts_render_cache_new();
+    assert_non_null(cache);
+    char path[2][300];
+    double later[2] = {-2, -2}, last_m[6];
+    for (int k = 0; k < 2; k++) {
+        snprintf(path[k], sizeof path[k], "%s/later-%d.jpg", f->dir, k);
+        ts_look_request req = {.style = st,
+                               .frame_params = params,
+                               .path = path[k],
+                               .floor = &fl,
+                               .cache = cache,
+                               .written_mean = &later[k]};
+        ts_look_result r;
+        assert_int_equal(ts_render_look(f->ctx, p, fa, mt, &req, &r), TS_OK);
+        assert_string_equal(r.error, "");
+        assert_true(r.id_written_mean == -1);
+        memcpy(last_m, r.m, sizeof last_m);
+        if (k == 0) {
+            ts_render_cache_settle(cache);
+            ts_identity_result now;
+            assert_int_equal(ts_verify_identity(f->ctx, p, path[0], r.m, &fl, &now), TS_OK);
+            print_message("  the file read later %.5f%%, read now %.5f%%\n", 100 * later[0],
+                          100 * now.mean);
+            assert_true(later[0] == now.mean);
+        }
+    }
+    assert_true(later[1] == -2); /* still running, or done and not yet settled */
+    ts_render_cache_free(cache);
+    ts_identity_result now;
+    assert_int_equal(ts_verify_identity(f->ctx, p, path[1], last_m, &fl, &now), TS_OK);
+    assert_true(later[1] == now.mean);
+    ts_style_free(st);
+    ts_matte_free(mt);
+    ts_photo_unref(p);
+}
+
 /* The RGB of the edit map at (x, y). */
 /* ts_render_prepare measures the noise floor on a thread beside the matte: the same floor and
  * the same matte as measured one after the other on the same photo opened afresh; no floor
@@ -473,6 +526,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(t_edits_gate, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(t_gate_back_off, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(t_split_reading, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(t_written_later, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(t_edit_map, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(t_prepare, ts_test_setup, ts_test_teardown),
     };

@@ -31,6 +31,7 @@
 #include "face/pose.h"
 #include "matte/matte.h"
 #include "render/render.h"
+#include "verify/verify.h"
 
 enum { CROP_SQUARE, CROP_4X5, CROP_2X3, CROP_8X10, CROP_TIGHT, CROP_COUNT };
 static const char *const crop_names[] = {"square", "4x5", "2x3", "8x10", "tight", NULL};
@@ -350,6 +351,9 @@ struct ts_render_cache {
         void *memo;
         size_t memo_size;
     } last;
+    /* the last look's file, read on a thread of its own (ts_render_cache_defer) */
+    struct ts_verify_written *pending;
+    double *pending_out;
 };
 
 ts_render_cache *ts_render_cache_new(void) {
@@ -403,8 +407,22 @@ static void cache_clear(ts_render_cache *c) {
     maps_clear(c);
 }
 
+void ts_render_cache_settle(ts_render_cache *c) {
+    if (!c || !c->pending) return;
+    double mean = ts_verify_written_finish(c->pending);
+    if (c->pending_out) *c->pending_out = mean;
+    c->pending = NULL, c->pending_out = NULL;
+}
+
+void ts_render_cache_defer(ts_render_cache *c, struct ts_verify_written *w, double *out) {
+    if (!c) return;
+    ts_render_cache_settle(c);
+    c->pending = w, c->pending_out = out;
+}
+
 void ts_render_cache_free(ts_render_cache *c) {
     if (!c) return;
+    ts_render_cache_settle(c);
     cache_clear(c);
     free(c);
     ts_render_big_pool_flush();

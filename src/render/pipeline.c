@@ -115,6 +115,7 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
     ts_identity_result ir;
     if (!st && !req->no_verify && before && after) {
         double strength = 1;
+        ts_render_cache_settle(req->cache); /* the gate runs the second runtime too */
         ts_status vs =
             ts_render_identity_gate(ctx, p, &job, before, &after, req->floor, &ir, &strength);
         if (vs) {
@@ -160,14 +161,26 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
         snprintf(r->edits[r->n_edits++], sizeof r->edits[0], "%s", job.edits[k]);
     for (int k = 0; k < job.n_notes && k < TS_RENDER_MAX_NOTES; k++)
         snprintf(r->notes[r->n_notes++], sizeof r->notes[0], "%s", job.notes[k]);
-    if (!req->no_verify) {
+    ts_verify_written *later = NULL;
+    if (!req->no_verify && req->cache && req->written_mean) {
+        /* The file as written, read on a thread of its own while the caller makes its next
+         * look (whose colour stages leave a core idle), settled before that look's gate. */
+        ts_render_cache_settle(req->cache);
+        later = ts_verify_written_start(ctx, p, req->path, er.m, req->floor);
+        if (later) ts_render_cache_defer(req->cache, later, req->written_mean);
+        LAP(verify);
+    }
+    if (!req->no_verify && !later) {
         /* The file as written (backdrop and encoding included), read by the same
          * instrument against the photo: reported beside the gate. */
+        ts_render_cache_settle(req->cache); /* (this reading runs the second runtime too) */
+        if (req->written_mean) *req->written_mean = -1;
         ts_identity_result wr;
         VipsImage *written = ts_verify_open_written(req->path);
         if (written &&
             ts_verify_identity_image(ctx, p, written, req->path, er.m, req->floor, 0, &wr) == TS_OK)
             r->id_written_mean = wr.mean;
+        if (req->written_mean) *req->written_mean = r->id_written_mean;
         if (!written) vips_error_clear();
         if (written) g_object_unref(written);
         LAP(verify);

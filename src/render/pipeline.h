@@ -28,6 +28,10 @@ typedef struct ts_look_request {
     const ts_verify_floor *floor;         /* the photo's noise floor (ts_verify_noise_floor) */
     int no_verify; /* 1: skip the identity checks (benchmarks only: make always verifies) */
     ts_render_cache *cache; /* the photo's shared work (ts_render_cache_new); may be NULL */
+    /* With a cache: the written file's reading (id_written_mean) is left running while the
+     * caller goes on to its next look, and its result written here when it is settled
+     * (ts_render_cache_settle; r->id_written_mean stays -1). NULL: read before returning. */
+    double *written_mean;
 } ts_look_request;
 
 typedef struct ts_look_result {

@@ -23,7 +23,16 @@
  * do not use it from two jobs at once. */
 typedef struct ts_render_cache ts_render_cache;
 ts_render_cache *ts_render_cache_new(void);    /* NULL when out of memory */
-void ts_render_cache_free(ts_render_cache *c); /* NULL-safe */
+void ts_render_cache_free(ts_render_cache *c); /* NULL-safe; settles first (below) */
+
+/* The reading of a look's written file left running while the next look is made
+ * (ts_verify_written_start, by ts_render_look): the cache holds one, and settle waits for it and
+ * writes its result to *out (the displacement, or -1). ts_render_look settles before its own gate
+ * and before it leaves another; the caller settles before it reads *out (free settles too).
+ * defer settles the one held first. NULL-safe. */
+struct ts_verify_written;
+void ts_render_cache_defer(ts_render_cache *c, struct ts_verify_written *w, double *out);
+void ts_render_cache_settle(ts_render_cache *c);
 
 typedef struct ts_render_job {
     ts_ctx *ctx;                  /* borrowed */

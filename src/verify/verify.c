@@ -553,7 +553,7 @@ static ts_status identity_of(ts_ctx *ctx, ts_photo *input, VipsImage *rgb, const
         direct = compare(fin, al, inv);
     }
     /* The gate: the output measured at the photo's own crop (seeded_landmarks). */
-    if ((s = seeded_landmarks(ctx, input, rgb, m, name, 1, lm))) {
+    if ((s = seeded_landmarks(ctx, input, rgb, m, name, !(flags & TS_VERIFY_ONE_THREAD), lm))) {
         free(al), free(lm);
         return s;
     }
@@ -785,6 +785,70 @@ ts_status ts_verify_identity(ts_ctx *ctx, ts_photo *input, const char *output_pa
 }
 
 /* ---- The written file ------------------------------------------------------------------- */
+
+struct ts_verify_written {
+    ts_ctx shadow; /* the caller's ctx with the mesh model's second runtime in the first's place */
+    ts_photo *photo;
+    char path[1024];
+    double m[6];
+    ts_verify_floor floor;
+    int has_floor;
+    double mean;
+    pthread_t thread;
+};
+
+static void *written_thread(void *arg) {
+    ts_verify_written *w = arg;
+    w->mean = -1;
+    VipsImage *o = ts_verify_open_written(w->path);
+    ts_identity_result r;
+    if (o && ts_verify_identity_image(&w->shadow, w->photo, o, w->path, w->m,
+                                      w->has_floor ? &w->floor : NULL, TS_VERIFY_ONE_THREAD,
+                                      &r) == TS_OK)
+        w->mean = r.mean;
+    if (!o) vips_error_clear();
+    if (o) g_object_unref(o);
+    ts_heap_trim(); /* (what this thread freed stays in its own malloc arena otherwise) */
+    return NULL;
+}
+
+ts_verify_written *ts_verify_written_start(ts_ctx *ctx, ts_photo *input, const char *path,
+                                           const double m[6], const ts_verify_floor *floor) {
+    if (!ctx || !input || !path || !m || strlen(path) >= sizeof((ts_verify_written *)0)->path)
+        return NULL;
+    /* what the thread needs from ctx and the photo, made here, not there */
+    ts_face_roi roi;
+    float sc;
+    ts_nn_runtime *second = ts_ctx_runtime_second(ctx, TS_MODEL_FACE_LANDMARK_ATTENTION);
+    ts_face_analysis *ref = NULL;
+    if (!second || ts_photo_subject_roi(ctx, input, &roi, &sc) ||
+        !ts_photo_analysis(ctx, input, NULL) || reference_of(ctx, input, &ref))
+        return NULL;
+    free(ref);
+    ts_verify_written *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->shadow = *ctx;
+    w->shadow.err[0] = 0;
+    w->shadow.runtimes[TS_MODEL_FACE_LANDMARK_ATTENTION] = second;
+    memset(w->shadow.second, 0, sizeof w->shadow.second); /* (never made on a copy) */
+    w->photo = input;
+    snprintf(w->path, sizeof w->path, "%s", path);
+    memcpy(w->m, m, sizeof w->m);
+    if (floor) w->floor = *floor, w->has_floor = 1;
+    if (pthread_create(&w->thread, NULL, written_thread, w)) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+double ts_verify_written_finish(ts_verify_written *w) {
+    if (!w) return -1;
+    pthread_join(w->thread, NULL);
+    double mean = w->mean;
+    free(w);
+    return mean;
+}
 
 VipsImage *ts_verify_open_written(const char *path) {
     /* (read once, top to bottom: decoded as it is read, not into a buffer of its own first) */

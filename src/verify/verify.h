@@ -66,6 +66,21 @@ VipsImage *ts_verify_open_written(const char *path);
 /* ts_verify_identity_image's flags: also analyse the output as it is (direct_mean, direct_max);
  * without it they are -1 and the call runs one face analysis instead of two. */
 #define TS_VERIFY_DIRECT 1u
+/* ... and read it on the caller's thread alone (its nine mesh passes not shared with a second
+ * thread: for a caller that is itself the second thread, ts_verify_written_start). */
+#define TS_VERIFY_ONE_THREAD 2u
+
+/* The file as written (path, photo -> file m), read on a thread of its own against the photo,
+ * as ts_verify_identity_image reads it, while the caller goes on (with the next look: its
+ * early reading runs the mesh model's first runtime, this one its second, made here). The caller
+ * must not run the mesh model's second runtime until finish: ts_verify_identity_edits does, so
+ * finish first. finish waits for it, frees it (NULL-safe) and returns the mean displacement
+ * (a fraction of the inter-eye distance), or -1 when the file could not be read. start returns
+ * NULL when it cannot start (then read the file on the caller's thread). */
+typedef struct ts_verify_written ts_verify_written;
+ts_verify_written *ts_verify_written_start(ts_ctx *ctx, ts_photo *input, const char *path,
+                                           const double m[6], const ts_verify_floor *floor);
+double ts_verify_written_finish(ts_verify_written *w);
 
 /* The identity measure of an output held in memory: a canvas (3-band float 0..255, as
  * ts_render_job.rgb, cast to 8 bits as a file of it would hold) or a decoded image. What is
