@@ -287,6 +287,53 @@ static void t_shrunk_odd(void **state) {
     ts_test_rmdir(dir);
 }
 
+/* A large photo stored sideways with EXIF orientation 6, as a phone saves a photo taken held
+ * upright: its full decode (whole and at half size) is the picture turned upright. The decode
+ * read the file once, top to bottom, which a turned image cannot be read as: from a few MP it
+ * failed with "out of order read", and make, matte and demo refused every such photo. */
+static void t_turned_big(void **state) {
+    (void)state;
+    char dir[256], path[300];
+    assert_int_equal(ts_test_tmpdir(dir, sizeof dir, "turned"), 0);
+    snprintf(path, sizeof path, "%s/turned.jpg", dir);
+    VipsImage *src = vips_image_new_from_file(ts_test_photo("franck_02159.jpg"), NULL), *big, *side,
+              *tagged;
+    assert_non_null(src);
+    assert_int_equal(vips_resize(src, &big, 5.6, NULL), 0); /* 4032 x 3226 */
+    assert_int_equal(vips_rot(big, &side, VIPS_ANGLE_D270, NULL), 0);
+    assert_int_equal(vips_copy(side, &tagged, NULL), 0);
+    vips_image_set_int(tagged, "orientation", 6); /* turn 90 degrees clockwise to view */
+    assert_int_equal(vips_jpegsave(tagged, path, "Q", 90, NULL), 0);
+    ts_ctx *ctx;
+    assert_int_equal(ts_ctx_new(NULL, &ctx), TS_OK);
+    for (int k = 1; k <= 2; k++) {
+        ts_photo *p;
+        assert_int_equal(ts_photo_open_shrunk(ctx, path, k, &p), TS_OK);
+        VipsImage *full = ts_photo_full(ctx, p);
+        if (!full) fail_msg("1/%d: %s", k, ts_ctx_error(ctx));
+        assert_int_equal(full->Xsize, ts_photo_width(p));
+        assert_int_equal(full->Ysize, ts_photo_height(p));
+        assert_int_equal(full->Xsize, 4032 / k);
+        /* the picture upright: against the one it was made from, at the decode's size */
+        VipsImage *ref = NULL, *d = NULL, *a = NULL;
+        assert_int_equal(vips_resize(big, &ref, (double)full->Xsize / big->Xsize, "vscale",
+                                     (double)full->Ysize / big->Ysize, NULL),
+                         0);
+        assert_int_equal(vips_subtract(full, ref, &d, NULL), 0);
+        assert_int_equal(vips_abs(d, &a, NULL), 0);
+        double mean;
+        assert_int_equal(vips_avg(a, &mean, NULL), 0);
+        print_message("  1/%d: %dx%d, mean difference from the upright picture %.2f levels\n", k,
+                      full->Xsize, full->Ysize, mean);
+        assert_true(mean < 3);
+        g_object_unref(a), g_object_unref(d), g_object_unref(ref);
+        ts_photo_unref(p);
+    }
+    g_object_unref(tagged), g_object_unref(side), g_object_unref(big), g_object_unref(src);
+    ts_ctx_free(ctx);
+    ts_test_rmdir(dir);
+}
+
 int main(void) {
     if (VIPS_INIT("test_face_api")) return 1;
     const struct CMUnitTest tests[] = {
@@ -296,6 +343,7 @@ int main(void) {
         cmocka_unit_test(t_upside_down),
         cmocka_unit_test(t_adopt_analysis),
         cmocka_unit_test(t_shrunk_odd),
+        cmocka_unit_test(t_turned_big),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
