@@ -1,5 +1,7 @@
 /* trueshot: the command line. */
 #include <errno.h>
+#include <glib.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -112,6 +114,36 @@ static int cmd_models(void) {
     return bad;
 }
 
+/* libvips' warnings (a damaged or cut-short file decodes with warnings, the missing part grey)
+ * are kept, not printed as glib's multi-line log, and said once, as one line, when the command
+ * succeeded; a command that failed has said why on its own line. */
+static pthread_mutex_t warn_lock = PTHREAD_MUTEX_INITIALIZER;
+static char warn_first[200];
+static int warn_n;
+
+static void keep_warning(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer u) {
+    (void)domain, (void)level, (void)u;
+    pthread_mutex_lock(&warn_lock);
+    /* the decoder's own words rather than libvips' count of them ("read gave 2 warnings") */
+    int count = msg && !strncmp(msg, "read gave", 9);
+    if (!warn_n++ || (!count && !strncmp(warn_first, "read gave", 9))) {
+        snprintf(warn_first, sizeof warn_first, "%s", msg ? msg : "");
+        warn_first[strcspn(warn_first, "\n")] = 0; /* (its first line: the rest repeats it) */
+    }
+    pthread_mutex_unlock(&warn_lock);
+}
+
+static int said_warnings(int rc) {
+    pthread_mutex_lock(&warn_lock);
+    if (warn_n && rc == 0)
+        fprintf(stderr,
+                "trueshot: note: a photo did not read cleanly (libvips: %s%s); it may be damaged "
+                "or cut short, and what could be read was used\n",
+                warn_first, warn_n > 1 ? ", and more" : "");
+    pthread_mutex_unlock(&warn_lock);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     /* A file-size limit (ulimit -f) must fail the write with a message, not kill the process
      * and leave temporary files behind. */
@@ -129,12 +161,14 @@ int main(int argc, char **argv) {
         printf("trueshot %s\n", TS_VERSION_STRING);
         return 0;
     }
-    if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
-    if (!strcmp(cmd, "make")) return cmd_make(argc - 1, argv + 1);
-    if (!strcmp(cmd, "models")) return cmd_models();
-    if (!strcmp(cmd, "faces")) return cmd_faces(argc - 1, argv + 1);
-    if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
-    if (!strcmp(cmd, "matte")) return cmd_matte(argc - 1, argv + 1);
+    /* (the studio keeps libvips' own log: it runs on, photo after photo) */
+    if (strcmp(cmd, "studio")) g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING, keep_warning, NULL);
+    if (!strcmp(cmd, "demo")) return said_warnings(cmd_demo(argc - 1, argv + 1));
+    if (!strcmp(cmd, "make")) return said_warnings(cmd_make(argc - 1, argv + 1));
+    if (!strcmp(cmd, "models")) return said_warnings(cmd_models());
+    if (!strcmp(cmd, "faces")) return said_warnings(cmd_faces(argc - 1, argv + 1));
+    if (!strcmp(cmd, "check")) return said_warnings(cmd_check(argc - 1, argv + 1));
+    if (!strcmp(cmd, "matte")) return said_warnings(cmd_matte(argc - 1, argv + 1));
     if (!strcmp(cmd, "studio")) return cmd_studio(argc - 1, argv + 1);
     return cli_fail(TS_ERR_ARGUMENT, "unknown command '%s' (try trueshot --help)", cmd);
 }

@@ -137,6 +137,18 @@ if have baboon.jpg; then
     run no-face 6 "$ts" make "$photos/baboon.jpg" -o "$tmp/b3"
     grep -q "no face" "$tmp/err" && ok || bad "no-face message: $(cat "$tmp/err")"
 fi
+# A photo cut short (a download or a copy that stopped): refused in one line that says so, not
+# made into headshots whose lower half is grey. A photo with a harmless glitch (junk bytes
+# before a marker) is made, with one line saying it did not read cleanly, not glib's log.
+head -c 60000 "$sample" >"$tmp/cut.jpg"
+run cut-short 4 "$ts" make "$tmp/cut.jpg" -o "$tmp/b8" --style linkedin
+grep -q "damaged or cut short" "$tmp/err" && [ "$(wc -l <"$tmp/err")" -eq 1 ] && ok ||
+    bad "cut-short message: $(cat "$tmp/err")"
+sos=$(LC_ALL=C grep -obUaP '\xff\xda' "$sample" | head -n 1 | cut -d: -f1) # start of scan
+{ head -c "$sos" "$sample"; printf '\0\0\0'; tail -c +"$((sos + 1))" "$sample"; } >"$tmp/glitch.jpg"
+run glitch 0 "$ts" make "$tmp/glitch.jpg" -o "$tmp/glitch" --style linkedin --crop square:400
+grep -q "note: a photo did not read cleanly (libvips: .*extraneous bytes" "$tmp/err" &&
+    ! grep -q "VIPS-WARNING" "$tmp/err" && ok || bad "glitch note: $(cat "$tmp/err")"
 run bad-style-name 2 "$ts" make "$sample" -o "$tmp/b4" --style zzz
 grep -q "academic, actor-commercial" "$tmp/err" && grep -q "tech-startup" "$tmp/err" && ok ||
     bad "bad style name does not list the built-ins: $(cat "$tmp/err")"

@@ -15,6 +15,16 @@ static void vips_start(void) {
     vips_cache_set_max(0);
 }
 
+ts_status ts_photo_decode_failed(ts_ctx *ctx, const char *path, const char *why) {
+    /* libjpeg's and libpng's words for a file that stops before its picture does */
+    if (strstr(why, "Premature end") || strstr(why, "truncated") || strstr(why, "unexpected end"))
+        return ts_fail(ctx, TS_ERR_FORMAT,
+                       "%s: the file is damaged or cut short, so the photo cannot be read whole "
+                       "(%s)",
+                       path, why);
+    return ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", path, why);
+}
+
 int ts_vips_init(void) {
     pthread_once(&vips_once, vips_start);
     return vips_status;
@@ -181,8 +191,8 @@ VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale) {
             /* JPEG: decode straight at 1/2, 1/4 or 1/8 scale (DCT scaling) with the EXIF
              * rotation applied, then embedded ICC to sRGB: what thumbnail does, without its
              * final resize, which here would only round the size by a pixel. */
-            VipsImage *j =
-                vips_image_new_from_file(p->path, "shrink", dct, "autorotate", TRUE, NULL);
+            VipsImage *j = vips_image_new_from_file(p->path, "shrink", dct, "autorotate", TRUE,
+                                                    "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
             ok = j != NULL;
             if (ok && vips_image_get_typeof(j, VIPS_META_ICC_NAME))
                 ok = vips_icc_transform(j, &t, "srgb", "embedded", TRUE, "intent",
@@ -194,7 +204,8 @@ VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale) {
             /* Others: thumbnail applies EXIF orientation, imports embedded ICC to sRGB and
              * shrinks on load where the format can. Fit inside the box (not "force"): forcing
              * the size defeats shrink-on-load. */
-            ok = vips_thumbnail(p->path, &t, tw, "height", th, NULL) == 0;
+            ok = vips_thumbnail(p->path, &t, tw, "height", th, "fail_on", VIPS_FAIL_ON_TRUNCATED,
+                                NULL) == 0;
         }
         VipsImage *up = NULL;
         if (ok) ok = (up = ts_photo_decoded(p, t)) != NULL;
@@ -210,8 +221,7 @@ VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale) {
         if (!ok || mem->Bands < 1) {
             if (mem) g_object_unref(mem);
             pthread_mutex_unlock(&p->lock);
-            ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path,
-                    vips_reason(why, sizeof why));
+            ts_photo_decode_failed(ctx, p->path, vips_reason(why, sizeof why));
             return NULL;
         }
         p->analysis = mem;
@@ -232,9 +242,10 @@ static VipsImage *decode_full(ts_photo *p, char *why, size_t cap) {
      * read": every phone photo held upright, orientation 6 or 8, failed from a few MP). */
     int upright = vips_image_get_orientation(p->header) <= 1;
     VipsAccess access = upright ? VIPS_ACCESS_SEQUENTIAL : VIPS_ACCESS_RANDOM;
-    VipsImage *im =
-        jpeg ? vips_image_new_from_file(p->path, "access", access, "shrink", p->shrink, NULL)
-             : vips_image_new_from_file(p->path, "access", access, NULL);
+    VipsImage *im = jpeg ? vips_image_new_from_file(p->path, "access", access, "shrink", p->shrink,
+                                                    "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL)
+                         : vips_image_new_from_file(p->path, "access", access, "fail_on",
+                                                    VIPS_FAIL_ON_TRUNCATED, NULL);
     VipsImage *sized = NULL, *exif = NULL, *rot = NULL, *rgb = NULL, *flat = NULL, *u8 = NULL,
               *mem = NULL;
     int ok = im != NULL;
@@ -300,7 +311,7 @@ VipsImage *ts_photo_full_try(ts_photo *p, char *why, size_t cap) {
 VipsImage *ts_photo_full(ts_ctx *ctx, ts_photo *p) {
     char why[300];
     VipsImage *f = ts_photo_full_try(p, why, sizeof why);
-    if (!f) ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path, why);
+    if (!f) ts_photo_decode_failed(ctx, p->path, why);
     return f;
 }
 

@@ -124,6 +124,11 @@ const char *ts_vips_why(char *buf, size_t cap);
 ts_status ts_fail(ts_ctx *ctx, ts_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The error for a photo whose decode failed (why: libvips' reason, one line): TS_ERR_FORMAT, with
+ * a message that says so in words when the file stops before its picture does. Decodes are made
+ * with fail_on = truncated: a cut-short file read on would give a headshot half grey. */
+ts_status ts_photo_decode_failed(ts_ctx *ctx, const char *path, const char *why);
+
 /* Starts libvips once per process. Returns 0 or -1. */
 int ts_vips_init(void);
 

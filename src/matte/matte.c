@@ -877,7 +877,7 @@ ts_status ts_photo_matte(ts_ctx *ctx, ts_photo *p, const ts_matte_options *opt, 
         decode_run(&dec);
     lap("wait for decode", &t);
     if (!dec.px) {
-        s = ts_fail(ctx, TS_ERR_FORMAT, "%s: cannot decode: %s", p->path, dec.err);
+        s = ts_photo_decode_failed(ctx, p->path, dec.err);
         goto fail;
     }
     m->x = reg[0], m->y = reg[1], m->w = reg[2], m->h = reg[3];
