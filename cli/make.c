@@ -231,6 +231,7 @@ static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *fa
     o->status = r->error[0] ? (r->status ? r->status : TS_ERR_INTERNAL) : TS_OK;
     if (!r->error[0] || r->width) {
         o->width = r->width, o->height = r->height, o->bytes = r->bytes;
+        o->max_kb = ep->max_kb;
         memcpy(o->m, r->m, sizeof o->m);
         o->source_type = strcmp(r->source_type, "compositeSynthetic") ? "algorithmicallyEnhanced"
                                                                       : "compositeSynthetic";
@@ -493,6 +494,18 @@ int cmd_make(int argc, char **argv) {
                 fprintf(stderr, "trueshot: %s %s: %s\n", outs[k].look, outs[k].crop, outs[k].error);
             } else {
                 printf("%s\n", outs[k].path);
+                /* A file over the cap asked for would be refused by the portal it is for:
+                 * said here, not only in the report (export's note says why and what to do). */
+                if (outs[k].max_kb > 0 && outs[k].bytes > 1024L * outs[k].max_kb) {
+                    const char *why = NULL;
+                    for (int e = 0; e < outs[k].n_notes && !why; e++)
+                        if (strstr(outs[k].notes[e], "KB cap")) why = outs[k].notes[e];
+                    if (why)
+                        fprintf(stderr, "trueshot: note: %s\n", why);
+                    else
+                        fprintf(stderr, "trueshot: note: %s is %ld KB, over the %d KB cap\n",
+                                outs[k].path, (outs[k].bytes + 1023) / 1024, outs[k].max_kb);
+                }
             }
         }
         char sheet[1100];

@@ -36,6 +36,7 @@ typedef struct make_output {
     double m[6];         /* photo -> file (x' = m0 x + m1 y + m2, y' = m3 x + m4 y + m5) */
     int width, height;
     long bytes;
+    int max_kb;              /* the file-size cap it was written under (0: none) */
     const char *source_type; /* IPTC DigitalSourceType written in the XMP */
     double id_mean, id_max;  /* landmark displacement / inter-eye distance, face edits only */
     double id_total_mean, id_frame_mean; /* edited / framed-only canvas vs the photo */

@@ -322,6 +322,12 @@ for f in $(jq -r '.outputs[].file' "$tmp/cap/report.json"); do
     [ "$(stat -c %s "$f")" -le $((150 * 1024)) ] && ok || bad "--max-kb 150: $f is $(stat -c %s "$f") bytes"
 done
 [ "$n" -eq 3 ] && ok || bad "--max-kb: $n outputs"
+grep -q "over the" "$tmp/err" && bad "--max-kb 150 met, yet a note: $(cat "$tmp/err")" || ok
+# A cap a lossless PNG cannot meet even at the smallest size allowed: written (the portal's own
+# limit is the user's to weigh), and said on the terminal, not only in the report.
+run max-kb-png 0 "$ts" make "$sample" -o "$tmp/cappng" --style linkedin --format png --max-kb 20
+grep -q "note: sample-linkedin-square.png is [0-9]* KB, over the 20 KB cap even at 400x400" \
+    "$tmp/err" && ok || bad "--max-kb 20 PNG: no note on the terminal: $(cat "$tmp/err")"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

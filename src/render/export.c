@@ -500,13 +500,16 @@ ts_status ts_export_write_ex(ts_render_job *job, const export_params *p, const c
     }
     if (cap) {
         const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-        char qual[32] = "";
-        if (p->format != TS_EXPORT_PNG) snprintf(qual, sizeof qual, " at quality %d", a.q);
+        char qual[32] = "", least[32] = "";
+        if (p->format != TS_EXPORT_PNG) {
+            snprintf(qual, sizeof qual, " at quality %d", a.q);
+            snprintf(least, sizeof least, " and quality %d", a.q);
+        }
         if (!fit)
             ts_render_note(job,
-                           "%s is %zu KB, over the %d KB cap even%s and %dx%d (the smallest "
+                           "%s is %zu KB, over the %d KB cap even at %dx%d%s (the smallest "
                            "allowed); use %s or a higher cap",
-                           name, (a.len + 1023) / 1024, p->max_kb, qual, ow, oh,
+                           name, (a.len + 1023) / 1024, p->max_kb, ow, oh, least,
                            p->format == TS_EXPORT_PNG ? "JPEG or WebP" : "a lower min_quality");
         else if (k < 1)
             ts_render_note(job, "%s: scaled to %dx%d%s to stay under %d KB", name, ow, oh, qual,
