@@ -195,6 +195,16 @@ static void t_60mp_memory(void **state) {
     rmdir(dir);
 }
 
+/* The 12-MP benchmark photo (franck_02159.jpg enlarged 5.6x, 4032 x 3226, as bench_make makes
+ * it), in memory; the caller unrefs it. */
+static VipsImage *twelve_mp(void) {
+    VipsImage *src = vips_image_new_from_file(ts_test_photo("franck_02159.jpg"), NULL), *big = NULL;
+    assert_non_null(src);
+    assert_int_equal(vips_resize(src, &big, 5.6, NULL), 0);
+    g_object_unref(src);
+    return big;
+}
+
 /* A photo opened shrunk for rendering (ts_photo_open_shrunk) takes the analysis made on the
  * file (ts_photo_adopt_analysis) instead of analysing the same pixels again: what it adopts is
  * what it would have measured itself, to the float's rounding of the scaling, and a shrink
@@ -205,12 +215,9 @@ static void t_adopt_analysis(void **state) {
     char dir[256], path[300];
     assert_int_equal(ts_test_tmpdir(dir, sizeof dir, "adopt"), 0);
     snprintf(path, sizeof path, "%s/12mp.jpg", dir);
-    VipsImage *src = vips_image_new_from_file(ts_test_photo("franck_02159.jpg"), NULL), *big;
-    assert_non_null(src);
-    assert_int_equal(vips_resize(src, &big, 5.6, NULL), 0); /* 4032 x 3226, as bench_make */
+    VipsImage *big = twelve_mp();
     assert_int_equal(vips_jpegsave(big, path, "Q", 90, NULL), 0);
     g_object_unref(big);
-    g_object_unref(src);
     ts_ctx *ctx;
     assert_int_equal(ts_ctx_new(NULL, &ctx), TS_OK);
     ts_photo *orig, *adopted, *own, *tiny;
@@ -264,12 +271,10 @@ static void t_shrunk_odd(void **state) {
     char dir[256], path[300];
     assert_int_equal(ts_test_tmpdir(dir, sizeof dir, "odd"), 0);
     snprintf(path, sizeof path, "%s/odd.jpg", dir);
-    VipsImage *src = vips_image_new_from_file(ts_test_photo("franck_02159.jpg"), NULL), *big, *odd;
-    assert_non_null(src);
-    assert_int_equal(vips_resize(src, &big, 5.6, NULL), 0);
+    VipsImage *big = twelve_mp(), *odd;
     assert_int_equal(vips_crop(big, &odd, 0, 0, 4031, 3025, NULL), 0);
     assert_int_equal(vips_jpegsave(odd, path, "Q", 85, NULL), 0);
-    g_object_unref(odd), g_object_unref(big), g_object_unref(src);
+    g_object_unref(odd), g_object_unref(big);
     ts_ctx *ctx;
     assert_int_equal(ts_ctx_new(NULL, &ctx), TS_OK);
     for (int k = 2; k <= 8; k *= 2) {
@@ -296,10 +301,7 @@ static void t_turned_big(void **state) {
     char dir[256], path[300];
     assert_int_equal(ts_test_tmpdir(dir, sizeof dir, "turned"), 0);
     snprintf(path, sizeof path, "%s/turned.jpg", dir);
-    VipsImage *src = vips_image_new_from_file(ts_test_photo("franck_02159.jpg"), NULL), *big, *side,
-              *tagged;
-    assert_non_null(src);
-    assert_int_equal(vips_resize(src, &big, 5.6, NULL), 0); /* 4032 x 3226 */
+    VipsImage *big = twelve_mp(), *side, *tagged;
     assert_int_equal(vips_rot(big, &side, VIPS_ANGLE_D270, NULL), 0);
     assert_int_equal(vips_copy(side, &tagged, NULL), 0);
     vips_image_set_int(tagged, "orientation", 6); /* turn 90 degrees clockwise to view */
@@ -329,7 +331,7 @@ static void t_turned_big(void **state) {
         g_object_unref(a), g_object_unref(d), g_object_unref(ref);
         ts_photo_unref(p);
     }
-    g_object_unref(tagged), g_object_unref(side), g_object_unref(big), g_object_unref(src);
+    g_object_unref(tagged), g_object_unref(side), g_object_unref(big);
     ts_ctx_free(ctx);
     ts_test_rmdir(dir);
 }

@@ -194,6 +194,13 @@ ts_nn_runtime *ts_ctx_runtime(ts_ctx *ctx, ts_model_id id) {
     return rt;
 }
 
+void ts_ctx_shadow(const ts_ctx *ctx, ts_nn_runtime *mesh, ts_ctx *out) {
+    *out = *ctx;
+    out->err[0] = 0;
+    memset(out->second, 0, sizeof out->second);
+    if (mesh) out->runtimes[TS_MODEL_FACE_LANDMARK_ATTENTION] = mesh;
+}
+
 ts_nn_runtime *ts_ctx_runtime_second(ts_ctx *ctx, ts_model_id id) {
     if (!ts_ctx_runtime(ctx, id)) return NULL;
     if (ctx->second[id]) return ctx->second[id];

@@ -135,6 +135,12 @@ int ts_vips_init(void);
 /* The runtime for a model, loading it on first use. NULL with the ctx error set on failure. */
 ts_nn_runtime *ts_ctx_runtime(ts_ctx *ctx, ts_model_id id);
 
+/* A copy of ctx for a worker thread: the same models and runtimes, its own error message, none
+ * of the second runtimes (a copy must not make one: it would be lost with the copy); with mesh,
+ * that runtime in the face landmark model's place (the second one, for a thread that runs the
+ * model while the owner of ctx runs it too). Load what the thread needs before copying. */
+void ts_ctx_shadow(const ts_ctx *ctx, ts_nn_runtime *mesh, ts_ctx *out);
+
 /* A second runtime of the same model (its own buffers, the same weights), made on first use, so
  * that two threads can run the model at once: a copy of ctx with it in runtimes[id] serves the
  * second thread. Call it on the thread that owns ctx. NULL with the ctx error set on failure. */

@@ -44,8 +44,7 @@ ts_status ts_render_prepare(ts_ctx *ctx, ts_photo *p, const ts_face_analysis **f
         if ((s = ts_photo_subject_roi(ctx, p, &roi, &sc))) return s;
         if (!ts_photo_analysis(ctx, p, NULL)) return TS_ERR_FORMAT;
         if (!(j = calloc(1, sizeof *j))) return ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
-        j->shadow = *ctx;
-        j->shadow.err[0] = 0;
+        ts_ctx_shadow(ctx, NULL, &j->shadow);
         j->photo = p;
         threaded = pthread_create(&j->thread, NULL, floor_thread, j) == 0;
     }

@@ -403,10 +403,7 @@ static ts_status seeded_landmarks(ts_ctx *ctx, ts_photo *input, VipsImage *src, 
     pthread_t helper;
     if (split && ts_ctx_runtime_second(ctx, TS_MODEL_FACE_LANDMARK_ATTENTION) &&
         (h = malloc(sizeof *h))) {
-        h->shadow = *ctx;
-        h->shadow.err[0] = 0;
-        h->shadow.runtimes[TS_MODEL_FACE_LANDMARK_ATTENTION] =
-            ctx->second[TS_MODEL_FACE_LANDMARK_ATTENTION];
+        ts_ctx_shadow(ctx, ctx->second[TS_MODEL_FACE_LANDMARK_ATTENTION], &h->shadow);
         h->job = mine;
         h->job.ctx = &h->shadow;
         h->job.from = mine.to = (N_JITTERS + 1) / 2;
@@ -688,8 +685,7 @@ ts_verify_reading *ts_verify_read_start(ts_ctx *ctx, ts_photo *input, VipsImage 
         return NULL;
     ts_verify_reading *r = calloc(1, sizeof *r);
     if (!r) return NULL;
-    r->shadow = *ctx;
-    r->shadow.err[0] = 0;
+    ts_ctx_shadow(ctx, NULL, &r->shadow);
     r->photo = input;
     r->canvas = g_object_ref(canvas);
     memcpy(r->m, m, sizeof r->m);
@@ -827,10 +823,7 @@ ts_verify_written *ts_verify_written_start(ts_ctx *ctx, ts_photo *input, const c
     free(ref);
     ts_verify_written *w = calloc(1, sizeof *w);
     if (!w) return NULL;
-    w->shadow = *ctx;
-    w->shadow.err[0] = 0;
-    w->shadow.runtimes[TS_MODEL_FACE_LANDMARK_ATTENTION] = second;
-    memset(w->shadow.second, 0, sizeof w->shadow.second); /* (never made on a copy) */
+    ts_ctx_shadow(ctx, second, &w->shadow);
     w->photo = input;
     snprintf(w->path, sizeof w->path, "%s", path);
     memcpy(w->m, m, sizeof w->m);
