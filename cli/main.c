@@ -47,7 +47,8 @@ static const char usage[] =
     "  0 ok, 1 failure, 2 bad usage, 3 unreadable file, 4 unsupported format,\n"
     "  5 image too large, 6 no face found, 7 model missing or invalid, 8 output not writable,\n"
     "  9 out of memory, 10 internal error, 11 no person found, 12 a headshot failed the\n"
-    "  identity check (it would have changed your face) and was not written\n"
+    "  identity check (it would have changed your face) and was not written, 13 the face\n"
+    "  runs off the photo's edge beside or below it (no headshot can be framed)\n"
     "\n"
     "example:\n"
     "  trueshot demo samples/sample.jpg -o out/\n";

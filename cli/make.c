@@ -65,6 +65,11 @@ static const char make_usage[] =
     "  --list-styles           list the built-in looks and stop\n"
     "  -h, --help              this help\n"
     "\n"
+    "exit codes: 0 ok, 2 bad usage, 3 unreadable photo, 4 not a photo or damaged, 5 too\n"
+    "large, 6 no face (or one that cannot be measured), 8 cannot write, 11 no person to cut\n"
+    "out, 12 a headshot failed the identity check (not written), 13 the face runs off the\n"
+    "photo beside it or below the chin (no headshot can be framed)\n"
+    "\n"
     "example:\n"
     "  trueshot make me1.jpg me2.jpg -o headshots/ --style linkedin --style actor-commercial\n";
 
@@ -379,9 +384,20 @@ int cmd_make(int argc, char **argv) {
     for (int pi = 0; pi < o.n_photos; pi++) {
         if (!photos[pi] || (!o.all && pi != best)) continue;
         double t0 = now_s();
+        ts_photo *orig = photos[pi], *p = orig;
+        /* A face the photo cuts beside it or under the chin: every look would refuse it (frame),
+         * so it is said once, before the cut-out is made. */
+        const ts_face_analysis *subj = NULL;
+        int cut = ts_photo_subject(ctx, orig, &subj) == TS_OK
+                      ? ts_frame_face_cut(subj, ts_photo_width(orig), ts_photo_height(orig))
+                      : 0;
+        if (cut) {
+            int code = cli_fail(TS_ERR_FRAMING, "%s: %s", o.photos[pi], ts_frame_cut_reason(cut));
+            if (!rc) rc = code;
+            continue;
+        }
         /* the photo as large as its outputs need (the file's own for the report's picture and
          * grade) */
-        ts_photo *orig = photos[pi], *p = orig;
         ts_photo_unref(shrunk), shrunk = NULL;
         int k = decode_shrink(ctx, orig, slots, total);
         if (k > 1 && ts_photo_open_shrunk(ctx, o.photos[pi], k, &shrunk) == TS_OK) {

@@ -36,6 +36,7 @@ typedef enum ts_status {
     TS_ERR_INTERNAL,  /* a bug or a failure inside a dependency */
     TS_ERR_NO_PERSON, /* no person found to cut out */
     TS_ERR_IDENTITY,  /* an output would move the face's geometry; it is not delivered */
+    TS_ERR_FRAMING,   /* the face runs off the photo: a headshot would need parts made up */
 } ts_status;
 
 /* Short stable name of a status, e.g. "no-face". Never NULL. */

@@ -163,6 +163,14 @@ static int analysis_status(const studio_analysis *a, char *err, size_t cap) {
     return 0;
 }
 
+/* A photo whose face runs off its edge cannot be framed (frame says why): the person's photo,
+ * not the studio, is at fault. 0 for any other status. */
+static int framing_status(ts_status st, ts_ctx *ctx, char *err, size_t cap) {
+    if (st != TS_ERR_FRAMING) return 0;
+    return snprintf(err, cap, "This photo cannot be framed as a headshot: %s", ts_ctx_error(ctx)),
+           422;
+}
+
 /* ---- previews ---- */
 
 /* Finished previews, by their parameters. */
@@ -349,8 +357,11 @@ static int preview_render(ts_ctx *ctx, studio_photo *p, const studio_look_params
     }
     studio_analysis_put(p, 1);
     if (!status && st) {
-        status = 500;
-        snprintf(err, cap, "The preview could not be made: %s", ts_ctx_error(ctx));
+        status = framing_status(st, ctx, err, cap);
+        if (!status) {
+            status = 500;
+            snprintf(err, cap, "The preview could not be made: %s", ts_ctx_error(ctx));
+        }
     }
     VipsImage *u8 = NULL;
     if (!status) {
@@ -437,8 +448,11 @@ int studio_render(ts_ctx *ctx, studio_photo *p, const studio_look_params *lp, js
         if (!st && ir.pass) st = ts_stage_background.run(&job, ts_style_params(s, "background"));
         if (!st && ir.pass) st = ts_export_write_ex(&job, ep, f.path, &er);
         if (st) {
-            status = 500;
-            snprintf(err, cap, "The file could not be made: %s", ts_ctx_error(ctx));
+            status = framing_status(st, ctx, err, cap);
+            if (!status) {
+                status = 500;
+                snprintf(err, cap, "The file could not be made: %s", ts_ctx_error(ctx));
+            }
         } else if (!ir.pass) {
             status = 422;
             snprintf(err, cap, "Identity check failed, so the file was not kept: %s", ir.message);

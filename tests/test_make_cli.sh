@@ -149,6 +149,17 @@ sos=$(LC_ALL=C grep -obUaP '\xff\xda' "$sample" | head -n 1 | cut -d: -f1) # sta
 run glitch 0 "$ts" make "$tmp/glitch.jpg" -o "$tmp/glitch" --style linkedin --crop square:400
 grep -q "note: a photo did not read cleanly (libvips: .*extraneous bytes" "$tmp/err" &&
     ! grep -q "VIPS-WARNING" "$tmp/err" && ok || bad "glitch note: $(cat "$tmp/err")"
+# A face the photo cuts beside it (the sample cut through the left cheek): no headshot can be
+# framed without repeating the edge's pixels across the face; exit 13, said once, nothing
+# written. Given with a whole photo, the whole one is used.
+vips crop "$sample" "$tmp/side.jpg" 230 0 282 600
+run face-cut 13 "$ts" make "$tmp/side.jpg" -o "$tmp/b10"
+grep -q "side.jpg: the face runs off the photo's edge beside it" "$tmp/err" &&
+    [ "$(wc -l <"$tmp/err")" -eq 1 ] && ok || bad "face-cut message: $(cat "$tmp/err")"
+[ -z "$(ls -A "$tmp/b10" 2>/dev/null)" ] && ok || bad "face-cut: files written: $(ls -A "$tmp/b10")"
+run face-cut-and-whole 0 "$ts" make "$tmp/side.jpg" "$sample" -o "$tmp/b11" --style linkedin --crop square:400
+grep -q "using .*sample.jpg" "$tmp/err" && [ -f "$tmp/b11/sample-linkedin-square.jpg" ] && ok ||
+    bad "face-cut beside a whole photo: $(cat "$tmp/err")"
 run bad-style-name 2 "$ts" make "$sample" -o "$tmp/b4" --style zzz
 grep -q "academic, actor-commercial" "$tmp/err" && grep -q "tech-startup" "$tmp/err" && ok ||
     bad "bad style name does not list the built-ins: $(cat "$tmp/err")"

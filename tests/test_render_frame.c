@@ -162,18 +162,31 @@ static void conventions(void **state) {
     assert_true(partial <= 2); /* the exception, on franck_02159's landscape video frame */
 }
 
+/* The sample cut to [x0, x1) x [y0, y1), as a JPEG at path. */
+static void sample_crop(const char *path, int x0, int y0, int x1, int y1) {
+    VipsImage *in = vips_image_new_from_file(ts_test_sample(), NULL), *out = NULL;
+    assert_non_null(in);
+    assert_int_equal(vips_extract_area(in, &out, x0, y0, x1 - x0, y1 - y0, NULL), 0);
+    assert_int_equal(vips_jpegsave(out, path, "Q", 95, NULL), 0);
+    g_object_unref(out);
+    g_object_unref(in);
+}
+
 /* sample.jpg turned by deg (libvips' similarity, bilinear, white beyond; quarter turns by
  * libvips' rot; cut = 0), or cut to rows
  * y0 .. y1 (cut = 1), written to path as a JPEG. */
 static void sample_variant(const char *path, int cut, double deg, int y0, int y1) {
+    if (cut) {
+        sample_crop(path, 0, y0, 512, y1); /* (the sample is 512 px wide) */
+        return;
+    }
     VipsImage *in = vips_image_new_from_file(ts_test_sample(), NULL), *out = NULL;
     assert_non_null(in);
     VipsArrayDouble *white = vips_array_double_newv(3, 255.0, 255.0, 255.0);
     /* (quarter turns exactly, as a camera's photo saved without its EXIF orientation lies) */
     VipsAngle quarter = deg > 0 ? VIPS_ANGLE_D90 : VIPS_ANGLE_D270;
-    int rc = cut               ? vips_extract_area(in, &out, 0, y0, in->Xsize, y1 - y0, NULL)
-             : fabs(deg) >= 90 ? vips_rot(in, &out, quarter, NULL)
-                               : vips_similarity(in, &out, "angle", deg, "background", white, NULL);
+    int rc = fabs(deg) >= 90 ? vips_rot(in, &out, quarter, NULL)
+                             : vips_similarity(in, &out, "angle", deg, "background", white, NULL);
     vips_area_unref(VIPS_AREA(white));
     assert_int_equal(rc, 0);
     assert_int_equal(vips_jpegsave(out, path, "Q", 95, NULL), 0);
@@ -313,6 +326,85 @@ static void past_edge(void **state) {
         g_free(rgb), g_free(al);
         ts_render_job_clear(&job);
         ts_matte_free(matte);
+        ts_photo_unref(photo);
+    }
+}
+
+/* A face the photo cuts beside it or under the chin is refused (TS_ERR_FRAMING), not framed with
+ * its edge repeated across the face; cut at the top it is framed (past_edge). A face whole but
+ * near the photo's side is framed with the eyes moved off the centre line (up to a tenth of the
+ * width), not with the side continued past the photo. */
+static void beside_edge(void **state) {
+    fixture *f = *state;
+    ts_ctx *ctx = f->ctx;
+    char path[400];
+    ts_photo *p0;
+    const ts_face_analysis *f0;
+    assert_int_equal(ts_photo_open(ctx, ts_test_sample(), &p0), TS_OK);
+    assert_int_equal(ts_photo_subject(ctx, p0, &f0), TS_OK);
+    float x_min = 1e9f, x_max = -1e9f;
+    for (int i = 0; i < TS_LANDMARKS; i++)
+        x_min = fminf(x_min, f0->landmarks[i][0]), x_max = fmaxf(x_max, f0->landmarks[i][0]);
+    float fw = x_max - x_min, chin = f0->landmarks[152][1], brow = f0->landmarks[10][1];
+    int W0 = ts_photo_width(p0), H0 = ts_photo_height(p0);
+    assert_int_equal(ts_frame_face_cut(f0, W0, H0), 0);
+    ts_photo_unref(p0);
+    static const struct {
+        const char *what;
+        float x0, y0, y1; /* the cut: in face widths from the face's left; rows in pixels */
+        int cut;
+    } cases[] = {
+        {"cut through the left cheek", 0.15f, 0, 0, TS_FACE_CUT_SIDE},
+        {"cut through the chin", -1, 0, -20, TS_FACE_CUT_BELOW},
+        {"cut through the forehead", -1, 10, 0, 0},
+        {"the face 0.06 face widths from the left edge", -0.06f, 0, 0, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int x0 = cases[k].x0 < 0 && cases[k].x0 > -1 ? (int)(x_min + cases[k].x0 * fw)
+                 : cases[k].x0 > 0                   ? (int)(x_min + cases[k].x0 * fw)
+                                                     : 0;
+        int y0 = cases[k].y0 ? (int)brow + (int)cases[k].y0 : 0;
+        int y1 = cases[k].y1 ? (int)chin + (int)cases[k].y1 : H0;
+        snprintf(path, sizeof path, "%s/beside%zu.jpg", f->dir, k);
+        sample_crop(path, x0, y0, W0, y1);
+        ts_photo *photo;
+        const ts_face_analysis *face;
+        if (ts_photo_open(ctx, path, &photo)) fail_msg("%s", ts_ctx_error(ctx));
+        if (ts_photo_subject(ctx, photo, &face)) fail_msg("%s", ts_ctx_error(ctx));
+        int cut = ts_frame_face_cut(face, ts_photo_width(photo), ts_photo_height(photo));
+        ts_render_job job = {0};
+        job.ctx = ctx, job.photo = photo, job.face = face;
+        params p;
+        frame_params(&p, "square");
+        ts_status st = ts_stage_frame.run(&job, p.buf);
+        print_message("  %s: cut %d, frame %s%s%s\n", cases[k].what, cut, ts_status_name(st),
+                      st ? ": " : "", st ? ts_ctx_error(ctx) : "");
+        assert_int_equal(cut, cases[k].cut);
+        if (cut) {
+            assert_int_equal(st, TS_ERR_FRAMING);
+            assert_non_null(strstr(ts_ctx_error(ctx), "runs off the photo"));
+            assert_null(job.rgb);
+        } else {
+            assert_int_equal(st, TS_OK);
+        }
+        if (!cut && cases[k].x0 < 0 && cases[k].x0 > -1) {
+            /* the canvas's left corners land on the photo; the eyes are off the centre line by
+             * at most a tenth of the width */
+            const double *m = job.m;
+            double det = m[0] * m[4] - m[1] * m[3];
+            int W = job.rgb->Xsize, H = job.rgb->Ysize;
+            for (int y = 0; y <= H; y += H) {
+                double dx = 0 - m[2], dy = y - m[5];
+                double px = (m[4] * dx - m[1] * dy) / det;
+                print_message("    canvas corner (0, %d) at photo x %.1f\n", y, px);
+                assert_true(px >= -0.5);
+            }
+            double off = (job.lm[468][0] + job.lm[473][0]) / 2 / W - 0.5;
+            print_message("    eyes %.3f of the width off the centre line\n", off);
+            assert_true(fabs(off) <= 0.1 + 1e-3);
+            assert_false(has_line(job.edits[0], sizeof job.edits[0], job.n_edits, "past its edge"));
+        }
+        ts_render_job_clear(&job);
         ts_photo_unref(photo);
     }
 }
@@ -487,6 +579,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(roll, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(past_edge, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(headroom, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(beside_edge, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(half_copies, ts_test_setup, ts_test_teardown),
         cmocka_unit_test(big_pool)};
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -165,6 +165,18 @@ ls "$dir" | grep -q '\.zip$'
 check "ZIP removed from the session folder after sending" "$(is $? 1)"
 
 # --- limits and bad input --------------------------------------------------------------------
+# A face the photo cuts beside it (the sample cut through the left cheek) cannot be framed: 422
+# with the reason, for the preview and the file.
+vips crop "$sample" "$tmp/side.jpg" 230 0 282 600
+curl -s -o "$tmp/up2.json" "${auth[@]}" --data-binary @"$tmp/side.jpg" "$base/api/photos"
+id2=$(jq -r .id "$tmp/up2.json")
+c=$(curl -s -o "$tmp/e.json" -w '%{http_code}' "${auth[@]}" "$base/api/preview?photo=$id2&style=linkedin")
+jq -e '.error | test("cannot be framed as a headshot: the face runs off the photo")' "$tmp/e.json" >/dev/null
+check "preview of a face cut by the photo's edge: 422 ($c) saying why" "$(is "$c$?" 4220)"
+c=$(curl -s -o "$tmp/e.json" -w '%{http_code}' "${auth[@]}" -X POST \
+    -d "{\"photo\":\"$id2\",\"style\":\"linkedin\"}" "$base/api/render")
+jq -e '.error | test("runs off the photo")' "$tmp/e.json" >/dev/null
+check "render of a face cut by the photo's edge: 422 ($c) saying why" "$(is "$c$?" 4220)"
 head -c 100000 /dev/urandom >"$tmp/garbage.jpg"
 check "garbage upload: 415" \
     "$(is "$(code "${auth[@]}" --data-binary @"$tmp/garbage.jpg" "$base/api/photos")" 415)"

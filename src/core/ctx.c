@@ -37,6 +37,8 @@ const char *ts_status_name(ts_status s) {
         return "no-person";
     case TS_ERR_IDENTITY:
         return "identity";
+    case TS_ERR_FRAMING:
+        return "framing";
     }
     return "unknown";
 }
@@ -68,6 +70,8 @@ int ts_status_exit_code(ts_status s) {
         return 11;
     case TS_ERR_IDENTITY:
         return 12;
+    case TS_ERR_FRAMING:
+        return 13;
     }
     return 1;
 }

@@ -52,6 +52,16 @@ static const double crop_head[CROP_COUNT] = {0.52, 0.42, 0.34, 0.42, 0.66};
  * photo (a 2x3 portrait from a landscape video frame needs ~2.6x): a closer crop than the
  * template's reads as a choice; a frame past the photo's edge needs pixels the photo lacks. */
 #define ZOOM_MAX_HARD 3.0
+/* How far the eyes may sit off the frame's centre line, as a fraction of its width, to keep its
+ * sides on the photo (a person near one side of the photo), and the step frame moves them by:
+ * tried once zooming 1.8x has not been enough, before zooming on. A headshot is centred; a tenth
+ * of the width off centre still reads as centred, while a side continued past the photo would
+ * be streaks of repeated pixels. */
+#define SHIFT_MAX 0.1
+#define SHIFT_STEP 0.005
+/* How far the face (its mesh) may reach past the photo's side or bottom edge, as a fraction of
+ * its width, before it counts as cut: the mesh's outline is a prediction, a pixel or two off. */
+#define FACE_CUT_TOL 0.02
 
 typedef struct frame_params {
     int crop;       /* template */
@@ -1552,7 +1562,8 @@ enum { OVER_TOP = 1, OVER_BOTTOM = 2, OVER_SIDES = 4 };
  * and box (the photo-space box the canvas covers) as fitted; returns where it still shows past
  * the photo (OVER_*). The bottom and the sides are hard limits (a body cut by the photo's edge
  * must not float above the frame's edge): zoom in, up to 1.8x, and if the bottom still shows
- * past the photo, lower the eyes in the frame, up to halfway, then zoom on up to ZOOM_MAX_HARD.
+ * past the photo, lower the eyes in the frame, up to halfway; if a side still shows past it, move
+ * the eyes off the centre line toward it, up to SHIFT_MAX; then zoom on up to ZOOM_MAX_HARD.
  * The top is softer: raise the eyes to 0.30, then zoom up to 1.8x. */
 static int fit_frame(double s0, double t, const double E[2], int W, int H, int PW, int PH,
                      bool top_free, double *s_out, double *eye_out, double A[2], double box[4]) {
@@ -1563,11 +1574,17 @@ static int fit_frame(double s0, double t, const double E[2], int W, int H, int P
         bool over_bottom = box[3] > PH + 0.5, over_sides = box[0] < -0.5 || box[2] > PW + 0.5;
         bool over_top = !top_free && box[1] < -0.5;
         if (!over_bottom && !over_sides && !over_top) break;
+        /* one side only: moving the frame toward the other can help (the canvas's left reaches
+         * past the photo's left: the eyes move left in the canvas) */
+        int toward = (box[0] < -0.5) == (box[2] > PW + 0.5) ? 0 : box[0] < -0.5 ? -1 : 1;
+        double shifted = A[0] + toward * SHIFT_STEP * W;
         if (over_bottom || over_sides) {
             if (s < s0 * 1.8)
                 s *= 1.01;
             else if (over_bottom && eye < 0.5)
                 eye += 0.005, A[1] = eye * H;
+            else if (toward && fabs(shifted - W / 2.0) <= SHIFT_MAX * W + 1e-9)
+                A[0] = shifted;
             else if (s < s0 * ZOOM_MAX_HARD)
                 s *= 1.01; /* a closer crop than the template's, rather than a made-up edge */
             else
@@ -1622,6 +1639,44 @@ static double measured_head(const ts_render_job *job, const float (*L)[3], doubl
     return px;
 }
 
+int ts_frame_face_cut(const ts_face_analysis *f, int PW, int PH) {
+    const float(*L)[3] = f->landmarks;
+    double fh = hypot(L[152][0] - L[10][0], L[152][1] - L[10][1]);
+    double fw = hypot(L[454][0] - L[234][0], L[454][1] - L[234][1]);
+    if (fh < 1) return 0;
+    double ux = (L[10][0] - L[152][0]) / fh, uy = (L[10][1] - L[152][1]) / fh; /* the face's up */
+    double tol = FACE_CUT_TOL * fw;
+    /* the photo's edges: outward normal, and how far past each the face reaches */
+    static const double nx[4] = {-1, 1, 0, 0}, ny[4] = {0, 0, -1, 1};
+    double past[4] = {0};
+    for (int i = 0; i < TS_LANDMARKS; i++) {
+        past[0] = fmax(past[0], -L[i][0]), past[1] = fmax(past[1], L[i][0] - PW);
+        past[2] = fmax(past[2], -L[i][1]), past[3] = fmax(past[3], L[i][1] - PH);
+    }
+    int cut = 0;
+    for (int e = 0; e < 4; e++) {
+        if (past[e] <= tol) continue;
+        double up = nx[e] * ux + ny[e] * uy;
+        if (up > 0.7) continue; /* above the head: framed, with a note (frame_geometry) */
+        cut |= up < -0.7 ? TS_FACE_CUT_BELOW : TS_FACE_CUT_SIDE;
+    }
+    return cut;
+}
+
+const char *ts_frame_cut_reason(int cut) {
+    return cut & TS_FACE_CUT_SIDE && cut & TS_FACE_CUT_BELOW
+               ? "the face runs off the photo beside it and below the chin, so no headshot can "
+                 "be framed without making part of it up; use a photo with room around the "
+                 "head and shoulders (trueshot check grades photos for this)"
+           : cut & TS_FACE_CUT_SIDE
+               ? "the face runs off the photo's edge beside it, so no headshot can be framed "
+                 "without making part of it up; use a photo with room on both sides of the "
+                 "head (trueshot check grades photos for this)"
+               : "the chin runs off the photo's edge, so no headshot can be framed without "
+                 "making part of the face up; use a photo that shows the neck and shoulders "
+                 "(trueshot check grades photos for this)";
+}
+
 /* The frame's geometry for p (the transform and the part of the photo it needs), and the notes
  * on what the photo lacks. */
 static ts_status frame_geometry(ts_render_job *job, const frame_params *p, int PW, int PH,
@@ -1629,6 +1684,10 @@ static ts_status frame_geometry(ts_render_job *job, const frame_params *p, int P
     const ts_face_analysis *f = job->face;
     int W = p->width, H = (int)lround(p->width / crop_aspect[p->crop]);
     const float(*L)[3] = f->landmarks;
+    /* A face cut by the photo's side or bottom cannot be framed: the frame would repeat the
+     * edge's pixels across it. (Cut at the top it is framed, and the note says so.) */
+    int cut = ts_frame_face_cut(f, PW, PH);
+    if (cut) return ts_fail(job->ctx, TS_ERR_FRAMING, "%s", ts_frame_cut_reason(cut));
     /* A photo lying on its side or upside down (saved without its EXIF orientation) is turned
      * upright whatever the style says; what roll is left is levelled as any other. */
     double roll;

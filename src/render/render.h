@@ -97,6 +97,14 @@ extern const ts_stage ts_stage_background;
 double ts_frame_scale(ts_ctx *ctx, ts_photo *photo, const ts_face_analysis *face,
                       const void *params);
 
+/* Where the face (its mesh) runs off a PW x PH photo by more than a pixel or two: beside it
+ * (TS_FACE_CUT_SIDE) and/or below the chin (TS_FACE_CUT_BELOW), by the face's own up; 0 when it
+ * is whole, or cut only above (the top of the head: framed, with a note). frame refuses a cut
+ * face with TS_ERR_FRAMING and ts_frame_cut_reason's words. */
+enum { TS_FACE_CUT_SIDE = 1, TS_FACE_CUT_BELOW = 2 };
+int ts_frame_face_cut(const ts_face_analysis *f, int PW, int PH);
+const char *ts_frame_cut_reason(int cut);
+
 /* Adds an edit (printf-style) to the job's list; silently drops past the limit. */
 void ts_render_edit(ts_render_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Adds a note for the person. */
