@@ -55,7 +55,8 @@ static const char make_usage[] =
     "                          tech-startup, creative. --list-styles shows the built-in ones;\n"
     "                          FILE is your own style file (docs/styles.md)\n"
     "  --crop T[:W[xH]]        render this template instead of the looks' own: square, 4x5,\n"
-    "                          2x3, 8x10 or tight, optionally with a size (e.g. square:800)\n"
+    "                          2x3, 8x10 or tight, optionally with a width (square:800);\n"
+    "                          a height, if given, is the template's (4x5:1080x1350)\n"
     "  --background B          a backdrop for every look: solid, vertical, radial, blur, keep\n"
     "                          (the original), or a colour (#rrggbb, grey, navy, ...)\n"
     "  --retouch 0..1          retouch strength (0: none; looks use about 0.3)\n"
@@ -136,9 +137,28 @@ static ts_status frame_for(ts_ctx *ctx, const ts_style *s, int i, const make_opt
             if (ts_param_set(ts_param_find(ts_stage_frame.table, conv[k]), params, "0", err,
                              sizeof err))
                 return ts_fail(ctx, TS_ERR_ARGUMENT, "--crop: %s", err);
-        if (size && ts_param_set(ts_param_find(ts_stage_frame.table, "width"), params,
-                                 strtok(size, "x"), err, sizeof err))
+        char *height = size ? strchr(size, 'x') : NULL;
+        if (height) *height++ = 0;
+        if (size && ts_param_set(ts_param_find(ts_stage_frame.table, "width"), params, size, err,
+                                 sizeof err))
             return ts_fail(ctx, TS_ERR_ARGUMENT, "--crop: %s", err);
+        /* A height is the template's own for that width (each template has one shape): one
+         * that is not would be quietly dropped, so it is refused, naming the template that has
+         * that shape if one does. */
+        if (height) {
+            char *end;
+            long h = strtol(height, &end, 10);
+            int want = ts_frame_height(params);
+            if (!*height || *end || h <= 0)
+                return ts_fail(ctx, TS_ERR_ARGUMENT,
+                               "--crop %s: the height '%s' is not a number of pixels", o->crop,
+                               height);
+            if (labs(h - want) > 1)
+                return ts_fail(ctx, TS_ERR_ARGUMENT,
+                               "--crop %s: a %s frame %s px wide is %d px high; for another "
+                               "shape take another template (square, 4x5, 2x3, 8x10, tight)",
+                               o->crop, now, size, want);
+        }
     }
     ts_param_format(pc, params, crop, cap);
     return TS_OK;

@@ -183,6 +183,10 @@ grep -q "retouch" "$tmp/err" && ok || bad "--retouch 2 message: $(cat "$tmp/err"
 run bad-format 2 "$ts" make "$sample" -o "$tmp/b7" --format gif
 run bad-crop 2 "$ts" make "$sample" -o "$tmp/b9" --crop square:50
 grep -q -- "--crop: width: 50 is outside" "$tmp/err" && ok || bad "bad --crop message: $(cat "$tmp/err")"
+# A height that is not the template's own is refused, not dropped (it used to give 400x400).
+run crop-shape 2 "$ts" make "$sample" -o "$tmp/b9" --crop square:400x500
+grep -q -- "--crop square:400x500: a square frame 400 px wide is 400 px high" "$tmp/err" && ok ||
+    bad "--crop shape message: $(cat "$tmp/err")"
 for d in b2 b4 b5 b6 b7 b8 b9; do [ -e "$tmp/$d" ] && [ -n "$(ls -A "$tmp/$d")" ] && bad "$d: files written on bad input"; done
 ok
 

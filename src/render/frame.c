@@ -1639,6 +1639,11 @@ static double measured_head(const ts_render_job *job, const float (*L)[3], doubl
     return px;
 }
 
+int ts_frame_height(const void *params) {
+    const frame_params *p = params;
+    return (int)lround(p->width / crop_aspect[p->crop]);
+}
+
 int ts_frame_face_cut(const ts_face_analysis *f, int PW, int PH) {
     const float(*L)[3] = f->landmarks;
     double fh = hypot(L[152][0] - L[10][0], L[152][1] - L[10][1]);
@@ -1682,7 +1687,7 @@ const char *ts_frame_cut_reason(int cut) {
 static ts_status frame_geometry(ts_render_job *job, const frame_params *p, int PW, int PH,
                                 frame_geom *g) {
     const ts_face_analysis *f = job->face;
-    int W = p->width, H = (int)lround(p->width / crop_aspect[p->crop]);
+    int W = p->width, H = ts_frame_height(p);
     const float(*L)[3] = f->landmarks;
     /* A face cut by the photo's side or bottom cannot be framed: the frame would repeat the
      * edge's pixels across it. (Cut at the top it is framed, and the note says so.) */

@@ -105,6 +105,10 @@ enum { TS_FACE_CUT_SIDE = 1, TS_FACE_CUT_BELOW = 2 };
 int ts_frame_face_cut(const ts_face_analysis *f, int PW, int PH);
 const char *ts_frame_cut_reason(int cut);
 
+/* The height in pixels of the canvas a frame block (params) asks for: its width over its
+ * template's aspect. */
+int ts_frame_height(const void *params);
+
 /* Adds an edit (printf-style) to the job's list; silently drops past the limit. */
 void ts_render_edit(ts_render_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Adds a note for the person. */
