@@ -33,6 +33,10 @@ static int teardown(void **state) {
 }
 
 /* A framed job of a development photo; the photo and matte are returned for freeing. */
+/* The frame's crop and width for the next framed(): the defaults, or an 8x10 print (2400 px
+ * wide: the face's eye distance over RETOUCH_HALF_FROM, so retouch works at half size). */
+static const char *frame_crop = NULL, *frame_width = NULL;
+
 static void framed(const char *name, ts_render_job *job, ts_photo **p, ts_matte **mt) {
     memset(job, 0, sizeof *job);
     if (ts_photo_open(ctx, ts_test_photo(name), p)) fail_msg("%s", ts_ctx_error(ctx));
@@ -43,6 +47,15 @@ static void framed(const char *name, ts_render_job *job, ts_photo **p, ts_matte 
     char fp[256];
     assert_true(ts_stage_frame.params_size <= sizeof fp);
     ts_params_defaults(ts_stage_frame.table, fp);
+    char err[200];
+    if (frame_crop)
+        assert_int_equal(ts_param_set(ts_param_find(ts_stage_frame.table, "crop"), fp, frame_crop,
+                                      err, sizeof err),
+                         0);
+    if (frame_width)
+        assert_int_equal(ts_param_set(ts_param_find(ts_stage_frame.table, "width"), fp, frame_width,
+                                      err, sizeof err),
+                         0);
     if (ts_stage_frame.run(job, fp)) fail_msg("%s", ts_ctx_error(ctx));
 }
 
@@ -237,6 +250,8 @@ static void spots_on(const char *name) {
     framed(name, &job, &p, &mt);
     int w = job.rgb->Xsize, h = job.rgb->Ysize;
     float ied = job.inter_eye;
+    printf("%s: canvas %dx%d, eye distance %.0f px\n", name, w, h, ied);
+    if (frame_width) assert_true(ied >= 480); /* (the half-size path) */
     float *orig = pixels(job.rgb), *painted = pixels(job.rgb), *fgp = pixels(job.fg);
     spot s[] = {
         {205, 0.00f, 0.05f, 0.012f, 0, {-5, 14, 3}, 0, 0, 0},  /* right cheek, small */
@@ -300,6 +315,14 @@ static void test_spots_franck(void **state) {
 static void test_spots_astronaut(void **state) {
     (void)state;
     spots_on("astronaut.png");
+}
+/* A face on an 8x10 print, 2400 px wide (eye distance ~600 px): retouched at half size, its
+ * change added back enlarged; the same spots go, the same moles and lids stay. */
+static void test_spots_print(void **state) {
+    (void)state;
+    frame_crop = "8x10", frame_width = "2400";
+    spots_on("franck_01829.jpg");
+    frame_crop = frame_width = NULL;
 }
 
 /* Texture energy kept, nothing outside the skin changed, fg changed alike, inputs untouched. */
@@ -368,6 +391,10 @@ static void test_invariants(void **state) {
     const char *names[] = {"grace_hopper.jpg", "franck_01829.jpg",    "franck_02159.jpg",
                            "astronaut.png",    "faceapi_sample1.jpg", "faceapi_sample3.jpg"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) invariants_on(names[i]);
+    /* on an 8x10 print (the half-size path): texture kept, nothing outside the skin, fg alike */
+    frame_crop = "8x10", frame_width = "2400";
+    invariants_on("franck_02159.jpg");
+    frame_crop = frame_width = NULL;
 }
 
 /* Strength 0 is off: the very same images stay on the job. */
@@ -387,8 +414,8 @@ static void test_strength_zero(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spots_grace),     cmocka_unit_test(test_spots_franck),
-        cmocka_unit_test(test_spots_astronaut), cmocka_unit_test(test_invariants),
-        cmocka_unit_test(test_strength_zero),
+        cmocka_unit_test(test_spots_astronaut), cmocka_unit_test(test_spots_print),
+        cmocka_unit_test(test_invariants),      cmocka_unit_test(test_strength_zero),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1574,10 +1574,8 @@ static void shine_range(size_t first, size_t nrows, void *user) {
     j->skin_area[first > 0] = skin_area, j->shine_area[first > 0] = shine_area;
 }
 
-static ts_status retouch_run(ts_render_job *job, const void *params) {
-    const retouch_params *p = params;
+static ts_status retouch_full(ts_render_job *job, const retouch_params *p) {
     ts_ctx *ctx = job->ctx;
-    if (p->strength <= 0 || !job->rgb || job->inter_eye <= 0) return TS_OK;
     pthread_once(&lut_once, lut_init);
     int CW = job->rgb->Xsize, CH = job->rgb->Ysize;
     float ied = job->inter_eye;
@@ -1802,6 +1800,164 @@ out:
     if (mfg) g_object_unref(mfg);
     if (!ar_fail) arena_done(&ar);
     return st;
+}
+
+/* ---- large faces ---------------------------------------------------------------------- */
+
+/* From this eye distance on the canvas (pixels), retouch works on a half-size copy of the face
+ * and adds its change, enlarged, to the canvas. Its planes take ~90 bytes per pixel of the face's
+ * box: 263 MB for an 8x10 print at 2400 x 3000 (eye distance ~600 px), which alone took
+ * `trueshot make`'s peak from ~550 to ~780 MB. At half size the face is as large as on the
+ * 1080-1350 px portraits (eye distances 230-300 px) the stage is tuned and tested on, and the
+ * change it makes is low in frequency (a blemish's colour, under-eye darkness, shine): added back
+ * enlarged, the canvas keeps its own fine texture under it, as the full-size heal does. */
+#define RETOUCH_HALF_FROM 480.f
+
+/* The half-size copy: each pixel the mean of a 2 x 2 block of src (3-band float, sw wide) from
+ * (x0, y0), the block clamped at the canvas's sw x sh edges. */
+typedef struct half_job {
+    const float *src;
+    float *dst;
+    int sw, sh, x0, y0, w;
+} half_job;
+
+static void half_range(size_t first, size_t n, void *user) {
+    const half_job *j = user;
+    for (size_t y = first; y < first + n; y++) {
+        int ya = j->y0 + 2 * (int)y, yb = ya + 1 < j->sh ? ya + 1 : ya;
+        const float *ra = j->src + (size_t)ya * j->sw * 3, *rb = j->src + (size_t)yb * j->sw * 3;
+        float *o = j->dst + y * (size_t)j->w * 3;
+        for (int x = 0; x < j->w; x++) {
+            int xa = j->x0 + 2 * x, xb = xa + 1 < j->sw ? xa + 1 : xa;
+            for (int c = 0; c < 3; c++)
+                o[3 * x + c] =
+                    0.25f * (ra[3 * xa + c] + ra[3 * xb + c] + rb[3 * xa + c] + rb[3 * xb + c]);
+        }
+    }
+}
+
+/* The change made at half size (edited - copy, w x h), enlarged bilinearly, added to the
+ * canvas's pixels (rgb and fg alike) over the box it covers, within the skin as the full-size
+ * stage sees it (skin: the box's mask, bw wide; the enlargement would reach a pixel past it). */
+typedef struct add_job {
+    const float *d; /* w x h x 3 */
+    int w, h, x0, y0, cw;
+    const uint8_t *skin;
+    int bw;
+} add_job;
+
+static void add_px(const float *in, float *o, size_t first, size_t n, void *user) {
+    const add_job *j = user;
+    for (size_t i = first; i < first + n; i++) {
+        int x = (int)(i % (size_t)j->cw), y = (int)(i / (size_t)j->cw);
+        float sk = j->skin[(size_t)(y - j->y0) * j->bw + (x - j->x0)] * (1 / 255.f);
+        if (sk <= 0) {
+            if (o != in) memcpy(o + 3 * i, in + 3 * i, sizeof(float) * 3);
+            continue;
+        }
+        /* the canvas pixel's centre in the half-size copy's pixels */
+        float u = (x - j->x0 + 0.5f) * 0.5f - 0.5f, v = (y - j->y0 + 0.5f) * 0.5f - 0.5f;
+        u = ts_maxf(0, ts_minf((float)(j->w - 1), u)),
+        v = ts_maxf(0, ts_minf((float)(j->h - 1), v));
+        int u0 = (int)u, v0 = (int)v, u1 = u0 + 1 < j->w ? u0 + 1 : u0,
+            v1 = v0 + 1 < j->h ? v0 + 1 : v0;
+        float fu = u - u0, fv = v - v0;
+        const float *p00 = j->d + ((size_t)v0 * j->w + u0) * 3,
+                    *p01 = j->d + ((size_t)v0 * j->w + u1) * 3,
+                    *p10 = j->d + ((size_t)v1 * j->w + u0) * 3,
+                    *p11 = j->d + ((size_t)v1 * j->w + u1) * 3;
+        for (int c = 0; c < 3; c++) {
+            float top = p00[c] + fu * (p01[c] - p00[c]), bot = p10[c] + fu * (p11[c] - p10[c]);
+            float d = sk * (top + fv * (bot - top));
+            o[3 * i + c] = d == 0 ? in[3 * i + c] : ts_minf(255, ts_maxf(0, in[3 * i + c] + d));
+        }
+    }
+}
+
+/* Retouch of a large face: on a half-size copy of the canvas around it (what the stage reads,
+ * with room for its blurs), its change enlarged and added (RETOUCH_HALF_FROM). */
+static ts_status retouch_half(ts_render_job *job, const retouch_params *p) {
+    ts_ctx *ctx = job->ctx;
+    int CW = job->rgb->Xsize, CH = job->rgb->Ysize;
+    float bx0 = INFINITY, by0 = INFINITY, bx1 = -INFINITY, by1 = -INFINITY;
+    for (int i = 0; i < 468; i++) {
+        bx0 = ts_minf(bx0, job->lm[i][0]), bx1 = ts_maxf(bx1, job->lm[i][0]);
+        by0 = ts_minf(by0, job->lm[i][1]), by1 = ts_maxf(by1, job->lm[i][1]);
+    }
+    /* more room than the stage's own box takes (0.15 eye distances), on even pixels */
+    float margin = 0.25f * job->inter_eye + 8;
+    int x0 = 2 * (int)(ts_maxf(0, floorf(bx0 - margin)) / 2),
+        y0 = 2 * (int)(ts_maxf(0, floorf(by0 - margin)) / 2);
+    int x1 = (int)ts_minf(CW, ceilf(bx1 + margin)), y1 = (int)ts_minf(CH, ceilf(by1 + margin));
+    if (x1 - x0 < 16 || y1 - y0 < 16) return TS_OK; /* the face is off the canvas */
+    int w = (x1 - x0 + 1) / 2, h = (y1 - y0 + 1) / 2;
+    size_t bytes = sizeof(float) * (size_t)w * h * 3;
+    ts_render_job hj = {.ctx = ctx, .photo = job->photo, .face = job->face, .matte = job->matte};
+    hj.inter_eye = 0.5f * job->inter_eye;
+    for (int i = 0; i < TS_LANDMARKS; i++)
+        for (int c = 0; c < 2; c++)
+            hj.lm[i][c] = (job->lm[i][c] - (c ? y0 : x0) + 0.5f) * 0.5f - 0.5f;
+    /* the frame transform, for what reads it: photo -> the half-size copy */
+    for (int r = 0; r < 2; r++) {
+        double o = r ? y0 : x0;
+        hj.m[3 * r + 0] = 0.5 * job->m[3 * r + 0], hj.m[3 * r + 1] = 0.5 * job->m[3 * r + 1];
+        hj.m[3 * r + 2] = 0.5 * (job->m[3 * r + 2] - o + 0.5) - 0.5;
+    }
+    ts_status st = TS_OK;
+    float *orig = ts_render_big_alloc(bytes), *d = NULL;
+    VipsImage *src[2] = {job->rgb, job->fg}, *dst[2] = {NULL, NULL};
+    for (int k = 0; k < 2 && orig; k++) {
+        if (!src[k]) continue;
+        VipsImage *mem = vips_image_copy_memory(src[k]); /* a reference: canvases are in memory */
+        float *buf = mem ? ts_render_big_alloc(bytes) : NULL;
+        if (buf) {
+            half_job hs = {(const float *)VIPS_IMAGE_ADDR(mem, 0, 0), buf, CW, CH, x0, y0, w};
+            ts_render_split2(half_range, &hs, (size_t)h, 64);
+            dst[k] = ts_render_wrap_big(buf, bytes, w, h, 3, VIPS_FORMAT_FLOAT);
+            if (k == 0 && dst[k]) memcpy(orig, buf, bytes);
+        }
+        if (mem) g_object_unref(mem);
+        if (!dst[k]) {
+            st = ts_fail(ctx, TS_ERR_NOMEM, "retouch: out of memory");
+            break;
+        }
+    }
+    if (!orig) st = ts_fail(ctx, TS_ERR_NOMEM, "retouch: out of memory");
+    hj.rgb = dst[0], hj.fg = dst[1];
+    if (!st) st = retouch_full(&hj, p);
+    if (!st) {
+        VipsImage *mem = vips_image_copy_memory(hj.rgb);
+        if (!mem) st = ts_fail(ctx, TS_ERR_INTERNAL, "retouch: %s", vips_error_buffer());
+        if (mem) {
+            /* the change, in place of the copy it was made on */
+            const float *e = (const float *)VIPS_IMAGE_ADDR(mem, 0, 0);
+            size_t any = 0;
+            for (size_t i = 0; i < (size_t)w * h * 3; i++)
+                orig[i] = e[i] - orig[i], any += orig[i] != 0;
+            g_object_unref(mem);
+            d = orig;
+            uint8_t *skin = any ? malloc((size_t)(x1 - x0) * (y1 - y0)) : NULL;
+            if (any && !skin) st = ts_fail(ctx, TS_ERR_NOMEM, "retouch: out of memory");
+            if (skin)
+                st = ts_render_region_mask(job, TS_REGION_SKIN, x0, y0, x1 - x0, y1 - y0, skin);
+            add_job aj = {d, w, h, x0, y0, CW, skin, x1 - x0};
+            if (skin && !st) st = ts_render_map_px_box(job, add_px, &aj, x0, y0, x1, y1, "retouch");
+            free(skin);
+        }
+    }
+    if (!st) {
+        for (int i = 0; i < hj.n_edits; i++) ts_render_edit(job, "%s", hj.edits[i]);
+        for (int i = 0; i < hj.n_notes; i++) ts_render_note(job, "%s", hj.notes[i]);
+    }
+    ts_render_job_clear(&hj);
+    ts_render_big_free(orig);
+    return st;
+}
+
+static ts_status retouch_run(ts_render_job *job, const void *params) {
+    const retouch_params *p = params;
+    if (p->strength <= 0 || !job->rgb || job->inter_eye <= 0) return TS_OK;
+    return job->inter_eye >= RETOUCH_HALF_FROM ? retouch_half(job, p) : retouch_full(job, p);
 }
 
 const ts_stage ts_stage_retouch = {"retouch", 1, retouch_table, sizeof(retouch_params),
