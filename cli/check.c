@@ -316,7 +316,10 @@ int cmd_check(int argc, char **argv) {
         return cli_fail(TS_ERR_ARGUMENT, "check: which photos? (trueshot check PHOTO...)");
 
     ts_ctx *ctx;
-    if (ts_ctx_new(NULL, &ctx) != TS_OK) return cli_fail(TS_ERR_INTERNAL, "%s", ts_last_error());
+    ts_ctx_options co;
+    ts_ctx_options_init(&co);
+    co.max_pixels = CLI_SHRUNK_MAX_PIXELS;
+    if (ts_ctx_new(&co, &ctx) != TS_OK) return cli_fail(TS_ERR_INTERNAL, "%s", ts_last_error());
     item *it = calloc((size_t)nphotos, sizeof *it);
     int *order = calloc((size_t)nphotos, sizeof *order), *W = calloc((size_t)nphotos, sizeof *W),
         *H = calloc((size_t)nphotos, sizeof *H);

@@ -22,4 +22,10 @@ int cmd_matte(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_studio(int argc, char **argv);
 
+/* The largest photo `make` and `check` take: they work from its shrunk decodes (the analysis
+ * copy; make's decode at 1/2 or 1/4), so their memory does not grow with it (a 200-MP JPEG or PNG
+ * makes the default set in ~350 MB, as a 12-MP one does). Medium-format cameras make 100-150 MP
+ * photos; the library's default limit, 100 MP, stays for what works at full size (matte). */
+#define CLI_SHRUNK_MAX_PIXELS (250ull * 1000 * 1000)
+
 #endif

@@ -47,7 +47,8 @@ static const char make_usage[] =
     "A photo that arrived upside down (its orientation lost on the way) is used turned the\n"
     "right way up, and said so. A photo with far more pixels than the headshots can hold is\n"
     "rendered from its half- or quarter-size decode, which needs a quarter of the memory;\n"
-    "every headshot is still reduced from it, never enlarged.\n"
+    "every headshot is still reduced from it, never enlarged. Photos of up to 250 megapixels\n"
+    "are taken (a medium-format camera's 100-150).\n"
     "\n"
     "options:\n"
     "  -o, --output DIR        where to write (created, with any folders above it, if missing)\n"
@@ -360,7 +361,10 @@ int cmd_make(int argc, char **argv) {
     o.dir = dirbuf;
 
     ts_ctx *ctx;
-    if (ts_ctx_new(NULL, &ctx) != TS_OK) return cli_fail(TS_ERR_INTERNAL, "%s", ts_last_error());
+    ts_ctx_options co;
+    ts_ctx_options_init(&co);
+    co.max_pixels = CLI_SHRUNK_MAX_PIXELS;
+    if (ts_ctx_new(&co, &ctx) != TS_OK) return cli_fail(TS_ERR_INTERNAL, "%s", ts_last_error());
     int rc = 0;
     ts_style *styles[MAX_STYLES] = {0};
     ts_photo *photos[MAX_PHOTOS] = {0};

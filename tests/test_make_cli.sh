@@ -160,6 +160,18 @@ grep -q "side.jpg: the face runs off the photo's edge beside it" "$tmp/err" &&
 run face-cut-and-whole 0 "$ts" make "$tmp/side.jpg" "$sample" -o "$tmp/b11" --style linkedin --crop square:400
 grep -q "using .*sample.jpg" "$tmp/err" && [ -f "$tmp/b11/sample-linkedin-square.jpg" ] && ok ||
     bad "face-cut beside a whole photo: $(cat "$tmp/err")"
+# A medium-format camera's photo (the sample enlarged to 104 MP, over the library's default
+# limit of 100): made from its quarter-size decode, as make takes photos up to 250 MP; one of
+# 254 MP (a flat grey JPEG: refused from its header) is refused with exit 5 and the limit.
+vips resize "$sample" "$tmp/mf.jpg[Q=85]" 18.5 >/dev/null 2>&1
+run medium-format 0 "$ts" make "$tmp/mf.jpg" -o "$tmp/mf" --style linkedin --crop square:400
+json_check medium-format-decode "$tmp/mf/report.json" '.photo_decoded_at == 0.25'
+vips black "$tmp/huge.v" 18000 14100 >/dev/null 2>&1 && vips jpegsave "$tmp/huge.v" "$tmp/huge.jpg" >/dev/null 2>&1
+rm -f "$tmp/huge.v"
+run over-limit 5 "$ts" make "$tmp/huge.jpg" -o "$tmp/b12"
+grep -q "huge.jpg: 253.8 megapixels is over the limit of 250.0" "$tmp/err" && ok ||
+    bad "over-limit message: $(cat "$tmp/err")"
+rm -f "$tmp/huge.jpg" "$tmp/mf.jpg"
 run bad-style-name 2 "$ts" make "$sample" -o "$tmp/b4" --style zzz
 grep -q "academic, actor-commercial" "$tmp/err" && grep -q "tech-startup" "$tmp/err" && ok ||
     bad "bad style name does not list the built-ins: $(cat "$tmp/err")"
