@@ -15,6 +15,9 @@ int cli_make_dir(const char *dir);
 /* True when stderr is a terminal (progress and colour only then). */
 bool cli_tty(void);
 
+/* Whether a and b name the same existing file (device and inode). */
+bool cli_same_file(const char *a, const char *b);
+
 int cmd_demo(int argc, char **argv);
 int cmd_make(int argc, char **argv);
 int cmd_faces(int argc, char **argv);

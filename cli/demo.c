@@ -41,6 +41,17 @@ int cmd_demo(int argc, char **argv) {
     snprintf(dirbuf, sizeof dirbuf, "%s", dir);
     for (size_t n = strlen(dirbuf); n > 1 && dirbuf[n - 1] == '/'; n--) dirbuf[n - 1] = 0;
     dir = dirbuf;
+    /* Inputs are never overwritten. */
+    static const char *const names[] = {"headshot.jpg", "analysis.jpg"};
+    for (int k = 0; k < 2; k++) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
+        if (cli_same_file(photo, path))
+            return cli_fail(TS_ERR_ARGUMENT,
+                            "demo: %s is the photo, and trueshot never overwrites its inputs; "
+                            "write to another folder (-o)",
+                            path);
+    }
     int made = cli_make_dir(dir);
     if (made) return made;
 

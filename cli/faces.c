@@ -106,6 +106,28 @@ static json_t *face_json(const ts_face_box *f, bool subject) {
                      "subject", subject);
 }
 
+/* The index of the first photo in argv after i (options and their values skipped), or argc. */
+static int next_photo(int argc, char **argv, int i) {
+    for (i++; i < argc; i++) {
+        if (!strcmp(argv[i], "--detector") || !strcmp(argv[i], "--draw"))
+            i++;
+        else if (!(argv[i][0] == '-' && argv[i][1]))
+            break;
+    }
+    return i < argc ? i : argc;
+}
+
+/* The drawing of photo k (1-based) of n: the name as given for one photo; for several
+ * NAME-1.png, NAME-2.png, ... */
+static void draw_name(const char *draw, int n, int k, char *out, size_t cap) {
+    const char *dot = strrchr(draw, '.');
+    int stem = dot ? (int)(dot - draw) : (int)strlen(draw);
+    if (n == 1)
+        snprintf(out, cap, "%s", draw);
+    else
+        snprintf(out, cap, "%.*s-%d%s", stem, draw, k, dot ? dot : ".png");
+}
+
 int cmd_faces(int argc, char **argv) {
     bool json = false;
     const char *draw = NULL;
@@ -134,6 +156,18 @@ int cmd_faces(int argc, char **argv) {
     }
     if (!nphotos)
         return cli_fail(TS_ERR_ARGUMENT, "faces: which photos? (trueshot faces PHOTO...)");
+    /* No drawing over a photo given (inputs are never overwritten). */
+    char out[1200];
+    for (int i = next_photo(argc, argv, 0), k = 1; draw && i < argc;
+         i = next_photo(argc, argv, i), k++) {
+        draw_name(draw, nphotos, k, out, sizeof out);
+        for (int j = next_photo(argc, argv, 0); j < argc; j = next_photo(argc, argv, j))
+            if (cli_same_file(argv[j], out))
+                return cli_fail(TS_ERR_ARGUMENT,
+                                "faces: --draw would write %s, one of the photos given, and "
+                                "trueshot never overwrites its inputs; draw to another file",
+                                out);
+    }
 
     ts_ctx *ctx;
     if (ts_ctx_new(NULL, &ctx) != TS_OK) return cli_fail(TS_ERR_INTERNAL, "%s", ts_last_error());
@@ -146,13 +180,8 @@ int cmd_faces(int argc, char **argv) {
     bool geom_ok = ts_geom_load(gpath, &geom, gerr, sizeof gerr) == 0;
     if (!geom_ok) fprintf(stderr, "trueshot: no head pose: %s\n", gerr);
     int rc = 0, drawn = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = next_photo(argc, argv, 0); i < argc; i = next_photo(argc, argv, i)) {
         const char *photo = argv[i];
-        if (!strcmp(photo, "--detector") || !strcmp(photo, "--draw")) {
-            i++;
-            continue;
-        }
-        if (photo[0] == '-' && photo[1]) continue;
         ts_photo *p = NULL;
         int nf = 0;
         ts_status s = ts_photo_open(ctx, photo, &p);
@@ -223,14 +252,7 @@ int cmd_faces(int argc, char **argv) {
             }
         }
         if (draw) {
-            /* One photo: the name as given; several: NAME-1.png, NAME-2.png, ... */
-            char out[1200];
-            const char *dot = strrchr(draw, '.');
-            int stem = dot ? (int)(dot - draw) : (int)strlen(draw);
-            if (nphotos == 1)
-                snprintf(out, sizeof out, "%s", draw);
-            else
-                snprintf(out, sizeof out, "%.*s-%d%s", stem, draw, ++drawn, dot ? dot : ".png");
+            draw_name(draw, nphotos, ++drawn, out, sizeof out);
             VipsImage *full = cli_load_srgb(photo), *up = NULL;
             /* drawn on the photo the way the faces were found */
             if (full && ts_photo_turn(p) && vips_rot(full, &up, VIPS_ANGLE_D180, NULL) == 0)

@@ -53,6 +53,12 @@ static const char usage[] =
     "example:\n"
     "  trueshot demo samples/sample.jpg -o out/\n";
 
+bool cli_same_file(const char *a, const char *b) {
+    struct stat x, y;
+    return a && b && stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev &&
+           x.st_ino == y.st_ino;
+}
+
 int cli_fail(ts_status s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

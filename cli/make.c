@@ -172,6 +172,13 @@ static void stem_of(const char *path, char *out, size_t cap) {
     if (dot && dot != out) *dot = 0;
 }
 
+/* Whether path names one of the photos given (the same file: device and inode). */
+static bool is_input(const make_opts *o, const char *path) {
+    for (int i = 0; i < o->n_photos; i++)
+        if (cli_same_file(o->photos[i], path)) return true;
+    return false;
+}
+
 /* One output to render: outs[index], of styles[style], framed by params
  * (frame_for's, zero-padded: compared as bytes). */
 typedef struct make_slot {
@@ -220,6 +227,45 @@ static ts_status render_order(ts_ctx *ctx, ts_style *const *styles, int n_styles
     qsort(slots, (size_t)total, sizeof *slots, slot_cmp);
     *out = slots, *n = total;
     return TS_OK;
+}
+
+/* The files make writes (each headshot, its edit map, the contact sheet, the reports, the photo's
+ * preview; each photo's and the run's names): none may be one of the photos given. A photo named
+ * contact-sheet.jpg in the output folder was overwritten by the sheet, and with two photos, one
+ * named like the other's headshot (me.jpg, me-linkedin-square.jpg) by that headshot. Returns 0,
+ * or the exit code, said. */
+static int inputs_safe(const make_opts *o, ts_style *const *styles, const make_slot *slots,
+                       int total) {
+    static const char *const fixed[] = {"contact-sheet.jpg", "report.html", "report.json"};
+    char path[1400], stem[256], look[256];
+    for (int i = -1; i < o->n_photos; i++) {
+        if (i >= 0) stem_of(o->photos[i], stem, sizeof stem);
+        int n = 3 + (i >= 0 ? 1 + 2 * total : 0);
+        for (int k = 0; k < n; k++) {
+            const char *sep = i < 0 ? "" : "-", *st = i < 0 ? "" : stem;
+            if (k < 3) {
+                snprintf(path, sizeof path, "%s/%s%s%s", o->dir, st, sep, fixed[k]);
+            } else if (k == 3) {
+                snprintf(path, sizeof path, "%s/" MAKE_REPORT_FILES "/%s-photo.jpg", o->dir, stem);
+            } else {
+                const make_slot *sl = &slots[(k - 4) / 2];
+                stem_of(o->styles[sl->style], look, sizeof look);
+                const export_params *ep = ts_style_params(styles[sl->style], "export");
+                if ((k - 4) % 2 == 0)
+                    snprintf(path, sizeof path, "%s/%s-%s-%s%s", o->dir, stem, look, sl->crop,
+                             ts_export_extension(ep->format));
+                else
+                    snprintf(path, sizeof path, "%s/" MAKE_REPORT_FILES "/%s-%s-%s-editmap.png",
+                             o->dir, stem, look, sl->crop);
+            }
+            if (is_input(o, path))
+                return cli_fail(TS_ERR_ARGUMENT,
+                                "make: %s is one of the photos given, and trueshot never "
+                                "overwrites its inputs; write to another folder (-o)",
+                                path);
+        }
+    }
+    return 0;
 }
 
 /* Enlargement of the photo from which make says on the terminal that the headshots are soft
@@ -381,7 +427,18 @@ int cmd_make(int argc, char **argv) {
             goto done;
         }
     }
-    if ((rc = cli_make_dir(o.dir)) != 0) goto done;
+    int total = 0;
+    /* The outputs in the order the report lists them (look by look), rendered in the order that
+     * lets one framed canvas serve several looks: the cache keeps the last canvas, and its
+     * reading for the identity gate, so outputs with the same crop are made one after the other.
+     * A --crop the frame stage does not take fails here, before anything is written. */
+    ts_status ost = render_order(ctx, styles, o.n_styles, &o, &slots, &total);
+    if (ost) {
+        rc = cli_fail(ost, "%s", ts_ctx_error(ctx));
+        goto done;
+    }
+    if ((rc = inputs_safe(&o, styles, slots, total)) != 0 || (rc = cli_make_dir(o.dir)) != 0)
+        goto done;
     int n_ok = 0;
     for (int i = 0; i < o.n_photos; i++) {
         ts_status st = ts_photo_open(ctx, o.photos[i], &photos[i]);
@@ -395,16 +452,6 @@ int cmd_make(int argc, char **argv) {
     if (!n_ok) goto done;
     char reason[300] = "";
     int best = pick_best(ctx, photos, o.n_photos, graded, reason, sizeof reason);
-    int total = 0;
-    /* The outputs in the order the report lists them (look by look), rendered in the order that
-     * lets one framed canvas serve several looks: the cache keeps the last canvas, and its
-     * reading for the identity gate, so outputs with the same crop are made one after the other.
-     * A --crop the frame stage does not take fails here, before anything is written. */
-    ts_status ost = render_order(ctx, styles, o.n_styles, &o, &slots, &total);
-    if (ost) {
-        rc = cli_fail(ost, "%s", ts_ctx_error(ctx));
-        goto done;
-    }
     for (int pi = 0; pi < o.n_photos; pi++) {
         if (!photos[pi] || (!o.all && pi != best)) continue;
         double t0 = now_s();

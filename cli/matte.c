@@ -122,6 +122,17 @@ int cmd_matte(int argc, char **argv) {
                             "black, ...) nor a readable image: %s",
                             over, over[0] == '#' ? "bad colour" : strerror(errno));
     }
+    /* Inputs are never overwritten, nor one output by the other. */
+    const char *ins[2] = {photo, over && !over_colour ? over : NULL}, *outs[2] = {out, alpha};
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 2; k++)
+            if (ins[i] && outs[k] && cli_same_file(ins[i], outs[k]))
+                return cli_fail(TS_ERR_ARGUMENT,
+                                "matte: %s is %s, and trueshot never overwrites its inputs; "
+                                "write to another file",
+                                outs[k], i ? "the --over image" : "the photo");
+    if (alpha && (!strcmp(out, alpha) || cli_same_file(out, alpha)))
+        return cli_fail(TS_ERR_ARGUMENT, "matte: -o and --alpha name the same file (%s)", out);
     if (over && sixteen && !alpha)
         return cli_fail(TS_ERR_ARGUMENT, "matte: --16 applies to the cut-out and --alpha, "
                                          "not to a composite (--over)");

@@ -72,6 +72,29 @@ check faces-draw 0 "$ts" faces "$repo/samples/sample.jpg" --draw "$tmp/drawn.png
 [ "$(vipsheader -f width "$tmp/drawn.png" 2>/dev/null)" = 512 ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL faces --draw"; }
 check faces-no-face 6 "$ts" faces "$photos/baboon.jpg"
 
+# Inputs are never overwritten, whatever the outputs are called: each refused in one line, exit 2,
+# the photo byte for byte as it was (matte -o, --alpha and --over's image, faces --draw and
+# demo's headshot.jpg used to write over them).
+vips copy "$repo/samples/sample.jpg" "$tmp/in.png"
+cp "$tmp/in.png" "$tmp/bg.png"
+mkdir -p "$tmp/d" && cp "$repo/samples/sample.jpg" "$tmp/d/headshot.jpg"
+sum_in=$(sha256sum <"$tmp/in.png") sum_bg=$(sha256sum <"$tmp/bg.png") sum_d=$(sha256sum <"$tmp/d/headshot.jpg")
+check matte-over-input 2 "$ts" matte "$tmp/in.png" -o "$tmp/in.png"
+one_line_err matte-over-input "in.png is the photo, and trueshot never overwrites its inputs"
+check matte-alpha-over-input 2 "$ts" matte "$tmp/in.png" -o "$tmp/cut.png" --alpha "$tmp/in.png"
+one_line_err matte-alpha-over-input "in.png is the photo"
+check matte-over-backdrop 2 "$ts" matte "$tmp/in.png" --over "$tmp/bg.png" -o "$tmp/bg.png"
+one_line_err matte-over-backdrop "bg.png is the --over image"
+check matte-alpha-is-out 2 "$ts" matte "$tmp/in.png" -o "$tmp/cut.png" --alpha "$tmp/cut.png"
+one_line_err matte-alpha-is-out "name the same file"
+check faces-draw-over-input 2 "$ts" faces "$tmp/in.png" --draw "$tmp/in.png"
+one_line_err faces-draw-over-input "one of the photos given"
+check demo-over-input 2 "$ts" demo "$tmp/d/headshot.jpg" -o "$tmp/d"
+one_line_err demo-over-input "headshot.jpg is the photo"
+[ "$sum_in" = "$(sha256sum <"$tmp/in.png")" ] && [ "$sum_bg" = "$(sha256sum <"$tmp/bg.png")" ] &&
+    [ "$sum_d" = "$(sha256sum <"$tmp/d/headshot.jpg")" ] && [ ! -e "$tmp/cut.png" ] &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL inputs changed or output written"; }
+
 check models 0 "$ts" models
 [ "$(grep -c '^ok ' "$tmp/out")" -eq 6 ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL models: $(cat "$tmp/out")"; }
 

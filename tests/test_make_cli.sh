@@ -203,6 +203,24 @@ for d in b2 b4 b5 b6 b7 b8 b9; do [ -e "$tmp/$d" ] && [ -n "$(ls -A "$tmp/$d")" 
 ok
 
 # --- Nothing lost on failure: an unwritable folder, a full disk -----------------------------
+# Inputs in the output folder under a name make writes: refused before any work (exit 2), the
+# photo untouched. A photo called contact-sheet.jpg used to be overwritten by the sheet; of two
+# photos, one named like the other's headshot was overwritten by it.
+mkdir -p "$tmp/same"
+cp "$sample" "$tmp/same/contact-sheet.jpg"
+run input-is-sheet 2 "$ts" make "$tmp/same/contact-sheet.jpg" -o "$tmp/same" --style linkedin --crop square:400
+grep -q "contact-sheet.jpg is one of the photos given, and trueshot never overwrites its inputs" "$tmp/err" &&
+    cmp -s "$sample" "$tmp/same/contact-sheet.jpg" && [ "$(ls -A "$tmp/same")" = contact-sheet.jpg ] && ok ||
+    bad "input named contact-sheet.jpg: $(cat "$tmp/err"); $(ls -A "$tmp/same")"
+rm "$tmp/same/contact-sheet.jpg"
+cp "$sample" "$tmp/same/me.jpg"
+vips flip "$sample" "$tmp/same/me-linkedin-square.jpg" horizontal
+flipped=$(sha256sum <"$tmp/same/me-linkedin-square.jpg")
+run input-is-headshot 2 "$ts" make "$tmp/same/me.jpg" "$tmp/same/me-linkedin-square.jpg" -o "$tmp/same" \
+    --style linkedin --crop square:400 --all
+grep -q "me-linkedin-square.jpg is one of the photos given" "$tmp/err" &&
+    [ "$flipped" = "$(sha256sum <"$tmp/same/me-linkedin-square.jpg")" ] && ok ||
+    bad "input named like a headshot: $(cat "$tmp/err")"
 # A look asked for twice is made once.
 run twice 0 "$ts" make "$sample" -o "$tmp/twice" --style linkedin --style linkedin --crop square:400
 json_check look-twice "$tmp/twice/report.json" '(.outputs | length) == 1'
