@@ -48,7 +48,8 @@ static const char usage[] =
     "  5 image too large, 6 no face found, 7 model missing or invalid, 8 output not writable,\n"
     "  9 out of memory, 10 internal error, 11 no person found, 12 a headshot failed the\n"
     "  identity check (it would have changed your face) and was not written, 13 the face\n"
-    "  runs off the photo's edge beside or below it (no headshot can be framed)\n"
+    "  runs off the photo's edge beside or below it (no headshot can be framed), 14 the\n"
+    "  face is too small in the photo to make a headshot of\n"
     "\n"
     "example:\n"
     "  trueshot demo samples/sample.jpg -o out/\n";

@@ -70,7 +70,8 @@ static const char make_usage[] =
     "exit codes: 0 ok, 2 bad usage, 3 unreadable photo, 4 not a photo or damaged, 5 too\n"
     "large, 6 no face (or one that cannot be measured), 8 cannot write, 11 no person to cut\n"
     "out, 12 a headshot failed the identity check (not written), 13 the face runs off the\n"
-    "photo beside it or below the chin (no headshot can be framed)\n"
+    "photo beside it or below the chin (no headshot can be framed), 14 the face is too small\n"
+    "in the photo (under 24 px wide)\n"
     "\n"
     "example:\n"
     "  trueshot make me1.jpg me2.jpg -o headshots/ --style linkedin --style actor-commercial\n";
@@ -464,6 +465,11 @@ int cmd_make(int argc, char **argv) {
                       : 0;
         if (cut) {
             int code = cli_fail(TS_ERR_FRAMING, "%s: %s", o.photos[pi], ts_frame_cut_reason(cut));
+            if (!rc) rc = code;
+            continue;
+        }
+        if (subj && ts_frame_face_size(ctx, orig, subj) == TS_ERR_FACE_SMALL) {
+            int code = cli_fail(TS_ERR_FACE_SMALL, "%s: %s", o.photos[pi], ts_ctx_error(ctx));
             if (!rc) rc = code;
             continue;
         }

@@ -25,18 +25,19 @@ extern "C" {
 /* Outcome of a call. Each failure has its own process exit code (ts_status_exit_code). */
 typedef enum ts_status {
     TS_OK = 0,
-    TS_ERR_ARGUMENT,  /* a caller mistake: NULL where not allowed, value out of range */
-    TS_ERR_NOMEM,     /* out of memory */
-    TS_ERR_READ,      /* a file could not be opened or read */
-    TS_ERR_FORMAT,    /* a file was read but is not an image/model we understand */
-    TS_ERR_TOO_LARGE, /* an image over the pixel limit */
-    TS_ERR_NO_FACE,   /* no face in the photo */
-    TS_ERR_MODEL,     /* a model file is missing, corrupt or uses an unsupported operator */
-    TS_ERR_WRITE,     /* an output could not be written */
-    TS_ERR_INTERNAL,  /* a bug or a failure inside a dependency */
-    TS_ERR_NO_PERSON, /* no person found to cut out */
-    TS_ERR_IDENTITY,  /* an output would move the face's geometry; it is not delivered */
-    TS_ERR_FRAMING,   /* the face runs off the photo: a headshot would need parts made up */
+    TS_ERR_ARGUMENT,   /* a caller mistake: NULL where not allowed, value out of range */
+    TS_ERR_NOMEM,      /* out of memory */
+    TS_ERR_READ,       /* a file could not be opened or read */
+    TS_ERR_FORMAT,     /* a file was read but is not an image/model we understand */
+    TS_ERR_TOO_LARGE,  /* an image over the pixel limit */
+    TS_ERR_NO_FACE,    /* no face in the photo */
+    TS_ERR_MODEL,      /* a model file is missing, corrupt or uses an unsupported operator */
+    TS_ERR_WRITE,      /* an output could not be written */
+    TS_ERR_INTERNAL,   /* a bug or a failure inside a dependency */
+    TS_ERR_NO_PERSON,  /* no person found to cut out */
+    TS_ERR_IDENTITY,   /* an output would move the face's geometry; it is not delivered */
+    TS_ERR_FRAMING,    /* the face runs off the photo: a headshot would need parts made up */
+    TS_ERR_FACE_SMALL, /* the face is too small in the photo to make a headshot of */
 } ts_status;
 
 /* Short stable name of a status, e.g. "no-face". Never NULL. */

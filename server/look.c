@@ -166,7 +166,7 @@ static int analysis_status(const studio_analysis *a, char *err, size_t cap) {
 /* A photo whose face runs off its edge cannot be framed (frame says why): the person's photo,
  * not the studio, is at fault. 0 for any other status. */
 static int framing_status(ts_status st, ts_ctx *ctx, char *err, size_t cap) {
-    if (st != TS_ERR_FRAMING) return 0;
+    if (st != TS_ERR_FRAMING && st != TS_ERR_FACE_SMALL) return 0;
     return snprintf(err, cap, "This photo cannot be framed as a headshot: %s", ts_ctx_error(ctx)),
            422;
 }

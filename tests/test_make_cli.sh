@@ -157,6 +157,13 @@ run face-cut 13 "$ts" make "$tmp/side.jpg" -o "$tmp/b10"
 grep -q "side.jpg: the face runs off the photo's edge beside it" "$tmp/err" &&
     [ "$(wc -l <"$tmp/err")" -eq 1 ] && ok || bad "face-cut message: $(cat "$tmp/err")"
 [ -z "$(ls -A "$tmp/b10" 2>/dev/null)" ] && ok || bad "face-cut: files written: $(ls -A "$tmp/b10")"
+# A thumbnail (the sample at a tenth: 51 x 60, its face 19 px wide): exit 14, said once, nothing
+# written; it used to be enlarged 26x into eight blurs.
+vips resize "$sample" "$tmp/thumb.jpg" 0.1
+run face-small 14 "$ts" make "$tmp/thumb.jpg" -o "$tmp/b13"
+grep -q "thumb.jpg: the face is too small to make a headshot of: 19 px wide" "$tmp/err" &&
+    [ "$(wc -l <"$tmp/err")" -eq 1 ] && [ -z "$(ls -A "$tmp/b13" 2>/dev/null)" ] && ok ||
+    bad "face-small: $(cat "$tmp/err")"
 run face-cut-and-whole 0 "$ts" make "$tmp/side.jpg" "$sample" -o "$tmp/b11" --style linkedin --crop square:400
 grep -q "using .*sample.jpg" "$tmp/err" && [ -f "$tmp/b11/sample-linkedin-square.jpg" ] && ok ||
     bad "face-cut beside a whole photo: $(cat "$tmp/err")"

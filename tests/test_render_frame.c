@@ -409,6 +409,42 @@ static void beside_edge(void **state) {
     }
 }
 
+/* A face under TS_FACE_MIN_PX wide (the sample at a tenth: 51 x 60, its face 19 px) is refused
+ * with TS_ERR_FACE_SMALL; at 0.15 (29 px) it is framed. */
+static void small_face(void **state) {
+    fixture *f = *state;
+    ts_ctx *ctx = f->ctx;
+    static const double scales[] = {0.1, 0.15};
+    for (int k = 0; k < 2; k++) {
+        char path[400];
+        snprintf(path, sizeof path, "%s/small%d.jpg", f->dir, k);
+        VipsImage *in = vips_image_new_from_file(ts_test_sample(), NULL), *out = NULL;
+        assert_non_null(in);
+        assert_int_equal(vips_resize(in, &out, scales[k], NULL), 0);
+        assert_int_equal(vips_jpegsave(out, path, "Q", 95, NULL), 0);
+        g_object_unref(out), g_object_unref(in);
+        ts_photo *photo;
+        const ts_face_analysis *face;
+        if (ts_photo_open(ctx, path, &photo)) fail_msg("%s", ts_ctx_error(ctx));
+        if (ts_photo_subject(ctx, photo, &face)) fail_msg("%s", ts_ctx_error(ctx));
+        ts_render_job job = {0};
+        job.ctx = ctx, job.photo = photo, job.face = face;
+        params p;
+        frame_params(&p, "square");
+        ts_status st = ts_stage_frame.run(&job, p.buf);
+        print_message("  the sample at %.2f: frame %s%s%s\n", scales[k], ts_status_name(st),
+                      st ? ": " : "", st ? ts_ctx_error(ctx) : "");
+        if (k == 0) {
+            assert_int_equal(st, TS_ERR_FACE_SMALL);
+            assert_non_null(strstr(ts_ctx_error(ctx), "too small to make a headshot of"));
+        } else {
+            assert_int_equal(st, TS_OK);
+        }
+        ts_render_job_clear(&job);
+        ts_photo_unref(photo);
+    }
+}
+
 /* The mean absolute difference of two 3-band float canvases of one size, in levels. */
 static double canvas_diff(VipsImage *a, VipsImage *b) {
     VipsImage *d = NULL, *ab = NULL;
@@ -580,6 +616,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(past_edge, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(headroom, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(beside_edge, ts_test_setup, ts_test_teardown),
+        cmocka_unit_test_setup_teardown(small_face, ts_test_setup, ts_test_teardown),
         cmocka_unit_test_setup_teardown(half_copies, ts_test_setup, ts_test_teardown),
         cmocka_unit_test(big_pool)};
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,6 +39,8 @@ const char *ts_status_name(ts_status s) {
         return "identity";
     case TS_ERR_FRAMING:
         return "framing";
+    case TS_ERR_FACE_SMALL:
+        return "face-too-small";
     }
     return "unknown";
 }
@@ -72,6 +74,8 @@ int ts_status_exit_code(ts_status s) {
         return 12;
     case TS_ERR_FRAMING:
         return 13;
+    case TS_ERR_FACE_SMALL:
+        return 14;
     }
     return 1;
 }

@@ -103,6 +103,12 @@ double ts_frame_scale(ts_ctx *ctx, ts_photo *photo, const ts_face_analysis *face
  * face with TS_ERR_FRAMING and ts_frame_cut_reason's words. */
 enum { TS_FACE_CUT_SIDE = 1, TS_FACE_CUT_BELOW = 2 };
 int ts_frame_face_cut(const ts_face_analysis *f, int PW, int PH);
+/* The smallest face frame makes a headshot of: its detection box this many photo pixels wide.
+ * Smaller, even the smallest output (400 px) enlarges it more than five times and the mesh
+ * reads it from a crop enlarged eight times; such a photo is a thumbnail. */
+#define TS_FACE_MIN_PX 24
+/* TS_OK, or TS_ERR_FACE_SMALL with a sentence on ctx, for photo p's subject f. */
+ts_status ts_frame_face_size(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *f);
 const char *ts_frame_cut_reason(int cut);
 
 /* The height in pixels of the canvas a frame block (params) asks for: its width over its
