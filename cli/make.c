@@ -52,9 +52,10 @@ static const char make_usage[] =
     "\n"
     "options:\n"
     "  -o, --output DIR        where to write (created, with any folders above it, if missing)\n"
-    "  --style NAME|FILE       a look (repeat for several); default: linkedin, corporate,\n"
-    "                          tech-startup, creative. --list-styles shows the built-in ones;\n"
-    "                          FILE is your own style file (docs/styles.md)\n"
+    "  --style NAME|FILE       a look; repeat it or list several (linkedin,medical); default:\n"
+    "                          linkedin, corporate, tech-startup, creative. --list-styles\n"
+    "                          shows the built-in ones; FILE is your own style file\n"
+    "                          (docs/styles.md)\n"
     "  --crop T[:W[xH]]        render this template instead of the looks' own: square, 4x5,\n"
     "                          2x3, 8x10 or tight, optionally with a width (square:800);\n"
     "                          a height, if given, is the template's (4x5:1080x1350)\n"
@@ -372,12 +373,20 @@ int cmd_make(int argc, char **argv) {
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             o.dir = argv[++i];
         } else if (!strcmp(a, "--style")) {
-            const char *name = argv[++i];
-            int seen = 0; /* a look asked for twice is made once (its files would be the same) */
-            for (int k = 0; k < o.n_styles; k++) seen |= !strcmp(o.styles[k], name);
-            if (seen) continue;
-            if (o.n_styles == MAX_STYLES) return cli_fail(TS_ERR_ARGUMENT, "make: too many looks");
-            o.styles[o.n_styles++] = name;
+            /* several at once: linkedin,corporate (a style file's path is taken whole) */
+            char *name = argv[++i], *next;
+            struct stat st;
+            bool whole = stat(name, &st) == 0;
+            for (; name; name = next) {
+                next = whole ? NULL : strchr(name, ',');
+                if (next) *next++ = 0;
+                int seen = !*name; /* a look asked for twice is made once (the same files) */
+                for (int k = 0; k < o.n_styles; k++) seen |= !strcmp(o.styles[k], name);
+                if (seen) continue;
+                if (o.n_styles == MAX_STYLES)
+                    return cli_fail(TS_ERR_ARGUMENT, "make: at most %d looks", MAX_STYLES);
+                o.styles[o.n_styles++] = name;
+            }
         } else if (!strcmp(a, "--crop")) {
             o.crop = argv[++i];
         } else if (!strcmp(a, "--background")) {

@@ -231,6 +231,9 @@ grep -q "me-linkedin-square.jpg is one of the photos given" "$tmp/err" &&
 # A look asked for twice is made once.
 run twice 0 "$ts" make "$sample" -o "$tmp/twice" --style linkedin --style linkedin --crop square:400
 json_check look-twice "$tmp/twice/report.json" '(.outputs | length) == 1'
+# Several looks in one --style (a list), the same one twice there made once.
+run style-list 0 "$ts" make "$sample" -o "$tmp/list" --style linkedin,medical,linkedin --crop square:400
+json_check style-list "$tmp/list/report.json" '[.outputs[].look] == ["linkedin", "medical"]'
 # A face found on the photo but not found again on a re-encoded copy of it (the sample blurred
 # far past use, sigma 16: the mesh barely holds on it): exit 6 saying what to do, nothing written.
 vips gaussblur "$sample" "$tmp/blurred.png" 16
