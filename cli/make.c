@@ -4,6 +4,7 @@
  * its outputs: frame, tone, light, retouch, background, export -> identity check and edit map
  * per output -> report (JSON + HTML) and contact sheet. */
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +173,21 @@ static void stem_of(const char *path, char *out, size_t cap) {
     snprintf(out, cap, "%s", b ? b + 1 : path);
     char *dot = strrchr(out, '.');
     if (dot && dot != out) *dot = 0;
+}
+
+/* One line of progress on a terminal, in place of the last; progress(NULL) clears it (before
+ * anything else is said). Nothing when stderr is not a terminal. */
+static void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void progress(const char *fmt, ...) {
+    if (!cli_tty()) return;
+    char line[76] = "";
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+    }
+    fprintf(stderr, "\r%-76s\r%s", "", line);
 }
 
 /* Whether path names one of the photos given (the same file: device and inode). */
@@ -461,11 +477,15 @@ int cmd_make(int argc, char **argv) {
     }
     if (!n_ok) goto done;
     char reason[300] = "";
+    if (n_ok > 1) progress("trueshot: grading %d photos...", n_ok);
     int best = pick_best(ctx, photos, o.n_photos, graded, reason, sizeof reason);
     for (int pi = 0; pi < o.n_photos; pi++) {
         if (!photos[pi] || (!o.all && pi != best)) continue;
         double t0 = now_s();
         ts_photo *orig = photos[pi], *p = orig;
+        char stem[256];
+        stem_of(o.photos[pi], stem, sizeof stem);
+        progress("trueshot: %s: finding the face...", stem);
         /* A face the photo cuts beside it or under the chin: every look would refuse it (frame),
          * so it is said once, before the cut-out is made. */
         const ts_face_analysis *subj = NULL;
@@ -473,11 +493,13 @@ int cmd_make(int argc, char **argv) {
                       ? ts_frame_face_cut(subj, ts_photo_width(orig), ts_photo_height(orig))
                       : 0;
         if (cut) {
+            progress(NULL);
             int code = cli_fail(TS_ERR_FRAMING, "%s: %s", o.photos[pi], ts_frame_cut_reason(cut));
             if (!rc) rc = code;
             continue;
         }
         if (subj && ts_frame_face_size(ctx, orig, subj) == TS_ERR_FACE_SMALL) {
+            progress(NULL);
             int code = cli_fail(TS_ERR_FACE_SMALL, "%s: %s", o.photos[pi], ts_ctx_error(ctx));
             if (!rc) rc = code;
             continue;
@@ -494,7 +516,9 @@ int cmd_make(int argc, char **argv) {
         const ts_face_analysis *face;
         ts_matte *matte = NULL;
         ts_verify_floor floor = {0};
+        progress("trueshot: %s: cutting out the person...", stem);
         ts_status st = ts_render_prepare(ctx, p, &face, &matte, &floor);
+        progress(NULL);
         if (st) {
             int code = cli_fail(st, "%s", ts_ctx_error(ctx));
             if (!rc) rc = code;
@@ -516,8 +540,6 @@ int cmd_make(int argc, char **argv) {
             ts_matte_free(matte);
             goto done;
         }
-        char stem[256];
-        stem_of(o.photos[pi], stem, sizeof stem);
         free(outs);
         outs = calloc((size_t)total, sizeof *outs);
         ts_render_cache *cache = ts_render_cache_new(); /* NULL: each look does its own work */
