@@ -102,6 +102,8 @@ static int child_make(const char *photo, const char *dir, int verify) {
         }
     printf("ctx %.3f\n", (t = now_ms()) - t0);
     double t_start = t; /* the photo's work starts here */
+    /* as make: the models load on a thread while the photo is opened and decoded for analysis */
+    ts_ctx_preload(ctx, TS_RENDER_MODELS);
     ts_photo *p = NULL;
     const ts_face_analysis *face = NULL;
     ts_matte *matte = NULL;
@@ -110,7 +112,7 @@ static int child_make(const char *photo, const char *dir, int verify) {
      * while its network runs) */
     if (ts_photo_open(ctx, photo, &p) != TS_OK) goto fail;
     printf("open %.3f\n", now_ms() - t), t = now_ms();
-    if (ts_photo_subject(ctx, p, &face) != TS_OK) goto fail;
+    if (!ts_photo_analysis(ctx, p, NULL) || ts_photo_subject(ctx, p, &face) != TS_OK) goto fail;
     printf("analysis %.3f\n", now_ms() - t), t = now_ms();
     /* the decode the looks are rendered from, as `trueshot make` chooses it */
     _Alignas(16) char params[N_LOOKS][512];
@@ -146,7 +148,8 @@ static int child_make(const char *photo, const char *dir, int verify) {
                                .floor = &floor,
                                .no_verify = !verify,
                                .cache = cache,
-                               .written_mean = &written[i]};
+                               .written_mean = &written[i],
+                               .last = i == N_LOOKS - 1};
         ts_look_result r;
         if (ts_render_look(ctx, p, face, matte, &req, &r) != TS_OK) goto fail;
         if (r.error[0]) {

@@ -296,7 +296,7 @@ static int inputs_safe(const make_opts *o, ts_style *const *styles, const make_s
 static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
                             const ts_matte *matte, const ts_style *s, const make_slot *sl,
                             const make_opts *mo, const char *stem, const ts_verify_floor *floor,
-                            ts_render_cache *cache, make_output *o) {
+                            ts_render_cache *cache, bool last, make_output *o) {
     ts_status st;
     snprintf(o->crop, sizeof o->crop, "%s", sl->crop);
     const export_params *ep = ts_style_params(s, "export");
@@ -311,7 +311,8 @@ static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *fa
                            .floor = floor,
                            .cache = cache,
                            /* read while the next output is made; settled before the report */
-                           .written_mean = &o->id_written_mean};
+                           .written_mean = &o->id_written_mean,
+                           .last = last};
     ts_look_result *r = calloc(1, sizeof *r);
     if (!r) return ts_fail(ctx, TS_ERR_NOMEM, "out of memory");
     st = ts_render_look(ctx, p, face, matte, &req, r);
@@ -437,6 +438,9 @@ int cmd_make(int argc, char **argv) {
     ts_ctx_options_init(&co);
     co.max_pixels = CLI_SHRUNK_MAX_PIXELS;
     if (ts_ctx_new(&co, &ctx) != TS_OK) return cli_fail(TS_ERR_INTERNAL, "%s", ts_last_error());
+    /* the models every photo needs load on a thread of their own while the photos are opened
+     * and decoded for analysis */
+    ts_ctx_preload(ctx, TS_RENDER_MODELS);
     int rc = 0;
     ts_style *styles[MAX_STYLES] = {0};
     ts_photo *photos[MAX_PHOTOS] = {0};
@@ -476,6 +480,10 @@ int cmd_make(int argc, char **argv) {
         }
     }
     if (!n_ok) goto done;
+    /* (decoded here, beside the models' loading, not after it: detection asks for its model
+     * first) */
+    for (int i = 0; i < o.n_photos; i++)
+        if (photos[i]) ts_photo_analysis(ctx, photos[i], NULL);
     char reason[300] = "";
     if (n_ok > 1) progress("trueshot: grading %d photos...", n_ok);
     int best = pick_best(ctx, photos, o.n_photos, graded, reason, sizeof reason);
@@ -552,7 +560,7 @@ int cmd_make(int argc, char **argv) {
             if (cli_tty())
                 fprintf(stderr, "\rtrueshot: rendering %d/%d: %-40s", j + 1, total, out->look);
             st = render_one(ctx, p, face, matte, styles[si], &slots[j], &o, stem, &floor, cache,
-                            out);
+                            j == n - 1, out);
             if (st) {
                 if (cli_tty()) fputc('\n', stderr);
                 rc = cli_fail(st, "%s", ts_ctx_error(ctx));

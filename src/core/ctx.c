@@ -151,8 +151,11 @@ ts_status ts_ctx_new(const ts_ctx_options *opt, ts_ctx **out) {
     return TS_OK;
 }
 
+static void settle(ts_ctx *ctx);
+
 void ts_ctx_free(ts_ctx *ctx) {
     if (!ctx) return;
+    settle(ctx);
     for (int i = 0; i < TS_MODEL_COUNT; i++) {
         ts_nn_runtime_free(ctx->second[i]);
         ts_nn_runtime_free(ctx->runtimes[i]);
@@ -177,24 +180,23 @@ const char *ts_model_file(ts_model_id id) {
     return (unsigned)id < TS_MODEL_COUNT ? files[id] : NULL;
 }
 
-ts_nn_runtime *ts_ctx_runtime(ts_ctx *ctx, ts_model_id id) {
-    if ((unsigned)id >= TS_MODEL_COUNT) {
-        ts_fail(ctx, TS_ERR_ARGUMENT, "unknown model id %d", (int)id);
-        return NULL;
-    }
+/* The runtime for id, loaded if it is not yet; quiet: no error said (the preload thread, which
+ * must not write the ctx's message). */
+static ts_nn_runtime *load_runtime(ts_ctx *ctx, ts_model_id id, bool quiet) {
     if (ctx->runtimes[id]) return ctx->runtimes[id];
     char path[1200], err[400];
     snprintf(path, sizeof path, "%s/%s", ctx->model_dir, ts_model_file(id));
     ts_nn_model *m = ts_nn_model_load(path, err, sizeof err);
     if (!m) {
-        ts_fail(ctx, TS_ERR_MODEL, "%s (run `make demo` or scripts/setup.sh to install models)",
-                err);
+        if (!quiet)
+            ts_fail(ctx, TS_ERR_MODEL, "%s (run `make demo` or scripts/setup.sh to install models)",
+                    err);
         return NULL;
     }
     ts_nn_runtime *rt = ts_nn_runtime_new(m, ctx->opt.threads, err, sizeof err);
     if (!rt) {
         ts_nn_model_free(m);
-        ts_fail(ctx, TS_ERR_MODEL, "%s", err);
+        if (!quiet) ts_fail(ctx, TS_ERR_MODEL, "%s", err);
         return NULL;
     }
     ctx->models[id] = m;
@@ -202,7 +204,42 @@ ts_nn_runtime *ts_ctx_runtime(ts_ctx *ctx, ts_model_id id) {
     return rt;
 }
 
-void ts_ctx_shadow(const ts_ctx *ctx, ts_nn_runtime *mesh, ts_ctx *out) {
+static void *preload_run(void *arg) {
+    ts_ctx *ctx = arg;
+    for (int id = 0; id < TS_MODEL_COUNT; id++)
+        if (ctx->preload_mask & (1u << id)) load_runtime(ctx, (ts_model_id)id, true);
+    ts_model_id mesh = TS_MODEL_FACE_LANDMARK_ATTENTION;
+    char err[400];
+    if ((ctx->preload_mask & TS_PRELOAD_SECOND_MESH) && ctx->runtimes[mesh] && !ctx->second[mesh])
+        ctx->second[mesh] = ts_nn_runtime_new(ctx->models[mesh], ctx->opt.threads, err, sizeof err);
+    return NULL;
+}
+
+/* Waits for the preload thread, if any. */
+static void settle(ts_ctx *ctx) {
+    if (!ctx->preloading) return;
+    pthread_join(ctx->preload, NULL);
+    ctx->preloading = false;
+}
+
+void ts_ctx_preload(ts_ctx *ctx, unsigned mask) {
+    if (!ctx) return;
+    settle(ctx);
+    ctx->preload_mask = mask;
+    ctx->preloading = pthread_create(&ctx->preload, NULL, preload_run, ctx) == 0;
+}
+
+ts_nn_runtime *ts_ctx_runtime(ts_ctx *ctx, ts_model_id id) {
+    if ((unsigned)id >= TS_MODEL_COUNT) {
+        ts_fail(ctx, TS_ERR_ARGUMENT, "unknown model id %d", (int)id);
+        return NULL;
+    }
+    settle(ctx);
+    return load_runtime(ctx, id, false);
+}
+
+void ts_ctx_shadow(ts_ctx *ctx, ts_nn_runtime *mesh, ts_ctx *out) {
+    settle(ctx);
     *out = *ctx;
     out->err[0] = 0;
     memset(out->second, 0, sizeof out->second);
@@ -210,7 +247,7 @@ void ts_ctx_shadow(const ts_ctx *ctx, ts_nn_runtime *mesh, ts_ctx *out) {
 }
 
 ts_nn_runtime *ts_ctx_runtime_second(ts_ctx *ctx, ts_model_id id) {
-    if (!ts_ctx_runtime(ctx, id)) return NULL;
+    if (!ts_ctx_runtime(ctx, id)) return NULL; /* (settled there) */
     if (ctx->second[id]) return ctx->second[id];
     char err[400];
     if (!(ctx->second[id] = ts_nn_runtime_new(ctx->models[id], ctx->opt.threads, err, sizeof err)))

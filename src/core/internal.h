@@ -17,6 +17,11 @@ struct ts_ctx {
     ts_nn_runtime *runtimes[TS_MODEL_COUNT];
     ts_nn_runtime *second[TS_MODEL_COUNT]; /* a second runtime of the same model, for a thread */
     struct ts_geom *geom;                  /* canonical face geometry, loaded on first pose fit */
+    /* Models being loaded on a thread of their own (ts_ctx_preload); joined by the ctx's first
+     * use of a model, a copy or its freeing. */
+    pthread_t preload;
+    bool preloading;
+    unsigned preload_mask; /* 1 << ts_model_id; TS_PRELOAD_SECOND_MESH: the mesh's second too */
 };
 
 /* Built with AddressSanitizer (gcc or clang): what hands memory around behind malloc's back
@@ -139,7 +144,15 @@ ts_nn_runtime *ts_ctx_runtime(ts_ctx *ctx, ts_model_id id);
  * of the second runtimes (a copy must not make one: it would be lost with the copy); with mesh,
  * that runtime in the face landmark model's place (the second one, for a thread that runs the
  * model while the owner of ctx runs it too). Load what the thread needs before copying. */
-void ts_ctx_shadow(const ts_ctx *ctx, ts_nn_runtime *mesh, ts_ctx *out);
+void ts_ctx_shadow(ts_ctx *ctx, ts_nn_runtime *mesh, ts_ctx *out);
+
+/* Loads the models in mask (1 << ts_model_id each; TS_PRELOAD_SECOND_MESH adds the face mesh's
+ * second runtime) on a thread of its own while the caller goes on with work that uses no model
+ * (decoding the photo for analysis): loading them took ~20 ms of `make`'s critical path. The
+ * ctx's first use of a model waits for the thread; a model it could not load is loaded again
+ * then, and its error said there. */
+#define TS_PRELOAD_SECOND_MESH (1u << 31)
+void ts_ctx_preload(ts_ctx *ctx, unsigned mask);
 
 /* A second runtime of the same model (its own buffers, the same weights), made on first use, so
  * that two threads can run the model at once: a copy of ctx with it in runtimes[id] serves the

@@ -87,8 +87,9 @@ int ts_matte_foreground_ml(const ts_fimg *rgb, const float *alpha, const uint8_t
     float *F = malloc(sizeof *F * n0 * 3), *B = malloc(sizeof *B * n0 * 3);
     float *F2 = malloc(sizeof *F2 * n0 * 3), *B2 = malloc(sizeof *B2 * n0 * 3);
     uint8_t *act = malloc(n0 * 2);
-    if (!img || !al || !F || !B || !F2 || !B2 || !act) {
-        free(img), free(al), free(F), free(B), free(F2), free(B2), free(act);
+    int *cols = malloc(sizeof *cols * (size_t)w0 * 2); /* a level's source columns, once a level */
+    if (!img || !al || !F || !B || !F2 || !B2 || !act || !cols) {
+        free(img), free(al), free(F), free(B), free(F2), free(B2), free(act), free(cols);
         return -1;
     }
     /* The coarsest level is one pixel: the mean colour for both. */
@@ -104,36 +105,46 @@ int ts_matte_foreground_ml(const ts_fimg *rgb, const float *alpha, const uint8_t
             h = (int)lround(pow(h0, (double)l / levels));
         w = w < 1 ? 1 : w > w0 ? w0 : w;
         h = h < 1 ? 1 : h > h0 ? h0 : h;
-        /* Nearest-neighbour resampling of the image, the alpha and the previous level. */
+        /* The finest level reads the image and the alpha where they are (a 3-band image) and is
+         * solved in the outputs themselves: copying them, fresh pages each, was half the
+         * solve's time. */
+        bool last = l == levels, direct = last && rgb->bands == 3;
+        const float *li = direct ? rgb->px : img, *la = last ? alpha : al;
+        float *nF = last ? fg : F2, *nB = last ? bg : B2;
+        /* Nearest-neighbour resampling of the image, the alpha and the previous level (the
+         * columns worked out once a level). */
+        for (int x = 0; x < w; x++)
+            cols[2 * x] = (int)((long)x * w0 / w), cols[2 * x + 1] = (int)((long)x * pw / w);
         for (int y = 0; y < h; y++) {
             int sy = (int)((long)y * h0 / h), py = (int)((long)y * ph / h);
             for (int x = 0; x < w; x++) {
-                int sx = (int)((long)x * w0 / w), px = (int)((long)x * pw / w);
-                size_t d = (size_t)y * w + x, s = (size_t)sy * w0 + sx, p = (size_t)py * pw + px;
-                al[d] = alpha[s];
+                size_t d = (size_t)y * w + x, s = (size_t)sy * w0 + cols[2 * x],
+                       p = (size_t)py * pw + cols[2 * x + 1];
+                if (!last) al[d] = alpha[s];
                 for (int c = 0; c < 3; c++) {
-                    img[d * 3 + c] = rgb->px[s * rgb->bands + c];
-                    F2[d * 3 + c] = F[p * 3 + c];
-                    B2[d * 3 + c] = B[p * 3 + c];
+                    if (!direct) img[d * 3 + c] = rgb->px[s * rgb->bands + c];
+                    nF[d * 3 + c] = F[p * 3 + c];
+                    nB[d * 3 + c] = B[p * 3 + c];
                 }
             }
         }
-        float *t = F;
-        F = F2, F2 = t;
-        t = B, B = B2, B2 = t;
+        if (!last) {
+            float *t = F;
+            F = F2, F2 = t;
+            t = B, B = B2, B2 = t;
+        }
+        float *cF = last ? fg : F, *cB = last ? bg : B;
         int iters = w <= SMALL_SIZE && h <= SMALL_SIZE ? SMALL_ITERATIONS : BIG_ITERATIONS;
         bool sparse = (size_t)w * h > ACTIVE_MIN_PIXELS;
-        if (sparse) active_pixels(al, w == w0 && h == h0 ? tri : NULL, w, h, act, act + n0);
+        if (sparse) active_pixels(la, w == w0 && h == h0 ? tri : NULL, w, h, act, act + n0);
         for (int it = 0; it < iters; it++)
             for (int y = 0; y < h; y++) {
                 const uint8_t *ar = act + (size_t)y * w;
                 for (int x = 0; x < w; x++)
-                    if (!sparse || ar[x]) update(img, al, F, B, w, h, x, y);
+                    if (!sparse || ar[x]) update(li, la, cF, cB, w, h, x, y);
             }
         pw = w, ph = h;
     }
-    memcpy(fg, F, sizeof *fg * n0 * 3);
-    memcpy(bg, B, sizeof *bg * n0 * 3);
-    free(img), free(al), free(F), free(B), free(F2), free(B2), free(act);
+    free(img), free(al), free(F), free(B), free(F2), free(B2), free(act), free(cols);
     return 0;
 }

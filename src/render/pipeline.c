@@ -162,7 +162,7 @@ ts_status ts_render_look(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *face,
     for (int k = 0; k < job.n_notes && k < TS_RENDER_MAX_NOTES; k++)
         snprintf(r->notes[r->n_notes++], sizeof r->notes[0], "%s", job.notes[k]);
     ts_verify_written *later = NULL;
-    if (!req->no_verify && req->cache && req->written_mean) {
+    if (!req->no_verify && req->cache && req->written_mean && !req->last) {
         /* The file as written, read on a thread of its own while the caller makes its next
          * look (whose colour stages leave a core idle), settled before that look's gate. */
         ts_render_cache_settle(req->cache);

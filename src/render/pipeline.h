@@ -32,6 +32,10 @@ typedef struct ts_look_request {
      * caller goes on to its next look, and its result written here when it is settled
      * (ts_render_cache_settle; r->id_written_mean stays -1). NULL: read before returning. */
     double *written_mean;
+    /* The caller's last look of the photo: its file is read before returning, on both threads
+     * (nothing else is left to run beside a reading left running), its result in written_mean
+     * too. */
+    int last;
 } ts_look_request;
 
 typedef struct ts_look_result {

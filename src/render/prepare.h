@@ -6,6 +6,14 @@
 #include "matte/matte.h"
 #include "verify/verify.h"
 
+/* The models `make` runs on every photo (for ts_ctx_preload): face detection (both ranges), the
+ * face mesh and its second runtime (the identity readings' second thread), the person
+ * segmentation. */
+#define TS_RENDER_MODELS                                                                           \
+    ((1u << TS_MODEL_FACE_DETECTION_SHORT) | (1u << TS_MODEL_FACE_DETECTION_FULL) |                \
+     (1u << TS_MODEL_FACE_LANDMARK_ATTENTION) | (1u << TS_MODEL_SELFIE_SEGMENTATION) |             \
+     TS_PRELOAD_SECOND_MESH)
+
 /* The subject's analysis into *face (owned by the photo), the matte into *matte (the caller
  * frees it with ts_matte_free) and, when floor is not NULL, the noise floor into *floor. The
  * noise floor (mesh readings of a re-encoded copy and of the photo itself) runs on a thread of
