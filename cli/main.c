@@ -129,8 +129,14 @@ static pthread_mutex_t warn_lock = PTHREAD_MUTEX_INITIALIZER;
 static char warn_first[200];
 static int warn_n;
 
+/* Warnings that say nothing about damage: every AVIF and HEIF with a colour description of the
+ * nclx kind (phones write them) has libvips 8.14 say it ignores it, at each read. */
+static const char *const harmless[] = {"ignoring nclx profile"};
+
 static void keep_warning(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer u) {
     (void)domain, (void)level, (void)u;
+    for (size_t i = 0; msg && i < sizeof harmless / sizeof harmless[0]; i++)
+        if (strstr(msg, harmless[i])) return;
     pthread_mutex_lock(&warn_lock);
     /* the decoder's own words rather than libvips' count of them ("read gave 2 warnings") */
     int count = msg && !strncmp(msg, "read gave", 9);
