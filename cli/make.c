@@ -417,6 +417,12 @@ int cmd_make(int argc, char **argv) {
         } else if (a[0] == '-' && a[1]) {
             return cli_fail(TS_ERR_ARGUMENT, "make: unknown option '%s' (try trueshot make -h)", a);
         } else {
+            /* a photo given twice (under two names, or a shell glob that overlaps) is used once:
+             * compared with itself, it was "the best" by a tie, and --all made it twice */
+            int seen = 0;
+            for (int k = 0; k < o.n_photos && !seen; k++)
+                seen = !strcmp(o.photos[k], a) || cli_same_file(o.photos[k], a);
+            if (seen) continue;
             if (o.n_photos == MAX_PHOTOS)
                 return cli_fail(TS_ERR_ARGUMENT, "make: at most %d photos", MAX_PHOTOS);
             o.photos[o.n_photos++] = a;

@@ -231,6 +231,12 @@ grep -q "me-linkedin-square.jpg is one of the photos given" "$tmp/err" &&
 # A look asked for twice is made once.
 run twice 0 "$ts" make "$sample" -o "$tmp/twice" --style linkedin --style linkedin --crop square:400
 json_check look-twice "$tmp/twice/report.json" '(.outputs | length) == 1'
+# A photo given twice (under two names) is used once: no "using" line that compares it with
+# itself ("highest overall score (65, next 65)").
+run photo-twice 0 "$ts" make "$sample" "$(dirname "$sample")/../samples/sample.jpg" -o "$tmp/ptwice" \
+    --style linkedin --crop square:400
+! grep -q "using" "$tmp/err" && [ -f "$tmp/ptwice/sample-linkedin-square.jpg" ] && ok ||
+    bad "photo given twice: $(cat "$tmp/err"); $(ls "$tmp/ptwice")"
 # Several looks in one --style (a list), the same one twice there made once.
 run style-list 0 "$ts" make "$sample" -o "$tmp/list" --style linkedin,medical,linkedin --crop square:400
 json_check style-list "$tmp/list/report.json" '[.outputs[].look] == ["linkedin", "medical"]'
