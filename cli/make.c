@@ -82,6 +82,9 @@ typedef struct make_opts {
     const char *dir, *photos[MAX_PHOTOS], *styles[MAX_STYLES];
     int n_photos, n_styles, all;
     const char *crop, *background, *retouch, *format, *max_kb;
+    /* what each photo's files are named after (photo_stems): its file name without the
+     * extension, made unique */
+    char stems[MAX_PHOTOS][256];
 } make_opts;
 
 static double now_s(void) {
@@ -190,6 +193,21 @@ static void progress(const char *fmt, ...) {
     fprintf(stderr, "\r%-76s\r%s", "", line);
 }
 
+/* Each photo's stem: its name without folder or extension, with -2, -3, ... after a name an
+ * earlier photo has (a/me.jpg and b/me.jpg with --all: the second's files replaced the first's). */
+static void photo_stems(make_opts *o) {
+    for (int i = 0; i < o->n_photos; i++) {
+        char base[240];
+        stem_of(o->photos[i], base, sizeof base);
+        snprintf(o->stems[i], sizeof o->stems[i], "%s", base);
+        for (int n = 2, clash = 1; clash; n++) {
+            clash = 0;
+            for (int k = 0; k < i && !clash; k++) clash = !strcmp(o->stems[k], o->stems[i]);
+            if (clash) snprintf(o->stems[i], sizeof o->stems[i], "%s-%d", base, n);
+        }
+    }
+}
+
 /* Whether path names one of the photos given (the same file: device and inode). */
 static bool is_input(const make_opts *o, const char *path) {
     for (int i = 0; i < o->n_photos; i++)
@@ -257,7 +275,7 @@ static int inputs_safe(const make_opts *o, ts_style *const *styles, const make_s
     static const char *const fixed[] = {"contact-sheet.jpg", "report.html", "report.json"};
     char path[1400], stem[256], look[256];
     for (int i = -1; i < o->n_photos; i++) {
-        if (i >= 0) stem_of(o->photos[i], stem, sizeof stem);
+        if (i >= 0) snprintf(stem, sizeof stem, "%s", o->stems[i]);
         int n = 3 + (i >= 0 ? 1 + 2 * total : 0);
         for (int k = 0; k < n; k++) {
             const char *sep = i < 0 ? "" : "-", *st = i < 0 ? "" : stem;
@@ -429,6 +447,7 @@ int cmd_make(int argc, char **argv) {
         }
     }
     if (!o.n_photos) return cli_fail(TS_ERR_ARGUMENT, "make: which photos? (trueshot make -h)");
+    photo_stems(&o);
     if (!o.dir) return cli_fail(TS_ERR_ARGUMENT, "make: where to? give -o DIR");
     if (!o.n_styles)
         for (size_t k = 0; k < sizeof default_styles / sizeof default_styles[0]; k++)
@@ -497,8 +516,7 @@ int cmd_make(int argc, char **argv) {
         if (!photos[pi] || (!o.all && pi != best)) continue;
         double t0 = now_s();
         ts_photo *orig = photos[pi], *p = orig;
-        char stem[256];
-        stem_of(o.photos[pi], stem, sizeof stem);
+        const char *stem = o.stems[pi];
         progress("trueshot: %s: finding the face...", stem);
         /* A face the photo cuts beside it or under the chin: every look would refuse it (frame),
          * so it is said once, before the cut-out is made. */

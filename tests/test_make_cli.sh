@@ -237,6 +237,16 @@ run photo-twice 0 "$ts" make "$sample" "$(dirname "$sample")/../samples/sample.j
     --style linkedin --crop square:400
 ! grep -q "using" "$tmp/err" && [ -f "$tmp/ptwice/sample-linkedin-square.jpg" ] && ok ||
     bad "photo given twice: $(cat "$tmp/err"); $(ls "$tmp/ptwice")"
+# Two photos of one name in two folders (a/me.jpg, b/me.jpg) with --all: the second's files are
+# named me-2-..., not written over the first's (which were lost).
+mkdir -p "$tmp/sa" "$tmp/sb"
+cp "$sample" "$tmp/sa/me.jpg"
+vips flip "$sample" "$tmp/sb/me.jpg" horizontal
+run same-name 0 "$ts" make "$tmp/sa/me.jpg" "$tmp/sb/me.jpg" -o "$tmp/same-name" --style linkedin \
+    --crop square:400 --all
+[ -f "$tmp/same-name/me-linkedin-square.jpg" ] && [ -f "$tmp/same-name/me-2-linkedin-square.jpg" ] &&
+    json_check same-name-report "$tmp/same-name/me-2-report.json" '.photo | endswith("sb/me.jpg")' ||
+    bad "same-name: $(ls "$tmp/same-name")"
 # Several looks in one --style (a list), the same one twice there made once.
 run style-list 0 "$ts" make "$sample" -o "$tmp/list" --style linkedin,medical,linkedin --crop square:400
 json_check style-list "$tmp/list/report.json" '[.outputs[].look] == ["linkedin", "medical"]'
