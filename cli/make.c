@@ -3,8 +3,10 @@
  * photos -> check (pick the best) -> face analysis + matte (once) -> for each look and each of
  * its outputs: frame, tone, light, retouch, background, export -> identity check and edit map
  * per output -> report (JSON + HTML) and contact sheet. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <strings.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +33,7 @@
 static const char *const default_styles[] = {"linkedin", "corporate", "tech-startup", "creative"};
 
 static const char make_usage[] =
-    "usage: trueshot make PHOTO... -o DIR [options]\n"
+    "usage: trueshot make PHOTO|FOLDER... -o DIR [options]\n"
     "\n"
     "Turns your best photo into a set of professional headshots: framed to each platform's\n"
     "standard, on a studio backdrop cut out around your hair, light and colour corrected from\n"
@@ -39,7 +41,8 @@ static const char make_usage[] =
     "file is measured against the photo, and says in its metadata what was done to it.\n"
     "\n"
     "With several photos, `trueshot check` grades them and the best one is used (--all: every\n"
-    "photo). DIR gets the headshots, a contact sheet, and report.html / report.json: for each\n"
+    "photo); a FOLDER gives every photo in it. DIR gets the headshots, a contact sheet, and "
+    "report.html / report.json: for each\n"
     "headshot the photo before and after, an edit map (where the face was changed), the checks,\n"
     "and the metadata read back from the file. The report's pictures are in DIR/report-files/.\n"
     "With --all and several photos, each photo's report and sheet are named after it\n"
@@ -206,6 +209,61 @@ static void photo_stems(make_opts *o) {
             if (clash) snprintf(o->stems[i], sizeof o->stems[i], "%s-%d", base, n);
         }
     }
+}
+
+/* Adds photo a to o's photos, unless it is one already (the same file under another name, or a
+ * shell glob that overlaps: compared with itself, it was "the best" by a tie, and --all made it
+ * twice). Returns 0, or the exit code, said. */
+static int add_photo(make_opts *o, const char *a) {
+    for (int k = 0; k < o->n_photos; k++)
+        if (!strcmp(o->photos[k], a) || cli_same_file(o->photos[k], a)) return 0;
+    if (o->n_photos == MAX_PHOTOS)
+        return cli_fail(TS_ERR_ARGUMENT, "make: at most %d photos", MAX_PHOTOS);
+    o->photos[o->n_photos++] = a;
+    return 0;
+}
+
+static int photo_file(const struct dirent *e) {
+    static const char *const exts[] = {".jpg",  ".jpeg", ".png",  ".webp", ".heic", ".heif",
+                                       ".avif", ".tif",  ".tiff", ".jp2",  ".jxl"};
+    const char *dot = strrchr(e->d_name, '.');
+    if (e->d_name[0] == '.' || !dot) return 0;
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+        if (!strcasecmp(dot, exts[i])) return 1;
+    return 0;
+}
+
+/* A folder given as a photo: every photo in it (by its name's extension; sorted by name, hidden
+ * files left out). Returns 0, or the exit code, said. */
+static int add_folder(make_opts *o, const char *dir) {
+    static char paths[MAX_PHOTOS][1100]; /* (the photos' names live as long as the command) */
+    static int used;
+    struct dirent **list = NULL;
+    int n = scandir(dir, &list, photo_file, alphasort), rc = 0, added = 0;
+    if (n < 0) return cli_fail(TS_ERR_READ, "%s: %s", dir, strerror(errno));
+    for (int i = 0; i < n; i++) {
+        if (!rc && used < MAX_PHOTOS) {
+            size_t len = strlen(dir);
+            snprintf(paths[used], sizeof paths[used], "%s%s%s", dir,
+                     len && dir[len - 1] == '/' ? "" : "/", list[i]->d_name);
+            struct stat st;
+            if (stat(paths[used], &st) == 0 && S_ISREG(st.st_mode)) {
+                int before = o->n_photos;
+                rc = add_photo(o, paths[used]);
+                if (o->n_photos > before) used++, added++;
+            }
+        } else if (!rc) {
+            rc = cli_fail(TS_ERR_ARGUMENT, "make: at most %d photos", MAX_PHOTOS);
+        }
+        free(list[i]);
+    }
+    free(list);
+    if (!rc && !added)
+        rc = cli_fail(TS_ERR_READ,
+                      "%s: no photos in this folder (JPEG, PNG, WebP, HEIC, AVIF, TIFF, JPEG 2000 "
+                      "or JPEG XL, by their names)",
+                      dir);
+    return rc;
 }
 
 /* Whether path names one of the photos given (the same file: device and inode). */
@@ -435,15 +493,10 @@ int cmd_make(int argc, char **argv) {
         } else if (a[0] == '-' && a[1]) {
             return cli_fail(TS_ERR_ARGUMENT, "make: unknown option '%s' (try trueshot make -h)", a);
         } else {
-            /* a photo given twice (under two names, or a shell glob that overlaps) is used once:
-             * compared with itself, it was "the best" by a tie, and --all made it twice */
-            int seen = 0;
-            for (int k = 0; k < o.n_photos && !seen; k++)
-                seen = !strcmp(o.photos[k], a) || cli_same_file(o.photos[k], a);
-            if (seen) continue;
-            if (o.n_photos == MAX_PHOTOS)
-                return cli_fail(TS_ERR_ARGUMENT, "make: at most %d photos", MAX_PHOTOS);
-            o.photos[o.n_photos++] = a;
+            struct stat st;
+            int code =
+                stat(a, &st) == 0 && S_ISDIR(st.st_mode) ? add_folder(&o, a) : add_photo(&o, a);
+            if (code) return code;
         }
     }
     if (!o.n_photos) return cli_fail(TS_ERR_ARGUMENT, "make: which photos? (trueshot make -h)");

@@ -247,6 +247,18 @@ run same-name 0 "$ts" make "$tmp/sa/me.jpg" "$tmp/sb/me.jpg" -o "$tmp/same-name"
 [ -f "$tmp/same-name/me-linkedin-square.jpg" ] && [ -f "$tmp/same-name/me-2-linkedin-square.jpg" ] &&
     json_check same-name-report "$tmp/same-name/me-2-report.json" '.photo | endswith("sb/me.jpg")' ||
     bad "same-name: $(ls "$tmp/same-name")"
+# A folder given as a photo: every photo in it (by name; hidden files and other files left out),
+# graded, the best used; a folder with none: exit 3 saying so.
+mkdir -p "$tmp/folder/empty"
+cp "$sample" "$tmp/folder/grace.jpg"
+cp "$sample" "$tmp/folder/.hidden.jpg"
+echo "not a photo" >"$tmp/folder/notes.txt"
+vips flip "$sample" "$tmp/folder/FLIPPED.PNG" horizontal
+run folder 0 "$ts" make "$tmp/folder" -o "$tmp/from-folder" --style linkedin --crop square:400 --all
+[ -f "$tmp/from-folder/grace-linkedin-square.jpg" ] && [ -f "$tmp/from-folder/FLIPPED-linkedin-square.jpg" ] &&
+    [ "$(ls "$tmp/from-folder"/*-square.jpg | wc -l)" -eq 2 ] && ok || bad "folder: $(ls "$tmp/from-folder")"
+run folder-empty 3 "$ts" make "$tmp/folder/empty" -o "$tmp/b14"
+grep -q "empty: no photos in this folder" "$tmp/err" && ok || bad "folder-empty: $(cat "$tmp/err")"
 # Several looks in one --style (a list), the same one twice there made once.
 run style-list 0 "$ts" make "$sample" -o "$tmp/list" --style linkedin,medical,linkedin --crop square:400
 json_check style-list "$tmp/list/report.json" '[.outputs[].look] == ["linkedin", "medical"]'
