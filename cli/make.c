@@ -233,13 +233,24 @@ static int photo_file(const struct dirent *e) {
     return 0;
 }
 
+/* Whether path is a file trueshot made: a headshot (its XMP names trueshot as the creator tool)
+ * or a contact sheet (by its name: it carries no XMP). */
+static bool made_here(const char *path) {
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    size_t n = strlen(base), k = strlen("contact-sheet.jpg");
+    if (n >= k && !strcmp(base + n - k, "contact-sheet.jpg")) return true;
+    make_metadata m;
+    return make_read_back(path, &m) == 0 && !strncmp(m.creator_tool, "trueshot", 8);
+}
+
 /* A folder given as a photo: every photo in it (by its name's extension; sorted by name, hidden
- * files left out). Returns 0, or the exit code, said. */
+ * files left out), but for what trueshot made there (headshots and sheets of an earlier run,
+ * which would be graded as sources). Returns 0, or the exit code, said. */
 static int add_folder(make_opts *o, const char *dir) {
     static char paths[MAX_PHOTOS][1100]; /* (the photos' names live as long as the command) */
     static int used;
     struct dirent **list = NULL;
-    int n = scandir(dir, &list, photo_file, alphasort), rc = 0, added = 0;
+    int n = scandir(dir, &list, photo_file, alphasort), rc = 0, added = 0, ours = 0;
     if (n < 0) return cli_fail(TS_ERR_READ, "%s: %s", dir, strerror(errno));
     for (int i = 0; i < n; i++) {
         if (!rc && used < MAX_PHOTOS) {
@@ -247,7 +258,10 @@ static int add_folder(make_opts *o, const char *dir) {
             snprintf(paths[used], sizeof paths[used], "%s%s%s", dir,
                      len && dir[len - 1] == '/' ? "" : "/", list[i]->d_name);
             struct stat st;
-            if (stat(paths[used], &st) == 0 && S_ISREG(st.st_mode)) {
+            bool file = stat(paths[used], &st) == 0 && S_ISREG(st.st_mode);
+            if (file && made_here(paths[used])) {
+                ours++;
+            } else if (file) {
                 int before = o->n_photos;
                 rc = add_photo(o, paths[used]);
                 if (o->n_photos > before) used++, added++;
@@ -258,6 +272,10 @@ static int add_folder(make_opts *o, const char *dir) {
         free(list[i]);
     }
     free(list);
+    if (!rc && ours)
+        fprintf(stderr,
+                "trueshot: note: %s: left out %d file%s trueshot made (headshots, sheets)\n", dir,
+                ours, ours == 1 ? "" : "s");
     if (!rc && !added)
         rc = cli_fail(TS_ERR_READ,
                       "%s: no photos in this folder (JPEG, PNG, WebP, HEIC, AVIF, TIFF, JPEG 2000 "

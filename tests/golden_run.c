@@ -232,6 +232,24 @@ static int by_name(const void *a, const void *b) {
 }
 
 /* Runs one golden folder: 0 pass (or updated), 1 fail, 77 skipped. */
+/* Removes path and, if it is a folder, what is in it. */
+static void remove_tree(const char *path) {
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char p[1400];
+        fmt(p, sizeof p, "%s/%s", path, e->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            remove_tree(p);
+        else
+            unlink(p);
+    }
+    if (d) closedir(d);
+    rmdir(path);
+}
+
 static int run_one(const char *ts, const char *golden_dir, const char *name, int update) {
     char dir[1200], photo[1400], style[1400], out[1400], expected[1400];
     fmt(dir, sizeof dir, "%s/%s", golden_dir, name);
@@ -302,17 +320,10 @@ static int run_one(const char *ts, const char *golden_dir, const char *name, int
     if (got) g_object_unref(got);
     if (half) g_object_unref(half);
     if (want) g_object_unref(want);
-    /* Everything make wrote goes: the render, edit map, contact sheet, reports. */
-    DIR *d = opendir(tmp);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char p[1400];
-        fmt(p, sizeof p, "%s/%s", tmp, e->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(tmp);
+    /* Everything make wrote goes: the render, the contact sheet, the reports and report-files/
+     * (the edit maps, the photo's preview; left behind, it kept the folder: a /tmp folder a
+     * golden a run). */
+    remove_tree(tmp);
     fflush(stdout);
     return result;
 }

@@ -254,9 +254,13 @@ cp "$sample" "$tmp/folder/grace.jpg"
 cp "$sample" "$tmp/folder/.hidden.jpg"
 echo "not a photo" >"$tmp/folder/notes.txt"
 vips flip "$sample" "$tmp/folder/FLIPPED.PNG" horizontal
+# An earlier run's headshot and sheet there are left out (said): they are not sources.
+cp "$tmp/a/sample-linkedin-4x5.jpg" "$tmp/folder/"
+cp "$tmp/a/contact-sheet.jpg" "$tmp/folder/"
 run folder 0 "$ts" make "$tmp/folder" -o "$tmp/from-folder" --style linkedin --crop square:400 --all
 [ -f "$tmp/from-folder/grace-linkedin-square.jpg" ] && [ -f "$tmp/from-folder/FLIPPED-linkedin-square.jpg" ] &&
     [ "$(ls "$tmp/from-folder"/*-square.jpg | wc -l)" -eq 2 ] && ok || bad "folder: $(ls "$tmp/from-folder")"
+grep -q "folder: left out 2 files trueshot made" "$tmp/err" && ok || bad "folder, trueshot's own files: $(cat "$tmp/err")"
 run folder-empty 3 "$ts" make "$tmp/folder/empty" -o "$tmp/b14"
 grep -q "empty: no photos in this folder" "$tmp/err" && ok || bad "folder-empty: $(cat "$tmp/err")"
 # Several looks in one --style (a list), the same one twice there made once.
