@@ -589,21 +589,15 @@ int cmd_make(int argc, char **argv) {
         ts_photo *orig = photos[pi], *p = orig;
         const char *stem = o.stems[pi];
         progress("trueshot: %s: finding the face...", stem);
-        /* A face the photo cuts beside it or under the chin: every look would refuse it (frame),
-         * so it is said once, before the cut-out is made. */
+        /* A face the photo cuts beside it or under the chin, or a thumbnail's: every look would
+         * refuse it (frame), so it is said once, before the cut-out is made. (A photo without a
+         * face is said by ts_render_prepare.) */
         const ts_face_analysis *subj = NULL;
-        int cut = ts_photo_subject(ctx, orig, &subj) == TS_OK
-                      ? ts_frame_face_cut(subj, ts_photo_width(orig), ts_photo_height(orig))
-                      : 0;
-        if (cut) {
+        ts_status refused =
+            ts_photo_subject(ctx, orig, &subj) == TS_OK ? ts_frame_refusal(ctx, orig, subj) : TS_OK;
+        if (refused == TS_ERR_FRAMING || refused == TS_ERR_FACE_SMALL) {
             progress(NULL);
-            int code = cli_fail(TS_ERR_FRAMING, "%s: %s", o.photos[pi], ts_frame_cut_reason(cut));
-            if (!rc) rc = code;
-            continue;
-        }
-        if (subj && ts_frame_face_size(ctx, orig, subj) == TS_ERR_FACE_SMALL) {
-            progress(NULL);
-            int code = cli_fail(TS_ERR_FACE_SMALL, "%s: %s", o.photos[pi], ts_ctx_error(ctx));
+            int code = cli_fail(refused, "%s: %s", o.photos[pi], ts_ctx_error(ctx));
             if (!rc) rc = code;
             continue;
         }

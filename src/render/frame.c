@@ -1668,21 +1668,8 @@ int ts_frame_face_cut(const ts_face_analysis *f, int PW, int PH) {
     return cut;
 }
 
-ts_status ts_frame_face_size(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *f) {
-    const ts_face *faces;
-    int n;
-    ts_status st = ts_photo_faces(ctx, p, &faces, &n);
-    if (st) return st;
-    if (f->face < 0 || f->face >= n || faces[f->face].w >= TS_FACE_MIN_PX) return TS_OK;
-    /* (a sharp 1200 px headshot wants ~245 px between the eyes, check.c: a face ~575 wide) */
-    return ts_fail(ctx, TS_ERR_FACE_SMALL,
-                   "the face is too small to make a headshot of: %.0f px wide in this photo, "
-                   "where a headshot needs at least %d (a sharp 1200 px one about 575); use a "
-                   "photo taken closer, or the camera's full-size file",
-                   faces[f->face].w, TS_FACE_MIN_PX);
-}
-
-const char *ts_frame_cut_reason(int cut) {
+/* The sentence for a face ts_frame_face_cut found cut. */
+static const char *cut_reason(int cut) {
     return cut & TS_FACE_CUT_SIDE && cut & TS_FACE_CUT_BELOW
                ? "the face runs off the photo beside it and below the chin, so no headshot can "
                  "be framed without making part of it up; use a photo with room around the "
@@ -1696,6 +1683,23 @@ const char *ts_frame_cut_reason(int cut) {
                  "(trueshot check grades photos for this)";
 }
 
+ts_status ts_frame_refusal(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *f) {
+    /* (the photo the landmarks are in: its decode, as frame takes it) */
+    int cut = ts_frame_face_cut(f, ts_photo_width(p), ts_photo_height(p));
+    if (cut) return ts_fail(ctx, TS_ERR_FRAMING, "%s", cut_reason(cut));
+    const ts_face *faces;
+    int n;
+    ts_status st = ts_photo_faces(ctx, p, &faces, &n);
+    if (st) return st;
+    if (f->face < 0 || f->face >= n || faces[f->face].w >= TS_FACE_MIN_PX) return TS_OK;
+    /* (a sharp 1200 px headshot wants ~245 px between the eyes, check.c: a face ~575 wide) */
+    return ts_fail(ctx, TS_ERR_FACE_SMALL,
+                   "the face is too small to make a headshot of: %.0f px wide in this photo, "
+                   "where a headshot needs at least %d (a sharp 1200 px one about 575); use a "
+                   "photo taken closer, or the camera's full-size file",
+                   faces[f->face].w, TS_FACE_MIN_PX);
+}
+
 /* The frame's geometry for p (the transform and the part of the photo it needs), and the notes
  * on what the photo lacks. */
 static ts_status frame_geometry(ts_render_job *job, const frame_params *p, int PW, int PH,
@@ -1704,11 +1708,10 @@ static ts_status frame_geometry(ts_render_job *job, const frame_params *p, int P
     int W = p->width, H = ts_frame_height(p);
     const float(*L)[3] = f->landmarks;
     /* A face cut by the photo's side or bottom cannot be framed: the frame would repeat the
-     * edge's pixels across it. (Cut at the top it is framed, and the note says so.) */
-    int cut = ts_frame_face_cut(f, PW, PH);
-    if (cut) return ts_fail(job->ctx, TS_ERR_FRAMING, "%s", ts_frame_cut_reason(cut));
-    ts_status small = ts_frame_face_size(job->ctx, job->photo, f);
-    if (small) return small;
+     * edge's pixels across it (cut at the top it is framed, and the note says so); nor can a
+     * thumbnail's. */
+    ts_status refused = ts_frame_refusal(job->ctx, job->photo, f);
+    if (refused) return refused;
     /* A photo lying on its side or upside down (saved without its EXIF orientation) is turned
      * upright whatever the style says; what roll is left is levelled as any other. */
     double roll;

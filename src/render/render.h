@@ -99,17 +99,18 @@ double ts_frame_scale(ts_ctx *ctx, ts_photo *photo, const ts_face_analysis *face
 
 /* Where the face (its mesh) runs off a PW x PH photo by more than a pixel or two: beside it
  * (TS_FACE_CUT_SIDE) and/or below the chin (TS_FACE_CUT_BELOW), by the face's own up; 0 when it
- * is whole, or cut only above (the top of the head: framed, with a note). frame refuses a cut
- * face with TS_ERR_FRAMING and ts_frame_cut_reason's words. */
+ * is whole, or cut only above (the top of the head: framed, with a note). */
 enum { TS_FACE_CUT_SIDE = 1, TS_FACE_CUT_BELOW = 2 };
 int ts_frame_face_cut(const ts_face_analysis *f, int PW, int PH);
 /* The smallest face frame makes a headshot of: its detection box this many photo pixels wide.
  * Smaller, even the smallest output (400 px) enlarges it more than five times and the mesh
  * reads it from a crop enlarged eight times; such a photo is a thumbnail. */
 #define TS_FACE_MIN_PX 24
-/* TS_OK, or TS_ERR_FACE_SMALL with a sentence on ctx, for photo p's subject f. */
-ts_status ts_frame_face_size(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *f);
-const char *ts_frame_cut_reason(int cut);
+/* Whether a headshot can be framed from photo p (its subject f): TS_OK, or TS_ERR_FRAMING (the
+ * face runs off the photo beside it or below the chin: ts_frame_face_cut) or TS_ERR_FACE_SMALL
+ * (under TS_FACE_MIN_PX wide), with a sentence saying what to do on ctx. frame refuses every
+ * look so; make asks once, before the cut-out. */
+ts_status ts_frame_refusal(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *f);
 
 /* The height in pixels of the canvas a frame block (params) asks for: its width over its
  * template's aspect. */
