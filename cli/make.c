@@ -284,6 +284,14 @@ static int add_folder(make_opts *o, const char *dir) {
     return rc;
 }
 
+/* An output's file and its edit map (in DIR/report-files/), for the photo's stem, the look and
+ * the crop: the names render_one writes and inputs_safe checks. */
+static void output_paths(const char *dir, const char *stem, const char *look, const char *crop,
+                         const char *ext, char *path, size_t cap, char *map, size_t map_cap) {
+    snprintf(path, cap, "%s/%s-%s-%s%s", dir, stem, look, crop, ext);
+    snprintf(map, map_cap, "%s/" MAKE_REPORT_FILES "/%s-%s-%s-editmap.png", dir, stem, look, crop);
+}
+
 /* Whether path names one of the photos given (the same file: device and inode). */
 static bool is_input(const make_opts *o, const char *path) {
     for (int i = 0; i < o->n_photos; i++)
@@ -349,32 +357,32 @@ static ts_status render_order(ts_ctx *ctx, ts_style *const *styles, int n_styles
 static int inputs_safe(const make_opts *o, ts_style *const *styles, const make_slot *slots,
                        int total) {
     static const char *const fixed[] = {"contact-sheet.jpg", "report.html", "report.json"};
-    char path[1400], stem[256], look[256];
+    char paths[2][1400], look[256];
     for (int i = -1; i < o->n_photos; i++) {
-        if (i >= 0) snprintf(stem, sizeof stem, "%s", o->stems[i]);
-        int n = 3 + (i >= 0 ? 1 + 2 * total : 0);
+        const char *stem = i < 0 ? "" : o->stems[i], *sep = i < 0 ? "" : "-";
+        /* the sheet and the reports (the run's, then each photo's), the photo's preview, then
+         * each output and its edit map */
+        int n = 3 + (i >= 0 ? 1 + total : 0);
         for (int k = 0; k < n; k++) {
-            const char *sep = i < 0 ? "" : "-", *st = i < 0 ? "" : stem;
+            paths[1][0] = 0;
             if (k < 3) {
-                snprintf(path, sizeof path, "%s/%s%s%s", o->dir, st, sep, fixed[k]);
+                snprintf(paths[0], sizeof paths[0], "%s/%s%s%s", o->dir, stem, sep, fixed[k]);
             } else if (k == 3) {
-                snprintf(path, sizeof path, "%s/" MAKE_REPORT_FILES "/%s-photo.jpg", o->dir, stem);
+                snprintf(paths[0], sizeof paths[0], "%s/" MAKE_REPORT_FILES "/%s-photo.jpg", o->dir,
+                         stem);
             } else {
-                const make_slot *sl = &slots[(k - 4) / 2];
+                const make_slot *sl = &slots[k - 4];
                 stem_of(o->styles[sl->style], look, sizeof look);
                 const export_params *ep = ts_style_params(styles[sl->style], "export");
-                if ((k - 4) % 2 == 0)
-                    snprintf(path, sizeof path, "%s/%s-%s-%s%s", o->dir, stem, look, sl->crop,
-                             ts_export_extension(ep->format));
-                else
-                    snprintf(path, sizeof path, "%s/" MAKE_REPORT_FILES "/%s-%s-%s-editmap.png",
-                             o->dir, stem, look, sl->crop);
+                output_paths(o->dir, stem, look, sl->crop, ts_export_extension(ep->format),
+                             paths[0], sizeof paths[0], paths[1], sizeof paths[1]);
             }
-            if (is_input(o, path))
-                return cli_fail(TS_ERR_ARGUMENT,
-                                "make: %s is one of the photos given, and trueshot never "
-                                "overwrites its inputs; write to another folder (-o)",
-                                path);
+            for (int q = 0; q < 2; q++)
+                if (paths[q][0] && is_input(o, paths[q]))
+                    return cli_fail(TS_ERR_ARGUMENT,
+                                    "make: %s is one of the photos given, and trueshot never "
+                                    "overwrites its inputs; write to another folder (-o)",
+                                    paths[q]);
         }
     }
     return 0;
@@ -394,10 +402,8 @@ static ts_status render_one(ts_ctx *ctx, ts_photo *p, const ts_face_analysis *fa
     ts_status st;
     snprintf(o->crop, sizeof o->crop, "%s", sl->crop);
     const export_params *ep = ts_style_params(s, "export");
-    snprintf(o->path, sizeof o->path, "%s/%s-%s-%s%s", mo->dir, stem, o->look, o->crop,
-             ts_export_extension(ep->format));
-    snprintf(o->edit_map, sizeof o->edit_map, "%s/" MAKE_REPORT_FILES "/%s-%s-%s-editmap.png",
-             mo->dir, stem, o->look, o->crop);
+    output_paths(mo->dir, stem, o->look, o->crop, ts_export_extension(ep->format), o->path,
+                 sizeof o->path, o->edit_map, sizeof o->edit_map);
     ts_look_request req = {.style = s,
                            .frame_params = sl->params,
                            .path = o->path,
