@@ -13,7 +13,7 @@
 #include "core/internal.h"
 
 static const char check_usage[] =
-    "usage: trueshot check PHOTO... [--json] [--html REPORT.html] [--size PX] [--no-scene]\n"
+    "usage: trueshot check PHOTO|FOLDER... [--json] [--html REPORT.html] [--size PX] [--no-scene]\n"
     "\n"
     "Grades each photo as the source of a headshot, the way ISO/IEC 29794-5 (face image\n"
     "quality) and its reference implementation OFIQ grade passport photos, adapted to\n"
@@ -44,6 +44,8 @@ static const char check_usage[] =
     "  wardrobe     busy patterns, logos, clothes the colour of your skin or the backdrop;\n"
     "               and which backdrop colours suit your clothes and hair\n"
     "With several photos, they are ranked and the best one is named, with why it won.\n"
+    "A folder stands for the photos in it (by their names: JPEG, PNG, WebP, HEIC, AVIF,\n"
+    "TIFF, JPEG 2000, JPEG XL); headshots and contact sheets trueshot made are left out.\n"
     "\n"
     "options:\n"
     "  --json          print one JSON report for all photos (schema: docs/check-json.md)\n"
@@ -61,7 +63,7 @@ static const char check_usage[] =
     "\n"
     "examples:\n"
     "  trueshot check me1.jpg me2.jpg me3.jpg\n"
-    "  trueshot check ~/Pictures/headshot-tries/*.jpg --html report.html\n"
+    "  trueshot check ~/Pictures/headshot-tries --html report.html\n"
     "  trueshot check --json *.jpg | jq -r '.photos[] | select(.verdict == \"good\") | .photo'\n";
 
 typedef struct item {
@@ -314,6 +316,41 @@ int cmd_check(int argc, char **argv) {
     }
     if (!nphotos)
         return cli_fail(TS_ERR_ARGUMENT, "check: which photos? (trueshot check PHOTO...)");
+    /* The photos: each named one, and the photos in each folder named (a photo named twice, or
+     * again through its folder, is checked once). */
+    const char **paths = NULL;
+    cli_folder *folders = calloc((size_t)argc, sizeof *folders);
+    int n_folders = 0, rc = 0;
+    nphotos = 0;
+    for (int i = 1; !rc && folders && i < argc; i++) {
+        if (!strcmp(argv[i], "--html") || !strcmp(argv[i], "--size")) {
+            i++;
+            continue;
+        }
+        if (argv[i][0] == '-' && argv[i][1]) continue;
+        cli_folder one = {(char **)&argv[i], 1, 0};
+        if (cli_is_dir(argv[i]) && (rc = cli_folder_photos("check", argv[i], &folders[n_folders])))
+            break;
+        const cli_folder *f = cli_is_dir(argv[i]) ? &folders[n_folders++] : &one;
+        const char **grown = realloc(paths, sizeof *paths * (size_t)(nphotos + f->n));
+        if (!grown) {
+            rc = cli_fail(TS_ERR_NOMEM, "out of memory");
+            break;
+        }
+        paths = grown;
+        for (int k = 0; k < f->n; k++) {
+            int seen = 0;
+            for (int j = 0; j < nphotos && !seen; j++)
+                seen = !strcmp(paths[j], f->paths[k]) || cli_same_file(paths[j], f->paths[k]);
+            if (!seen) paths[nphotos++] = f->paths[k];
+        }
+    }
+    if (!folders) rc = cli_fail(TS_ERR_NOMEM, "out of memory");
+    if (rc) {
+        for (int i = 0; i < n_folders; i++) cli_folder_free(&folders[i]);
+        free(folders), free(paths);
+        return rc;
+    }
 
     ts_ctx *ctx;
     ts_ctx_options co;
@@ -333,16 +370,11 @@ int cmd_check(int argc, char **argv) {
     ts_check_options_init(&opt);
     opt.output_px = size;
     opt.scene = scene;
-    int rc = 0, k = 0;
+    int k = 0;
     bool model_failed = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--html") || !strcmp(argv[i], "--size")) {
-            i++;
-            continue;
-        }
-        if (argv[i][0] == '-' && argv[i][1]) continue;
+    for (int i = 0; i < nphotos; i++) {
         item *p = &it[k++];
-        p->path = argv[i];
+        p->path = paths[i];
         if (model_failed) {
             /* The next photo would fail the same way. */
             p->status = TS_ERR_MODEL;
@@ -401,5 +433,7 @@ int cmd_check(int argc, char **argv) {
     for (int i = 0; i < nphotos; i++) ts_check_report_free(it[i].report);
     free(it), free(order), free(W), free(H), free(reps);
     ts_ctx_free(ctx);
+    for (int i = 0; i < n_folders; i++) cli_folder_free(&folders[i]);
+    free(folders), free(paths);
     return rc;
 }

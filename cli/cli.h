@@ -18,6 +18,24 @@ bool cli_tty(void);
 /* Whether a and b name the same existing file (device and inode). */
 bool cli_same_file(const char *a, const char *b);
 
+/* The photos in a folder given as a photo: every file whose name says it is one (JPEG, PNG,
+ * WebP, HEIC/HEIF, AVIF, TIFF, JPEG 2000, JPEG XL), sorted by name, hidden files left out, and
+ * the files trueshot made there left out too (headshots by their XMP CreatorTool, contact
+ * sheets by their name), said in one note: a second run over the same folder would otherwise
+ * grade its own headshots as sources. Returns 0 with f filled (free it with cli_folder_free),
+ * or the exit code, said (cmd names the command in the message): TS_ERR_READ's when the folder
+ * cannot be read or holds no photo. */
+typedef struct cli_folder {
+    char **paths;
+    int n;
+    int ours; /* files left out as trueshot's own */
+} cli_folder;
+int cli_folder_photos(const char *cmd, const char *dir, cli_folder *f);
+void cli_folder_free(cli_folder *f);
+
+/* Whether path names an existing folder. */
+bool cli_is_dir(const char *path);
+
 int cmd_demo(int argc, char **argv);
 int cmd_make(int argc, char **argv);
 int cmd_faces(int argc, char **argv);

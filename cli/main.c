@@ -60,6 +60,11 @@ bool cli_same_file(const char *a, const char *b) {
            x.st_ino == y.st_ino;
 }
 
+bool cli_is_dir(const char *path) {
+    struct stat st;
+    return path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int cli_fail(ts_status s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -3,10 +3,8 @@
  * photos -> check (pick the best) -> face analysis + matte (once) -> for each look and each of
  * its outputs: frame, tone, light, retouch, background, export -> identity check and edit map
  * per output -> report (JSON + HTML) and contact sheet. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
-#include <strings.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,64 +221,16 @@ static int add_photo(make_opts *o, const char *a) {
     return 0;
 }
 
-static int photo_file(const struct dirent *e) {
-    static const char *const exts[] = {".jpg",  ".jpeg", ".png",  ".webp", ".heic", ".heif",
-                                       ".avif", ".tif",  ".tiff", ".jp2",  ".jxl"};
-    const char *dot = strrchr(e->d_name, '.');
-    if (e->d_name[0] == '.' || !dot) return 0;
-    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
-        if (!strcasecmp(dot, exts[i])) return 1;
-    return 0;
-}
-
-/* Whether path is a file trueshot made: a headshot (its XMP names trueshot as the creator tool)
- * or a contact sheet (by its name: it carries no XMP). */
-static bool made_here(const char *path) {
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    size_t n = strlen(base), k = strlen("contact-sheet.jpg");
-    if (n >= k && !strcmp(base + n - k, "contact-sheet.jpg")) return true;
-    make_metadata m;
-    return make_read_back(path, &m) == 0 && !strncmp(m.creator_tool, "trueshot", 8);
-}
-
-/* A folder given as a photo: every photo in it (by its name's extension; sorted by name, hidden
- * files left out), but for what trueshot made there (headshots and sheets of an earlier run,
- * which would be graded as sources). Returns 0, or the exit code, said. */
+/* A folder given as a photo: the photos in it (cli_folder_photos). Their names live as long as
+ * the command. Returns 0, or the exit code, said. */
 static int add_folder(make_opts *o, const char *dir) {
-    static char paths[MAX_PHOTOS][1100]; /* (the photos' names live as long as the command) */
-    static int used;
-    struct dirent **list = NULL;
-    int n = scandir(dir, &list, photo_file, alphasort), rc = 0, added = 0, ours = 0;
-    if (n < 0) return cli_fail(TS_ERR_READ, "%s: %s", dir, strerror(errno));
-    for (int i = 0; i < n; i++) {
-        if (!rc && used < MAX_PHOTOS) {
-            size_t len = strlen(dir);
-            snprintf(paths[used], sizeof paths[used], "%s%s%s", dir,
-                     len && dir[len - 1] == '/' ? "" : "/", list[i]->d_name);
-            struct stat st;
-            bool file = stat(paths[used], &st) == 0 && S_ISREG(st.st_mode);
-            if (file && made_here(paths[used])) {
-                ours++;
-            } else if (file) {
-                int before = o->n_photos;
-                rc = add_photo(o, paths[used]);
-                if (o->n_photos > before) used++, added++;
-            }
-        } else if (!rc) {
-            rc = cli_fail(TS_ERR_ARGUMENT, "make: at most %d photos", MAX_PHOTOS);
-        }
-        free(list[i]);
+    cli_folder f;
+    int rc = cli_folder_photos("make", dir, &f);
+    for (int i = 0; !rc && i < f.n; i++) {
+        char *kept = strdup(f.paths[i]); /* (freed at exit) */
+        rc = kept ? add_photo(o, kept) : cli_fail(TS_ERR_NOMEM, "out of memory");
     }
-    free(list);
-    if (!rc && ours)
-        fprintf(stderr,
-                "trueshot: note: %s: left out %d file%s trueshot made (headshots, sheets)\n", dir,
-                ours, ours == 1 ? "" : "s");
-    if (!rc && !added)
-        rc = cli_fail(TS_ERR_READ,
-                      "%s: no photos in this folder (JPEG, PNG, WebP, HEIC, AVIF, TIFF, JPEG 2000 "
-                      "or JPEG XL, by their names)",
-                      dir);
+    cli_folder_free(&f);
     return rc;
 }
 
@@ -517,9 +467,7 @@ int cmd_make(int argc, char **argv) {
         } else if (a[0] == '-' && a[1]) {
             return cli_fail(TS_ERR_ARGUMENT, "make: unknown option '%s' (try trueshot make -h)", a);
         } else {
-            struct stat st;
-            int code =
-                stat(a, &st) == 0 && S_ISDIR(st.st_mode) ? add_folder(&o, a) : add_photo(&o, a);
+            int code = cli_is_dir(a) ? add_folder(&o, a) : add_photo(&o, a);
             if (code) return code;
         }
     }

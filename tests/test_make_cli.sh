@@ -263,6 +263,14 @@ run folder 0 "$ts" make "$tmp/folder" -o "$tmp/from-folder" --style linkedin --c
 grep -q "folder: left out 2 files trueshot made" "$tmp/err" && ok || bad "folder, trueshot's own files: $(cat "$tmp/err")"
 run folder-empty 3 "$ts" make "$tmp/folder/empty" -o "$tmp/b14"
 grep -q "empty: no photos in this folder" "$tmp/err" && ok || bad "folder-empty: $(cat "$tmp/err")"
+# check takes a folder the same way: its two photos graded and ranked, trueshot's own files left
+# out (said), a photo named again beside its folder checked once; a folder with none: exit 3.
+run check-folder 0 "$ts" check --json "$tmp/folder" "$tmp/folder/grace.jpg"
+[ "$(jq -r '[.photos[].photo | sub(".*/"; "")] | sort | join(",")' "$tmp/out")" = "FLIPPED.PNG,grace.jpg" ] &&
+    ok || bad "check-folder: $(jq -c '[.photos[].photo]' "$tmp/out")"
+grep -q "folder: left out 2 files trueshot made" "$tmp/err" && ok || bad "check-folder, trueshot's own files: $(cat "$tmp/err")"
+run check-folder-empty 3 "$ts" check "$tmp/folder/empty"
+grep -q "check: .*empty: no photos in this folder" "$tmp/err" && ok || bad "check-folder-empty: $(cat "$tmp/err")"
 # Several looks in one --style (a list), the same one twice there made once.
 run style-list 0 "$ts" make "$sample" -o "$tmp/list" --style linkedin,medical,linkedin --crop square:400
 json_check style-list "$tmp/list/report.json" '[.outputs[].look] == ["linkedin", "medical"]'
