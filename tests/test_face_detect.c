@@ -208,6 +208,54 @@ static void t_transforms(void **state) {
     ts_ctx_free(ctx);
 }
 
+/* grace_hopper placed at (x, y) on a flat W x H grey photo, written to a PNG; the faces found. */
+static int detect_placed(ts_ctx *ctx, int W, int H, int x, int y, ts_face_box *f) {
+    char path[1200], out[600];
+    photo_path(path, sizeof path, "grace_hopper.jpg");
+    VipsImage *im = vips_image_new_from_file(path, NULL), *big = NULL;
+    assert_non_null(im);
+    double grey[3] = {96, 104, 112};
+    assert_int_equal(vips_embed(im, &big, x, y, W, H, "extend", VIPS_EXTEND_BACKGROUND,
+                                "background", vips_array_double_new(grey, 3), NULL),
+                     0);
+    snprintf(out, sizeof out, "%s/placed-%dx%d.png", tmpdir, W, H);
+    assert_int_equal(vips_image_write_to_file(big, out, NULL), 0);
+    g_object_unref(im), g_object_unref(big);
+    return detect_path(ctx, out, f, NULL, NULL);
+}
+
+/* A face too small for the detectors' view of the whole photo is found by the search over its
+ * parts (detect.c, TILE_FROM): grace_hopper's face (about 200 px wide) in a 6000 x 800 panorama
+ * and in a 4000 x 3000 photo, where the whole-photo pass alone finds nothing (checked below on
+ * the same face at a size under TILE_FROM, where no parts are searched: there it is large
+ * enough to be found whole). Its box lands where her face is. */
+static void t_small_in_large(void **state) {
+    (void)state;
+    ts_ctx *ctx;
+    assert_int_equal(ts_ctx_new(NULL, &ctx), TS_OK);
+    ts_face_box own[CAP], f[CAP];
+    char path[1200];
+    photo_path(path, sizeof path, "grace_hopper.jpg");
+    assert_int_equal(detect_path(ctx, path, own, NULL, NULL), 1);
+    static const int at[][4] = {
+        {6000, 800, 2000, 100}, {800, 6000, 100, 3500}, {4000, 3000, 2500, 1800}};
+    for (int k = 0; k < 3; k++) {
+        int n = detect_placed(ctx, at[k][0], at[k][1], at[k][2], at[k][3], f);
+        print_message("%dx%d: %d face(s)", at[k][0], at[k][1], n);
+        for (int i = 0; i < n; i++)
+            print_message(" [%.0f,%.0f %.0fx%.0f %.2f]", f[i].x, f[i].y, f[i].w, f[i].h,
+                          f[i].score);
+        assert_int_equal(n, 1);
+        double cx = f[0].x + f[0].w / 2 - (own[0].x + own[0].w / 2 + at[k][2]);
+        double cy = f[0].y + f[0].h / 2 - (own[0].y + own[0].h / 2 + at[k][3]);
+        print_message(", centre off by %.1f, %.1f px, width %.0f (own %.0f)\n", cx, cy, f[0].w,
+                      own[0].w);
+        assert_true(hypot(cx, cy) < 0.25 * own[0].w);
+        assert_true(f[0].w > 0.6 * own[0].w && f[0].w < 1.5 * own[0].w);
+    }
+    ts_ctx_free(ctx);
+}
+
 /* The subject rule: larger wins; at equal size, the more central wins. */
 static void t_subject(void **state) {
     (void)state;
@@ -237,6 +285,7 @@ int main(void) {
         cmocka_unit_test(t_subject),
         cmocka_unit_test(t_counts),
         cmocka_unit_test(t_transforms),
+        cmocka_unit_test(t_small_in_large),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

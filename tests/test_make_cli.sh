@@ -179,6 +179,14 @@ run over-limit 5 "$ts" make "$tmp/huge.jpg" -o "$tmp/b12"
 grep -q "huge.jpg: 253.8 megapixels is over the limit of 250.0" "$tmp/err" && ok ||
     bad "over-limit message: $(cat "$tmp/err")"
 rm -f "$tmp/huge.jpg" "$tmp/mf.jpg"
+# A person small in a wide photo (the sample in a 6000 x 800 panorama, her face a thirtieth of
+# its width): found part by part (face/detect.c) and made into a headshot; it used to be exit 6,
+# "no face found".
+vips embed "$sample" "$tmp/pano.jpg" 2000 100 6000 800 --extend white >/dev/null 2>&1
+run panorama 0 "$ts" make "$tmp/pano.jpg" -o "$tmp/pano" --style linkedin --crop square:400
+[ "$(vipsheader -f width "$tmp/pano/pano-linkedin-square.jpg" 2>/dev/null)" = 400 ] && ok ||
+    bad "panorama: $(cat "$tmp/err")"
+rm -f "$tmp/pano.jpg"
 run bad-style-name 2 "$ts" make "$sample" -o "$tmp/b4" --style zzz
 grep -q "academic, actor-commercial" "$tmp/err" && grep -q "tech-startup" "$tmp/err" && ok ||
     bad "bad style name does not list the built-ins: $(cat "$tmp/err")"

@@ -358,6 +358,12 @@ int ts_photo_turn(const ts_photo *p) {
     return p ? atomic_load(&((ts_photo *)p)->turn) : 0;
 }
 
+/* src (all of the photo, or the part of it at photo pixels (x0, y0), span_x photo pixels wide and
+ * span_y high) letterboxed into the w x h tensor dst, and the mapping back. */
+static ts_status letterbox(ts_ctx *ctx, const ts_photo *p, VipsImage *src, float x0, float y0,
+                           float span_x, float span_y, int w, int h, float lo, float hi, float *dst,
+                           float xform[4]);
+
 ts_status ts_photo_tensor(ts_ctx *ctx, ts_photo *p, int w, int h, float lo, float hi, float *dst,
                           float xform[4]) {
     if (!ctx || !p || !dst || w <= 0 || h <= 0 || w > 8192 || h > 8192)
@@ -380,6 +386,37 @@ ts_status ts_photo_tensor(ts_ctx *ctx, ts_photo *p, int w, int h, float lo, floa
         if (p->small) an = p->small;
         pthread_mutex_unlock(&p->lock);
     }
+    return letterbox(ctx, p, an, 0, 0, (float)p->width, (float)p->height, w, h, lo, hi, dst, xform);
+}
+
+ts_status ts_photo_tensor_area(ts_ctx *ctx, ts_photo *p, const double area[4], int w, int h,
+                               float lo, float hi, float *dst, float xform[4]) {
+    if (!ctx || !p || !area || !dst || w <= 0 || h <= 0 || w > 8192 || h > 8192)
+        return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_photo_tensor_area: bad argument");
+    VipsImage *an = ts_photo_analysis(ctx, p, NULL);
+    if (!an) return TS_ERR_FORMAT;
+    /* the area in the analysis copy, rounded out to whole pixels within it */
+    double kx = (double)an->Xsize / p->width, ky = (double)an->Ysize / p->height;
+    int x0 = (int)floor(area[0] * kx), y0 = (int)floor(area[1] * ky);
+    int x1 = (int)ceil((area[0] + area[2]) * kx), y1 = (int)ceil((area[1] + area[3]) * ky);
+    x0 = x0 < 0 ? 0 : x0, y0 = y0 < 0 ? 0 : y0;
+    x1 = x1 > an->Xsize ? an->Xsize : x1, y1 = y1 > an->Ysize ? an->Ysize : y1;
+    if (x1 - x0 < 2 || y1 - y0 < 2)
+        return ts_fail(ctx, TS_ERR_ARGUMENT, "ts_photo_tensor_area: the area is off the photo");
+    VipsImage *part = NULL;
+    char why[300];
+    if (vips_extract_area(an, &part, x0, y0, x1 - x0, y1 - y0, NULL))
+        return ts_fail(ctx, TS_ERR_INTERNAL, "%s: %s", p->path, vips_reason(why, sizeof why));
+    ts_status s =
+        letterbox(ctx, p, part, (float)(x0 / kx), (float)(y0 / ky), (float)((x1 - x0) / kx),
+                  (float)((y1 - y0) / ky), w, h, lo, hi, dst, xform);
+    g_object_unref(part);
+    return s;
+}
+
+static ts_status letterbox(ts_ctx *ctx, const ts_photo *p, VipsImage *an, float x0, float y0,
+                           float span_x, float span_y, int w, int h, float lo, float hi, float *dst,
+                           float xform[4]) {
     /* Fit inside w x h keeping the aspect ratio. */
     double sx = (double)w / an->Xsize, sy = (double)h / an->Ysize, s = sx < sy ? sx : sy;
     int tw = (int)lround(an->Xsize * s), th = (int)lround(an->Ysize * s);
@@ -412,10 +449,10 @@ ts_status ts_photo_tensor(ts_ctx *ctx, ts_photo *p, int w, int h, float lo, floa
     }
     g_free(px);
     if (xform) {
-        xform[0] = (float)p->width / iw;
-        xform[1] = -ox * xform[0];
-        xform[2] = (float)p->height / ih;
-        xform[3] = -oy * xform[2];
+        xform[0] = span_x / iw;
+        xform[1] = x0 - ox * xform[0];
+        xform[2] = span_y / ih;
+        xform[3] = y0 - oy * xform[2];
     }
     return TS_OK;
 }

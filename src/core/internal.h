@@ -79,6 +79,12 @@ struct ts_photo {
  * error set on failure. */
 VipsImage *ts_photo_analysis(ts_ctx *ctx, ts_photo *p, double *scale);
 
+/* ts_photo_tensor of a part of the photo: area = {x, y, w, h} in photo pixels, sampled from the
+ * analysis copy (rounded out to its whole pixels, clipped to it); xform maps tensor pixels to
+ * photo pixels as ts_photo_tensor's does. TS_ERR_ARGUMENT when the area is off the photo. */
+ts_status ts_photo_tensor_area(ts_ctx *ctx, ts_photo *p, const double area[4], int w, int h,
+                               float lo, float hi, float *dst, float xform[4]);
+
 /* The whole photo decoded once at full resolution for rendering: EXIF orientation applied, sRGB,
  * 3-band uchar, in memory (borrowed: valid while p lives). NULL with the ctx error set. */
 VipsImage *ts_photo_full(ts_ctx *ctx, ts_photo *p);

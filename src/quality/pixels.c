@@ -84,20 +84,54 @@ static ts_status mask(q_input *in, crop *c, ts_face_region reg, float feather, u
     return TS_OK;
 }
 
+/* The photo decoded at k of its size (libvips' thumbnail: shrink-on-load where the format has
+ * it), turned as the photo is; NULL when it cannot be made (the caller keeps the analysis
+ * copy). */
+static VipsImage *sharper_copy(q_input *in, double k) {
+    int tw = (int)lround(in->W * k), th = (int)lround(in->H * k);
+    VipsImage *dec = NULL, *t = NULL;
+    if (tw < 1 || th < 1 ||
+        vips_thumbnail(in->photo->path, &dec, tw, "height", th, "size", VIPS_SIZE_FORCE, NULL) ||
+        !(t = ts_photo_decoded(in->photo, dec))) {
+        if (dec) g_object_unref(dec);
+        vips_error_clear();
+        return NULL;
+    }
+    g_object_unref(dec);
+    if (t->Bands < 3 || t->BandFmt != VIPS_FORMAT_UCHAR) {
+        g_object_unref(t);
+        return NULL;
+    }
+    return t;
+}
+
 static ts_status crop_make(q_input *in, crop *c) {
     memset(c, 0, sizeof *c);
     double b[4];
     mesh_bounds(in->a, 0.12, b);
-    double as = in->an_scale;
-    int AW = in->an->Xsize, AH = in->an->Ysize;
+    /* The face is measured from the analysis copy; a face that copy holds at fewer than
+     * CANON_IED pixels between the eyes, where the photo has more, from a decode of its own
+     * with CANON_IED (as the mesh samples a small face, face/mesh.c): in a panorama 6000 px
+     * wide the copy is shrunk 8 times, and a face 84 px between the eyes there is 10 px
+     * across, where what is left of the skin's texture, multiplied back to the photo's scale,
+     * read as heavy grain ("not usable: grainy" for grace_hopper's clean face). */
+    VipsImage *src = in->an, *sharp = NULL;
+    double as = in->an_scale, ied = in->a->inter_eye_px;
+    if (ied * as < CANON_IED && as < 1) {
+        double k = fmin(1.0, CANON_IED / fmax(ied, 1));
+        if (k > 1.5 * as && (sharp = sharper_copy(in, k)))
+            src = sharp, as = (double)sharp->Xsize / in->W;
+    }
+    int AW = src->Xsize, AH = src->Ysize;
     int x0 = (int)fmax(0, floor(b[0] * as)), y0 = (int)fmax(0, floor(b[1] * as));
     int x1 = (int)fmin(AW, ceil(b[2] * as)), y1 = (int)fmin(AH, ceil(b[3] * as));
     if (x1 - x0 < 8 || y1 - y0 < 8) {
         x0 = 0, y0 = 0, x1 = AW, y1 = AH;
     }
-    double ied_an = in->a->inter_eye_px * as;
+    double ied_an = ied * as;
     double rs = ied_an > CANON_IED ? CANON_IED / ied_an : 1.0;
-    c->rgb = extract(in->an, x0, y0, x1 - x0, y1 - y0, rs, &c->w, &c->h);
+    c->rgb = extract(src, x0, y0, x1 - x0, y1 - y0, rs, &c->w, &c->h);
+    if (sharp) g_object_unref(sharp);
     if (!c->rgb) return ts_fail(in->ctx, TS_ERR_INTERNAL, "check: cannot crop the face");
     /* The resize rounds the size: the exact scale is the ratio of sizes. */
     double sx = (double)c->w / (x1 - x0), sy = (double)c->h / (y1 - y0);
