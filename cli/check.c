@@ -375,6 +375,10 @@ int cmd_check(int argc, char **argv) {
     for (int i = 0; i < nphotos; i++) {
         item *p = &it[k++];
         p->path = paths[i];
+        if (nphotos > 1) {
+            const char *base = strrchr(p->path, '/') ? strrchr(p->path, '/') + 1 : p->path;
+            cli_progress("trueshot: checking %d of %d: %s...", i + 1, nphotos, base);
+        }
         if (model_failed) {
             /* The next photo would fail the same way. */
             p->status = TS_ERR_MODEL;
@@ -392,12 +396,14 @@ int cmd_check(int argc, char **argv) {
         p->status = s;
         if (s) {
             snprintf(p->error, sizeof p->error, "%s", ts_ctx_error(ctx));
+            cli_progress(NULL);
             int code = cli_fail(s, "%s", p->error);
             if (!rc) rc = code;
             if (s == TS_ERR_MODEL) model_failed = true;
         }
         reps[k - 1] = p->report;
     }
+    cli_progress(NULL);
     char reason[512] = "";
     ts_check_rank(reps, nphotos, order, reason, sizeof reason);
 

@@ -15,6 +15,10 @@ int cli_make_dir(const char *dir);
 /* True when stderr is a terminal (progress and colour only then). */
 bool cli_tty(void);
 
+/* One line of progress on a terminal, in place of the last; cli_progress(NULL) clears it (before
+ * anything else is said). Nothing when stderr is not a terminal. */
+void cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Whether a and b name the same existing file (device and inode). */
 bool cli_same_file(const char *a, const char *b);
 

@@ -60,6 +60,18 @@ bool cli_same_file(const char *a, const char *b) {
            x.st_ino == y.st_ino;
 }
 
+void cli_progress(const char *fmt, ...) {
+    if (!cli_tty()) return;
+    char line[76] = "";
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+    }
+    fprintf(stderr, "\r%-76s\r%s", "", line);
+}
+
 bool cli_is_dir(const char *path) {
     struct stat st;
     return path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);

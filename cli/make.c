@@ -4,7 +4,6 @@
  * its outputs: frame, tone, light, retouch, background, export -> identity check and edit map
  * per output -> report (JSON + HTML) and contact sheet. */
 #include <errno.h>
-#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +85,9 @@ typedef struct make_opts {
     /* what each photo's files are named after (photo_stems): its file name without the
      * extension, made unique */
     char stems[MAX_PHOTOS][256];
+    /* the folders given as photos: their photos' names live here (freed by cmd_make) */
+    cli_folder folders[MAX_PHOTOS];
+    int n_folders;
 } make_opts;
 
 static double now_s(void) {
@@ -179,21 +181,6 @@ static void stem_of(const char *path, char *out, size_t cap) {
     if (dot && dot != out) *dot = 0;
 }
 
-/* One line of progress on a terminal, in place of the last; progress(NULL) clears it (before
- * anything else is said). Nothing when stderr is not a terminal. */
-static void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void progress(const char *fmt, ...) {
-    if (!cli_tty()) return;
-    char line[76] = "";
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(line, sizeof line, fmt, ap);
-        va_end(ap);
-    }
-    fprintf(stderr, "\r%-76s\r%s", "", line);
-}
-
 /* Each photo's stem: its name without folder or extension, with -2, -3, ... after a name an
  * earlier photo has (a/me.jpg and b/me.jpg with --all: the second's files replaced the first's). */
 static void photo_stems(make_opts *o) {
@@ -221,16 +208,16 @@ static int add_photo(make_opts *o, const char *a) {
     return 0;
 }
 
-/* A folder given as a photo: the photos in it (cli_folder_photos). Their names live as long as
- * the command. Returns 0, or the exit code, said. */
+/* A folder given as a photo: the photos in it (cli_folder_photos), kept in o until the command
+ * ends. Returns 0, or the exit code, said. */
 static int add_folder(make_opts *o, const char *dir) {
-    cli_folder f;
-    int rc = cli_folder_photos("make", dir, &f);
-    for (int i = 0; !rc && i < f.n; i++) {
-        char *kept = strdup(f.paths[i]); /* (freed at exit) */
-        rc = kept ? add_photo(o, kept) : cli_fail(TS_ERR_NOMEM, "out of memory");
-    }
-    cli_folder_free(&f);
+    if (o->n_folders == MAX_PHOTOS)
+        return cli_fail(TS_ERR_ARGUMENT, "make: at most %d photos", MAX_PHOTOS);
+    cli_folder *f = &o->folders[o->n_folders];
+    int rc = cli_folder_photos("make", dir, f);
+    if (rc) return rc;
+    o->n_folders++;
+    for (int i = 0; !rc && i < f->n; i++) rc = add_photo(o, f->paths[i]);
     return rc;
 }
 
@@ -424,8 +411,7 @@ static int pick_best(ts_ctx *ctx, ts_photo **photos, int n, ts_check_report **re
     return best;
 }
 
-int cmd_make(int argc, char **argv) {
-    make_opts o = {0};
+static int make_main(int argc, char **argv, make_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -434,11 +420,11 @@ int cmd_make(int argc, char **argv) {
         } else if (!strcmp(a, "--list-styles")) {
             return list_styles();
         } else if (!strcmp(a, "--all")) {
-            o.all = 1;
+            o->all = 1;
         } else if (a[0] == '-' && a[1] && !v) {
             return cli_fail(TS_ERR_ARGUMENT, "make: %s needs a value (try trueshot make -h)", a);
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            o.dir = argv[++i];
+            o->dir = argv[++i];
         } else if (!strcmp(a, "--style")) {
             /* several at once: linkedin,corporate (a style file's path is taken whole) */
             char *name = argv[++i], *next;
@@ -448,40 +434,40 @@ int cmd_make(int argc, char **argv) {
                 next = whole ? NULL : strchr(name, ',');
                 if (next) *next++ = 0;
                 int seen = !*name; /* a look asked for twice is made once (the same files) */
-                for (int k = 0; k < o.n_styles; k++) seen |= !strcmp(o.styles[k], name);
+                for (int k = 0; k < o->n_styles; k++) seen |= !strcmp(o->styles[k], name);
                 if (seen) continue;
-                if (o.n_styles == MAX_STYLES)
+                if (o->n_styles == MAX_STYLES)
                     return cli_fail(TS_ERR_ARGUMENT, "make: at most %d looks", MAX_STYLES);
-                o.styles[o.n_styles++] = name;
+                o->styles[o->n_styles++] = name;
             }
         } else if (!strcmp(a, "--crop")) {
-            o.crop = argv[++i];
+            o->crop = argv[++i];
         } else if (!strcmp(a, "--background")) {
-            o.background = argv[++i];
+            o->background = argv[++i];
         } else if (!strcmp(a, "--retouch")) {
-            o.retouch = argv[++i];
+            o->retouch = argv[++i];
         } else if (!strcmp(a, "--format")) {
-            o.format = argv[++i];
+            o->format = argv[++i];
         } else if (!strcmp(a, "--max-kb")) {
-            o.max_kb = argv[++i];
+            o->max_kb = argv[++i];
         } else if (a[0] == '-' && a[1]) {
             return cli_fail(TS_ERR_ARGUMENT, "make: unknown option '%s' (try trueshot make -h)", a);
         } else {
-            int code = cli_is_dir(a) ? add_folder(&o, a) : add_photo(&o, a);
+            int code = cli_is_dir(a) ? add_folder(o, a) : add_photo(o, a);
             if (code) return code;
         }
     }
-    if (!o.n_photos) return cli_fail(TS_ERR_ARGUMENT, "make: which photos? (trueshot make -h)");
-    photo_stems(&o);
-    if (!o.dir) return cli_fail(TS_ERR_ARGUMENT, "make: where to? give -o DIR");
-    if (!o.n_styles)
+    if (!o->n_photos) return cli_fail(TS_ERR_ARGUMENT, "make: which photos? (trueshot make -h)");
+    photo_stems(o);
+    if (!o->dir) return cli_fail(TS_ERR_ARGUMENT, "make: where to? give -o DIR");
+    if (!o->n_styles)
         for (size_t k = 0; k < sizeof default_styles / sizeof default_styles[0]; k++)
-            o.styles[o.n_styles++] = default_styles[k];
+            o->styles[o->n_styles++] = default_styles[k];
     /* "out/" and "out" are the same folder; keep the paths in the report clean. */
     char dirbuf[1024];
-    snprintf(dirbuf, sizeof dirbuf, "%s", o.dir);
+    snprintf(dirbuf, sizeof dirbuf, "%s", o->dir);
     for (size_t n = strlen(dirbuf); n > 1 && dirbuf[n - 1] == '/'; n--) dirbuf[n - 1] = 0;
-    o.dir = dirbuf;
+    o->dir = dirbuf;
 
     ts_ctx *ctx;
     ts_ctx_options co;
@@ -499,9 +485,9 @@ int cmd_make(int argc, char **argv) {
     ts_check_report *graded[MAX_PHOTOS] = {0}; /* each photo's check, once */
     ts_photo *shrunk = NULL; /* the photo being rendered, decoded shrunk (decode_shrink) */
     /* Everything the user asked for is validated before any work starts. */
-    for (int i = 0; i < o.n_styles; i++) {
-        ts_status st = ts_style_load(ctx, o.styles[i], &styles[i]);
-        if (!st) st = override(ctx, styles[i], &o);
+    for (int i = 0; i < o->n_styles; i++) {
+        ts_status st = ts_style_load(ctx, o->styles[i], &styles[i]);
+        if (!st) st = override(ctx, styles[i], o);
         if (st) {
             rc = cli_fail(st, "%s", ts_ctx_error(ctx));
             goto done;
@@ -512,16 +498,16 @@ int cmd_make(int argc, char **argv) {
      * lets one framed canvas serve several looks: the cache keeps the last canvas, and its
      * reading for the identity gate, so outputs with the same crop are made one after the other.
      * A --crop the frame stage does not take fails here, before anything is written. */
-    ts_status ost = render_order(ctx, styles, o.n_styles, &o, &slots, &total);
+    ts_status ost = render_order(ctx, styles, o->n_styles, o, &slots, &total);
     if (ost) {
         rc = cli_fail(ost, "%s", ts_ctx_error(ctx));
         goto done;
     }
-    if ((rc = inputs_safe(&o, styles, slots, total)) != 0 || (rc = cli_make_dir(o.dir)) != 0)
+    if ((rc = inputs_safe(o, styles, slots, total)) != 0 || (rc = cli_make_dir(o->dir)) != 0)
         goto done;
     int n_ok = 0;
-    for (int i = 0; i < o.n_photos; i++) {
-        ts_status st = ts_photo_open(ctx, o.photos[i], &photos[i]);
+    for (int i = 0; i < o->n_photos; i++) {
+        ts_status st = ts_photo_open(ctx, o->photos[i], &photos[i]);
         if (st) {
             int code = cli_fail(st, "%s", ts_ctx_error(ctx));
             if (!rc) rc = code;
@@ -532,17 +518,17 @@ int cmd_make(int argc, char **argv) {
     if (!n_ok) goto done;
     /* (decoded here, beside the models' loading, not after it: detection asks for its model
      * first) */
-    for (int i = 0; i < o.n_photos; i++)
+    for (int i = 0; i < o->n_photos; i++)
         if (photos[i]) ts_photo_analysis(ctx, photos[i], NULL);
     char reason[300] = "";
-    if (n_ok > 1) progress("trueshot: grading %d photos...", n_ok);
-    int best = pick_best(ctx, photos, o.n_photos, graded, reason, sizeof reason);
-    for (int pi = 0; pi < o.n_photos; pi++) {
-        if (!photos[pi] || (!o.all && pi != best)) continue;
+    if (n_ok > 1) cli_progress("trueshot: grading %d photos...", n_ok);
+    int best = pick_best(ctx, photos, o->n_photos, graded, reason, sizeof reason);
+    for (int pi = 0; pi < o->n_photos; pi++) {
+        if (!photos[pi] || (!o->all && pi != best)) continue;
         double t0 = now_s();
         ts_photo *orig = photos[pi], *p = orig;
-        const char *stem = o.stems[pi];
-        progress("trueshot: %s: finding the face...", stem);
+        const char *stem = o->stems[pi];
+        cli_progress("trueshot: %s: finding the face...", stem);
         /* A face the photo cuts beside it or under the chin, or a thumbnail's: every look would
          * refuse it (frame), so it is said once, before the cut-out is made. (A photo without a
          * face is said by ts_render_prepare.) */
@@ -550,8 +536,8 @@ int cmd_make(int argc, char **argv) {
         ts_status refused =
             ts_photo_subject(ctx, orig, &subj) == TS_OK ? ts_frame_refusal(ctx, orig, subj) : TS_OK;
         if (refused == TS_ERR_FRAMING || refused == TS_ERR_FACE_SMALL) {
-            progress(NULL);
-            int code = cli_fail(refused, "%s: %s", o.photos[pi], ts_ctx_error(ctx));
+            cli_progress(NULL);
+            int code = cli_fail(refused, "%s: %s", o->photos[pi], ts_ctx_error(ctx));
             if (!rc) rc = code;
             continue;
         }
@@ -559,7 +545,7 @@ int cmd_make(int argc, char **argv) {
          * grade) */
         ts_photo_unref(shrunk), shrunk = NULL;
         int k = decode_shrink(ctx, orig, slots, total);
-        if (k > 1 && ts_photo_open_shrunk(ctx, o.photos[pi], k, &shrunk) == TS_OK) {
+        if (k > 1 && ts_photo_open_shrunk(ctx, o->photos[pi], k, &shrunk) == TS_OK) {
             p = shrunk;
             /* the face found on the file, not looked for again on the same pixels */
             ts_photo_adopt_analysis(ctx, shrunk, orig);
@@ -567,23 +553,23 @@ int cmd_make(int argc, char **argv) {
         const ts_face_analysis *face;
         ts_matte *matte = NULL;
         ts_verify_floor floor = {0};
-        progress("trueshot: %s: cutting out the person...", stem);
+        cli_progress("trueshot: %s: cutting out the person...", stem);
         ts_status st = ts_render_prepare(ctx, p, &face, &matte, &floor);
-        progress(NULL);
+        cli_progress(NULL);
         if (st) {
             int code = cli_fail(st, "%s", ts_ctx_error(ctx));
             if (!rc) rc = code;
             ts_matte_free(matte);
             continue;
         }
-        if (o.n_photos > 1 && !o.all)
-            fprintf(stderr, "trueshot: using %s%s%s\n", o.photos[pi], reason[0] ? ": " : "",
+        if (o->n_photos > 1 && !o->all)
+            fprintf(stderr, "trueshot: using %s%s%s\n", o->photos[pi], reason[0] ? ": " : "",
                     reason);
         /* The report's pictures (edit maps, the photo's preview) go in a folder of their own, so
          * the output folder holds the headshots, the contact sheet and the report; made once there
          * is something to render (bad input leaves no folder behind). */
         char assets[1100];
-        snprintf(assets, sizeof assets, "%s/" MAKE_REPORT_FILES, o.dir);
+        snprintf(assets, sizeof assets, "%s/" MAKE_REPORT_FILES, o->dir);
         struct stat as;
         if ((mkdir(assets, 0755) != 0 && errno != EEXIST) ||
             (stat(assets, &as) == 0 && !S_ISDIR(as.st_mode) && (errno = ENOTDIR))) {
@@ -599,10 +585,10 @@ int cmd_make(int argc, char **argv) {
             make_output *out = &outs[slots[j].index];
             int si = slots[j].style;
             /* A style given as a path is named by its file name. */
-            stem_of(o.styles[si], out->look, sizeof out->look);
+            stem_of(o->styles[si], out->look, sizeof out->look);
             if (cli_tty())
                 fprintf(stderr, "\rtrueshot: rendering %d/%d: %-40s", j + 1, total, out->look);
-            st = render_one(ctx, p, face, matte, styles[si], &slots[j], &o, stem, &floor, cache,
+            st = render_one(ctx, p, face, matte, styles[si], &slots[j], o, stem, &floor, cache,
                             j == n - 1, out);
             if (st) {
                 if (cli_tty()) fputc('\n', stderr);
@@ -624,10 +610,10 @@ int cmd_make(int argc, char **argv) {
         }
         /* several photos rendered (--all): each its own report and sheet */
         char prefix[300] = "";
-        if (o.all && n_ok > 1) snprintf(prefix, sizeof prefix, "%s-", stem);
-        make_report r = {.photo = o.photos[pi],
+        if (o->all && n_ok > 1) snprintf(prefix, sizeof prefix, "%s-", stem);
+        make_report r = {.photo = o->photos[pi],
                          .prefix = prefix,
-                         .why = reason[0] && !o.all ? reason : NULL,
+                         .why = reason[0] && !o->all ? reason : NULL,
                          .noise_floor = floor.mean,
                          .outputs = outs,
                          .n_outputs = n,
@@ -638,8 +624,9 @@ int cmd_make(int argc, char **argv) {
             fprintf(stderr,
                     "trueshot: note: %s is upside down (its orientation was lost on the way); the "
                     "headshots are made from it turned the right way up\n",
-                    o.photos[pi]);
-        snprintf(r.preview, sizeof r.preview, "%s/" MAKE_REPORT_FILES "/%s-photo.jpg", o.dir, stem);
+                    o->photos[pi]);
+        snprintf(r.preview, sizeof r.preview, "%s/" MAKE_REPORT_FILES "/%s-photo.jpg", o->dir,
+                 stem);
         make_write_preview(&r, ts_photo_width(orig), ts_photo_height(orig));
         /* the photo's grade and tips for next time (its analysis is cached on the photo) */
         if (!graded[pi] && ts_photo_check(ctx, orig, NULL, &graded[pi]) != TS_OK) graded[pi] = NULL;
@@ -659,7 +646,7 @@ int cmd_make(int argc, char **argv) {
                     "trueshot: note: the photo is enlarged up to %.1fx, so these headshots are "
                     "soft at full size; a photo taken closer, or at full resolution, gives sharp "
                     "ones (see %s/%sreport.html)\n",
-                    most, o.dir, prefix);
+                    most, o->dir, prefix);
         int failed = 0;
         ts_status why = TS_OK;
         for (int k = 0; k < n; k++) {
@@ -684,18 +671,18 @@ int cmd_make(int argc, char **argv) {
             }
         }
         char sheet[1100];
-        snprintf(sheet, sizeof sheet, "%s/%sreport.html", o.dir, prefix);
+        snprintf(sheet, sizeof sheet, "%s/%sreport.html", o->dir, prefix);
         int sheet_rc = -1;
-        if (make_write_report(&r, o.dir) != 0 ||
-            (sheet_rc = make_write_contact_sheet(&r, o.dir)) < 0) {
-            rc = cli_fail(TS_ERR_WRITE, "cannot write the report in %s", o.dir);
+        if (make_write_report(&r, o->dir) != 0 ||
+            (sheet_rc = make_write_contact_sheet(&r, o->dir)) < 0) {
+            rc = cli_fail(TS_ERR_WRITE, "cannot write the report in %s", o->dir);
         } else {
-            if (sheet_rc == 0) printf("%s/%scontact-sheet.jpg\n", o.dir, prefix);
+            if (sheet_rc == 0) printf("%s/%scontact-sheet.jpg\n", o->dir, prefix);
             printf("%s\n", sheet);
         }
         if (failed == n && n > 0)
             fprintf(
-                stderr, "trueshot: no headshot was written from %s (%s); see %s\n", o.photos[pi],
+                stderr, "trueshot: no headshot was written from %s (%s); see %s\n", o->photos[pi],
                 why == TS_ERR_IDENTITY ? "every look failed the identity check" : "errors", sheet);
         if (failed && !rc) rc = ts_status_exit_code(why ? why : TS_ERR_INTERNAL);
         ts_matte_free(matte);
@@ -703,10 +690,19 @@ int cmd_make(int argc, char **argv) {
 done:
     free(outs);
     free(slots);
-    for (int i = 0; i < o.n_styles; i++) ts_style_free(styles[i]);
-    for (int i = 0; i < o.n_photos; i++) ts_check_report_free(graded[i]);
+    for (int i = 0; i < o->n_styles; i++) ts_style_free(styles[i]);
+    for (int i = 0; i < o->n_photos; i++) ts_check_report_free(graded[i]);
     ts_photo_unref(shrunk);
-    for (int i = 0; i < o.n_photos; i++) ts_photo_unref(photos[i]);
+    for (int i = 0; i < o->n_photos; i++) ts_photo_unref(photos[i]);
     ts_ctx_free(ctx);
+    return rc;
+}
+
+int cmd_make(int argc, char **argv) {
+    make_opts *o = calloc(1, sizeof *o);
+    if (!o) return cli_fail(TS_ERR_NOMEM, "out of memory");
+    int rc = make_main(argc, argv, o);
+    for (int i = 0; i < o->n_folders; i++) cli_folder_free(&o->folders[i]);
+    free(o);
     return rc;
 }

@@ -290,9 +290,11 @@ static void t_small_face_in_panorama(void **state) {
     VipsImage *in = vips_image_new_from_file(ts_test_photo("grace_hopper.jpg"), NULL), *big = NULL;
     assert_non_null(in);
     double grey[3] = {96, 104, 112};
+    VipsArrayDouble *bg = vips_array_double_new(grey, 3);
     assert_int_equal(vips_embed(in, &big, 2000, 100, 6000, 800, "extend", VIPS_EXTEND_BACKGROUND,
-                                "background", vips_array_double_new(grey, 3), NULL),
+                                "background", bg, NULL),
                      0);
+    vips_area_unref(VIPS_AREA(bg));
     assert_int_equal(vips_pngsave(big, path, NULL), 0);
     g_object_unref(in), g_object_unref(big);
     ts_check_report *alone = check_path(ts_test_photo("grace_hopper.jpg"));

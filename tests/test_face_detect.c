@@ -215,9 +215,11 @@ static int detect_placed(ts_ctx *ctx, int W, int H, int x, int y, ts_face_box *f
     VipsImage *im = vips_image_new_from_file(path, NULL), *big = NULL;
     assert_non_null(im);
     double grey[3] = {96, 104, 112};
-    assert_int_equal(vips_embed(im, &big, x, y, W, H, "extend", VIPS_EXTEND_BACKGROUND,
-                                "background", vips_array_double_new(grey, 3), NULL),
-                     0);
+    VipsArrayDouble *bg = vips_array_double_new(grey, 3);
+    assert_int_equal(
+        vips_embed(im, &big, x, y, W, H, "extend", VIPS_EXTEND_BACKGROUND, "background", bg, NULL),
+        0);
+    vips_area_unref(VIPS_AREA(bg));
     snprintf(out, sizeof out, "%s/placed-%dx%d.png", tmpdir, W, H);
     assert_int_equal(vips_image_write_to_file(big, out, NULL), 0);
     g_object_unref(im), g_object_unref(big);

@@ -206,15 +206,11 @@ static int weighted_nms(ts_face_box *cand, int nc, ts_face_box *out, int cap) {
  * candidates from parts need the full-range model's 0.6. */
 #define TILE_MIN_SCORE 0.6f
 
-/* Starts of squares of side t covering [0, len) with a step of at most t / 2. */
+/* Starts of squares of side t covering [0, len) with a step of at most t / 2, in at (filled
+ * only when they are cap or fewer); returns how many there are. */
 static int tile_starts(double len, double t, double *at, int cap) {
-    if (t >= len) {
-        at[0] = 0;
-        return 1;
-    }
-    int k = (int)ceil((len - t) / (t / 2)) + 1;
-    k = k > cap ? cap : k;
-    for (int i = 0; i < k; i++) at[i] = k > 1 ? (len - t) * i / (k - 1) : 0;
+    int k = t >= len ? 1 : (int)ceil((len - t) / (t / 2)) + 1;
+    for (int i = 0; i < k && k <= cap; i++) at[i] = k > 1 ? (len - t) * i / (k - 1) : 0;
     return k;
 }
 
@@ -227,10 +223,12 @@ static int tiles_of(const ts_photo *p, double (*tiles)[4], int cap) {
     for (int level = 0; level < 2; level++) {
         double t = level == 0 ? shorter : shorter / 2;
         if (level == 0 && longer < 1.5 * shorter) continue; /* one square: the whole photo */
-        double xs[16], ys[16];
-        int nx = tile_starts(W, t, xs, 16), ny = tile_starts(H, t, ys, 16);
+        double xs[TILE_MAX], ys[TILE_MAX];
+        int nx = tile_starts(W, t, xs, TILE_MAX), ny = tile_starts(H, t, ys, TILE_MAX);
+        if (nx > TILE_MAX || ny > TILE_MAX || n + nx * ny > cap)
+            continue; /* (a level is searched whole or not at all) */
         for (int j = 0; j < ny; j++)
-            for (int i = 0; i < nx && n < cap; i++)
+            for (int i = 0; i < nx; i++)
                 tiles[n][0] = xs[i], tiles[n][1] = ys[j], tiles[n][2] = tiles[n][3] = t, n++;
     }
     return n;
