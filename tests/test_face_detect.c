@@ -149,22 +149,38 @@ static double compare(const ts_face_box *a, int na, const ts_face_box *b, int nb
     return worst;
 }
 
+/* The development photo's pixels (EXIF orientation applied), a new image. */
+static VipsImage *photo_image(const char *photo) {
+    char path[1200];
+    photo_path(path, sizeof path, photo);
+    VipsImage *im = vips_image_new_from_file(path, NULL), *rot = NULL;
+    assert_non_null(im);
+    assert_int_equal(vips_autorot(im, &rot, NULL), 0);
+    g_object_unref(im);
+    return rot;
+}
+
+/* Writes t (taken) to tmpdir/name and detects on that file. */
+static int detect_written(ts_ctx *ctx, VipsImage *t, const char *name, ts_face_box *f) {
+    char out[600];
+    snprintf(out, sizeof out, "%s/%s", tmpdir, name);
+    assert_int_equal(vips_image_write_to_file(t, out, NULL), 0);
+    g_object_unref(t);
+    return detect_path(ctx, out, f, NULL, NULL);
+}
+
 /* Writes a transformed copy of photo (EXIF orientation applied first) and detects on it. */
 static int detect_transformed(ts_ctx *ctx, const char *photo, bool mirror, double scale,
                               ts_face_box *f) {
-    char path[1200], out[600];
-    photo_path(path, sizeof path, photo);
-    VipsImage *im = vips_image_new_from_file(path, NULL), *rot = NULL, *t = NULL;
-    assert_non_null(im);
-    assert_int_equal(vips_autorot(im, &rot, NULL), 0);
+    char name[300];
+    VipsImage *rot = photo_image(photo), *t = NULL;
     if (mirror)
         assert_int_equal(vips_flip(rot, &t, VIPS_DIRECTION_HORIZONTAL, NULL), 0);
     else
         assert_int_equal(vips_resize(rot, &t, scale, NULL), 0);
-    snprintf(out, sizeof out, "%s/%s-%s.png", tmpdir, mirror ? "mirror" : "half", photo);
-    assert_int_equal(vips_image_write_to_file(t, out, NULL), 0);
-    g_object_unref(im), g_object_unref(rot), g_object_unref(t);
-    return detect_path(ctx, out, f, NULL, NULL);
+    g_object_unref(rot);
+    snprintf(name, sizeof name, "%s-%s.png", mirror ? "mirror" : "half", photo);
+    return detect_written(ctx, t, name, f);
 }
 
 static void t_transforms(void **state) {
@@ -210,27 +226,24 @@ static void t_transforms(void **state) {
 
 /* grace_hopper placed at (x, y) on a flat W x H grey photo, written to a PNG; the faces found. */
 static int detect_placed(ts_ctx *ctx, int W, int H, int x, int y, ts_face_box *f) {
-    char path[1200], out[600];
-    photo_path(path, sizeof path, "grace_hopper.jpg");
-    VipsImage *im = vips_image_new_from_file(path, NULL), *big = NULL;
-    assert_non_null(im);
+    char name[64];
+    VipsImage *im = photo_image("grace_hopper.jpg"), *big = NULL;
     double grey[3] = {96, 104, 112};
     VipsArrayDouble *bg = vips_array_double_new(grey, 3);
     assert_int_equal(
         vips_embed(im, &big, x, y, W, H, "extend", VIPS_EXTEND_BACKGROUND, "background", bg, NULL),
         0);
     vips_area_unref(VIPS_AREA(bg));
-    snprintf(out, sizeof out, "%s/placed-%dx%d.png", tmpdir, W, H);
-    assert_int_equal(vips_image_write_to_file(big, out, NULL), 0);
-    g_object_unref(im), g_object_unref(big);
-    return detect_path(ctx, out, f, NULL, NULL);
+    g_object_unref(im);
+    snprintf(name, sizeof name, "placed-%dx%d.png", W, H);
+    return detect_written(ctx, big, name, f);
 }
 
 /* A face too small for the detectors' view of the whole photo is found by the search over its
- * parts (detect.c, TILE_FROM): grace_hopper's face (about 200 px wide) in a 6000 x 800 panorama
- * and in a 4000 x 3000 photo, where the whole-photo pass alone finds nothing (checked below on
- * the same face at a size under TILE_FROM, where no parts are searched: there it is large
- * enough to be found whole). Its box lands where her face is. */
+ * parts (detect.c, TILE_FROM): grace_hopper's face (about 200 px wide, found whole in her own
+ * photo) in 6000 x 800, 800 x 6000 and 4000 x 3000 grey photos, where the whole-photo pass
+ * alone finds nothing (this test fails on the build before the search: no face in each). Found
+ * once, its box where her face was placed. */
 static void t_small_in_large(void **state) {
     (void)state;
     ts_ctx *ctx;
